@@ -1,0 +1,1 @@
+//! Configuration kinds, loading and validation.

@@ -1,0 +1,251 @@
+//! What a Service asks of the allocator, already parsed from whatever form it came in.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use super::range::Family;
+use crate::labels::Labels;
+use crate::names::{PoolName, ServiceKey};
+
+/// A transport protocol of a Service port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Protocol {
+    /// TCP.
+    #[serde(rename = "TCP")]
+    Tcp,
+    /// UDP.
+    #[serde(rename = "UDP")]
+    Udp,
+    /// SCTP.
+    #[serde(rename = "SCTP")]
+    Sctp,
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::Tcp => "TCP",
+            Protocol::Udp => "UDP",
+            Protocol::Sctp => "SCTP",
+        })
+    }
+}
+
+/// A port a Service exposes: what two Services sharing an address must not both use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Port {
+    /// The port number.
+    pub port: u16,
+    /// The protocol.
+    pub protocol: Protocol,
+}
+
+impl Port {
+    /// A TCP port.
+    pub fn tcp(port: u16) -> Self {
+        Self {
+            port,
+            protocol: Protocol::Tcp,
+        }
+    }
+
+    /// A UDP port.
+    pub fn udp(port: u16) -> Self {
+        Self {
+            port,
+            protocol: Protocol::Udp,
+        }
+    }
+}
+
+impl fmt::Display for Port {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.port, self.protocol)
+    }
+}
+
+/// Kubernetes' `spec.ipFamilyPolicy`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum FamilyPolicy {
+    /// One address, of the first family.
+    #[default]
+    SingleStack,
+    /// Both families if the pool has both, else one.
+    PreferDualStack,
+    /// Both families, or nothing.
+    RequireDualStack,
+}
+
+impl fmt::Display for FamilyPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FamilyPolicy::SingleStack => "SingleStack",
+            FamilyPolicy::PreferDualStack => "PreferDualStack",
+            FamilyPolicy::RequireDualStack => "RequireDualStack",
+        })
+    }
+}
+
+/// Kubernetes' `spec.externalTrafficPolicy`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum TrafficPolicy {
+    /// Any node may take traffic and forward it.
+    #[default]
+    Cluster,
+    /// Only nodes with a local endpoint take traffic; the client address is kept.
+    Local,
+}
+
+/// The families a Service wants, in order: the first is the primary.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Families {
+    policy: FamilyPolicy,
+    order: Vec<Family>,
+}
+
+/// Why a family request makes no sense.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FamiliesError {
+    /// A family is listed twice.
+    #[error("ipFamilies lists {0} twice")]
+    Duplicate(Family),
+    /// SingleStack with two families.
+    #[error("ipFamilyPolicy SingleStack allows one entry in ipFamilies, not two")]
+    TwoForSingleStack,
+    /// RequireDualStack with one family given explicitly is fine; none given means both.
+    #[error("ipFamilies must not be empty")]
+    Empty,
+}
+
+impl Families {
+    /// A family request. `order` may hold one or two families; with a dual-stack policy and one
+    /// family, the other follows it.
+    pub fn new(policy: FamilyPolicy, order: &[Family]) -> Result<Self, FamiliesError> {
+        let mut order = order.to_vec();
+        match order.as_slice() {
+            [] => return Err(FamiliesError::Empty),
+            [a, b] if a == b => return Err(FamiliesError::Duplicate(*a)),
+            [_, _] if policy == FamilyPolicy::SingleStack => {
+                return Err(FamiliesError::TwoForSingleStack)
+            }
+            [a] if policy != FamilyPolicy::SingleStack => {
+                let other = match a {
+                    Family::V4 => Family::V6,
+                    Family::V6 => Family::V4,
+                };
+                order.push(other);
+            }
+            _ => {}
+        }
+        Ok(Self { policy, order })
+    }
+
+    /// IPv4 single-stack, Kubernetes' default on most clusters.
+    pub fn ipv4() -> Self {
+        Self {
+            policy: FamilyPolicy::SingleStack,
+            order: vec![Family::V4],
+        }
+    }
+
+    /// IPv6 single-stack.
+    pub fn ipv6() -> Self {
+        Self {
+            policy: FamilyPolicy::SingleStack,
+            order: vec![Family::V6],
+        }
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> FamilyPolicy {
+        self.policy
+    }
+
+    /// The families in order of preference; the first is the primary.
+    pub fn order(&self) -> &[Family] {
+        &self.order
+    }
+
+    /// The primary family.
+    pub fn primary(&self) -> Family {
+        // `new` refuses an empty order and the constructors give one family at least.
+        self.order[0]
+    }
+}
+
+/// The sharing key of `allow-shared-ip`: Services with the same key may share an address.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SharingKey(String);
+
+impl SharingKey {
+    /// A sharing key; an empty string means no sharing, so it gives `None`.
+    pub fn new(key: impl Into<String>) -> Option<Self> {
+        let key = key.into();
+        (!key.is_empty()).then_some(Self(key))
+    }
+
+    /// The key.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SharingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
+}
+
+/// Everything the allocator needs to decide for one Service.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllocationRequest {
+    /// The Service.
+    pub service: ServiceKey,
+    /// Its ports: two Services sharing an address must not both use one.
+    pub ports: Vec<Port>,
+    /// Which families, in which order.
+    pub families: Families,
+    /// Addresses asked for by name (`spec.loadBalancerIP` or the `loadBalancerIPs` annotation),
+    /// at most one per family.
+    pub addresses: Vec<IpAddr>,
+    /// The pool asked for (`address-pool` annotation).
+    pub pool: Option<PoolName>,
+    /// The `allow-shared-ip` key.
+    pub sharing_key: Option<SharingKey>,
+    /// `spec.externalTrafficPolicy`.
+    pub traffic_policy: TrafficPolicy,
+    /// `spec.selector`: with the Local policy, sharers must select the same pods.
+    pub selector: BTreeMap<String, String>,
+    /// The labels of the Service's namespace (for `serviceAllocation.namespaceSelectors`).
+    pub namespace_labels: Labels,
+    /// The Service's own labels (for `serviceAllocation.serviceSelectors`).
+    pub service_labels: Labels,
+}
+
+impl AllocationRequest {
+    /// The simplest request: an IPv4 address for a Service with these ports.
+    pub fn new(service: ServiceKey, ports: Vec<Port>) -> Self {
+        Self {
+            service,
+            ports,
+            families: Families::ipv4(),
+            addresses: Vec::new(),
+            pool: None,
+            sharing_key: None,
+            traffic_policy: TrafficPolicy::Cluster,
+            selector: BTreeMap::new(),
+            namespace_labels: Labels::new(),
+            service_labels: Labels::new(),
+        }
+    }
+
+    /// What must match between two Services that share an address besides the key: with the
+    /// Local policy, the pods they select (traffic arrives only where those pods run).
+    pub(crate) fn backend(&self) -> Option<&BTreeMap<String, String>> {
+        (self.traffic_policy == TrafficPolicy::Local).then_some(&self.selector)
+    }
+}

@@ -1,0 +1,9 @@
+//! ironlb: a load balancer for bare-metal Kubernetes.
+//!
+//! This crate holds the configuration model ([`config`]), the pure address allocator
+//! ([`ipam`]) and the names and label selectors they share.
+
+pub mod config;
+pub mod ipam;
+pub mod labels;
+pub mod names;
