@@ -14,3 +14,10 @@ pub use request::{
     AllocationRequest, Families, FamiliesError, FamilyPolicy, Port, Protocol, SharingKey,
     TrafficPolicy,
 };
+pub use allocator::{
+    Allocation, Allocator, Decision, Explanation, PoolsError, Recheck, ReserveError, Why,
+};
+pub use refusal::{Conflict, PoolRejection, Refusal, RequestError};
+
+mod allocator;
+mod refusal;

@@ -243,9 +243,11 @@ impl AddrRange {
 impl fmt::Display for AddrRange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.start == self.end {
-            write!(f, "{}", self.start)
-        } else {
-            write!(f, "{}-{}", self.start, self.end)
+            return write!(f, "{}", self.start);
+        }
+        match self.cidrs().as_slice() {
+            [one] => write!(f, "{one}"),
+            _ => write!(f, "{}-{}", self.start, self.end),
         }
     }
 }

@@ -1,0 +1,1010 @@
+//! The allocator's state and its operations: allocate, release, reserve, adopt, reconfigure,
+//! explain.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use super::pool::{Pool, PoolSpec, PoolStats};
+use super::range::{AddrRange, Family};
+use super::refusal::{Conflict, PoolRejection, Refusal, RequestError};
+use super::request::{AllocationRequest, FamilyPolicy, SharingKey};
+use crate::names::{PoolName, ServiceKey};
+
+/// What a Service holds: the request it was granted for, the pool and the addresses.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Allocation {
+    /// The request as last granted (kept to re-check it when the configuration changes).
+    pub request: AllocationRequest,
+    /// The pool the addresses come from.
+    pub pool: PoolName,
+    /// The addresses, the primary family's first.
+    pub addresses: Vec<IpAddr>,
+}
+
+/// How an address was chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Why {
+    /// The Service asked for it.
+    Requested,
+    /// It is reserved for the Service.
+    Reserved,
+    /// Another Service with the same sharing key holds it and the two fit together.
+    Shared,
+    /// The lowest free address of the pool.
+    LowestFree,
+    /// The Service already held it.
+    Kept,
+}
+
+impl fmt::Display for Why {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Why::Requested => "requested",
+            Why::Reserved => "reserved for it",
+            Why::Shared => "shared under its sharing key",
+            Why::LowestFree => "lowest free address",
+            Why::Kept => "already held",
+        })
+    }
+}
+
+/// A decision the allocator can carry out.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    /// The pool.
+    pub pool: PoolName,
+    /// The addresses and why each, primary family first.
+    pub picks: Vec<(IpAddr, Why)>,
+    /// Pools tried first and passed over, and why.
+    pub skipped: Vec<(PoolName, PoolRejection)>,
+}
+
+impl Decision {
+    fn addresses(&self) -> Vec<IpAddr> {
+        self.picks.iter().map(|(a, _)| *a).collect()
+    }
+}
+
+/// The answer of [`Allocator::explain`]: what an allocation would do, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Explanation {
+    /// The Service.
+    pub service: ServiceKey,
+    /// The decision, or why there is none.
+    pub outcome: Result<Decision, Refusal>,
+}
+
+impl fmt::Display for Explanation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.outcome {
+            Ok(d) => {
+                let picks = d
+                    .picks
+                    .iter()
+                    .map(|(a, why)| format!("{a} ({why})"))
+                    .collect::<Vec<_>>()
+                    .join(" and ");
+                let verb = if d.picks.iter().all(|(_, w)| *w == Why::Kept) {
+                    "keeps"
+                } else {
+                    "gets"
+                };
+                write!(f, "{} {verb} {picks} from pool {}", self.service, d.pool)?;
+                for (p, why) in &d.skipped {
+                    write!(f, "; pool {p} passed over: it {why}")?;
+                }
+                Ok(())
+            }
+            Err(r) => write!(f, "{} gets no address: {r}", self.service),
+        }
+    }
+}
+
+/// What a configuration change did to existing allocations.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recheck {
+    /// Allocations the new configuration still allows, unchanged.
+    pub kept: Vec<ServiceKey>,
+    /// Allocations still allowed whose addresses now belong to a pool of another name (a
+    /// renamed or split pool): the addresses stay, the pool is updated.
+    pub rehomed: Vec<(ServiceKey, PoolName, PoolName)>,
+    /// Allocations the new configuration forbids, and why. They keep their addresses (so no one
+    /// else can take them) until they are released or allocated again.
+    pub forbidden: Vec<(ServiceKey, Refusal)>,
+}
+
+/// Why a set of pools cannot be installed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PoolsError {
+    /// Two pools share a name.
+    #[error("pool {0} is defined twice")]
+    DuplicateName(PoolName),
+    /// Two ranges overlap.
+    #[error("{first} of pool {first_pool} overlaps {second} of pool {second_pool}")]
+    Overlap {
+        /// One range.
+        first: AddrRange,
+        /// Its pool.
+        first_pool: PoolName,
+        /// The other range.
+        second: AddrRange,
+        /// Its pool.
+        second_pool: PoolName,
+    },
+}
+
+/// Why a reservation cannot be made or removed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ReserveError {
+    /// The address is in no pool.
+    #[error("{0} is not in any pool")]
+    NotInAnyPool(IpAddr),
+    /// The address is reserved for another Service.
+    #[error("{addr} is already reserved for {holder}")]
+    ReservedForOther {
+        /// The address.
+        addr: IpAddr,
+        /// Who holds the reservation.
+        holder: ServiceKey,
+    },
+    /// Another Service holds the address now.
+    #[error("{addr} is held by {holder}")]
+    HeldByOther {
+        /// The address.
+        addr: IpAddr,
+        /// Who holds it.
+        holder: ServiceKey,
+    },
+    /// There is no reservation to remove.
+    #[error("{0} is not reserved")]
+    NotReserved(IpAddr),
+}
+
+/// The allocator: pools, who holds which address, and reservations.
+///
+/// Invariant: an address is in its pool's free set exactly when the pool hands it out, no
+/// Service holds it and it is not reserved.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Allocator {
+    pools: BTreeMap<PoolName, Pool>,
+    /// First address of each configured range -> (the range, its pool): finds an address's
+    /// pool in O(log ranges).
+    ranges: BTreeMap<IpAddr, (AddrRange, PoolName)>,
+    services: BTreeMap<ServiceKey, Allocation>,
+    holders: BTreeMap<IpAddr, BTreeSet<ServiceKey>>,
+    reservations: BTreeMap<IpAddr, ServiceKey>,
+    reserved_by: BTreeMap<ServiceKey, BTreeSet<IpAddr>>,
+    /// Addresses held under each sharing key, to find a sharable address without a scan.
+    shared: BTreeMap<SharingKey, BTreeSet<IpAddr>>,
+}
+
+impl Allocator {
+    /// An allocator with no pools.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An allocator with these pools.
+    pub fn with_pools(pools: Vec<PoolSpec>) -> Result<Self, PoolsError> {
+        let mut a = Self::new();
+        a.set_pools(pools)?;
+        Ok(a)
+    }
+
+    // ----- queries -----
+
+    /// The pool that hands out this address, if any.
+    pub fn pool_of(&self, addr: IpAddr) -> Option<&PoolName> {
+        let pool = self.pool_containing(addr)?;
+        self.pools
+            .get(pool)
+            .is_some_and(|p| p.spec.owns(addr))
+            .then_some(pool)
+    }
+
+    /// The pool whose ranges contain the address, even if it skips it as a .0/.255.
+    fn pool_containing(&self, addr: IpAddr) -> Option<&PoolName> {
+        let (_, (range, pool)) = self.ranges.range(..=addr).next_back()?;
+        range.contains(addr).then_some(pool)
+    }
+
+    /// A Service's allocation.
+    pub fn allocation(&self, service: &ServiceKey) -> Option<&Allocation> {
+        self.services.get(service)
+    }
+
+    /// Every allocation, by Service.
+    pub fn allocations(&self) -> impl Iterator<Item = (&ServiceKey, &Allocation)> {
+        self.services.iter()
+    }
+
+    /// How many Services hold addresses.
+    pub fn allocation_count(&self) -> usize {
+        self.services.len()
+    }
+
+    /// The Services holding an address.
+    pub fn holders(&self, addr: IpAddr) -> impl Iterator<Item = &ServiceKey> {
+        self.holders.get(&addr).into_iter().flatten()
+    }
+
+    /// Every held address and its holders.
+    pub fn held_addresses(&self) -> impl Iterator<Item = (&IpAddr, &BTreeSet<ServiceKey>)> {
+        self.holders.iter()
+    }
+
+    /// Every reservation.
+    pub fn reservations(&self) -> impl Iterator<Item = (&IpAddr, &ServiceKey)> {
+        self.reservations.iter()
+    }
+
+    /// The configured pools.
+    pub fn pools(&self) -> impl Iterator<Item = &PoolSpec> {
+        self.pools.values().map(|p| &p.spec)
+    }
+
+    /// Counts per pool and family.
+    pub fn stats(&self) -> BTreeMap<PoolName, PoolStats> {
+        self.pools
+            .iter()
+            .map(|(name, p)| {
+                let stats = PoolStats {
+                    ipv4: p.counts(Family::V4),
+                    ipv6: p.counts(Family::V6),
+                };
+                (name.clone(), stats)
+            })
+            .collect()
+    }
+
+    // ----- configuration -----
+
+    /// Installs a new set of pools and re-checks every allocation against it: what the new
+    /// pools still allow is kept with its addresses; what they forbid is listed (and keeps its
+    /// addresses until released). Reservations are kept even outside every pool, so that
+    /// bringing a pool back brings them back.
+    pub fn set_pools(&mut self, specs: Vec<PoolSpec>) -> Result<Recheck, PoolsError> {
+        let mut pools = BTreeMap::new();
+        let mut ranges: BTreeMap<IpAddr, (AddrRange, PoolName)> = BTreeMap::new();
+        for spec in specs {
+            for r in &spec.ranges {
+                // Ranges are disjoint, so an overlap shows against a neighbour in start order.
+                let before = ranges.range(..=r.start()).next_back();
+                let after = ranges.range(r.start()..).next();
+                for (_, (other, p)) in before.into_iter().chain(after) {
+                    if other.overlaps(r) {
+                        return Err(PoolsError::Overlap {
+                            first: *other,
+                            first_pool: p.clone(),
+                            second: *r,
+                            second_pool: spec.name.clone(),
+                        });
+                    }
+                }
+                ranges.insert(r.start(), (*r, spec.name.clone()));
+            }
+            let name = spec.name.clone();
+            if pools.insert(name.clone(), Pool::new(spec)).is_some() {
+                return Err(PoolsError::DuplicateName(name));
+            }
+        }
+        self.pools = pools;
+        self.ranges = ranges;
+        let taken: Vec<IpAddr> = self
+            .holders
+            .keys()
+            .chain(self.reservations.keys())
+            .copied()
+            .collect();
+        for addr in taken {
+            if let Some(pool) = self.pool_of(addr).cloned() {
+                if let Some(p) = self.pools.get_mut(&pool) {
+                    p.take(addr);
+                }
+            }
+        }
+        let mut recheck = Recheck::default();
+        let keys: Vec<ServiceKey> = self.services.keys().cloned().collect();
+        for key in keys {
+            let Some(alloc) = self.services.get(&key) else {
+                continue;
+            };
+            match self.permits(alloc, &alloc.request) {
+                Ok(pool) if pool == alloc.pool => recheck.kept.push(key),
+                Ok(pool) => {
+                    let old = alloc.pool.clone();
+                    if let Some(a) = self.services.get_mut(&key) {
+                        a.pool = pool.clone();
+                    }
+                    recheck.rehomed.push((key, old, pool));
+                }
+                Err(why) => {
+                    // Keep the record of which pool the addresses lie in now, if one.
+                    let owners: BTreeSet<Option<&PoolName>> =
+                        alloc.addresses.iter().map(|a| self.pool_of(*a)).collect();
+                    if let [Some(owner)] = owners.into_iter().collect::<Vec<_>>().as_slice() {
+                        let owner = (*owner).clone();
+                        if let Some(a) = self.services.get_mut(&key) {
+                            a.pool = owner;
+                        }
+                    }
+                    recheck.forbidden.push((key, why));
+                }
+            }
+        }
+        Ok(recheck)
+    }
+
+    // ----- allocation -----
+
+    /// Decides and records addresses for a Service. A Service that already holds addresses
+    /// the request still allows keeps them (and a PreferDualStack Service holding one family
+    /// gains the other if its pool has one free); otherwise it moves to new ones in one step.
+    /// On refusal nothing changes.
+    pub fn allocate(&mut self, req: AllocationRequest) -> Result<&Allocation, Refusal> {
+        let decision = self.decide(&req)?;
+        Ok(self.commit(req, decision))
+    }
+
+    /// What [`Allocator::allocate`] would do, and why, without doing it.
+    pub fn explain(&self, req: &AllocationRequest) -> Explanation {
+        Explanation {
+            service: req.service.clone(),
+            outcome: self.decide(req),
+        }
+    }
+
+    /// Records addresses a Service already holds elsewhere (its status, after a migration or
+    /// the loss of all state), if the configuration allows them; never picks others.
+    pub fn adopt(
+        &mut self,
+        req: AllocationRequest,
+        addresses: &[IpAddr],
+    ) -> Result<&Allocation, Refusal> {
+        if let Some(existing) = self.services.get(&req.service) {
+            let same = sorted(&existing.addresses) == sorted(addresses);
+            if !same {
+                return Err(Refusal::AlreadyHolds {
+                    held: existing.addresses.clone(),
+                });
+            }
+        }
+        if !req.addresses.is_empty() && sorted(&req.addresses) != sorted(addresses) {
+            return Err(Refusal::NotTheRequestedAddresses {
+                held: addresses.to_vec(),
+            });
+        }
+        let pool = self.check_fixed(&req, addresses)?;
+        let decision = Decision {
+            pool,
+            picks: order_by_family(&req, addresses)
+                .into_iter()
+                .map(|a| (a, Why::Kept))
+                .collect(),
+            skipped: Vec::new(),
+        };
+        Ok(self.commit(req, decision))
+    }
+
+    /// Frees a Service's addresses (those reserved for it stay reserved). Returns what it held.
+    pub fn release(&mut self, service: &ServiceKey) -> Option<Allocation> {
+        let alloc = self.services.remove(service)?;
+        for addr in &alloc.addresses {
+            self.drop_holder(*addr, service, alloc.request.sharing_key.as_ref());
+        }
+        Some(alloc)
+    }
+
+    /// Reserves an address for a Service: no other Service can get it, and it stays reserved
+    /// when the Service is released or deleted. The Service gets it first when it next
+    /// allocates in that pool.
+    pub fn reserve(&mut self, addr: IpAddr, service: ServiceKey) -> Result<(), ReserveError> {
+        let pool = self
+            .pool_of(addr)
+            .cloned()
+            .ok_or(ReserveError::NotInAnyPool(addr))?;
+        if let Some(holder) = self.reservations.get(&addr) {
+            if *holder == service {
+                return Ok(());
+            }
+            return Err(ReserveError::ReservedForOther {
+                addr,
+                holder: holder.clone(),
+            });
+        }
+        if let Some(other) = self.holders(addr).find(|h| **h != service) {
+            return Err(ReserveError::HeldByOther {
+                addr,
+                holder: other.clone(),
+            });
+        }
+        if let Some(p) = self.pools.get_mut(&pool) {
+            p.take(addr);
+        }
+        self.reserved_by
+            .entry(service.clone())
+            .or_default()
+            .insert(addr);
+        self.reservations.insert(addr, service);
+        Ok(())
+    }
+
+    /// Removes a reservation; the address becomes free unless a Service holds it. Returns the
+    /// Service it was reserved for.
+    pub fn unreserve(&mut self, addr: IpAddr) -> Result<ServiceKey, ReserveError> {
+        let service = self
+            .reservations
+            .remove(&addr)
+            .ok_or(ReserveError::NotReserved(addr))?;
+        if let Some(set) = self.reserved_by.get_mut(&service) {
+            set.remove(&addr);
+            if set.is_empty() {
+                self.reserved_by.remove(&service);
+            }
+        }
+        if !self.holders.contains_key(&addr) {
+            self.put_back(addr);
+        }
+        Ok(service)
+    }
+
+    /// Checks every invariant of the state against a recount from scratch; used by tests and
+    /// whenever state is loaded from elsewhere. Returns the first violation found.
+    pub fn verify(&self) -> Result<(), String> {
+        for (key, alloc) in &self.services {
+            for addr in &alloc.addresses {
+                if !self.holders.get(addr).is_some_and(|h| h.contains(key)) {
+                    return Err(format!("{key} holds {addr} but is not among its holders"));
+                }
+                if let Some(pool) = self.pool_of(*addr) {
+                    if *pool != alloc.pool {
+                        return Err(format!(
+                            "{key} holds {addr} as from pool {}, but pool {pool} owns it",
+                            alloc.pool
+                        ));
+                    }
+                }
+            }
+        }
+        for (addr, holders) in &self.holders {
+            if holders.is_empty() {
+                return Err(format!("{addr} has an empty holder set"));
+            }
+            for h in holders {
+                if !self
+                    .services
+                    .get(h)
+                    .is_some_and(|a| a.addresses.contains(addr))
+                {
+                    return Err(format!("{h} is listed on {addr} but does not hold it"));
+                }
+            }
+            let reqs: Vec<&AllocationRequest> = holders
+                .iter()
+                .filter_map(|h| self.services.get(h).map(|a| &a.request))
+                .collect();
+            for (i, a) in reqs.iter().enumerate() {
+                for b in &reqs[..i] {
+                    let ok = a.sharing_key.is_some()
+                        && a.sharing_key == b.sharing_key
+                        && a.backend() == b.backend()
+                        && a.ports.iter().all(|p| !b.ports.contains(p));
+                    if !ok {
+                        return Err(format!(
+                            "{} and {} share {addr} against the sharing rules",
+                            a.service, b.service
+                        ));
+                    }
+                }
+            }
+            if let Some(owner) = self.reservations.get(addr) {
+                if holders.iter().any(|h| h != owner) {
+                    return Err(format!("{addr} is reserved for {owner} but held by others"));
+                }
+            }
+        }
+        for (name, pool) in &self.pools {
+            for family in Family::ALL {
+                let taken = self
+                    .holders
+                    .keys()
+                    .chain(self.reservations.keys().filter(|a| !self.holders.contains_key(a)))
+                    .filter(|a| Family::of(**a) == family && self.pool_of(**a) == Some(name))
+                    .count() as u128;
+                let c = pool.counts(family);
+                if c.in_use != taken {
+                    return Err(format!(
+                        "pool {name} {family}: counts say {} in use, recount says {taken}",
+                        c.in_use
+                    ));
+                }
+                let usable = pool.spec.usable()[family.index()].len();
+                if usable != c.total {
+                    return Err(format!("pool {name} {family}: total {} != {usable}", c.total));
+                }
+            }
+            for addr in self.holders.keys().chain(self.reservations.keys()) {
+                let n = super::range::to_u128(*addr);
+                if pool.free[Family::of(*addr).index()].contains(n) && pool.spec.owns(*addr) {
+                    return Err(format!("{addr} is taken but also free in pool {name}"));
+                }
+            }
+        }
+        let mut shared: BTreeMap<SharingKey, BTreeSet<IpAddr>> = BTreeMap::new();
+        for alloc in self.services.values() {
+            if let Some(k) = &alloc.request.sharing_key {
+                shared
+                    .entry(k.clone())
+                    .or_default()
+                    .extend(alloc.addresses.iter().copied());
+            }
+        }
+        if shared != self.shared {
+            return Err("the sharing-key index differs from a recount".into());
+        }
+        let mut reserved_by: BTreeMap<ServiceKey, BTreeSet<IpAddr>> = BTreeMap::new();
+        for (addr, key) in &self.reservations {
+            reserved_by.entry(key.clone()).or_default().insert(*addr);
+        }
+        if reserved_by != self.reserved_by {
+            return Err("the reservation index differs from a recount".into());
+        }
+        Ok(())
+    }
+
+    // ----- the decision -----
+
+    fn decide(&self, req: &AllocationRequest) -> Result<Decision, Refusal> {
+        check_request(req)?;
+        if let Some(existing) = self.services.get(&req.service) {
+            if let Ok(pool) = self.permits(existing, req) {
+                return Ok(self.keep_or_extend(req, existing, pool));
+            }
+        }
+        if !req.addresses.is_empty() {
+            let pool = self.check_fixed(req, &req.addresses)?;
+            let picks = order_by_family(req, &req.addresses)
+                .into_iter()
+                .map(|a| {
+                    let why = if self.reservations.get(&a) == Some(&req.service) {
+                        Why::Reserved
+                    } else {
+                        Why::Requested
+                    };
+                    (a, why)
+                })
+                .collect();
+            return Ok(Decision {
+                pool,
+                picks,
+                skipped: Vec::new(),
+            });
+        }
+        let candidates = self.candidates(req)?;
+        self.choose(req, &candidates)
+    }
+
+    /// The pools to try, in order. A named pool is the only candidate. Otherwise pools whose
+    /// serviceAllocation admits the Service come first, by priority (1 before 2, and 0 or
+    /// unset after every positive one), then plain auto-assigned pools; ties go by name, so the
+    /// order never depends on anything but the configuration.
+    fn candidates(&self, req: &AllocationRequest) -> Result<Vec<&Pool>, Refusal> {
+        if let Some(name) = &req.pool {
+            let pool = self
+                .pools
+                .get(name)
+                .ok_or_else(|| Refusal::UnknownPool(name.clone()))?;
+            pool.spec
+                .admits(req)
+                .map_err(|why| Refusal::Pool(name.clone(), PoolRejection::NotAdmitted(why)))?;
+            return Ok(vec![pool]);
+        }
+        if self.pools.is_empty() {
+            return Err(Refusal::NoPools);
+        }
+        let mut pinned = Vec::new();
+        let mut plain = Vec::new();
+        let mut out = Vec::new();
+        for pool in self.pools.values() {
+            if !pool.spec.auto_assign {
+                out.push((pool.spec.name.clone(), PoolRejection::NotAutoAssigned));
+                continue;
+            }
+            match (&pool.spec.service_allocation, pool.spec.admits(req)) {
+                (Some(sa), Ok(())) => pinned.push((sa.priority, pool)),
+                (None, _) => plain.push(pool),
+                (Some(_), Err(why)) => {
+                    out.push((pool.spec.name.clone(), PoolRejection::NotAdmitted(why)))
+                }
+            }
+        }
+        // Stable sort over name order: equal priorities stay in name order.
+        pinned.sort_by_key(|(prio, _)| if *prio == 0 { u64::MAX } else { u64::from(*prio) });
+        let order: Vec<&Pool> = pinned.into_iter().map(|(_, p)| p).chain(plain).collect();
+        if order.is_empty() {
+            return Err(Refusal::NoPoolAdmits {
+                namespace: req.service.namespace().clone(),
+                pools: out,
+            });
+        }
+        Ok(order)
+    }
+
+    /// Picks addresses from the first candidate that can serve the request. For
+    /// PreferDualStack a pool with both families wins; failing that, the first pool with the
+    /// primary family, then the first with the other (as MetalLB does).
+    fn choose(&self, req: &AllocationRequest, candidates: &[&Pool]) -> Result<Decision, Refusal> {
+        let order = req.families.order();
+        let mut skipped = Vec::new();
+        let mut partial: [Option<(PoolName, (IpAddr, Why), usize)>; 2] = [None, None];
+        for pool in candidates {
+            let mut picks = Vec::new();
+            let mut rejection = None;
+            for family in order {
+                match self.pick(pool, *family, req) {
+                    Ok(p) => picks.push(p),
+                    Err(why) => {
+                        rejection.get_or_insert(why);
+                    }
+                }
+            }
+            let Some(why) = rejection else {
+                return Ok(Decision {
+                    pool: pool.spec.name.clone(),
+                    picks,
+                    skipped,
+                });
+            };
+            if req.families.policy() == FamilyPolicy::PreferDualStack {
+                if let [one] = picks.as_slice() {
+                    let slot = if Family::of(one.0) == order[0] { 0 } else { 1 };
+                    if partial[slot].is_none() {
+                        partial[slot] = Some((pool.spec.name.clone(), *one, skipped.len()));
+                    }
+                }
+            }
+            skipped.push((pool.spec.name.clone(), why));
+        }
+        if let Some((pool, pick, at)) = partial.into_iter().flatten().next() {
+            // Pools passed over before this one stay listed; later ones were not needed.
+            let mut skipped = skipped;
+            skipped.truncate(at);
+            return Ok(Decision {
+                pool,
+                picks: vec![pick],
+                skipped,
+            });
+        }
+        Err(match (req.pool.is_some(), skipped.len()) {
+            (true, _) => {
+                let (pool, why) = skipped.remove(0);
+                Refusal::Pool(pool, why)
+            }
+            _ => Refusal::Exhausted(skipped),
+        })
+    }
+
+    /// One address of a family from a pool: one reserved for the Service, else one it can
+    /// share under its key (so sharers end up together), else the lowest free one.
+    fn pick(
+        &self,
+        pool: &Pool,
+        family: Family,
+        req: &AllocationRequest,
+    ) -> Result<(IpAddr, Why), PoolRejection> {
+        if !pool.has_family(family) {
+            return Err(PoolRejection::MissingFamily(family));
+        }
+        let in_pool = |a: &&IpAddr| {
+            Family::of(**a) == family && self.pool_of(**a) == Some(&pool.spec.name)
+        };
+        if let Some(reserved) = self.reserved_by.get(&req.service) {
+            for addr in reserved.iter().filter(in_pool) {
+                if self.conflict(*addr, req).is_none() {
+                    return Ok((*addr, Why::Reserved));
+                }
+            }
+        }
+        if let Some(key) = &req.sharing_key {
+            for addr in self.shared.get(key).into_iter().flatten().filter(in_pool) {
+                if self.conflict(*addr, req).is_none() {
+                    return Ok((*addr, Why::Shared));
+                }
+            }
+        }
+        if let Some(addr) = pool.lowest_free(family) {
+            return Ok((addr, Why::LowestFree));
+        }
+        let counts = pool.counts(family);
+        Err(PoolRejection::Full {
+            family,
+            in_use: counts.in_use,
+            total: counts.total,
+            dual: Family::ALL.iter().all(|f| pool.has_family(*f)),
+        })
+    }
+
+    /// Whether the Service may hold this address alongside its current holders and
+    /// reservation. A Service never conflicts with itself, so a sole holder may change its
+    /// ports or sharing key in place.
+    fn conflict(&self, addr: IpAddr, req: &AllocationRequest) -> Option<Conflict> {
+        if let Some(owner) = self.reservations.get(&addr) {
+            if *owner != req.service {
+                return Some(Conflict::Reserved {
+                    for_service: owner.clone(),
+                });
+            }
+        }
+        let others = self.holders(addr).filter(|h| **h != req.service);
+        for holder in others {
+            let Some(theirs) = self.services.get(holder) else {
+                continue;
+            };
+            let theirs = &theirs.request;
+            let holder = holder.clone();
+            let conflict = match (&theirs.sharing_key, &req.sharing_key) {
+                (None, _) => Some(Conflict::HolderDoesNotShare { holder }),
+                (Some(_), None) => Some(Conflict::RequesterDoesNotShare { holder }),
+                (Some(t), Some(o)) if t != o => Some(Conflict::KeyMismatch {
+                    holder,
+                    theirs: t.clone(),
+                    ours: o.clone(),
+                }),
+                _ if theirs.backend() != req.backend() => {
+                    Some(Conflict::BackendMismatch { holder })
+                }
+                _ => req
+                    .ports
+                    .iter()
+                    .find(|p| theirs.ports.contains(p))
+                    .map(|port| Conflict::PortInUse { holder, port: *port }),
+            };
+            if conflict.is_some() {
+                return conflict;
+            }
+        }
+        None
+    }
+
+    /// Checks a fixed set of addresses for a request (requested, adopted or already held):
+    /// the families fit, they lie in one pool that admits the Service (and is the requested
+    /// pool, if one is named), and no holder conflicts. Returns the pool.
+    fn check_fixed(&self, req: &AllocationRequest, addrs: &[IpAddr]) -> Result<PoolName, Refusal> {
+        check_addresses(req, addrs).map_err(Refusal::Request)?;
+        let mut pool: Option<(IpAddr, PoolName)> = None;
+        for &addr in addrs {
+            let Some(p) = self.pool_of(addr) else {
+                return Err(match self.pool_containing(addr) {
+                    Some(p) => Refusal::AvoidedAddress {
+                        addr,
+                        pool: p.clone(),
+                    },
+                    None => Refusal::NotInAnyPool(addr),
+                });
+            };
+            match &pool {
+                Some((first, fp)) if fp != p => {
+                    return Err(Refusal::SplitAcrossPools {
+                        first: (*first, fp.clone()),
+                        second: (addr, p.clone()),
+                    })
+                }
+                Some(_) => {}
+                None => pool = Some((addr, p.clone())),
+            }
+        }
+        let Some((addr, name)) = pool else {
+            // check_addresses refuses an empty set for every policy.
+            return Err(Refusal::Request(RequestError::PolicyCount {
+                policy: req.families.policy(),
+                count: 0,
+            }));
+        };
+        if let Some(requested) = &req.pool {
+            if *requested != name {
+                return Err(Refusal::NotInRequestedPool {
+                    addr,
+                    requested: requested.clone(),
+                    actual: name,
+                });
+            }
+        }
+        let spec = self.pools.get(&name).map(|p| &p.spec);
+        if let Some(Err(why)) = spec.map(|s| s.admits(req)) {
+            return Err(Refusal::Pool(name, PoolRejection::NotAdmitted(why)));
+        }
+        for &addr in addrs {
+            if let Some(c) = self.conflict(addr, req) {
+                return Err(Refusal::Conflict(addr, c));
+            }
+        }
+        Ok(name)
+    }
+
+    /// Whether a request still allows an existing allocation; returns the pool that now owns
+    /// its addresses.
+    fn permits(&self, existing: &Allocation, req: &AllocationRequest) -> Result<PoolName, Refusal> {
+        if !req.addresses.is_empty() && sorted(&req.addresses) != sorted(&existing.addresses) {
+            return Err(Refusal::NotTheRequestedAddresses {
+                held: existing.addresses.clone(),
+            });
+        }
+        self.check_fixed(req, &existing.addresses)
+    }
+
+    /// Keeps what a Service holds; a PreferDualStack Service with one family also gets the
+    /// other from the same pool when it can (and keeps the one it has when it cannot).
+    fn keep_or_extend(&self, req: &AllocationRequest, existing: &Allocation, pool: PoolName) -> Decision {
+        let mut picks: Vec<(IpAddr, Why)> = order_by_family(req, &existing.addresses)
+            .into_iter()
+            .map(|a| (a, Why::Kept))
+            .collect();
+        let wants_more = req.families.policy() == FamilyPolicy::PreferDualStack
+            && req.addresses.is_empty()
+            && picks.len() == 1;
+        if wants_more {
+            let have = Family::of(picks[0].0);
+            let missing = req.families.order().iter().find(|f| **f != have);
+            let extra = missing
+                .zip(self.pools.get(&pool))
+                .and_then(|(f, p)| self.pick(p, *f, req).ok());
+            if let Some(extra) = extra {
+                picks.push(extra);
+                let primary = req.families.primary();
+                picks.sort_by_key(|(a, _)| Family::of(*a) != primary);
+            }
+        }
+        Decision {
+            pool,
+            picks,
+            skipped: Vec::new(),
+        }
+    }
+
+    // ----- carrying a decision out -----
+
+    fn commit(&mut self, req: AllocationRequest, decision: Decision) -> &Allocation {
+        let key = req.service.clone();
+        if let Some(old) = self.services.remove(&key) {
+            for addr in &old.addresses {
+                self.drop_holder(*addr, &key, old.request.sharing_key.as_ref());
+            }
+        }
+        let addresses = decision.addresses();
+        for &addr in &addresses {
+            let unheld = !self.holders.contains_key(&addr);
+            if unheld && !self.reservations.contains_key(&addr) {
+                if let Some(pool) = self.pool_of(addr).cloned() {
+                    if let Some(p) = self.pools.get_mut(&pool) {
+                        p.take(addr);
+                    }
+                }
+            }
+            self.holders.entry(addr).or_default().insert(key.clone());
+            if let Some(k) = &req.sharing_key {
+                self.shared.entry(k.clone()).or_default().insert(addr);
+            }
+        }
+        let alloc = Allocation {
+            request: req,
+            pool: decision.pool,
+            addresses,
+        };
+        self.services.entry(key).or_insert(alloc)
+    }
+
+    fn drop_holder(&mut self, addr: IpAddr, service: &ServiceKey, key: Option<&SharingKey>) {
+        let now_empty = match self.holders.get_mut(&addr) {
+            Some(set) => {
+                set.remove(service);
+                set.is_empty()
+            }
+            None => false,
+        };
+        // Every holder of an address has the same key (sharing requires it), except a sole
+        // holder changing its key, which drops first; so the key's entry goes with the last
+        // holder.
+        if now_empty {
+            self.holders.remove(&addr);
+            if let Some(k) = key {
+                if let Some(set) = self.shared.get_mut(k) {
+                    set.remove(&addr);
+                    if set.is_empty() {
+                        self.shared.remove(k);
+                    }
+                }
+            }
+            if !self.reservations.contains_key(&addr) {
+                self.put_back(addr);
+            }
+        } else if let Some(k) = key {
+            let still_keyed = self.holders(addr).any(|h| {
+                self.services
+                    .get(h)
+                    .is_some_and(|a| a.request.sharing_key.as_ref() == Some(k))
+            });
+            if !still_keyed {
+                if let Some(set) = self.shared.get_mut(k) {
+                    set.remove(&addr);
+                    if set.is_empty() {
+                        self.shared.remove(k);
+                    }
+                }
+            }
+        }
+    }
+
+    fn put_back(&mut self, addr: IpAddr) {
+        if let Some(pool) = self.pool_of(addr).cloned() {
+            if let Some(p) = self.pools.get_mut(&pool) {
+                p.put_back(addr);
+            }
+        }
+    }
+}
+
+fn sorted(a: &[IpAddr]) -> Vec<IpAddr> {
+    let mut v = a.to_vec();
+    v.sort();
+    v
+}
+
+/// The addresses with the Service's primary family first.
+fn order_by_family(req: &AllocationRequest, addrs: &[IpAddr]) -> Vec<IpAddr> {
+    let primary = req.families.primary();
+    let mut v = addrs.to_vec();
+    v.sort_by_key(|a| Family::of(*a) != primary);
+    v
+}
+
+/// Checks what a request says about itself: requested addresses distinct, one per family, of
+/// the Service's families, as many as the policy wants.
+fn check_request(req: &AllocationRequest) -> Result<(), Refusal> {
+    if req.addresses.is_empty() {
+        return Ok(());
+    }
+    check_addresses(req, &req.addresses).map_err(Refusal::Request)
+}
+
+fn check_addresses(req: &AllocationRequest, addrs: &[IpAddr]) -> Result<(), RequestError> {
+    for (i, a) in addrs.iter().enumerate() {
+        for b in &addrs[..i] {
+            if a == b {
+                return Err(RequestError::DuplicateAddress(*a));
+            }
+            if Family::of(*a) == Family::of(*b) {
+                return Err(RequestError::SameFamily(*b, *a));
+            }
+        }
+        if !req.families.order().contains(&Family::of(*a)) {
+            let families = req
+                .families
+                .order()
+                .iter()
+                .map(|f| f.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(RequestError::WrongFamily {
+                addr: *a,
+                family: Family::of(*a),
+                families,
+            });
+        }
+    }
+    let policy = req.families.policy();
+    let fits = match policy {
+        FamilyPolicy::SingleStack => addrs.len() == 1,
+        FamilyPolicy::PreferDualStack => (1..=2).contains(&addrs.len()),
+        FamilyPolicy::RequireDualStack => addrs.len() == 2,
+    };
+    if !fits {
+        return Err(RequestError::PolicyCount {
+            policy,
+            count: addrs.len(),
+        });
+    }
+    Ok(())
+}
