@@ -174,7 +174,9 @@ pub struct Allocator {
     /// pool in O(log ranges).
     ranges: BTreeMap<IpAddr, (AddrRange, PoolName)>,
     services: BTreeMap<ServiceKey, Allocation>,
-    holders: BTreeMap<IpAddr, BTreeSet<ServiceKey>>,
+    /// Who holds each address, sorted. Almost always one Service, so a sorted Vec: a
+    /// one-element BTreeSet would cost a whole B-tree node per address.
+    holders: BTreeMap<IpAddr, Vec<ServiceKey>>,
     reservations: BTreeMap<IpAddr, ServiceKey>,
     reserved_by: BTreeMap<ServiceKey, BTreeSet<IpAddr>>,
     /// Addresses held under each sharing key, to find a sharable address without a scan.
@@ -232,8 +234,8 @@ impl Allocator {
     }
 
     /// Every held address and its holders.
-    pub fn held_addresses(&self) -> impl Iterator<Item = (&IpAddr, &BTreeSet<ServiceKey>)> {
-        self.holders.iter()
+    pub fn held_addresses(&self) -> impl Iterator<Item = (&IpAddr, &[ServiceKey])> {
+        self.holders.iter().map(|(a, h)| (a, h.as_slice()))
     }
 
     /// Every reservation.
@@ -470,8 +472,8 @@ impl Allocator {
             }
         }
         for (addr, holders) in &self.holders {
-            if holders.is_empty() {
-                return Err(format!("{addr} has an empty holder set"));
+            if holders.is_empty() || !holders.windows(2).all(|w| w[0] < w[1]) {
+                return Err(format!("{addr} has an empty or unsorted holder list"));
             }
             for h in holders {
                 if !self
@@ -883,7 +885,10 @@ impl Allocator {
                     }
                 }
             }
-            self.holders.entry(addr).or_default().insert(key.clone());
+            let holders = self.holders.entry(addr).or_default();
+            if let Err(at) = holders.binary_search(&key) {
+                holders.insert(at, key.clone());
+            }
             if let Some(k) = &req.sharing_key {
                 self.shared.entry(k.clone()).or_default().insert(addr);
             }
@@ -899,7 +904,7 @@ impl Allocator {
     fn drop_holder(&mut self, addr: IpAddr, service: &ServiceKey, key: Option<&SharingKey>) {
         let now_empty = match self.holders.get_mut(&addr) {
             Some(set) => {
-                set.remove(service);
+                set.retain(|h| h != service);
                 set.is_empty()
             }
             None => false,
