@@ -592,6 +592,31 @@ fn cases() -> Vec<Case> {
 }
 
 #[test]
+fn allocate_all_serves_requested_addresses_first_whatever_the_order_given() {
+    let mut a = Allocator::with_pools(vec![pool("public", &["192.0.2.0/31"])]).unwrap();
+    let results = a.allocate_all(vec![
+        svc("default/auto"),
+        svc("default/pinned").ips(&["192.0.2.0"]),
+        svc("default/late"),
+    ]);
+    let shown: Vec<String> = results
+        .iter()
+        .map(|(k, r)| match r {
+            Ok(al) => format!("{k} {}", al.addresses[0]),
+            Err(e) => format!("{k} err: {e}"),
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            "default/pinned 192.0.2.0",
+            "default/auto 192.0.2.1",
+            "default/late err: pool public is full (2/2)"
+        ]
+    );
+}
+
+#[test]
 fn allocation_rules() {
     let cases = cases();
     assert!(cases.len() >= 80, "{} cases", cases.len());

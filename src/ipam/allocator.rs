@@ -351,6 +351,37 @@ impl Allocator {
         Ok(self.commit(req, decision))
     }
 
+    /// Allocates for many Services at once in a fixed order that does not depend on the order
+    /// given: Services that hold addresses keep them first, then Services that name their
+    /// addresses (so no automatic choice takes an address someone asked for), then the rest, each
+    /// group by Service key.
+    pub fn allocate_all(
+        &mut self,
+        requests: Vec<AllocationRequest>,
+    ) -> Vec<(ServiceKey, Result<Allocation, Refusal>)> {
+        let mut requests = requests;
+        requests.sort_by(|a, b| {
+            let rank = |r: &AllocationRequest| {
+                if self.services.contains_key(&r.service) {
+                    0
+                } else if !r.addresses.is_empty() {
+                    1
+                } else {
+                    2
+                }
+            };
+            (rank(a), &a.service).cmp(&(rank(b), &b.service))
+        });
+        requests
+            .into_iter()
+            .map(|r| {
+                let key = r.service.clone();
+                let result = self.allocate(r).cloned();
+                (key, result)
+            })
+            .collect()
+    }
+
     /// What [`Allocator::allocate`] would do, and why, without doing it.
     pub fn explain(&self, req: &AllocationRequest) -> Explanation {
         Explanation {

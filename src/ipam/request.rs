@@ -245,7 +245,7 @@ impl AllocationRequest {
 
     /// What must match between two Services that share an address besides the key: with the
     /// Local policy, the pods they select (traffic arrives only where those pods run).
-    pub(crate) fn backend(&self) -> Option<&BTreeMap<String, String>> {
+    pub fn backend(&self) -> Option<&BTreeMap<String, String>> {
         (self.traffic_policy == TrafficPolicy::Local).then_some(&self.selector)
     }
 }

@@ -1,0 +1,391 @@
+//! Turns a core/v1 Service into an [`AllocationRequest`]: the one place that reads Service
+//! fields and annotations (ironlb's and MetalLB's), for standalone files and the Kubernetes
+//! reconciler alike.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+
+use k8s_openapi::api::core::v1::Service;
+
+use crate::ipam::{
+    AllocationRequest, Families, Family, FamilyPolicy, Port, Protocol, SharingKey, TrafficPolicy,
+};
+use crate::labels::Labels;
+use crate::names::{PoolName, ServiceKey};
+
+/// The annotation naming the pool, in the order read: ironlb's, then MetalLB's current and
+/// deprecated forms.
+pub const POOL_ANNOTATIONS: [&str; 3] = [
+    "ironlb.io/address-pool",
+    "metallb.io/address-pool",
+    "metallb.universe.tf/address-pool",
+];
+/// The annotation listing requested addresses (comma-separated), in the order read.
+pub const IPS_ANNOTATIONS: [&str; 3] = [
+    "ironlb.io/loadBalancerIPs",
+    "metallb.io/loadBalancerIPs",
+    "metallb.universe.tf/loadBalancerIPs",
+];
+/// The annotation carrying the sharing key, in the order read.
+pub const SHARING_ANNOTATIONS: [&str; 3] = [
+    "ironlb.io/allow-shared-ip",
+    "metallb.io/allow-shared-ip",
+    "metallb.universe.tf/allow-shared-ip",
+];
+
+/// A problem with one field of a Service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldError {
+    /// The field path (`spec.ports[1].protocol`, `metadata.annotations["ironlb.io/address-pool"]`).
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl FieldError {
+    fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Whether the Service is of type LoadBalancer (the only type that gets addresses).
+pub fn is_load_balancer(svc: &Service) -> bool {
+    svc.spec
+        .as_ref()
+        .and_then(|s| s.type_.as_deref())
+        .is_some_and(|t| t == "LoadBalancer")
+}
+
+/// The Service's key: its namespace (`default` when unset, as kubectl does) and name.
+pub fn service_key(svc: &Service) -> Result<ServiceKey, FieldError> {
+    let name = svc
+        .metadata
+        .name
+        .as_deref()
+        .ok_or_else(|| FieldError::new("metadata.name", "is required"))?;
+    let ns = svc.metadata.namespace.as_deref().unwrap_or("default");
+    ServiceKey::new(ns, name).map_err(|e| FieldError::new("metadata", e.to_string()))
+}
+
+fn annotation_path(name: &str) -> String {
+    format!("metadata.annotations[{name:?}]")
+}
+
+/// Reads the first of several equivalent annotations that is present; two present with
+/// different values is an error, since which one wins would be a guess.
+fn annotation<'a>(
+    annotations: &'a BTreeMap<String, String>,
+    names: &[&str],
+    errors: &mut Vec<FieldError>,
+) -> Option<(&'a str, String)> {
+    let mut found: Option<(&str, &String)> = None;
+    for name in names {
+        if let Some(value) = annotations.get(*name) {
+            match found {
+                None => found = Some((name, value)),
+                Some((first, v)) if v != value => errors.push(FieldError::new(
+                    annotation_path(name),
+                    format!("{value:?} disagrees with {first}: {v:?}; keep one of them"),
+                )),
+                Some(_) => {}
+            }
+        }
+    }
+    found.map(|(n, v)| (v.as_str(), annotation_path(n)))
+}
+
+/// Builds the allocator's request for a LoadBalancer Service; `namespace_labels` are the
+/// labels of its Namespace. Every problem found is reported, not just the first.
+pub fn request_from_service(
+    svc: &Service,
+    namespace_labels: &Labels,
+) -> Result<AllocationRequest, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let key = service_key(svc).map_err(|e| vec![e])?;
+    let spec = svc.spec.clone().unwrap_or_default();
+    if !is_load_balancer(svc) {
+        let found = spec.type_.as_deref().unwrap_or("ClusterIP");
+        errors.push(FieldError::new(
+            "spec.type",
+            format!("only LoadBalancer Services get addresses, not {found}"),
+        ));
+    }
+    let no_annotations = BTreeMap::new();
+    let annotations = svc.metadata.annotations.as_ref().unwrap_or(&no_annotations);
+
+    let mut ports = Vec::new();
+    for (i, p) in spec.ports.iter().flatten().enumerate() {
+        let port = match u16::try_from(p.port) {
+            Ok(port) if port > 0 => Some(port),
+            _ => {
+                errors.push(FieldError::new(
+                    format!("spec.ports[{i}].port"),
+                    format!("{} is not a port number (1-65535)", p.port),
+                ));
+                None
+            }
+        };
+        let protocol = match p.protocol.as_deref().unwrap_or("TCP") {
+            "TCP" => Some(Protocol::Tcp),
+            "UDP" => Some(Protocol::Udp),
+            "SCTP" => Some(Protocol::Sctp),
+            other => {
+                errors.push(FieldError::new(
+                    format!("spec.ports[{i}].protocol"),
+                    format!("{other:?} is not TCP, UDP or SCTP"),
+                ));
+                None
+            }
+        };
+        if let (Some(port), Some(protocol)) = (port, protocol) {
+            ports.push(Port { port, protocol });
+        }
+    }
+
+    let mut addresses: Vec<IpAddr> = Vec::new();
+    let from_annotation = annotation(annotations, &IPS_ANNOTATIONS, &mut errors);
+    let from_spec = spec.load_balancer_ip.as_deref().filter(|s| !s.is_empty());
+    match (&from_annotation, from_spec) {
+        (Some((_, path)), Some(_)) => errors.push(FieldError::new(
+            "spec.loadBalancerIP",
+            format!("is set together with {path}; use only the annotation (spec.loadBalancerIP is deprecated)"),
+        )),
+        (Some((value, path)), None) => {
+            for item in value.split(',').map(str::trim) {
+                match item.parse() {
+                    Ok(a) => addresses.push(a),
+                    Err(_) => errors.push(FieldError::new(
+                        path.clone(),
+                        format!("{item:?} is not an IP address"),
+                    )),
+                }
+            }
+        }
+        (None, Some(ip)) => match ip.trim().parse() {
+            Ok(a) => addresses.push(a),
+            Err(_) => errors.push(FieldError::new(
+                "spec.loadBalancerIP",
+                format!("{ip:?} is not an IP address"),
+            )),
+        },
+        (None, None) => {}
+    }
+
+    let pool = match annotation(annotations, &POOL_ANNOTATIONS, &mut errors) {
+        Some((value, path)) => match PoolName::new(value) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                errors.push(FieldError::new(path, format!("{value:?}: {e}")));
+                None
+            }
+        },
+        None => None,
+    };
+    let sharing_key = annotation(annotations, &SHARING_ANNOTATIONS, &mut errors)
+        .and_then(|(v, _)| SharingKey::new(v));
+
+    let policy = match spec.ip_family_policy.as_deref() {
+        None | Some("SingleStack") => Some(FamilyPolicy::SingleStack),
+        Some("PreferDualStack") => Some(FamilyPolicy::PreferDualStack),
+        Some("RequireDualStack") => Some(FamilyPolicy::RequireDualStack),
+        Some(other) => {
+            errors.push(FieldError::new(
+                "spec.ipFamilyPolicy",
+                format!("{other:?} is not SingleStack, PreferDualStack or RequireDualStack"),
+            ));
+            None
+        }
+    };
+    let mut order = Vec::new();
+    for (i, f) in spec.ip_families.iter().flatten().enumerate() {
+        match f.as_str() {
+            "IPv4" => order.push(Family::V4),
+            "IPv6" => order.push(Family::V6),
+            other => errors.push(FieldError::new(
+                format!("spec.ipFamilies[{i}]"),
+                format!("{other:?} is not IPv4 or IPv6"),
+            )),
+        }
+    }
+    if order.is_empty() {
+        // Kubernetes fills ipFamilies in; a hand-written manifest may not. Follow the
+        // requested addresses, else default to IPv4 as single-stack clusters do.
+        order = addresses.iter().map(|a| Family::of(*a)).collect();
+        order.dedup();
+        if order.is_empty() {
+            order.push(Family::V4);
+        }
+    }
+    let families = policy.and_then(|p| match Families::new(p, &order) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            errors.push(FieldError::new("spec.ipFamilies", e.to_string()));
+            None
+        }
+    });
+
+    let traffic_policy = match spec.external_traffic_policy.as_deref() {
+        None | Some("Cluster") => TrafficPolicy::Cluster,
+        Some("Local") => TrafficPolicy::Local,
+        Some(other) => {
+            errors.push(FieldError::new(
+                "spec.externalTrafficPolicy",
+                format!("{other:?} is not Cluster or Local"),
+            ));
+            TrafficPolicy::Cluster
+        }
+    };
+
+    match (families, errors.is_empty()) {
+        (Some(families), true) => Ok(AllocationRequest {
+            service: key,
+            ports,
+            families,
+            addresses,
+            pool,
+            sharing_key,
+            traffic_policy,
+            selector: spec.selector.unwrap_or_default(),
+            namespace_labels: namespace_labels.clone(),
+            service_labels: svc.metadata.labels.clone().unwrap_or_default(),
+        }),
+        _ => Err(errors),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(yaml: &str) -> Result<AllocationRequest, Vec<String>> {
+        let svc: Service = serde_yaml::from_str(yaml).expect("test manifest parses");
+        request_from_service(&svc, &Labels::new())
+            .map_err(|errs| errs.iter().map(|e| e.to_string()).collect())
+    }
+
+    fn manifest(extra_meta: &str, extra_spec: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: shop\n{extra_meta}spec:\n  type: LoadBalancer\n  ports:\n  - port: 80\n{extra_spec}"
+        )
+    }
+
+    #[test]
+    fn a_plain_service() {
+        let r = parse(&manifest("", "  selector:\n    app: web\n")).unwrap();
+        assert_eq!(r.service.to_string(), "shop/web");
+        assert_eq!(r.ports, vec![Port::tcp(80)]);
+        assert_eq!(r.families, Families::ipv4());
+        assert!(r.addresses.is_empty() && r.pool.is_none() && r.sharing_key.is_none());
+        assert_eq!(r.traffic_policy, TrafficPolicy::Cluster);
+        assert_eq!(r.selector.get("app").map(String::as_str), Some("web"));
+    }
+
+    #[test]
+    fn annotations_in_every_form() {
+        for prefix in ["ironlb.io", "metallb.io", "metallb.universe.tf"] {
+            let meta = format!(
+                "  annotations:\n    {prefix}/address-pool: gold\n    {prefix}/loadBalancerIPs: \"192.0.2.7, 2001:db8::7\"\n    {prefix}/allow-shared-ip: team-a\n"
+            );
+            let r = parse(&manifest(
+                &meta,
+                "  ipFamilyPolicy: RequireDualStack\n  ipFamilies: [IPv4, IPv6]\n",
+            ))
+            .unwrap();
+            assert_eq!(r.pool.as_ref().map(|p| p.as_str()), Some("gold"), "{prefix}");
+            assert_eq!(r.addresses.len(), 2, "{prefix}");
+            assert_eq!(r.sharing_key, SharingKey::new("team-a"), "{prefix}");
+            assert_eq!(r.families.order(), &[Family::V4, Family::V6]);
+        }
+    }
+
+    #[test]
+    fn spec_load_balancer_ip_and_the_annotation_together_is_an_error() {
+        let meta = "  annotations:\n    metallb.io/loadBalancerIPs: 192.0.2.7\n";
+        let errs = parse(&manifest(meta, "  loadBalancerIP: 192.0.2.8\n")).unwrap_err();
+        assert_eq!(errs, vec![
+            "spec.loadBalancerIP: is set together with metadata.annotations[\"metallb.io/loadBalancerIPs\"]; use only the annotation (spec.loadBalancerIP is deprecated)".to_string()
+        ]);
+    }
+
+    #[test]
+    fn spec_load_balancer_ip_alone() {
+        let r = parse(&manifest("", "  loadBalancerIP: 192.0.2.8\n")).unwrap();
+        assert_eq!(r.addresses, vec!["192.0.2.8".parse::<IpAddr>().unwrap()]);
+    }
+
+    #[test]
+    fn the_address_family_follows_requested_addresses_when_unset() {
+        let meta = "  annotations:\n    ironlb.io/loadBalancerIPs: 2001:db8::9\n";
+        let r = parse(&manifest(meta, "")).unwrap();
+        assert_eq!(r.families, Families::ipv6());
+    }
+
+    #[test]
+    fn disagreeing_annotation_forms_are_an_error() {
+        let meta = "  annotations:\n    ironlb.io/address-pool: gold\n    metallb.io/address-pool: silver\n";
+        let errs = parse(&manifest(meta, "")).unwrap_err();
+        assert_eq!(errs, vec![
+            "metadata.annotations[\"metallb.io/address-pool\"]: \"silver\" disagrees with ironlb.io/address-pool: \"gold\"; keep one of them".to_string()
+        ]);
+    }
+
+    #[test]
+    fn every_bad_field_is_reported() {
+        let meta = "  annotations:\n    ironlb.io/loadBalancerIPs: \"192.0.2.1,banana\"\n    ironlb.io/address-pool: Gold\n";
+        let spec = "  - port: 70000\n    protocol: ICMP\n  externalTrafficPolicy: Sometimes\n  ipFamilyPolicy: Maybe\n";
+        let errs = parse(&manifest(meta, spec)).unwrap_err();
+        assert_eq!(errs, vec![
+            "spec.ports[1].port: 70000 is not a port number (1-65535)".to_string(),
+            "spec.ports[1].protocol: \"ICMP\" is not TCP, UDP or SCTP".to_string(),
+            "metadata.annotations[\"ironlb.io/loadBalancerIPs\"]: \"banana\" is not an IP address".to_string(),
+            "metadata.annotations[\"ironlb.io/address-pool\"]: \"Gold\": \"Gold\" is not a valid name: use lower-case letters, digits, '-' and '.', starting and ending with a letter or digit".to_string(),
+            "spec.ipFamilyPolicy: \"Maybe\" is not SingleStack, PreferDualStack or RequireDualStack".to_string(),
+            "spec.externalTrafficPolicy: \"Sometimes\" is not Cluster or Local".to_string(),
+        ]);
+    }
+
+    #[test]
+    fn only_load_balancers() {
+        let yaml = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  ports:\n  - port: 80\n";
+        assert_eq!(
+            parse(yaml).unwrap_err(),
+            vec!["spec.type: only LoadBalancer Services get addresses, not ClusterIP".to_string()]
+        );
+    }
+
+    #[test]
+    fn local_policy_udp_and_labels() {
+        let meta = "  labels:\n    tier: edge\n";
+        let spec = "    protocol: UDP\n  externalTrafficPolicy: Local\n  selector:\n    app: dns\n";
+        let r = parse(&manifest(meta, spec)).unwrap();
+        assert_eq!(r.traffic_policy, TrafficPolicy::Local);
+        assert_eq!(r.ports, vec![Port::udp(80)]);
+        assert_eq!(r.service_labels.get("tier").map(String::as_str), Some("edge"));
+        assert!(r.backend().is_some());
+    }
+
+    #[test]
+    fn two_families_for_single_stack_is_an_error() {
+        let errs = parse(&manifest("", "  ipFamilies: [IPv4, IPv6]\n")).unwrap_err();
+        assert_eq!(
+            errs,
+            vec!["spec.ipFamilies: ipFamilyPolicy SingleStack allows one entry in ipFamilies, not two".to_string()]
+        );
+    }
+
+    #[test]
+    fn the_default_namespace() {
+        let yaml = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  type: LoadBalancer\n";
+        assert_eq!(parse(yaml).unwrap().service.to_string(), "default/web");
+    }
+}
