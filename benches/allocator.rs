@@ -40,7 +40,10 @@ fn bench(c: &mut Criterion) {
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(8));
     group.throughput(Throughput::Elements(N as u64));
-    for (label, cidr) in [("ipv4_slash12", "10.0.0.0/12"), ("ipv6_slash64", "2001:db8::/64")] {
+    for (label, cidr) in [
+        ("ipv4_slash12", "10.0.0.0/12"),
+        ("ipv6_slash64", "2001:db8::/64"),
+    ] {
         group.bench_function(BenchmarkId::new("allocate_100k", label), |b| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;

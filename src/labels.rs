@@ -176,7 +176,11 @@ mod tests {
         )
         .unwrap();
         assert!(s.matches(&labels(&[("team", "web"), ("env", "prod")])));
-        assert!(s.matches(&labels(&[("team", "web"), ("env", "stage"), ("tier", "fe")])));
+        assert!(s.matches(&labels(&[
+            ("team", "web"),
+            ("env", "stage"),
+            ("tier", "fe")
+        ])));
         assert!(!s.matches(&labels(&[("team", "web"), ("env", "dev")])));
         assert!(!s.matches(&labels(&[("team", "web"), ("env", "prod"), ("legacy", "")])));
         assert!(!s.matches(&labels(&[("team", "web"), ("env", "prod"), ("tier", "db")])));

@@ -37,7 +37,10 @@ fn check_subdomain(s: &str) -> Result<(), NameError> {
         return Err(NameError::Empty);
     }
     if s.len() > MAX {
-        return Err(NameError::TooLong { max: MAX, len: s.len() });
+        return Err(NameError::TooLong {
+            max: MAX,
+            len: s.len(),
+        });
     }
     let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.';
     let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
@@ -189,10 +192,16 @@ mod tests {
         assert!(PoolName::new("public-v4").is_ok());
         assert!(PoolName::new("a.b").is_ok());
         assert_eq!(PoolName::new(""), Err(NameError::Empty));
-        assert!(matches!(PoolName::new("Public"), Err(NameError::Invalid(_))));
+        assert!(matches!(
+            PoolName::new("Public"),
+            Err(NameError::Invalid(_))
+        ));
         assert!(matches!(PoolName::new("-a"), Err(NameError::Invalid(_))));
         assert!(matches!(PoolName::new("a_b"), Err(NameError::Invalid(_))));
-        assert!(matches!(PoolName::new("x".repeat(254)), Err(NameError::TooLong { .. })));
+        assert!(matches!(
+            PoolName::new("x".repeat(254)),
+            Err(NameError::TooLong { .. })
+        ));
     }
 
     #[test]
@@ -204,7 +213,10 @@ mod tests {
         let json = serde_json::to_string(&k).unwrap();
         assert_eq!(json, "\"default/web\"");
         assert_eq!(serde_json::from_str::<ServiceKey>(&json).unwrap(), k);
-        assert!(matches!("web".parse::<ServiceKey>(), Err(NameError::NotAKey(_))));
+        assert!(matches!(
+            "web".parse::<ServiceKey>(),
+            Err(NameError::NotAKey(_))
+        ));
         assert!("default/".parse::<ServiceKey>().is_err());
     }
 }

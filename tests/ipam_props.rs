@@ -76,12 +76,16 @@ fn build(r: &Req) -> AllocationRequest {
         let addr = ip(ADDRESSES[a]);
         req = req.families(
             FamilyPolicy::SingleStack,
-            &[if addr.is_ipv4() { Family::V4 } else { Family::V6 }],
+            &[if addr.is_ipv4() {
+                Family::V4
+            } else {
+                Family::V6
+            }],
         );
         req = req.ips(&[ADDRESSES[a]]);
     }
     if let Some(p) = r.pool {
-        req = req.from_pool(["a", "b", "m", "nope"][p]);
+        req = req.in_pool(["a", "b", "m", "nope"][p]);
     }
     req
 }
@@ -89,7 +93,10 @@ fn build(r: &Req) -> AllocationRequest {
 fn req_strategy() -> impl Strategy<Value = Req> {
     (
         0usize..8,
-        prop::collection::vec((prop::sample::select(vec![53u16, 80, 443]), any::<bool>()), 0..3),
+        prop::collection::vec(
+            (prop::sample::select(vec![53u16, 80, 443]), any::<bool>()),
+            0..3,
+        ),
         prop::option::of(0usize..2),
         prop::option::weighted(0.2, 0usize..2),
         0usize..4,
@@ -196,7 +203,7 @@ proptest! {
         let held: Vec<_> = a.allocations().map(|(k, al)| (k.clone(), al.clone())).collect();
         for (k, alloc) in held {
             a.release(&k);
-            let back = a.adopt(alloc.request.clone(), &alloc.addresses).map(|al| al.clone());
+            let back = a.adopt(alloc.request.clone(), &alloc.addresses).cloned();
             prop_assert_eq!(back, Ok(alloc));
         }
         prop_assert_eq!(bytes(&a), before);

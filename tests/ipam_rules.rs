@@ -214,8 +214,8 @@ fn cases() -> Vec<Case> {
             Alloc(svc("default/a").ips(&["192.0.2.255"]), "err: 192.0.2.255 ends in .0 or .255, which pool public avoids (avoidBuggyIPs)"),
         ]),
         case("a requested address outside the requested pool", vec![public(), pool("other", &["198.51.100.0/24"])], vec![
-            Alloc(svc("default/a").ips(&["192.0.2.7"]).from_pool("other"), "err: 192.0.2.7 is in pool public, not in the requested pool other"),
-            Alloc(svc("default/a").ips(&["192.0.2.7"]).from_pool("public"), "public 192.0.2.7"),
+            Alloc(svc("default/a").ips(&["192.0.2.7"]).in_pool("other"), "err: 192.0.2.7 is in pool public, not in the requested pool other"),
+            Alloc(svc("default/a").ips(&["192.0.2.7"]).in_pool("public"), "public 192.0.2.7"),
         ]),
         case("a requested address changes: the Service moves", vec![public()], vec![
             Alloc(svc("default/a"), "public 192.0.2.0"),
@@ -248,22 +248,22 @@ fn cases() -> Vec<Case> {
         ]),
         // ----- requested pools -----
         case("an unknown pool", vec![public()], vec![
-            Alloc(svc("default/a").from_pool("nope"), "err: pool nope does not exist"),
+            Alloc(svc("default/a").in_pool("nope"), "err: pool nope does not exist"),
         ]),
         case("a pool that is not auto-assigned can be asked for by name", vec![public(), pool("manual", &["198.51.100.0/24"]).manual()], vec![
-            Alloc(svc("default/a").from_pool("manual"), "manual 198.51.100.0"),
+            Alloc(svc("default/a").in_pool("manual"), "manual 198.51.100.0"),
             Alloc(svc("default/b"), "public 192.0.2.0"),
         ]),
         case("a pool that is not auto-assigned is never chosen alone", vec![pool("manual", &["198.51.100.0/24"]).manual()], vec![
             Alloc(svc("default/a"), "err: no pool is auto-assigned; name one with the address-pool annotation (pool manual is not auto-assigned (autoAssign: false) and was not asked for)"),
         ]),
         case("a requested pool that is full does not spill over", vec![pool("small", &["198.51.100.0/32"]), public()], vec![
-            Alloc(svc("default/a").from_pool("small"), "small 198.51.100.0"),
-            Alloc(svc("default/b").from_pool("small"), "err: pool small is full (1/1)"),
+            Alloc(svc("default/a").in_pool("small"), "small 198.51.100.0"),
+            Alloc(svc("default/b").in_pool("small"), "err: pool small is full (1/1)"),
         ]),
         case("changing the requested pool moves the Service", vec![public(), pool("other", &["198.51.100.0/24"])], vec![
             Alloc(svc("default/a"), "other 198.51.100.0"),
-            Alloc(svc("default/a").from_pool("public"), "public 192.0.2.0"),
+            Alloc(svc("default/a").in_pool("public"), "public 192.0.2.0"),
             Counts("other", V4, (256, 0, 256)),
         ]),
         // ----- serviceAllocation -----
@@ -310,7 +310,7 @@ fn cases() -> Vec<Case> {
             Alloc(svc("prod/c"), "public 192.0.2.0"),
         ]),
         case("a pool named by a Service it does not admit", vec![public(), pool("gold", &["198.51.100.0/24"]).namespaces(&["prod"])], vec![
-            Alloc(svc("default/a").from_pool("gold"), "err: pool gold does not admit namespace default"),
+            Alloc(svc("default/a").in_pool("gold"), "err: pool gold does not admit namespace default"),
         ]),
         case("an address asked for in a pool that does not admit the Service", vec![pool("gold", &["198.51.100.0/24"]).namespaces(&["prod"])], vec![
             Alloc(svc("default/a").ips(&["198.51.100.9"]), "err: pool gold does not admit namespace default"),
@@ -320,7 +320,7 @@ fn cases() -> Vec<Case> {
         ]),
         case("a restricted pool that is not auto-assigned is not pinned", vec![public(), pool("gold", &["198.51.100.0/24"]).namespaces(&["prod"]).manual()], vec![
             Alloc(svc("prod/a"), "public 192.0.2.0"),
-            Alloc(svc("prod/b").from_pool("gold"), "gold 198.51.100.0"),
+            Alloc(svc("prod/b").in_pool("gold"), "gold 198.51.100.0"),
         ]),
         // ----- families -----
         case("an IPv6 Service in a dual pool", vec![pool("dual", &["192.0.2.0/24", "2001:db8::/64"])], vec![
@@ -599,21 +599,16 @@ fn allocate_all_serves_requested_addresses_first_whatever_the_order_given() {
         svc("default/pinned").ips(&["192.0.2.0"]),
         svc("default/late"),
     ]);
-    let shown: Vec<String> = results
-        .iter()
-        .map(|(k, r)| match r {
-            Ok(al) => format!("{k} {}", al.addresses[0]),
-            Err(e) => format!("{k} err: {e}"),
-        })
-        .collect();
+    let shown: Vec<String> = results.iter().map(|e| e.to_string()).collect();
     assert_eq!(
         shown,
         [
-            "default/pinned 192.0.2.0",
-            "default/auto 192.0.2.1",
-            "default/late err: pool public is full (2/2)"
+            "default/pinned gets 192.0.2.0 (requested) from pool public",
+            "default/auto gets 192.0.2.1 (lowest free address) from pool public",
+            "default/late gets no address: pool public is full (2/2)"
         ]
     );
+    assert_eq!(a.allocation_count(), 2);
 }
 
 #[test]

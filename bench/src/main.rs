@@ -12,7 +12,10 @@ use ironlb::names::{PoolName, ServiceKey};
 use serde_json::json;
 
 #[derive(Parser)]
-#[command(name = "ironlb-bench", about = "ironlb benchmark scenarios (JSON on the last line)")]
+#[command(
+    name = "ironlb-bench",
+    about = "ironlb benchmark scenarios (JSON on the last line)"
+)]
 struct Cli {
     #[command(subcommand)]
     scenario: Scenario,
@@ -101,7 +104,9 @@ fn ipam_run(cidr: &str, n: usize) -> Result<serde_json::Value> {
         a.release(&keys[(i * 7919) % n]);
     }
     let release_ns = start.elapsed().as_nanos() as f64 / n as f64;
-    a.verify().map_err(anyhow::Error::msg).context("state after releases")?;
+    a.verify()
+        .map_err(anyhow::Error::msg)
+        .context("state after releases")?;
     Ok(json!({
         "allocate_ns_per_op": alloc_ns.round(),
         "release_ns_per_op": release_ns.round(),

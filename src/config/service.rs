@@ -8,6 +8,9 @@ use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::Service;
 
+use super::error::ConfigError;
+use super::load::Documents;
+use super::model::Config;
 use crate::ipam::{
     AllocationRequest, Families, Family, FamilyPolicy, Port, Protocol, SharingKey, TrafficPolicy,
 };
@@ -263,6 +266,59 @@ pub fn request_from_service(
     }
 }
 
+/// The requests of every Service document (each Namespace's labels taken from the Namespace
+/// documents), with every problem as a [`ConfigError`] naming the document; a Service with a
+/// problem, or a second Service of the same key, gets no request.
+pub fn requests_from_documents(
+    docs: &Documents,
+    config: &Config,
+) -> (Vec<AllocationRequest>, Vec<ConfigError>) {
+    let mut requests: BTreeMap<ServiceKey, AllocationRequest> = BTreeMap::new();
+    let mut first_seen: BTreeMap<ServiceKey, String> = BTreeMap::new();
+    let mut errors = Vec::new();
+    let no_labels = Labels::new();
+    for doc in &docs.services {
+        let origin = Some(doc.origin.clone());
+        let svc = &doc.object;
+        let key = match service_key(svc) {
+            Ok(k) => k,
+            Err(e) => {
+                let name = svc.metadata.name.clone().unwrap_or_default();
+                errors.push(ConfigError::new(origin, "Service", name, e.path, e.message));
+                continue;
+            }
+        };
+        if let Some(first) = first_seen.get(&key) {
+            errors.push(ConfigError::new(
+                origin,
+                "Service",
+                key.to_string(),
+                "metadata.name",
+                format!("is defined twice; first at {first}"),
+            ));
+            requests.remove(&key);
+            continue;
+        }
+        first_seen.insert(key.clone(), doc.origin.to_string());
+        let ns_labels = config.namespaces.get(key.namespace()).unwrap_or(&no_labels);
+        match request_from_service(svc, ns_labels) {
+            Ok(r) => {
+                requests.insert(key, r);
+            }
+            Err(errs) => errors.extend(errs.into_iter().map(|e| {
+                ConfigError::new(
+                    origin.clone(),
+                    "Service",
+                    key.to_string(),
+                    e.path,
+                    e.message,
+                )
+            })),
+        }
+    }
+    (requests.into_values().collect(), errors)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -301,7 +357,11 @@ mod tests {
                 "  ipFamilyPolicy: RequireDualStack\n  ipFamilies: [IPv4, IPv6]\n",
             ))
             .unwrap();
-            assert_eq!(r.pool.as_ref().map(|p| p.as_str()), Some("gold"), "{prefix}");
+            assert_eq!(
+                r.pool.as_ref().map(|p| p.as_str()),
+                Some("gold"),
+                "{prefix}"
+            );
             assert_eq!(r.addresses.len(), 2, "{prefix}");
             assert_eq!(r.sharing_key, SharingKey::new("team-a"), "{prefix}");
             assert_eq!(r.families.order(), &[Family::V4, Family::V6]);
@@ -370,7 +430,10 @@ mod tests {
         let r = parse(&manifest(meta, spec)).unwrap();
         assert_eq!(r.traffic_policy, TrafficPolicy::Local);
         assert_eq!(r.ports, vec![Port::udp(80)]);
-        assert_eq!(r.service_labels.get("tier").map(String::as_str), Some("edge"));
+        assert_eq!(
+            r.service_labels.get("tier").map(String::as_str),
+            Some("edge")
+        );
         assert!(r.backend().is_some());
     }
 
@@ -384,8 +447,40 @@ mod tests {
     }
 
     #[test]
+    fn documents_become_requests_with_namespace_labels_and_located_errors() {
+        let text = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n  labels:\n    env: prod\n---\n".to_string()
+            + &manifest("", "")
+            + "---\n"
+            + &manifest("", "")
+            + "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: bad\nspec:\n  type: LoadBalancer\n  loadBalancerIP: nope\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: ok\nspec:\n  type: LoadBalancer\n";
+        let docs = crate::config::Documents::from_str(&text, "svc.yaml")
+            .into_result()
+            .unwrap();
+        let config = crate::config::validate(&docs).unwrap();
+        let (reqs, errs) = requests_from_documents(&docs, &config);
+        let keys: Vec<String> = reqs.iter().map(|r| r.service.to_string()).collect();
+        assert_eq!(keys, ["default/ok"]);
+        let errs: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert_eq!(errs, [
+            "svc.yaml (document 3): Service/shop/web: metadata.name: is defined twice; first at svc.yaml (document 2)",
+            "svc.yaml (document 4): Service/default/bad: spec.loadBalancerIP: \"nope\" is not an IP address",
+        ]);
+        let (reqs, _) = requests_from_documents(
+            &crate::config::Documents::from_str(&manifest("", ""), "one.yaml")
+                .into_result()
+                .unwrap(),
+            &config,
+        );
+        assert_eq!(
+            reqs[0].namespace_labels.get("env").map(String::as_str),
+            Some("prod")
+        );
+    }
+
+    #[test]
     fn the_default_namespace() {
-        let yaml = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  type: LoadBalancer\n";
+        let yaml =
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  type: LoadBalancer\n";
         assert_eq!(parse(yaml).unwrap().service.to_string(), "default/web");
     }
 }

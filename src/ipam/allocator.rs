@@ -355,10 +355,7 @@ impl Allocator {
     /// given: Services that hold addresses keep them first, then Services that name their
     /// addresses (so no automatic choice takes an address someone asked for), then the rest, each
     /// group by Service key.
-    pub fn allocate_all(
-        &mut self,
-        requests: Vec<AllocationRequest>,
-    ) -> Vec<(ServiceKey, Result<Allocation, Refusal>)> {
+    pub fn allocate_all(&mut self, requests: Vec<AllocationRequest>) -> Vec<Explanation> {
         let mut requests = requests;
         requests.sort_by(|a, b| {
             let rank = |r: &AllocationRequest| {
@@ -374,12 +371,21 @@ impl Allocator {
         });
         requests
             .into_iter()
-            .map(|r| {
-                let key = r.service.clone();
-                let result = self.allocate(r).cloned();
-                (key, result)
-            })
+            .map(|r| self.allocate_explained(r))
             .collect()
+    }
+
+    /// Allocates like [`Allocator::allocate`] and says what was done and why.
+    pub fn allocate_explained(&mut self, req: AllocationRequest) -> Explanation {
+        let service = req.service.clone();
+        let outcome = match self.decide(&req) {
+            Ok(decision) => {
+                self.commit(req, decision.clone());
+                Ok(decision)
+            }
+            Err(refusal) => Err(refusal),
+        };
+        Explanation { service, outcome }
     }
 
     /// What [`Allocator::allocate`] would do, and why, without doing it.
@@ -544,7 +550,11 @@ impl Allocator {
                 let taken = self
                     .holders
                     .keys()
-                    .chain(self.reservations.keys().filter(|a| !self.holders.contains_key(a)))
+                    .chain(
+                        self.reservations
+                            .keys()
+                            .filter(|a| !self.holders.contains_key(a)),
+                    )
                     .filter(|a| Family::of(**a) == family && self.pool_of(**a) == Some(name))
                     .count() as u128;
                 let c = pool.counts(family);
@@ -556,7 +566,10 @@ impl Allocator {
                 }
                 let usable = pool.spec.usable()[family.index()].len();
                 if usable != c.total {
-                    return Err(format!("pool {name} {family}: total {} != {usable}", c.total));
+                    return Err(format!(
+                        "pool {name} {family}: total {} != {usable}",
+                        c.total
+                    ));
                 }
             }
             for addr in self.holders.keys().chain(self.reservations.keys()) {
@@ -655,7 +668,13 @@ impl Allocator {
             }
         }
         // Stable sort over name order: equal priorities stay in name order.
-        pinned.sort_by_key(|(prio, _)| if *prio == 0 { u64::MAX } else { u64::from(*prio) });
+        pinned.sort_by_key(|(prio, _)| {
+            if *prio == 0 {
+                u64::MAX
+            } else {
+                u64::from(*prio)
+            }
+        });
         let order: Vec<&Pool> = pinned.into_iter().map(|(_, p)| p).chain(plain).collect();
         if order.is_empty() {
             return Err(Refusal::NoPoolAdmits {
@@ -672,7 +691,9 @@ impl Allocator {
     fn choose(&self, req: &AllocationRequest, candidates: &[&Pool]) -> Result<Decision, Refusal> {
         let order = req.families.order();
         let mut skipped = Vec::new();
-        let mut partial: [Option<(PoolName, (IpAddr, Why), usize)>; 2] = [None, None];
+        // For PreferDualStack: the first pool that could give only the primary family, and
+        // the first that could give only the other, with how many pools were passed before.
+        let mut partial: [Option<Partial>; 2] = [None, None];
         for pool in candidates {
             let mut picks = Vec::new();
             let mut rejection = None;
@@ -731,9 +752,8 @@ impl Allocator {
         if !pool.has_family(family) {
             return Err(PoolRejection::MissingFamily(family));
         }
-        let in_pool = |a: &&IpAddr| {
-            Family::of(**a) == family && self.pool_of(**a) == Some(&pool.spec.name)
-        };
+        let in_pool =
+            |a: &&IpAddr| Family::of(**a) == family && self.pool_of(**a) == Some(&pool.spec.name);
         if let Some(reserved) = self.reserved_by.get(&req.service) {
             for addr in reserved.iter().filter(in_pool) {
                 if self.conflict(*addr, req).is_none() {
@@ -793,7 +813,10 @@ impl Allocator {
                     .ports
                     .iter()
                     .find(|p| theirs.ports.contains(p))
-                    .map(|port| Conflict::PortInUse { holder, port: *port }),
+                    .map(|port| Conflict::PortInUse {
+                        holder,
+                        port: *port,
+                    }),
             };
             if conflict.is_some() {
                 return conflict;
@@ -870,7 +893,12 @@ impl Allocator {
 
     /// Keeps what a Service holds; a PreferDualStack Service with one family also gets the
     /// other from the same pool when it can (and keeps the one it has when it cannot).
-    fn keep_or_extend(&self, req: &AllocationRequest, existing: &Allocation, pool: PoolName) -> Decision {
+    fn keep_or_extend(
+        &self,
+        req: &AllocationRequest,
+        existing: &Allocation,
+        pool: PoolName,
+    ) -> Decision {
         let mut picks: Vec<(IpAddr, Why)> = order_by_family(req, &existing.addresses)
             .into_iter()
             .map(|a| (a, Why::Kept))
@@ -981,6 +1009,10 @@ impl Allocator {
         }
     }
 }
+
+/// A pool that could serve one family of a PreferDualStack request: its name, the pick, and
+/// how many pools were passed over before it.
+type Partial = (PoolName, (IpAddr, Why), usize);
 
 fn sorted(a: &[IpAddr]) -> Vec<IpAddr> {
     let mut v = a.to_vec();

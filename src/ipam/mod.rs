@@ -8,16 +8,16 @@ mod pool;
 mod range;
 mod request;
 
+pub use allocator::{
+    Allocation, Allocator, Decision, Explanation, PoolsError, Recheck, ReserveError, Why,
+};
 pub use pool::{FamilyCounts, NotAdmitted, PoolSpec, PoolStats, ServiceAllocation};
 pub use range::{is_buggy, AddrRange, Family, RangeError, RangeSet};
+pub use refusal::{Conflict, PoolRejection, Refusal, RequestError};
 pub use request::{
     AllocationRequest, Families, FamiliesError, FamilyPolicy, Port, Protocol, SharingKey,
     TrafficPolicy,
 };
-pub use allocator::{
-    Allocation, Allocator, Decision, Explanation, PoolsError, Recheck, ReserveError, Why,
-};
-pub use refusal::{Conflict, PoolRejection, Refusal, RequestError};
 
 mod allocator;
 mod refusal;

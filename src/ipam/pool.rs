@@ -228,7 +228,10 @@ mod tests {
             avoid_buggy_ips: avoid,
             ..PoolSpec::new(
                 PoolName::new("p").unwrap(),
-                ranges.iter().map(|r| AddrRange::parse(r).unwrap()).collect(),
+                ranges
+                    .iter()
+                    .map(|r| AddrRange::parse(r).unwrap())
+                    .collect(),
             )
         }
     }

@@ -214,7 +214,11 @@ impl AddrRange {
         let hi = to_u128(self.end);
         loop {
             // The largest aligned block starting at `lo` that does not pass `hi`.
-            let mut size = if lo == 0 { bits } else { lo.trailing_zeros().min(bits) };
+            let mut size = if lo == 0 {
+                bits
+            } else {
+                lo.trailing_zeros().min(bits)
+            };
             let last = loop {
                 match block_last(lo, size) {
                     Some(last) if last <= hi => break last,
@@ -224,7 +228,9 @@ impl AddrRange {
             };
             let prefix = (bits - size) as u8;
             let net = match self.family() {
-                Family::V4 => ipnet::Ipv4Net::new(Ipv4Addr::from(lo as u32), prefix).map(ipnet::IpNet::V4),
+                Family::V4 => {
+                    ipnet::Ipv4Net::new(Ipv4Addr::from(lo as u32), prefix).map(ipnet::IpNet::V4)
+                }
                 Family::V6 => ipnet::Ipv6Net::new(Ipv6Addr::from(lo), prefix).map(ipnet::IpNet::V6),
             };
             // The prefix is at most the family's width by construction, so `new` cannot fail.
@@ -360,7 +366,10 @@ mod tests {
     #[test]
     fn parses_cidrs_ranges_and_single_addresses() {
         let r = AddrRange::parse("192.0.2.0/24").unwrap();
-        assert_eq!((r.start(), r.end(), r.len()), (ip("192.0.2.0"), ip("192.0.2.255"), 256));
+        assert_eq!(
+            (r.start(), r.end(), r.len()),
+            (ip("192.0.2.0"), ip("192.0.2.255"), 256)
+        );
         let r = AddrRange::parse("192.0.2.10 - 192.0.2.20").unwrap();
         assert_eq!(r.len(), 11);
         let r = AddrRange::parse("2001:db8::/64").unwrap();
@@ -378,8 +387,14 @@ mod tests {
             AddrRange::parse("192.0.2.1/24"),
             Err(RangeError::HostBits("192.0.2.0/24".into()))
         );
-        assert!(matches!(AddrRange::parse("192.0.2.0/33"), Err(RangeError::Syntax(_))));
-        assert!(matches!(AddrRange::parse("banana"), Err(RangeError::Syntax(_))));
+        assert!(matches!(
+            AddrRange::parse("192.0.2.0/33"),
+            Err(RangeError::Syntax(_))
+        ));
+        assert!(matches!(
+            AddrRange::parse("banana"),
+            Err(RangeError::Syntax(_))
+        ));
     }
 
     #[test]
@@ -395,7 +410,12 @@ mod tests {
         assert_eq!(cidrs("192.0.2.0/24"), ["192.0.2.0/24"]);
         assert_eq!(
             cidrs("192.0.2.10-192.0.2.20"),
-            ["192.0.2.10/31", "192.0.2.12/30", "192.0.2.16/30", "192.0.2.20/32"]
+            [
+                "192.0.2.10/31",
+                "192.0.2.12/30",
+                "192.0.2.16/30",
+                "192.0.2.20/32"
+            ]
         );
         assert_eq!(cidrs("0.0.0.0-255.255.255.255"), ["0.0.0.0/0"]);
         assert_eq!(cidrs("::/0"), ["::/0"]);

@@ -225,7 +225,10 @@ fn list(pools: &[(PoolName, PoolRejection)]) -> String {
 }
 
 fn addrs(a: &[IpAddr]) -> String {
-    a.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
+    a.iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl fmt::Display for Refusal {
@@ -258,7 +261,8 @@ impl fmt::Display for Refusal {
                 let is = |pred: fn(&PoolRejection) -> bool| pools.iter().any(|(_, w)| pred(w));
                 let by_namespace =
                     is(|w| matches!(w, PoolRejection::NotAdmitted(NotAdmitted::Namespace(_))));
-                let by_labels = is(|w| matches!(w, PoolRejection::NotAdmitted(NotAdmitted::ServiceLabels)));
+                let by_labels =
+                    is(|w| matches!(w, PoolRejection::NotAdmitted(NotAdmitted::ServiceLabels)));
                 if by_namespace && !by_labels {
                     write!(f, "no pool admits namespace {namespace} ({})", list(pools))
                 } else if by_namespace || by_labels {

@@ -68,7 +68,9 @@ impl fmt::Display for Port {
 }
 
 /// Kubernetes' `spec.ipFamilyPolicy`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub enum FamilyPolicy {
     /// One address, of the first family.
     #[default]
@@ -90,7 +92,9 @@ impl fmt::Display for FamilyPolicy {
 }
 
 /// Kubernetes' `spec.externalTrafficPolicy`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub enum TrafficPolicy {
     /// Any node may take traffic and forward it.
     #[default]

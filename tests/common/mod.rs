@@ -68,9 +68,10 @@ impl PoolExt for PoolSpec {
         self
     }
     fn namespaces(mut self, ns: &[&str]) -> Self {
-        sa(&mut self)
-            .namespaces
-            .extend(ns.iter().map(|n| Namespace::new(*n).expect("test namespace")));
+        sa(&mut self).namespaces.extend(
+            ns.iter()
+                .map(|n| Namespace::new(*n).expect("test namespace")),
+        );
         self
     }
     fn namespace_selector(mut self, l: &[(&str, &str)]) -> Self {
@@ -94,7 +95,7 @@ pub trait ReqExt {
     fn v6(self) -> Self;
     fn families(self, policy: FamilyPolicy, order: &[Family]) -> Self;
     fn ips(self, ips: &[&str]) -> Self;
-    fn from_pool(self, p: &str) -> Self;
+    fn in_pool(self, p: &str) -> Self;
     fn share(self, k: &str) -> Self;
     fn local(self, selector: &[(&str, &str)]) -> Self;
     fn selector(self, selector: &[(&str, &str)]) -> Self;
@@ -126,7 +127,7 @@ impl ReqExt for AllocationRequest {
         self.addresses = ips.iter().map(|s| ip(s)).collect();
         self
     }
-    fn from_pool(mut self, p: &str) -> Self {
+    fn in_pool(mut self, p: &str) -> Self {
         self.pool = Some(PoolName::new(p).expect("test pool name"));
         self
     }
