@@ -58,7 +58,7 @@ pub struct ObjectMeta {
 
 /// A pool of addresses that ironlb gives to Services of type LoadBalancer.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IPAddressPoolSpec {
     /// The addresses of the pool: CIDRs (`192.0.2.0/24`, `2001:db8::/64`), ranges
     /// (`192.0.2.10-192.0.2.20`) or single addresses. They must not overlap each other or
@@ -85,7 +85,7 @@ impl Spec for IPAddressPoolSpec {
 
 /// Which Services may use a pool, and in which order pools are tried.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ServiceAllocationSpec {
     /// The pool's priority: lower numbers are tried first; unset or 0 means after every pool
     /// with a priority.
@@ -106,7 +106,7 @@ pub struct ServiceAllocationSpec {
 /// Announces the addresses of some pools on the local network by answering ARP (IPv4) and
 /// NDP (IPv6) from one node at a time.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct L2AdvertisementSpec {
     /// Names of the pools to announce. With ipAddressPoolSelectors empty too, every pool.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -128,7 +128,7 @@ impl Spec for L2AdvertisementSpec {
 
 /// Announces the addresses of some pools to BGP peers.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BGPAdvertisementSpec {
     /// Prefix length of the IPv4 routes announced (default 32: one route per address).
     /// Shorter lengths aggregate; they must not be shorter than any pool range announced.
@@ -166,7 +166,7 @@ impl Spec for BGPAdvertisementSpec {
 
 /// A BGP session from the selected nodes to a router.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BGPPeerSpec {
     /// The local AS number (1-4294967295).
     #[serde(default, rename = "myASN", skip_serializing_if = "Option::is_none")]
@@ -245,7 +245,7 @@ impl Spec for BGPPeerSpec {
 
 /// A reference to a Secret.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SecretReferenceSpec {
     /// The Secret's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -258,7 +258,7 @@ pub struct SecretReferenceSpec {
 /// Names for BGP community values, usable in BGPAdvertisement.communities. Names are global
 /// across all Community objects.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CommunitySpec {
     /// The aliases.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -271,7 +271,7 @@ impl Spec for CommunitySpec {
 
 /// One community alias.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CommunityAliasSpec {
     /// The alias, unique across all Community objects.
     #[serde(default)]
@@ -283,7 +283,7 @@ pub struct CommunityAliasSpec {
 
 /// Settings of the BFD sessions of the BGPPeers that name this profile.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BFDProfileSpec {
     /// The shortest interval, in milliseconds (10-60000), at which this system can receive
     /// control packets (default 300).
@@ -324,11 +324,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn unknown_spec_fields_are_refused_so_typos_are_not_ignored() {
+        let err = serde_yaml::from_str::<IPAddressPoolSpec>("addresses: []\nautoAsign: false\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("unknown field `autoAsign`"), "{err}");
+        // Newer MetalLB fields ironlb does not implement are refused rather than ignored.
+        assert!(serde_yaml::from_str::<L2AdvertisementSpec>("serviceSelectors: [{}]\n").is_err());
+    }
+
+    #[test]
     fn field_names_follow_metallb() {
         let peer: BGPPeerSpec = serde_yaml::from_str(
             "myASN: 64500\npeerASN: 64501\ndynamicASN: external\npeerAddress: 192.0.2.1\n\
              routerID: 192.0.2.2\ndisableMP: true\nebgpMultiHop: true\n\
-             passwordSecret: {name: s}\nholdTime: 90s\nunknownField: 1\n",
+             passwordSecret: {name: s}\nholdTime: 90s\n",
         )
         .unwrap();
         assert_eq!(peer.my_asn, Some(64500));
