@@ -16,7 +16,7 @@ use serde::Serialize;
 #[command(
     name = "ironlb",
     version,
-    about = "A load balancer for bare-metal Kubernetes, with Raft-replicated address allocation"
+    about = "A load balancer for bare-metal Kubernetes"
 )]
 struct Cli {
     #[command(subcommand)]
