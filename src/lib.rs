@@ -7,3 +7,4 @@ pub mod config;
 pub mod ipam;
 pub mod labels;
 pub mod names;
+pub mod raft;
