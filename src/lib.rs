@@ -3,6 +3,7 @@
 //! This crate holds the configuration model ([`config`]), the pure address allocator
 //! ([`ipam`]) and the names and label selectors they share.
 
+pub mod api;
 pub mod config;
 pub mod ipam;
 pub mod labels;

@@ -6,5 +6,5 @@ pub mod state;
 pub mod types;
 
 pub use command::{Command, Response};
-pub use state::ControllerState;
+pub use state::{ControllerState, SharedState};
 pub use types::{Member, NodeId, Raft, TypeConfig};

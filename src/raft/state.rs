@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -10,6 +11,9 @@ use super::command::{Command, Response};
 use crate::config::Config;
 use crate::ipam::Allocator;
 use crate::names::NodeName;
+
+/// The applied state, shared read-only with the admin API and the metrics.
+pub type SharedState = Arc<tokio::sync::RwLock<ControllerState>>;
 
 /// Everything the controllers agree on.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

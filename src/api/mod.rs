@@ -1,0 +1,658 @@
+//! The admin API: JSON over HTTP on every controller member, plus `/metrics`, `/healthz` and
+//! `/readyz`. Writes and linearizable reads that reach a follower are forwarded to the leader
+//! (one hop), so a client may talk to any member.
+
+pub mod client;
+pub mod error;
+pub mod metrics;
+pub mod views;
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use k8s_openapi::api::core::v1::Service;
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use serde::Deserialize;
+
+use crate::config::{self, service::request_from_service, Documents};
+use crate::ipam::AllocationRequest;
+use crate::labels::Labels;
+use crate::names::ServiceKey;
+use crate::raft::{Command, Member, NodeId, Raft, Response as SmResponse, SharedState};
+use error::{ApiError, LeaderRef};
+use metrics::{Metrics, RaftFigures};
+
+/// Marks a request forwarded by a follower, so it is never forwarded twice.
+const FORWARDED: &str = "x-ironlb-forwarded";
+
+/// What every handler needs.
+pub struct Admin {
+    /// This member's id.
+    pub id: NodeId,
+    /// Its Raft handle.
+    pub raft: Raft,
+    /// The applied state.
+    pub state: SharedState,
+    /// Its metrics.
+    pub metrics: Arc<Metrics>,
+    /// How long a write may wait to be committed before the caller is told there is no quorum.
+    pub write_timeout: Duration,
+    http: reqwest::Client,
+}
+
+impl Admin {
+    /// The admin state of a member.
+    pub fn new(id: NodeId, raft: Raft, state: SharedState, metrics: Arc<Metrics>) -> Self {
+        Self {
+            id,
+            raft,
+            state,
+            metrics,
+            write_timeout: Duration::from_secs(5),
+            http: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(1))
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap_or_default(),
+        }
+    }
+}
+
+type Shared = Arc<Admin>;
+
+/// Why a handler could not finish here.
+enum Failure {
+    /// A plain error answer.
+    Api(ApiError),
+    /// Only the leader can do this; here is where it is, if known.
+    NotLeader(Option<LeaderRef>),
+}
+
+impl From<ApiError> for Failure {
+    fn from(e: ApiError) -> Self {
+        Failure::Api(e)
+    }
+}
+
+/// The admin API's routes.
+pub fn router(admin: Shared) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/v1/status", get(status))
+        .route("/v1/members", get(members).post(add_member))
+        .route("/v1/members/{id}", delete(remove_member))
+        .route("/v1/pools", get(pools))
+        .route("/v1/services", get(services).post(allocate_service))
+        .route(
+            "/v1/services/{namespace}/{name}",
+            get(service).delete(release),
+        )
+        .route("/v1/allocate", post(allocate))
+        .route("/v1/explain", post(explain))
+        .route("/v1/reservations", get(reservations).post(reserve))
+        .route("/v1/reservations/{address}", delete(unreserve))
+        .route("/v1/config", get(get_config).put(put_config))
+        .with_state(admin)
+}
+
+/// Runs the handler; when it needs the leader and this member is not it, forwards the request
+/// to the leader's admin API and relays the answer.
+async fn leader_or_forward<F, Fut>(a: Shared, req: Request, handler: F) -> Response
+where
+    F: FnOnce(Shared, Bytes) -> Fut,
+    Fut: Future<Output = Result<Response, Failure>>,
+{
+    let (parts, body) = req.into_parts();
+    let body = match axum::body::to_bytes(body, 64 << 20).await {
+        Ok(b) => b,
+        Err(e) => return ApiError::bad_request(format!("reading the body: {e}")).into_response(),
+    };
+    match handler(a.clone(), body.clone()).await {
+        Ok(r) => r,
+        Err(Failure::Api(e)) => e.into_response(),
+        Err(Failure::NotLeader(leader)) => {
+            if parts.headers.contains_key(FORWARDED) {
+                let mut e = ApiError::new(
+                    StatusCode::MISDIRECTED_REQUEST,
+                    "forwarded to a member that is not the leader either; retry",
+                );
+                e.body.leader = leader;
+                return e.into_response();
+            }
+            let Some(leader) = leader else {
+                return ApiError::unavailable(
+                    "no leader is known: the cluster is electing one, or has no quorum",
+                )
+                .into_response();
+            };
+            forward(&a, &leader, &parts.method, &parts.uri, &parts.headers, body).await
+        }
+    }
+}
+
+async fn forward(
+    a: &Admin,
+    leader: &LeaderRef,
+    method: &Method,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let url = format!("http://{}{}", leader.member.admin_addr, path);
+    let mut req = a
+        .http
+        .request(method.clone(), &url)
+        .header(FORWARDED, a.id.to_string())
+        .body(body);
+    if let Some(ct) = headers.get(axum::http::header::CONTENT_TYPE) {
+        req = req.header(axum::http::header::CONTENT_TYPE, ct.clone());
+    }
+    match req.send().await {
+        Ok(resp) => {
+            let status = resp.status();
+            let content_type = resp
+                .headers()
+                .get(axum::http::header::CONTENT_TYPE)
+                .cloned();
+            match resp.bytes().await {
+                Ok(bytes) => {
+                    let mut out = (status, bytes).into_response();
+                    if let Some(ct) = content_type {
+                        out.headers_mut()
+                            .insert(axum::http::header::CONTENT_TYPE, ct);
+                    }
+                    out
+                }
+                Err(e) => ApiError::unavailable(format!(
+                    "the leader (member {}) broke off its answer: {e}",
+                    leader.id
+                ))
+                .into_response(),
+            }
+        }
+        Err(e) => {
+            let mut err = ApiError::unavailable(format!(
+                "the leader (member {} at {}) is unreachable from member {}: {e}; without it there is no quorum here",
+                leader.id, leader.member.admin_addr, a.id
+            ));
+            err.body.leader = Some(leader.clone());
+            err.into_response()
+        }
+    }
+}
+
+fn leader_ref(id: Option<NodeId>, node: Option<Member>) -> Option<LeaderRef> {
+    Some(LeaderRef {
+        id: id?,
+        member: node?,
+    })
+}
+
+/// Proposes a command and waits until it is applied, or fails within the write timeout.
+async fn propose(a: &Admin, command: Command) -> Result<SmResponse, Failure> {
+    let kind = command.kind();
+    match tokio::time::timeout(a.write_timeout, a.raft.client_write(command)).await {
+        Ok(Ok(resp)) => Ok(resp.data),
+        Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+            Err(Failure::NotLeader(leader_ref(f.leader_id, f.leader_node)))
+        }
+        Ok(Err(e)) => Err(ApiError::unavailable(format!("{kind}: {e}")).into()),
+        Err(_) => Err(ApiError::unavailable(format!(
+            "{kind} was not committed within {:?}: no quorum is reachable from the leader",
+            a.write_timeout
+        ))
+        .into()),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ReadOpts {
+    /// Read this member's state without checking that it is current.
+    #[serde(default)]
+    stale: bool,
+}
+
+/// Makes a read linearizable (it sees every write acknowledged before it) unless the caller
+/// accepts a possibly stale answer.
+async fn linearize(a: &Admin, opts: &ReadOpts) -> Result<(), Failure> {
+    if opts.stale {
+        return Ok(());
+    }
+    match tokio::time::timeout(a.write_timeout, a.raft.ensure_linearizable()).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
+            Err(Failure::NotLeader(leader_ref(f.leader_id, f.leader_node)))
+        }
+        Ok(Err(e)) => Err(ApiError::unavailable(format!("linearizable read: {e}")).into()),
+        Err(_) => Err(ApiError::unavailable(format!(
+            "could not confirm leadership within {:?}: no quorum is reachable (add ?stale=true to read this member's state anyway)",
+            a.write_timeout
+        ))
+        .into()),
+    }
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Response {
+    Json(v).into_response()
+}
+
+async fn readyz(State(a): State<Shared>) -> Response {
+    let m = a.raft.metrics().borrow().clone();
+    match m.current_leader {
+        Some(leader) => (
+            StatusCode::OK,
+            format!("ready: leader is member {leader}\n"),
+        )
+            .into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: no leader known\n",
+        )
+            .into_response(),
+    }
+}
+
+async fn raft_figures(a: &Admin) -> RaftFigures {
+    let m = a.raft.metrics().borrow().clone();
+    let commit_index = a
+        .raft
+        .with_raft_state(|st| st.committed.map(|l| l.index).unwrap_or(0))
+        .await
+        .unwrap_or(0);
+    RaftFigures {
+        term: m.current_term,
+        is_leader: m.current_leader == Some(a.id),
+        commit_index,
+        applied_index: m.last_applied.map(|l| l.index).unwrap_or(0),
+        members: m.membership_config.nodes().count(),
+    }
+}
+
+async fn metrics(State(a): State<Shared>) -> Response {
+    let figures = raft_figures(&a).await;
+    let state = a.state.read().await;
+    let text = a.metrics.render(figures, &state);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+async fn status(State(a): State<Shared>) -> Response {
+    let m = a.raft.metrics().borrow().clone();
+    let figures = raft_figures(&a).await;
+    let state = a.state.read().await;
+    json(&views::Status::new(a.id, &m, figures, &state))
+}
+
+async fn members(State(a): State<Shared>) -> Response {
+    let m = a.raft.metrics().borrow().clone();
+    json(&views::Members::new(&m))
+}
+
+async fn add_member(State(a): State<Shared>, req: Request) -> Response {
+    leader_or_forward(a, req, |a, body| async move {
+        let add: views::AddMember = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("member: {e}")))?;
+        let member = Member {
+            raft_addr: add.raft_addr,
+            admin_addr: add.admin_addr,
+        };
+        // A learner first, so it catches up (through a snapshot if it must) before it votes.
+        match a.raft.add_learner(add.id, member, true).await {
+            Ok(_) => {}
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                return Err(Failure::NotLeader(leader_ref(f.leader_id, f.leader_node)))
+            }
+            Err(e) => return Err(ApiError::unavailable(format!("adding learner: {e}")).into()),
+        }
+        if add.voter {
+            let voters: std::collections::BTreeSet<NodeId> = a
+                .raft
+                .metrics()
+                .borrow()
+                .membership_config
+                .membership()
+                .voter_ids()
+                .chain([add.id])
+                .collect();
+            a.raft
+                .change_membership(voters, false)
+                .await
+                .map_err(|e| ApiError::unavailable(format!("making member a voter: {e}")))?;
+        }
+        let m = a.raft.metrics().borrow().clone();
+        Ok(json(&views::Members::new(&m)))
+    })
+    .await
+}
+
+async fn remove_member(State(a): State<Shared>, Path(id): Path<NodeId>, req: Request) -> Response {
+    leader_or_forward(a, req, |a, _| async move {
+        let membership = a.raft.metrics().borrow().membership_config.clone();
+        if membership.nodes().all(|(n, _)| *n != id) {
+            return Err(ApiError::not_found(format!("member {id} is not in the cluster")).into());
+        }
+        let voters: std::collections::BTreeSet<NodeId> = membership
+            .membership()
+            .voter_ids()
+            .filter(|v| *v != id)
+            .collect();
+        if voters.is_empty() {
+            return Err(ApiError::bad_request("cannot remove the last voter").into());
+        }
+        match a.raft.change_membership(voters, false).await {
+            Ok(_) => {}
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                return Err(Failure::NotLeader(leader_ref(f.leader_id, f.leader_node)))
+            }
+            Err(e) => return Err(ApiError::unavailable(format!("removing member: {e}")).into()),
+        }
+        let m = a.raft.metrics().borrow().clone();
+        Ok(json(&views::Members::new(&m)))
+    })
+    .await
+}
+
+async fn pools(State(a): State<Shared>, Query(opts): Query<ReadOpts>, req: Request) -> Response {
+    leader_or_forward(a, req, |a, _| async move {
+        linearize(&a, &opts).await?;
+        let state = a.state.read().await;
+        Ok(json(&views::pools(&state)))
+    })
+    .await
+}
+
+async fn services(State(a): State<Shared>, Query(opts): Query<ReadOpts>, req: Request) -> Response {
+    leader_or_forward(a, req, |a, _| async move {
+        linearize(&a, &opts).await?;
+        let state = a.state.read().await;
+        Ok(json(&views::services(&state)))
+    })
+    .await
+}
+
+async fn service(
+    State(a): State<Shared>,
+    Path((namespace, name)): Path<(String, String)>,
+    Query(opts): Query<ReadOpts>,
+    req: Request,
+) -> Response {
+    leader_or_forward(a, req, |a, _| async move {
+        let key = ServiceKey::new(&namespace, &name)
+            .map_err(|e| ApiError::bad_request(format!("service key: {e}")))?;
+        linearize(&a, &opts).await?;
+        let state = a.state.read().await;
+        let alloc = state
+            .allocator
+            .allocation(&key)
+            .ok_or_else(|| ApiError::not_found(format!("{key} holds no address")))?;
+        let explain = state.allocator.explain(&alloc.request);
+        Ok(json(&views::ServiceView::new(&key, alloc, Some(&explain))))
+    })
+    .await
+}
+
+async fn allocation_response(a: &Admin, request: AllocationRequest) -> Result<Response, Failure> {
+    let start = Instant::now();
+    let resp = propose(a, Command::Allocate { request }).await?;
+    a.metrics
+        .allocation_duration
+        .observe(start.elapsed().as_secs_f64());
+    match resp {
+        SmResponse::Allocated(explanation) => {
+            let status = match explanation.outcome {
+                Ok(_) => StatusCode::OK,
+                Err(_) => StatusCode::CONFLICT,
+            };
+            Ok((status, Json(views::AllocateResult::new(&explanation))).into_response())
+        }
+        other => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("unexpected answer to an allocation: {other:?}"),
+        )
+        .into()),
+    }
+}
+
+async fn allocate(State(a): State<Shared>, req: Request) -> Response {
+    leader_or_forward(a, req, |a, body| async move {
+        let request: AllocationRequest = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("allocation request: {e}")))?;
+        allocation_response(&a, request).await
+    })
+    .await
+}
+
+/// Parses a Service manifest (YAML or JSON) into a request, with its Namespace's labels from
+/// the configuration in force.
+async fn request_from_manifest(a: &Admin, body: &[u8]) -> Result<AllocationRequest, Failure> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| ApiError::bad_request("the Service manifest is not UTF-8"))?;
+    let svc: Service = serde_yaml::from_str(text)
+        .map_err(|e| ApiError::bad_request(format!("Service manifest: {e}")))?;
+    let ns = svc
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let labels: Labels = {
+        let state = a.state.read().await;
+        state
+            .config
+            .as_ref()
+            .and_then(|c| c.namespaces.iter().find(|(n, _)| n.as_str() == ns))
+            .map(|(_, l)| l.clone())
+            .unwrap_or_default()
+    };
+    request_from_service(&svc, &labels).map_err(|errs| {
+        let name = svc.metadata.name.clone().unwrap_or_default();
+        Failure::Api(ApiError::invalid(
+            format!("Service {ns}/{name} is invalid"),
+            errs.iter().map(|e| e.to_string()).collect(),
+        ))
+    })
+}
+
+async fn allocate_service(State(a): State<Shared>, req: Request) -> Response {
+    leader_or_forward(a, req, |a, body| async move {
+        let request = request_from_manifest(&a, &body).await?;
+        allocation_response(&a, request).await
+    })
+    .await
+}
+
+async fn explain(State(a): State<Shared>, Query(opts): Query<ReadOpts>, req: Request) -> Response {
+    leader_or_forward(a, req, |a, body| async move {
+        // Either an allocation request (JSON) or a Service manifest (YAML or JSON).
+        let request = match serde_json::from_slice::<AllocationRequest>(&body) {
+            Ok(r) => r,
+            Err(_) => request_from_manifest(&a, &body).await?,
+        };
+        linearize(&a, &opts).await?;
+        let state = a.state.read().await;
+        let e = state.allocator.explain(&request);
+        Ok(json(&views::AllocateResult::new(&e)))
+    })
+    .await
+}
+
+async fn release(
+    State(a): State<Shared>,
+    Path((namespace, name)): Path<(String, String)>,
+    req: Request,
+) -> Response {
+    leader_or_forward(a, req, |a, _| async move {
+        let service = ServiceKey::new(&namespace, &name)
+            .map_err(|e| ApiError::bad_request(format!("service key: {e}")))?;
+        match propose(
+            &a,
+            Command::Release {
+                service: service.clone(),
+            },
+        )
+        .await?
+        {
+            SmResponse::Released(Some(alloc)) => {
+                Ok(json(&views::ServiceView::new(&service, &alloc, None)))
+            }
+            SmResponse::Released(None) => {
+                Err(ApiError::not_found(format!("{service} held no address")).into())
+            }
+            other => Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("unexpected answer to a release: {other:?}"),
+            )
+            .into()),
+        }
+    })
+    .await
+}
+
+async fn reservations(
+    State(a): State<Shared>,
+    Query(opts): Query<ReadOpts>,
+    req: Request,
+) -> Response {
+    leader_or_forward(a, req, |a, _| async move {
+        linearize(&a, &opts).await?;
+        let state = a.state.read().await;
+        let list: Vec<views::Reservation> = state
+            .allocator
+            .reservations()
+            .map(|(address, service)| views::Reservation {
+                address: *address,
+                service: service.clone(),
+            })
+            .collect();
+        Ok(json(&list))
+    })
+    .await
+}
+
+async fn reserve(State(a): State<Shared>, req: Request) -> Response {
+    leader_or_forward(a, req, |a, body| async move {
+        let r: views::Reservation = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("reservation: {e}")))?;
+        match propose(
+            &a,
+            Command::Reserve {
+                address: r.address,
+                service: r.service.clone(),
+            },
+        )
+        .await?
+        {
+            SmResponse::Reserved(Ok(())) => Ok(json(&r)),
+            SmResponse::Reserved(Err(e)) => {
+                Err(ApiError::new(StatusCode::CONFLICT, e.to_string()).into())
+            }
+            other => Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("unexpected answer to a reservation: {other:?}"),
+            )
+            .into()),
+        }
+    })
+    .await
+}
+
+async fn unreserve(State(a): State<Shared>, Path(address): Path<IpAddr>, req: Request) -> Response {
+    leader_or_forward(a, req, |a, _| async move {
+        match propose(&a, Command::Unreserve { address }).await? {
+            SmResponse::Unreserved(Ok(service)) => {
+                Ok(json(&views::Reservation { address, service }))
+            }
+            SmResponse::Unreserved(Err(e)) => Err(ApiError::not_found(e.to_string()).into()),
+            other => Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("unexpected answer to an unreservation: {other:?}"),
+            )
+            .into()),
+        }
+    })
+    .await
+}
+
+async fn get_config(
+    State(a): State<Shared>,
+    Query(opts): Query<ReadOpts>,
+    req: Request,
+) -> Response {
+    leader_or_forward(a, req, |a, _| async move {
+        linearize(&a, &opts).await?;
+        let state = a.state.read().await;
+        Ok(json(&views::ConfigView {
+            revision: state.config_revision,
+            config: state.config.clone(),
+        }))
+    })
+    .await
+}
+
+/// Validates the configuration documents in the body (YAML, as in files) and installs them
+/// through Raft; an invalid set is refused with every error, and the old one stays in force.
+async fn put_config(State(a): State<Shared>, req: Request) -> Response {
+    leader_or_forward(a, req, |a, body| async move {
+        let text = std::str::from_utf8(&body)
+            .map_err(|_| ApiError::bad_request("the configuration is not UTF-8"))?;
+        let loaded = Documents::from_str(text, "request body");
+        let mut errors: Vec<String> = loaded.errors.iter().map(|e| e.to_string()).collect();
+        let validated = config::validate(&loaded.documents);
+        if let Err(more) = &validated {
+            errors.extend(more.iter().map(|e| e.to_string()));
+        }
+        let config = match validated {
+            Ok(c) if errors.is_empty() => c,
+            _ => {
+                let n = errors.len();
+                return Err(ApiError::invalid(
+                    format!(
+                        "the configuration is invalid ({n} error{}); the one in force is unchanged",
+                        if n == 1 { "" } else { "s" }
+                    ),
+                    errors,
+                )
+                .into());
+            }
+        };
+        match propose(
+            &a,
+            Command::SetConfig {
+                config: Box::new(config),
+            },
+        )
+        .await?
+        {
+            SmResponse::Config { revision, recheck } => {
+                Ok(json(&views::ConfigApplied::new(revision, &recheck)))
+            }
+            SmResponse::ConfigRefused(why) => Err(ApiError::invalid(
+                "the configuration was refused; the one in force is unchanged",
+                vec![why],
+            )
+            .into()),
+            other => Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("unexpected answer to a configuration: {other:?}"),
+            )
+            .into()),
+        }
+    })
+    .await
+}

@@ -1,0 +1,465 @@
+//! `ironlb ctl`: the admin API from a shell, human tables by default and `-o json`.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use ironlb::api::client::{AdminClient, Body, ClientError};
+use ironlb::api::views::{
+    AllocateResult, ConfigApplied, ConfigView, Members, Reservation, ServiceView, Status,
+};
+use ironlb::ipam::{Family, PoolStats};
+use ironlb::names::{PoolName, ServiceKey};
+use reqwest::Method;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::table::print_table;
+use super::Output;
+
+/// Options of every `ctl` call.
+#[derive(Args)]
+pub struct CtlArgs {
+    /// Admin API addresses of controller members (`host:port`, comma-separated); any member
+    /// will do, the others are tried when it does not answer.
+    #[arg(
+        long,
+        short = 's',
+        env = "IRONLB_SERVERS",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:7480"
+    )]
+    pub servers: Vec<String>,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Table, global = true)]
+    pub output: Output,
+    /// Read this member's state without checking it is current (works without quorum).
+    #[arg(long, global = true)]
+    pub stale: bool,
+    /// How long to wait for an answer, in seconds.
+    #[arg(long, default_value_t = 10)]
+    pub timeout: u64,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: CtlCommand,
+}
+
+/// The calls.
+#[derive(Subcommand)]
+pub enum CtlCommand {
+    /// Role, term, leader and log indexes of the member answering.
+    Status,
+    /// List, add or remove members.
+    Members {
+        /// add or remove; none lists.
+        #[command(subcommand)]
+        change: Option<MemberChange>,
+    },
+    /// Addresses per pool and family: total, in use, available.
+    Pools,
+    /// Every Service's addresses.
+    Services,
+    /// One Service's addresses and why it holds them.
+    Service {
+        /// namespace/name.
+        service: ServiceKey,
+    },
+    /// Allocate for the Service manifests in a file (`-` for standard input).
+    Allocate {
+        /// A YAML file of v1 Services.
+        #[arg(long, short = 'f')]
+        file: PathBuf,
+    },
+    /// Say what allocating for the Service in a file would do, and why, without doing it.
+    Explain {
+        /// A YAML file of one v1 Service.
+        #[arg(long, short = 'f')]
+        file: PathBuf,
+    },
+    /// Free a Service's addresses.
+    Release {
+        /// namespace/name.
+        service: ServiceKey,
+    },
+    /// List reservations, or reserve an address for a Service.
+    Reserve {
+        /// The address (with --for); none lists.
+        address: Option<IpAddr>,
+        /// namespace/name of the Service it is kept for.
+        #[arg(long = "for")]
+        service: Option<ServiceKey>,
+    },
+    /// Drop a reservation.
+    Unreserve {
+        /// The address.
+        address: IpAddr,
+    },
+    /// Show or replace the configuration.
+    Config {
+        /// get or put.
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+/// Membership changes.
+#[derive(Subcommand)]
+pub enum MemberChange {
+    /// Add a member: it joins as a learner, catches up, then votes.
+    Add {
+        /// Its id.
+        id: u64,
+        /// Its Raft address (`host:port`).
+        #[arg(long)]
+        raft: String,
+        /// Its admin API address (`host:port`).
+        #[arg(long)]
+        admin: String,
+        /// Keep it a learner (no vote).
+        #[arg(long)]
+        learner: bool,
+    },
+    /// Remove a member.
+    Remove {
+        /// Its id.
+        id: u64,
+    },
+}
+
+/// Configuration calls.
+#[derive(Subcommand)]
+pub enum ConfigAction {
+    /// Print the configuration in force.
+    Get,
+    /// Validate and install the configuration in a file or directory; an invalid one is refused
+    /// with every error, and the one in force stays.
+    Put {
+        /// A YAML file or a directory of them.
+        #[arg(long, short = 'f')]
+        file: PathBuf,
+    },
+}
+
+fn read_input(path: &PathBuf) -> Result<String> {
+    if path.as_os_str() == "-" {
+        return std::io::read_to_string(std::io::stdin()).context("reading standard input");
+    }
+    if path.is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.extension()
+                    .is_some_and(|x| x == "yaml" || x == "yml" || x == "json")
+            })
+            .collect();
+        files.sort();
+        let mut text = String::new();
+        for f in files {
+            text.push_str("---\n");
+            text.push_str(
+                &std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?,
+            );
+            text.push('\n');
+        }
+        return Ok(text);
+    }
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// Splits a YAML stream into its documents (on `---` lines), skipping empty ones.
+fn documents(text: &str) -> Vec<String> {
+    let mut docs = vec![String::new()];
+    for line in text.lines() {
+        if line.trim_end() == "---" {
+            docs.push(String::new());
+        } else if let Some(d) = docs.last_mut() {
+            d.push_str(line);
+            d.push('\n');
+        }
+    }
+    docs.into_iter()
+        .filter(|d| {
+            d.lines()
+                .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        })
+        .collect()
+}
+
+fn print<T: Serialize>(output: Output, value: &T, table: impl FnOnce(&T)) -> Result<()> {
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(value)?),
+        Output::Table => table(value),
+    }
+    Ok(())
+}
+
+fn service_rows(list: &[ServiceView]) -> Vec<Vec<String>> {
+    list.iter()
+        .map(|s| {
+            let addrs: Vec<String> = s.addresses.iter().map(|a| a.to_string()).collect();
+            vec![s.service.to_string(), s.pool.to_string(), addrs.join(",")]
+        })
+        .collect()
+}
+
+/// Runs a `ctl` call; errors are printed, and the exit code is 1.
+pub async fn run(args: CtlArgs) -> Result<ExitCode> {
+    let client = AdminClient::new(args.servers.clone(), Duration::from_secs(args.timeout));
+    match call(&client, &args).await {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            match e.downcast_ref::<ClientError>() {
+                Some(ClientError::NoMember { .. }) => eprintln!("error: {e}"),
+                Some(ClientError::Api { .. }) => eprintln!("error: {e}"),
+                _ => eprintln!("error: {e:#}"),
+            }
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+async fn call(client: &AdminClient, args: &CtlArgs) -> Result<ExitCode> {
+    let q = if args.stale { "?stale=true" } else { "" };
+    let out = args.output;
+    async fn get<T: DeserializeOwned>(c: &AdminClient, path: String) -> Result<T> {
+        Ok(c.get(&path).await?)
+    }
+    match &args.command {
+        CtlCommand::Status => {
+            let s: Status = get(client, "/v1/status".into()).await?;
+            print(out, &s, |s| {
+                let leader = s.leader.map_or("none".to_string(), |l| l.to_string());
+                print_table(
+                    &[
+                        "ID",
+                        "ROLE",
+                        "TERM",
+                        "LEADER",
+                        "LAST LOG",
+                        "COMMITTED",
+                        "APPLIED",
+                        "SNAPSHOT",
+                        "MEMBERS",
+                        "CONFIG REV",
+                        "ALLOCATIONS",
+                    ],
+                    &[vec![
+                        s.id.to_string(),
+                        s.role.clone(),
+                        s.term.to_string(),
+                        leader,
+                        s.last_log_index.to_string(),
+                        s.commit_index.to_string(),
+                        s.applied_index.to_string(),
+                        s.snapshot_index.map_or("-".into(), |i| i.to_string()),
+                        s.members.to_string(),
+                        s.config_revision.to_string(),
+                        s.allocations.to_string(),
+                    ]],
+                )
+            })?;
+        }
+        CtlCommand::Members { change } => {
+            let members: Members = match change {
+                None => get(client, "/v1/members".into()).await?,
+                Some(MemberChange::Add {
+                    id,
+                    raft,
+                    admin,
+                    learner,
+                }) => {
+                    let body = serde_json::json!({"id": id, "raft_addr": raft, "admin_addr": admin, "voter": !learner});
+                    client
+                        .call(Method::POST, "/v1/members", Body::Json(body))
+                        .await?
+                }
+                Some(MemberChange::Remove { id }) => {
+                    client
+                        .call(Method::DELETE, &format!("/v1/members/{id}"), Body::Empty)
+                        .await?
+                }
+            };
+            print(out, &members, |m| {
+                let rows: Vec<Vec<String>> = m
+                    .members
+                    .iter()
+                    .map(|m| {
+                        let role = match (m.leader, m.voter) {
+                            (true, _) => "leader",
+                            (false, true) => "voter",
+                            (false, false) => "learner",
+                        };
+                        vec![
+                            m.id.to_string(),
+                            role.to_string(),
+                            m.raft_addr.clone(),
+                            m.admin_addr.clone(),
+                        ]
+                    })
+                    .collect();
+                print_table(&["ID", "ROLE", "RAFT", "ADMIN"], &rows)
+            })?;
+        }
+        CtlCommand::Pools => {
+            let pools: BTreeMap<PoolName, PoolStats> = get(client, format!("/v1/pools{q}")).await?;
+            print(out, &pools, |pools| {
+                let mut rows = Vec::new();
+                for (name, s) in pools {
+                    for family in Family::ALL {
+                        let c = s.family(family);
+                        if c.total > 0 {
+                            rows.push(vec![
+                                name.to_string(),
+                                family.to_string(),
+                                c.total.to_string(),
+                                c.in_use.to_string(),
+                                c.available.to_string(),
+                            ]);
+                        }
+                    }
+                }
+                print_table(&["POOL", "FAMILY", "TOTAL", "IN USE", "AVAILABLE"], &rows)
+            })?;
+        }
+        CtlCommand::Services => {
+            let list: Vec<ServiceView> = get(client, format!("/v1/services{q}")).await?;
+            print(out, &list, |l| {
+                print_table(&["SERVICE", "POOL", "ADDRESSES"], &service_rows(l))
+            })?;
+        }
+        CtlCommand::Service { service } => {
+            let path = format!("/v1/services/{}/{}{q}", service.namespace(), service.name());
+            let s: ServiceView = get(client, path).await?;
+            print(out, &s, |s| {
+                print_table(
+                    &["SERVICE", "POOL", "ADDRESSES"],
+                    &service_rows(std::slice::from_ref(s)),
+                );
+                if let Some(e) = &s.explain {
+                    println!("\n{e}");
+                }
+            })?;
+        }
+        CtlCommand::Allocate { file } | CtlCommand::Explain { file } => {
+            let explain_only = matches!(args.command, CtlCommand::Explain { .. });
+            let text = read_input(file)?;
+            let mut results = Vec::new();
+            let mut failed = false;
+            for doc in documents(&text) {
+                let path = if explain_only {
+                    format!("/v1/explain{q}")
+                } else {
+                    "/v1/services".to_string()
+                };
+                match client
+                    .call::<AllocateResult>(Method::POST, &path, Body::Yaml(doc))
+                    .await
+                {
+                    Ok(r) => {
+                        failed |= r.error.is_some();
+                        results.push(r);
+                    }
+                    // A refused allocation answers 409 with the explanation.
+                    Err(ClientError::Api { status: 409, body }) => {
+                        failed = true;
+                        eprintln!("{}", body.error);
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            print(out, &results, |rs| {
+                for r in rs {
+                    println!("{}", r.explain);
+                }
+            })?;
+            if failed {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        CtlCommand::Release { service } => {
+            let path = format!("/v1/services/{}/{}", service.namespace(), service.name());
+            let s: ServiceView = client.call(Method::DELETE, &path, Body::Empty).await?;
+            print(out, &s, |s| {
+                let addrs: Vec<String> = s.addresses.iter().map(|a| a.to_string()).collect();
+                println!(
+                    "released {} from {}: {}",
+                    s.service,
+                    s.pool,
+                    addrs.join(", ")
+                );
+            })?;
+        }
+        CtlCommand::Reserve { address, service } => match (address, service) {
+            (None, None) => {
+                let list: Vec<Reservation> = get(client, format!("/v1/reservations{q}")).await?;
+                print(out, &list, |l| {
+                    let rows: Vec<Vec<String>> = l
+                        .iter()
+                        .map(|r| vec![r.address.to_string(), r.service.to_string()])
+                        .collect();
+                    print_table(&["ADDRESS", "RESERVED FOR"], &rows)
+                })?;
+            }
+            (Some(address), Some(service)) => {
+                let body = serde_json::json!({"address": address, "service": service});
+                let r: Reservation = client
+                    .call(Method::POST, "/v1/reservations", Body::Json(body))
+                    .await?;
+                print(out, &r, |r| {
+                    println!("{} is reserved for {}", r.address, r.service)
+                })?;
+            }
+            _ => anyhow::bail!(
+                "reserve takes an address and --for namespace/name, or neither to list"
+            ),
+        },
+        CtlCommand::Unreserve { address } => {
+            let r: Reservation = client
+                .call(
+                    Method::DELETE,
+                    &format!("/v1/reservations/{address}"),
+                    Body::Empty,
+                )
+                .await?;
+            print(out, &r, |r| {
+                println!("{} is no longer reserved for {}", r.address, r.service)
+            })?;
+        }
+        CtlCommand::Config { action } => match action {
+            ConfigAction::Get => {
+                let c: ConfigView = get(client, format!("/v1/config{q}")).await?;
+                match out {
+                    Output::Json => println!("{}", serde_json::to_string_pretty(&c)?),
+                    Output::Table => {
+                        println!("revision {}", c.revision);
+                        println!("{}", serde_yaml::to_string(&c.config)?);
+                    }
+                }
+            }
+            ConfigAction::Put { file } => {
+                let text = read_input(file)?;
+                let r: ConfigApplied = client
+                    .call(Method::PUT, "/v1/config", Body::Yaml(text))
+                    .await?;
+                print(out, &r, |r| {
+                    println!(
+                        "configuration revision {} installed: {} allocations kept, {} re-homed, {} forbidden",
+                        r.revision,
+                        r.kept,
+                        r.rehomed.len(),
+                        r.forbidden.len()
+                    );
+                    for (k, why) in &r.forbidden {
+                        println!("  {k}: {why}");
+                    }
+                })?;
+            }
+        },
+    }
+    Ok(ExitCode::SUCCESS)
+}

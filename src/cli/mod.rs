@@ -1,0 +1,14 @@
+//! The subcommands of the `ironlb` binary.
+
+pub mod check;
+pub mod ctl;
+pub mod table;
+
+/// How a command prints its answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// Human tables.
+    Table,
+    /// JSON, as the admin API answers.
+    Json,
+}
