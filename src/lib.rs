@@ -5,7 +5,9 @@
 
 pub mod api;
 pub mod config;
+pub mod controller;
 pub mod ipam;
 pub mod labels;
 pub mod names;
 pub mod raft;
+pub mod standalone;

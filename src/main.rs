@@ -35,9 +35,20 @@ enum Command {
         #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
         output: Output,
     },
+    /// Run a controller member: a Raft member holding the allocations, with the admin API.
+    Controller(cli::serve::ControllerArgs),
+    /// Run a single-member controller on configuration and Services from files (no
+    /// Kubernetes); SIGHUP re-reads them.
+    Standalone(cli::serve::StandaloneArgs),
     /// Call a controller's admin API: status, members, pools, services, allocate, explain,
     /// release, reservations, config.
     Ctl(cli::ctl::CtlArgs),
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 fn main() -> Result<ExitCode> {
@@ -47,10 +58,13 @@ fn main() -> Result<ExitCode> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config, output } => cli::check::check(config, output),
-        Command::Ctl(args) => tokio::runtime::Runtime::new()?.block_on(cli::ctl::run(args)),
+        Command::Ctl(args) => runtime()?.block_on(cli::ctl::run(args)),
+        Command::Controller(args) => runtime()?.block_on(cli::serve::controller(args)),
+        Command::Standalone(args) => runtime()?.block_on(cli::serve::standalone(args)),
     }
 }

@@ -20,13 +20,16 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use k8s_openapi::api::core::v1::Service;
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+
 use serde::Deserialize;
 
 use crate::config::{self, service::request_from_service, Documents};
 use crate::ipam::AllocationRequest;
 use crate::labels::Labels;
 use crate::names::ServiceKey;
-use crate::raft::{Command, Member, NodeId, Raft, Response as SmResponse, SharedState};
+use crate::raft::{
+    self, Command, Member, NodeId, ProposeError, Raft, Response as SmResponse, SharedState,
+};
 use error::{ApiError, LeaderRef};
 use metrics::{Metrics, RaftFigures};
 
@@ -201,19 +204,14 @@ fn leader_ref(id: Option<NodeId>, node: Option<Member>) -> Option<LeaderRef> {
 
 /// Proposes a command and waits until it is applied, or fails within the write timeout.
 async fn propose(a: &Admin, command: Command) -> Result<SmResponse, Failure> {
-    let kind = command.kind();
-    match tokio::time::timeout(a.write_timeout, a.raft.client_write(command)).await {
-        Ok(Ok(resp)) => Ok(resp.data),
-        Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
-            Err(Failure::NotLeader(leader_ref(f.leader_id, f.leader_node)))
-        }
-        Ok(Err(e)) => Err(ApiError::unavailable(format!("{kind}: {e}")).into()),
-        Err(_) => Err(ApiError::unavailable(format!(
-            "{kind} was not committed within {:?}: no quorum is reachable from the leader",
-            a.write_timeout
-        ))
-        .into()),
-    }
+    raft::propose(&a.raft, command, a.write_timeout)
+        .await
+        .map_err(|e| match e {
+            ProposeError::NotLeader(leader) => {
+                Failure::NotLeader(leader.map(|(id, member)| LeaderRef { id, member }))
+            }
+            other => Failure::Api(ApiError::unavailable(other.to_string())),
+        })
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -351,6 +351,13 @@ async fn call(client: &AdminClient, args: &CtlArgs) -> Result<ExitCode> {
             let mut results = Vec::new();
             let mut failed = false;
             for doc in documents(&text) {
+                // Files may hold Namespaces and configuration beside Services.
+                let kind = serde_yaml::from_str::<serde_yaml::Value>(&doc)
+                    .ok()
+                    .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_owned));
+                if kind.as_deref() != Some("Service") {
+                    continue;
+                }
                 let path = if explain_only {
                     format!("/v1/explain{q}")
                 } else {
@@ -368,6 +375,11 @@ async fn call(client: &AdminClient, args: &CtlArgs) -> Result<ExitCode> {
                     Err(ClientError::Api { status: 409, body }) => {
                         failed = true;
                         eprintln!("{}", body.error);
+                    }
+                    // A bad manifest does not stop the others.
+                    Err(e @ ClientError::Api { .. }) => {
+                        failed = true;
+                        eprintln!("error: {e}");
                     }
                     Err(e) => return Err(e.into()),
                 }

@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod ctl;
+pub mod serve;
 pub mod table;
 
 /// How a command prints its answer.

@@ -351,24 +351,27 @@ impl Allocator {
         Ok(self.commit(req, decision))
     }
 
-    /// Allocates for many Services at once in a fixed order that does not depend on the order
-    /// given: Services that hold addresses keep them first, then Services that name their
-    /// addresses (so no automatic choice takes an address someone asked for), then the rest, each
-    /// group by Service key.
+    /// Puts requests in the order many Services are best allocated in, whatever order they
+    /// came in: Services that hold addresses first (they keep them), then Services that name
+    /// their addresses (so no automatic choice takes an address someone asked for), then the
+    /// rest; each group by Service key.
+    pub fn sort_for_allocation(&self, requests: &mut [AllocationRequest]) {
+        requests.sort_by_cached_key(|r| {
+            let rank = if self.services.contains_key(&r.service) {
+                0
+            } else if !r.addresses.is_empty() {
+                1
+            } else {
+                2
+            };
+            (rank, r.service.clone())
+        });
+    }
+
+    /// Allocates for many Services at once, in [`Allocator::sort_for_allocation`]'s order.
     pub fn allocate_all(&mut self, requests: Vec<AllocationRequest>) -> Vec<Explanation> {
         let mut requests = requests;
-        requests.sort_by(|a, b| {
-            let rank = |r: &AllocationRequest| {
-                if self.services.contains_key(&r.service) {
-                    0
-                } else if !r.addresses.is_empty() {
-                    1
-                } else {
-                    2
-                }
-            };
-            (rank(a), &a.service).cmp(&(rank(b), &b.service))
-        });
+        self.sort_for_allocation(&mut requests);
         requests
             .into_iter()
             .map(|r| self.allocate_explained(r))

@@ -51,6 +51,7 @@ fn inclusive(range: &impl RangeBounds<u64>) -> Option<(u64, u64)> {
     (lo <= hi).then_some((lo, hi))
 }
 
+/// Encodes a value the way the store and the snapshots keep it.
 pub(super) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, bincode::error::EncodeError> {
     bincode::serde::encode_to_vec(value, bincode::config::standard())
 }
@@ -231,17 +232,16 @@ impl RaftLogReader<TypeConfig> for LogStore {
         let Some((lo, hi)) = inclusive(&range) else {
             return Ok(Vec::new());
         };
-        self.inner
-            .tree
-            .range(log_key(lo)..=log_key(hi))
-            .map(|kv| {
-                let (key, value) = kv.map_err(|e| logs_error(ErrorVerb::Read, &e))?;
-                decode(&value).map_err(|e| {
-                    let index = index_of(&key).unwrap_or(lo);
-                    StorageIOError::read_log_at_index(index, openraft::AnyError::new(&e)).into()
-                })
-            })
-            .collect()
+        let mut entries = Vec::new();
+        for kv in self.inner.tree.range(log_key(lo)..=log_key(hi)) {
+            let (key, value) = kv.map_err(|e| logs_error(ErrorVerb::Read, &e))?;
+            let entry = decode(&value).map_err(|e| {
+                let index = index_of(&key).unwrap_or(lo);
+                StorageIOError::read_log_at_index(index, openraft::AnyError::new(&e))
+            })?;
+            entries.push(entry);
+        }
+        Ok(entries)
     }
 }
 
@@ -343,9 +343,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let batch = self.removal(log_id.index, u64::MAX)?;
             self.commit(batch).await
         };
-        write
-            .await
-            .map_err(|e| logs_error(ErrorVerb::Delete, &e))?;
+        write.await.map_err(|e| logs_error(ErrorVerb::Delete, &e))?;
         tracing::debug!(since = %log_id, "log truncated");
         Ok(())
     }
@@ -358,9 +356,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             batch.insert(LAST_PURGED_KEY, encode(&log_id)?);
             self.commit(batch).await
         };
-        write
-            .await
-            .map_err(|e| logs_error(ErrorVerb::Delete, &e))?;
+        write.await.map_err(|e| logs_error(ErrorVerb::Delete, &e))?;
         tracing::debug!(upto = %log_id, "log purged");
         Ok(())
     }

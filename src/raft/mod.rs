@@ -2,9 +2,16 @@
 //! sled storage and the network between members.
 
 pub mod command;
+pub mod log_store;
+pub mod network;
+pub mod propose;
 pub mod state;
+pub mod state_machine;
+pub mod store;
 pub mod types;
 
 pub use command::{Command, Response};
+pub use propose::{propose, ProposeError};
 pub use state::{ControllerState, SharedState};
+pub use store::{open as open_store, LogStore, StateMachineStore, StoreError};
 pub use types::{Member, NodeId, Raft, TypeConfig};

@@ -4,7 +4,6 @@
 //! Every enum here is encoded by bincode with its variant index, so variants may only be
 //! appended, never reordered or removed; anything else needs a new [`PROTOCOL_VERSION`].
 
-use tokio_util::bytes::Bytes;
 use openraft::error::{InstallSnapshotError, RaftError};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
@@ -12,6 +11,7 @@ use openraft::raft::{
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use tokio_util::bytes::Bytes;
 use tokio_util::codec::LengthDelimitedCodec;
 
 use crate::raft::types::{NodeId, TypeConfig};
@@ -97,14 +97,16 @@ impl RaftRequest {
 }
 
 /// The answer to a [`RaftRequest`], of the same variant, carrying what the remote `Raft` returned.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub enum RaftResponse {
     /// Answer to [`RaftRequest::AppendEntries`].
     AppendEntries(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
     /// Answer to [`RaftRequest::Vote`].
     Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
     /// Answer to [`RaftRequest::InstallSnapshot`].
-    InstallSnapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
+    InstallSnapshot(
+        Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
+    ),
 }
 
 impl RaftResponse {

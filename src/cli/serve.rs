@@ -1,0 +1,191 @@
+//! `ironlb controller` and `ironlb standalone`: long-running processes.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use ironlb::controller::{ControllerNode, NodeConfig, Timing};
+use ironlb::raft::network::TlsConfig;
+use ironlb::standalone::sync_files;
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::{error, info};
+
+/// Options of `ironlb controller`.
+#[derive(Args, Debug)]
+pub struct ControllerArgs {
+    /// This member's id. In a StatefulSet, defaults to the pod ordinal plus one (from the
+    /// hostname `name-N`).
+    #[arg(long, env = "IRONLB_ID")]
+    pub id: Option<u64>,
+    /// Where the log, snapshots and state live.
+    #[arg(long, env = "IRONLB_DATA_DIR", default_value = "/var/lib/ironlb")]
+    pub data_dir: PathBuf,
+    /// Address for Raft RPCs from peers.
+    #[arg(long, default_value = "0.0.0.0:7481")]
+    pub raft_listen: SocketAddr,
+    /// Raft address peers should use (default: the listening address).
+    #[arg(long)]
+    pub raft_advertise: Option<String>,
+    /// Address for the admin API, /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:7480")]
+    pub admin_listen: SocketAddr,
+    /// Admin address peers and clients should use (default: the listening address).
+    #[arg(long)]
+    pub admin_advertise: Option<String>,
+    /// Initialize a new cluster if this member has no state (the first member only). In a
+    /// StatefulSet, ordinal 0 bootstraps by itself.
+    #[arg(long)]
+    pub bootstrap: bool,
+    /// Admin addresses of existing members to ask to add this one (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub join: Vec<String>,
+    /// CA certificate (PEM) for TLS between members; with --tls-cert and --tls-key.
+    #[arg(long, requires_all = ["tls_cert", "tls_key"])]
+    pub tls_ca: Option<PathBuf>,
+    /// This member's certificate (PEM), presented to peers both ways.
+    #[arg(long)]
+    pub tls_cert: Option<PathBuf>,
+    /// This member's private key (PEM).
+    #[arg(long)]
+    pub tls_key: Option<PathBuf>,
+    /// Raft heartbeat interval, milliseconds.
+    #[arg(long, default_value_t = 50)]
+    pub heartbeat_ms: u64,
+    /// Shortest election timeout, milliseconds (keep it well below the speakers' lease).
+    #[arg(long, default_value_t = 150)]
+    pub election_timeout_ms: u64,
+    /// Snapshot and compact the log after this many entries.
+    #[arg(long, default_value_t = 5000)]
+    pub snapshot_every: u64,
+}
+
+/// The StatefulSet ordinal in a hostname like `ironlb-controller-2`.
+fn ordinal_from_hostname() -> Option<u64> {
+    let host = std::env::var("HOSTNAME").ok()?;
+    host.rsplit_once('-')?.1.parse().ok()
+}
+
+impl ControllerArgs {
+    fn node_config(&self) -> Result<NodeConfig> {
+        let ordinal = ordinal_from_hostname();
+        let id = match (self.id, ordinal) {
+            (Some(id), _) => id,
+            (None, Some(ord)) => ord + 1,
+            (None, None) => anyhow::bail!("--id is required outside a StatefulSet"),
+        };
+        if id == 0 {
+            anyhow::bail!("--id must be at least 1");
+        }
+        let mut cfg = NodeConfig::new(
+            id,
+            self.data_dir.clone(),
+            self.raft_listen,
+            self.admin_listen,
+        );
+        cfg.raft_advertise = self.raft_advertise.clone();
+        cfg.admin_advertise = self.admin_advertise.clone();
+        cfg.bootstrap = self.bootstrap || (self.id.is_none() && ordinal == Some(0));
+        cfg.join = self.join.clone();
+        cfg.tls = match (&self.tls_ca, &self.tls_cert, &self.tls_key) {
+            (Some(ca), Some(cert), Some(key)) => Some(TlsConfig {
+                ca: ca.clone(),
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        };
+        cfg.timing = Timing {
+            heartbeat: Duration::from_millis(self.heartbeat_ms),
+            election_min: Duration::from_millis(self.election_timeout_ms),
+            election_max: Duration::from_millis(self.election_timeout_ms * 2),
+        };
+        cfg.snapshot_every = self.snapshot_every;
+        Ok(cfg)
+    }
+}
+
+/// Runs a controller member until SIGTERM or SIGINT.
+pub async fn controller(args: ControllerArgs) -> Result<ExitCode> {
+    let node = ControllerNode::start(args.node_config()?).await?;
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => info!("SIGINT: shutting down"),
+    }
+    node.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Options of `ironlb standalone`.
+#[derive(Args, Debug)]
+pub struct StandaloneArgs {
+    /// A YAML file or a directory of them: configuration and Services. Re-read on SIGHUP.
+    #[arg(long, short = 'c')]
+    pub config: PathBuf,
+    /// Where the state lives.
+    #[arg(long, default_value = "/var/lib/ironlb")]
+    pub data_dir: PathBuf,
+    /// Address for the admin API, /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "127.0.0.1:7480")]
+    pub admin_listen: SocketAddr,
+    /// Address for Raft (and, later, speaker sessions).
+    #[arg(long, default_value = "127.0.0.1:7481")]
+    pub raft_listen: SocketAddr,
+}
+
+/// Runs a single-member controller on the files; SIGHUP re-reads them.
+pub async fn standalone(args: StandaloneArgs) -> Result<ExitCode> {
+    let mut cfg = NodeConfig::new(
+        1,
+        args.data_dir.clone(),
+        args.raft_listen,
+        args.admin_listen,
+    );
+    cfg.bootstrap = true;
+    let node = ControllerNode::start(cfg).await?;
+    node.wait_for_leader(Duration::from_secs(10))
+        .await
+        .context("the single member did not become leader")?;
+    let mut managed = {
+        // Services allocated by an earlier run from these files count as managed, so a
+        // Service removed from the files while ironlb was down is still released.
+        let state = node.state.read().await;
+        state
+            .allocator
+            .allocations()
+            .map(|(k, _)| k.clone())
+            .collect::<BTreeSet<_>>()
+    };
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    loop {
+        match sync_files(&node, &args.config, &mut managed).await {
+            Ok(r) => {
+                let ok = r.allocations.iter().filter(|e| e.outcome.is_ok()).count();
+                info!(
+                    revision = r.revision,
+                    allocated = ok,
+                    refused = r.allocations.len() - ok,
+                    released = r.released.len(),
+                    "files applied"
+                );
+                for e in r.service_errors {
+                    error!("{e}");
+                }
+            }
+            Err(e) => error!("{e}"),
+        }
+        tokio::select! {
+            _ = hup.recv() => info!("SIGHUP: re-reading {}", args.config.display()),
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    info!("shutting down");
+    node.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}

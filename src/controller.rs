@@ -1,0 +1,354 @@
+//! A controller process: a Raft member on sled storage, serving Raft RPCs to its peers and the
+//! admin API to operators. The first member bootstraps the cluster; the others join it.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::api::client::{AdminClient, Body};
+use crate::api::metrics::Metrics;
+use crate::api::{self, Admin};
+use crate::raft::network::{NetworkConfig, NetworkFactory, RaftServer, TlsConfig, TlsError};
+use crate::raft::{self, Command, Member, NodeId, ProposeError, Raft, Response, SharedState};
+
+/// Raft's clocks. The election timeout stays well below a speaker's lease (1 s) so a leader
+/// change never lets leases run out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timing {
+    /// How often the leader sends heartbeats.
+    pub heartbeat: Duration,
+    /// Shortest election timeout.
+    pub election_min: Duration,
+    /// Longest election timeout.
+    pub election_max: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self {
+            heartbeat: Duration::from_millis(50),
+            election_min: Duration::from_millis(150),
+            election_max: Duration::from_millis(300),
+        }
+    }
+}
+
+/// How to run a controller member.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// Its id (stable across restarts; kept with its data).
+    pub id: NodeId,
+    /// Where its log, snapshots and state live.
+    pub data_dir: PathBuf,
+    /// Where to listen for Raft RPCs (port 0: any).
+    pub raft_listen: SocketAddr,
+    /// The Raft address peers use, if not the listening one (a DNS name in Kubernetes).
+    pub raft_advertise: Option<String>,
+    /// Where to serve the admin API.
+    pub admin_listen: SocketAddr,
+    /// The admin address peers and clients use, if not the listening one.
+    pub admin_advertise: Option<String>,
+    /// Initialize a new cluster of this member alone if it has no state.
+    pub bootstrap: bool,
+    /// Admin addresses of members to ask to add this one, if it has no state.
+    pub join: Vec<String>,
+    /// TLS with client certificates between members.
+    pub tls: Option<TlsConfig>,
+    /// Raft's clocks.
+    pub timing: Timing,
+    /// Take a snapshot (and compact the log) after this many entries.
+    pub snapshot_every: u64,
+    /// How long a write may wait for a quorum before failing.
+    pub write_timeout: Duration,
+}
+
+impl NodeConfig {
+    /// A member with defaults for everything but where it lives.
+    pub fn new(
+        id: NodeId,
+        data_dir: PathBuf,
+        raft_listen: SocketAddr,
+        admin_listen: SocketAddr,
+    ) -> Self {
+        Self {
+            id,
+            data_dir,
+            raft_listen,
+            raft_advertise: None,
+            admin_listen,
+            admin_advertise: None,
+            bootstrap: false,
+            join: Vec::new(),
+            tls: None,
+            timing: Timing::default(),
+            snapshot_every: 5_000,
+            write_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why a member could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The storage could not be opened.
+    #[error("opening storage in {dir}: {source}")]
+    Store {
+        /// The data directory.
+        dir: PathBuf,
+        /// Why.
+        source: raft::StoreError,
+    },
+    /// A listener could not be bound.
+    #[error("listening on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TLS files are unusable.
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
+    /// Raft refused its configuration or failed to start.
+    #[error("starting Raft: {0}")]
+    Raft(String),
+}
+
+/// A running controller member.
+pub struct ControllerNode {
+    /// Its id.
+    pub id: NodeId,
+    /// Its Raft handle.
+    pub raft: Raft,
+    /// Its applied state.
+    pub state: SharedState,
+    /// Where it serves Raft RPCs.
+    pub raft_addr: SocketAddr,
+    /// Where it serves the admin API.
+    pub admin_addr: SocketAddr,
+    /// How long writes wait for a quorum.
+    pub write_timeout: Duration,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl ControllerNode {
+    /// Opens storage, starts Raft and both listeners, and bootstraps or joins if this member
+    /// has no state yet.
+    pub async fn start(cfg: NodeConfig) -> Result<Self, NodeError> {
+        let (log_store, sm) =
+            raft::open_store(&cfg.data_dir)
+                .await
+                .map_err(|source| NodeError::Store {
+                    dir: cfg.data_dir.clone(),
+                    source,
+                })?;
+        let state = sm.state();
+        let raft_listener =
+            TcpListener::bind(cfg.raft_listen)
+                .await
+                .map_err(|source| NodeError::Listen {
+                    addr: cfg.raft_listen,
+                    source,
+                })?;
+        let admin_listener = TcpListener::bind(cfg.admin_listen)
+            .await
+            .map_err(|source| NodeError::Listen {
+                addr: cfg.admin_listen,
+                source,
+            })?;
+        let raft_addr = raft_listener
+            .local_addr()
+            .map_err(|source| NodeError::Listen {
+                addr: cfg.raft_listen,
+                source,
+            })?;
+        let admin_addr = admin_listener
+            .local_addr()
+            .map_err(|source| NodeError::Listen {
+                addr: cfg.admin_listen,
+                source,
+            })?;
+        let me = Member {
+            raft_addr: cfg
+                .raft_advertise
+                .clone()
+                .unwrap_or_else(|| raft_addr.to_string()),
+            admin_addr: cfg
+                .admin_advertise
+                .clone()
+                .unwrap_or_else(|| admin_addr.to_string()),
+        };
+
+        let raft_config = openraft::Config {
+            cluster_name: "ironlb".into(),
+            heartbeat_interval: cfg.timing.heartbeat.as_millis() as u64,
+            election_timeout_min: cfg.timing.election_min.as_millis() as u64,
+            election_timeout_max: cfg.timing.election_max.as_millis() as u64,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(cfg.snapshot_every),
+            // Keep some log behind the snapshot so a briefly lagging follower catches up from
+            // the log rather than by a whole snapshot.
+            max_in_snapshot_log_to_keep: cfg.snapshot_every / 5,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| NodeError::Raft(e.to_string()))?;
+
+        let (tls_server, tls_client) = match &cfg.tls {
+            Some(t) => (Some(t.server()?), Some(t.client()?)),
+            None => (None, None),
+        };
+        let net = NetworkConfig::default();
+        let factory = NetworkFactory::new(cfg.id, net.clone(), tls_client);
+        let raft = Raft::new(cfg.id, Arc::new(raft_config), factory, log_store, sm)
+            .await
+            .map_err(|e| NodeError::Raft(e.to_string()))?;
+
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = Vec::new();
+        let until_stop = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+
+        let server = RaftServer::new(raft.clone(), tls_server, net);
+        tasks.push(tokio::spawn(
+            server.run(raft_listener, until_stop(stopped.clone())),
+        ));
+
+        let mut admin = Admin::new(
+            cfg.id,
+            raft.clone(),
+            state.clone(),
+            Arc::new(Metrics::new()),
+        );
+        admin.write_timeout = cfg.write_timeout;
+        let router = api::router(Arc::new(admin));
+        let admin_stop = until_stop(stopped.clone());
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = axum::serve(admin_listener, router)
+                .with_graceful_shutdown(admin_stop)
+                .await
+            {
+                warn!(error = %e, "admin API stopped");
+            }
+        }));
+
+        let initialized = raft
+            .is_initialized()
+            .await
+            .map_err(|e| NodeError::Raft(e.to_string()))?;
+        if !initialized && cfg.bootstrap {
+            info!(id = cfg.id, "initializing a new cluster");
+            let members = BTreeMap::from([(cfg.id, me.clone())]);
+            if let Err(e) = raft.initialize(members).await {
+                // Another start raced us, or state appeared: not fatal, Raft knows better.
+                warn!(error = %e, "initialize");
+            }
+        } else if !initialized && !cfg.join.is_empty() {
+            tasks.push(tokio::spawn(join(
+                cfg.id,
+                me.clone(),
+                cfg.join.clone(),
+                raft.clone(),
+                stopped.clone(),
+            )));
+        } else if !initialized {
+            info!(
+                id = cfg.id,
+                "no state, no --bootstrap and no --join: waiting to be added"
+            );
+        }
+        info!(id = cfg.id, raft = %raft_addr, admin = %admin_addr, "controller member started");
+        Ok(Self {
+            id: cfg.id,
+            raft,
+            state,
+            raft_addr,
+            admin_addr,
+            write_timeout: cfg.write_timeout,
+            stop,
+            tasks,
+        })
+    }
+
+    /// Proposes a command through this member (it must lead).
+    pub async fn propose(&self, command: Command) -> Result<Response, ProposeError> {
+        raft::propose(&self.raft, command, self.write_timeout).await
+    }
+
+    /// Waits until some member leads, at most `timeout`; returns it.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> Option<NodeId> {
+        let mut m = self.raft.metrics();
+        let found = tokio::time::timeout(timeout, m.wait_for(|m| m.current_leader.is_some())).await;
+        match found {
+            Ok(Ok(m)) => m.current_leader,
+            _ => None,
+        }
+    }
+
+    /// Stops serving and shuts Raft down.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        if let Err(e) = self.raft.shutdown().await {
+            warn!(error = %e, "raft shutdown");
+        }
+        for t in self.tasks {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+}
+
+/// Asks the given members to add this one until one of them does (the leader adds it as a
+/// learner, waits until it has caught up, then makes it a voter).
+async fn join(
+    id: NodeId,
+    me: Member,
+    peers: Vec<String>,
+    raft: Raft,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let client = AdminClient::new(peers.clone(), Duration::from_secs(60));
+    let body =
+        serde_json::json!({"id": id, "raft_addr": me.raft_addr, "admin_addr": me.admin_addr});
+    let mut wait = Duration::from_millis(200);
+    loop {
+        if raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|v| v == id)
+        {
+            info!(id, "joined the cluster");
+            return;
+        }
+        match client
+            .call::<serde_json::Value>(
+                reqwest::Method::POST,
+                "/v1/members",
+                Body::Json(body.clone()),
+            )
+            .await
+        {
+            Ok(_) => {
+                info!(id, "joined the cluster");
+                return;
+            }
+            Err(e) => warn!(id, peers = ?peers, error = %e, "joining; will retry"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stopped.wait_for(|s| *s) => return,
+        }
+        wait = (wait * 2).min(Duration::from_secs(5));
+    }
+}

@@ -1,0 +1,233 @@
+//! The accepting side: one task per connection, requests handed to the local `Raft`.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+use tokio_util::bytes::Bytes;
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
+use tracing::Instrument;
+
+use super::tls::TlsServer;
+use super::wire::{self, Channel, Envelope, Hello, HelloReply, RaftRequest, RaftResponse};
+use super::{BoxIo, NetworkConfig, TransportError};
+use crate::raft::types::{NodeId, Raft};
+
+type Transport = Framed<BoxIo, LengthDelimitedCodec>;
+
+/// How long to pause after a failed `accept` (e.g. out of file descriptors) before the next, so
+/// the loop does not spin while connections close.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// Serves Raft RPCs from other members to the local `Raft`.
+#[derive(Clone)]
+pub struct RaftServer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    raft: Raft,
+    id: NodeId,
+    tls: Option<TlsServer>,
+    config: NetworkConfig,
+}
+
+impl std::fmt::Debug for RaftServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RaftServer")
+            .field("id", &self.inner.id)
+            .field("tls", &self.inner.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Serve Raft RPCs on `listener` until `shutdown` completes, with default settings.
+pub async fn serve(
+    listener: TcpListener,
+    raft: Raft,
+    tls: Option<TlsServer>,
+    shutdown: impl Future<Output = ()>,
+) {
+    RaftServer::new(raft, tls, NetworkConfig::default())
+        .run(listener, shutdown)
+        .await
+}
+
+impl RaftServer {
+    /// A server for `raft`, requiring TLS with client certificates when `tls` is given.
+    pub fn new(raft: Raft, tls: Option<TlsServer>, config: NetworkConfig) -> Self {
+        let id = raft.metrics().borrow().id;
+        RaftServer {
+            inner: Arc::new(Inner {
+                raft,
+                id,
+                tls,
+                config,
+            }),
+        }
+    }
+
+    /// Accept connections until `shutdown` completes, then close every connection.
+    pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        let local = listener.local_addr().ok();
+        tracing::info!(addr = ?local, id = self.inner.id, "serving Raft RPCs");
+        let mut connections = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                Some(done) = connections.join_next(), if !connections.is_empty() => {
+                    if let Err(e) = done {
+                        if e.is_panic() {
+                            tracing::error!(error = %e, "Raft connection handler panicked");
+                        }
+                    }
+                }
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        let inner = self.inner.clone();
+                        let span = tracing::info_span!(
+                            "raft_conn",
+                            %peer,
+                            from = tracing::field::Empty
+                        );
+                        connections.spawn(inner.connection(stream).instrument(span));
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot accept a Raft connection");
+                        tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                    }
+                },
+            }
+        }
+        drop(listener);
+        connections.shutdown().await;
+        tracing::info!(addr = ?local, "stopped serving Raft RPCs");
+    }
+}
+
+impl Inner {
+    async fn connection(self: Arc<Self>, stream: TcpStream) {
+        match self.session(stream).await {
+            Ok(()) => tracing::debug!("Raft connection closed"),
+            Err(
+                e @ (TransportError::Closed
+                | TransportError::HandshakeTimeout(_)
+                | TransportError::WriteTimeout(_)),
+            ) => {
+                tracing::debug!(error = %e, "Raft connection ended")
+            }
+            Err(e) => tracing::warn!(error = %e, "closing Raft connection"),
+        }
+    }
+
+    async fn session(&self, stream: TcpStream) -> Result<(), TransportError> {
+        let config = &self.config;
+        stream.set_nodelay(true).map_err(TransportError::Io)?;
+        let io: BoxIo = match &self.tls {
+            Some(tls) => Box::new(
+                tokio::time::timeout(config.handshake_timeout, tls.accept(stream))
+                    .await
+                    .map_err(|_| TransportError::HandshakeTimeout(config.handshake_timeout))?
+                    .map_err(TransportError::Handshake)?,
+            ),
+            None => Box::new(stream),
+        };
+        let mut framed = Framed::new(io, wire::codec(config.max_frame_len));
+
+        let frame = tokio::time::timeout(config.handshake_timeout, framed.next())
+            .await
+            .map_err(|_| TransportError::HandshakeTimeout(config.handshake_timeout))?
+            .ok_or(TransportError::Closed)?
+            .map_err(TransportError::Handshake)?;
+        let channel = match Hello::decode(&frame)? {
+            (_, Some(channel)) => channel,
+            (theirs, None) => {
+                let reason = format!(
+                    "protocol version {theirs} is not supported; this member speaks {}",
+                    wire::PROTOCOL_VERSION
+                );
+                self.reply(&mut framed, HelloReply::Rejected(reason).encode()?)
+                    .await?;
+                return Err(TransportError::Version {
+                    ours: wire::PROTOCOL_VERSION,
+                    theirs,
+                });
+            }
+        };
+        match channel {
+            Channel::Raft { from, to } => {
+                tracing::Span::current().record("from", from);
+                if to != self.id {
+                    let reason = format!("this is member {}, not {to}", self.id);
+                    self.reply(&mut framed, HelloReply::Rejected(reason.clone()).encode()?)
+                        .await?;
+                    return Err(TransportError::Rejected(reason));
+                }
+                self.reply(&mut framed, HelloReply::Accepted.encode()?)
+                    .await?;
+                tracing::debug!("Raft peer connected");
+                self.raft_rpcs(framed).await
+            }
+        }
+    }
+
+    async fn reply(&self, framed: &mut Transport, frame: Bytes) -> Result<(), TransportError> {
+        let limit = self.config.write_timeout;
+        tokio::time::timeout(limit, framed.send(frame))
+            .await
+            .map_err(|_| TransportError::WriteTimeout(limit))?
+            .map_err(TransportError::Io)
+    }
+
+    async fn raft_rpcs(&self, mut framed: Transport) -> Result<(), TransportError> {
+        let config = &self.config;
+        loop {
+            let frame = match tokio::time::timeout(config.idle_timeout, framed.next()).await {
+                // Leaders send heartbeats far more often; an idle connection is a peer that
+                // has gone (or stopped using us) without closing.
+                Err(_) => {
+                    tracing::debug!(idle = ?config.idle_timeout, "closing idle Raft connection");
+                    return Ok(());
+                }
+                Ok(None) => return Ok(()),
+                Ok(Some(frame)) => frame.map_err(TransportError::Io)?,
+            };
+            let request: Envelope<RaftRequest> = wire::decode("request", &frame)?;
+            let kind = request.body.kind();
+            // The client gave up long before this; the bound only stops a wedged Raft from
+            // pinning the connection forever.
+            let body = tokio::time::timeout(config.snapshot_timeout, self.dispatch(request.body))
+                .await
+                .map_err(|_| {
+                    TransportError::Protocol(format!(
+                        "{kind} not answered by Raft within {:?}",
+                        config.snapshot_timeout
+                    ))
+                })?;
+            let frame = wire::encode(
+                "response",
+                &Envelope {
+                    id: request.id,
+                    body,
+                },
+            )?;
+            self.reply(&mut framed, frame).await?;
+        }
+    }
+
+    async fn dispatch(&self, request: RaftRequest) -> RaftResponse {
+        match request {
+            RaftRequest::AppendEntries(rpc) => {
+                RaftResponse::AppendEntries(self.raft.append_entries(rpc).await)
+            }
+            RaftRequest::Vote(rpc) => RaftResponse::Vote(self.raft.vote(rpc).await),
+            RaftRequest::InstallSnapshot(rpc) => {
+                RaftResponse::InstallSnapshot(self.raft.install_snapshot(rpc).await)
+            }
+        }
+    }
+}

@@ -1,0 +1,410 @@
+//! The state machine: [`ControllerState`] in memory, made durable by snapshot files.
+//!
+//! `apply` writes nothing to disk. A restarted member loads the newest snapshot and openraft
+//! re-applies the committed log after it (the log store keeps the committed log id).
+//!
+//! A snapshot is one file `<dir>/snap-<id>.bin` holding bincode of `(SnapshotMeta,
+//! ControllerState)`; the same bytes are what a leader sends to a follower.
+
+use std::io::{self, Cursor, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use openraft::storage::RaftStateMachine;
+use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder, StorageIOError};
+use tokio::sync::{watch, Mutex};
+
+use super::command::Response;
+use super::log_store::{decode, encode, CodecError};
+use super::state::{ControllerState, SharedState};
+use super::store::{sync_dir, StoreError};
+use super::types::{
+    Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
+};
+
+const SNAPSHOT_PREFIX: &str = "snap-";
+const SNAPSHOT_SUFFIX: &str = ".bin";
+const TEMP_SUFFIX: &str = ".tmp";
+
+/// Where the applied state stands: always changed together with the state, under its write lock.
+#[derive(Clone, Debug, Default)]
+struct Applied {
+    last_applied: Option<LogId>,
+    last_membership: StoredMembership,
+}
+
+#[derive(Debug)]
+struct Inner {
+    state: SharedState,
+    /// Locked only while holding `state`, so a snapshot sees both at the same point.
+    applied: Mutex<Applied>,
+    applied_tx: watch::Sender<Option<LogId>>,
+    snapshots: SnapshotDir,
+}
+
+/// The Raft state machine. Cheap to clone; clones share the state (a clone is the snapshot
+/// builder).
+#[derive(Clone, Debug)]
+pub struct StateMachineStore {
+    inner: Arc<Inner>,
+}
+
+impl StateMachineStore {
+    /// Opens the snapshot directory and rebuilds the state from its newest valid snapshot.
+    /// Blocking.
+    pub(super) fn open_blocking(dir: &Path) -> Result<Self, StoreError> {
+        let (snapshots, newest) = SnapshotDir::open(dir)?;
+        let (state, applied) = match newest {
+            Some((meta, state)) => {
+                tracing::info!(snapshot = %meta, "state machine restored from snapshot");
+                let applied = Applied {
+                    last_applied: meta.last_log_id,
+                    last_membership: meta.last_membership,
+                };
+                (state, applied)
+            }
+            None => (ControllerState::default(), Applied::default()),
+        };
+        let (applied_tx, _) = watch::channel(applied.last_applied);
+        Ok(StateMachineStore {
+            inner: Arc::new(Inner {
+                state: Arc::new(tokio::sync::RwLock::new(state)),
+                applied: Mutex::new(applied),
+                applied_tx,
+                snapshots,
+            }),
+        })
+    }
+
+    /// The applied state, for readers (the admin API, metrics). Only the state machine writes it.
+    pub fn state(&self) -> SharedState {
+        Arc::clone(&self.inner.state)
+    }
+
+    /// The id of the last applied log entry, updated after every applied batch and snapshot
+    /// install.
+    pub fn applied(&self) -> watch::Receiver<Option<LogId>> {
+        self.inner.applied_tx.subscribe()
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
+    async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
+        let (meta, bytes) = {
+            let state = self.inner.state.read().await;
+            let applied = self.inner.applied.lock().await;
+            let meta = SnapshotMeta {
+                last_log_id: applied.last_applied,
+                last_membership: applied.last_membership.clone(),
+                snapshot_id: new_snapshot_id(applied.last_applied),
+            };
+            let bytes = encode(&(&meta, &*state)).map_err(|e| {
+                StorageIOError::write_snapshot(Some(meta.signature()), openraft::AnyError::new(&e))
+            })?;
+            (meta, bytes)
+        };
+        self.inner.snapshots.save(&meta, &bytes).await?;
+        tracing::info!(snapshot = %meta, size = bytes.len(), "snapshot built");
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(bytes)),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotBuilder = StateMachineStore;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+        let applied = self.inner.applied.lock().await;
+        Ok((applied.last_applied, applied.last_membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut state = self.inner.state.write().await;
+        let mut applied = self.inner.applied.lock().await;
+        let responses: Vec<Response> = entries
+            .into_iter()
+            .map(|entry| {
+                applied.last_applied = Some(entry.log_id);
+                match entry.payload {
+                    EntryPayload::Blank => Response::None,
+                    EntryPayload::Normal(command) => state.apply(command),
+                    EntryPayload::Membership(membership) => {
+                        applied.last_membership =
+                            StoredMembership::new(Some(entry.log_id), membership);
+                        Response::None
+                    }
+                }
+            })
+            .collect();
+        let last = applied.last_applied;
+        drop(applied);
+        drop(state);
+        self.inner.applied_tx.send_replace(last);
+        Ok(responses)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        let bytes = snapshot.into_inner();
+        let read_error = |e: &(dyn std::error::Error + 'static)| -> StorageError {
+            StorageIOError::read_snapshot(
+                Some(meta.signature()),
+                openraft::AnyError::from_dyn(e, None),
+            )
+            .into()
+        };
+        let (sent_meta, state): (SnapshotMeta, ControllerState) =
+            decode(&bytes).map_err(|e| read_error(&e))?;
+        if &sent_meta != meta {
+            return Err(read_error(&SnapshotMismatch {
+                expected: meta.to_string(),
+                found: sent_meta.to_string(),
+            }));
+        }
+        // On disk before in memory: a crash in between restarts from this snapshot anyway.
+        self.inner.snapshots.save(meta, &bytes).await?;
+        {
+            let mut current = self.inner.state.write().await;
+            let mut applied = self.inner.applied.lock().await;
+            *current = state;
+            *applied = Applied {
+                last_applied: meta.last_log_id,
+                last_membership: meta.last_membership.clone(),
+            };
+        }
+        self.inner.applied_tx.send_replace(meta.last_log_id);
+        tracing::info!(snapshot = %meta, "snapshot installed");
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
+        self.inner.snapshots.current().await
+    }
+}
+
+/// The metadata inside a received snapshot differs from what the leader said it sent.
+#[derive(Debug, thiserror::Error)]
+#[error("snapshot data is {found}, expected {expected}")]
+struct SnapshotMismatch {
+    expected: String,
+    found: String,
+}
+
+/// Unique enough that two builds at the same log id get different ids, as openraft asks.
+fn new_snapshot_id(last: Option<LogId>) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    match last {
+        Some(l) => format!(
+            "{}-{}-{}-{nanos:x}",
+            l.leader_id.term, l.leader_id.node_id, l.index
+        ),
+        None => format!("none-{nanos:x}"),
+    }
+}
+
+/// The snapshot file name for an id. Ids come from the leader, so anything but a plain file name
+/// character is replaced.
+fn file_name(snapshot_id: &str) -> String {
+    let safe: String = snapshot_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{SNAPSHOT_PREFIX}{safe}{SNAPSHOT_SUFFIX}")
+}
+
+/// The directory of snapshot files and which one is current.
+#[derive(Debug)]
+struct SnapshotDir {
+    dir: PathBuf,
+    /// Held across a whole save so that a build finishing late cannot replace or delete a newer
+    /// snapshot installed meanwhile.
+    current: Mutex<Option<SnapshotMeta>>,
+}
+
+impl SnapshotDir {
+    /// Opens the directory, drops leftovers of interrupted writes, and returns the newest snapshot
+    /// that decodes.
+    fn open(dir: &Path) -> Result<(Self, Option<(SnapshotMeta, ControllerState)>), StoreError> {
+        let io = |source| StoreError::Io {
+            path: dir.to_path_buf(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let mut newest: Option<(SnapshotMeta, ControllerState)> = None;
+        for entry in std::fs::read_dir(dir).map_err(io)? {
+            let path = entry.map_err(io)?.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            if name.ends_with(TEMP_SUFFIX) {
+                tracing::info!(path = %path.display(), "removing an unfinished snapshot");
+                if let Err(e) = std::fs::remove_file(&path) {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot remove");
+                }
+                continue;
+            }
+            if !(name.starts_with(SNAPSHOT_PREFIX) && name.ends_with(SNAPSHOT_SUFFIX)) {
+                continue;
+            }
+            match read_snapshot_file(&path) {
+                Ok((meta, state)) => {
+                    let newer = newest
+                        .as_ref()
+                        .is_none_or(|(best, _)| meta.last_log_id > best.last_log_id);
+                    if newer {
+                        newest = Some((meta, state));
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(path = %path.display(), error = %e, "skipping a snapshot that cannot be read");
+                }
+            }
+        }
+        sync_dir(dir).map_err(io)?;
+        let current = newest.as_ref().map(|(meta, _)| meta.clone());
+        let snapshots = SnapshotDir {
+            dir: dir.to_path_buf(),
+            current: Mutex::new(current),
+        };
+        Ok((snapshots, newest))
+    }
+
+    /// Writes a snapshot durably (temp file, fsync, rename, fsync of the directory), makes it
+    /// current unless a newer one is, and then deletes the others.
+    async fn save(&self, meta: &SnapshotMeta, bytes: &[u8]) -> Result<(), StorageError> {
+        let write_error = |e: io::Error| -> StorageError {
+            StorageIOError::write_snapshot(Some(meta.signature()), openraft::AnyError::new(&e))
+                .into()
+        };
+        let mut current = self.current.lock().await;
+        let dir = self.dir.clone();
+        let name = file_name(&meta.snapshot_id);
+        let data = bytes.to_vec();
+        // Only a build can be superseded: a snapshot is installed only when it is ahead of
+        // everything applied here, and so of every build.
+        let superseded = current
+            .as_ref()
+            .is_some_and(|c| c.last_log_id > meta.last_log_id);
+        let keep = if superseded {
+            current
+                .as_ref()
+                .map(|c| file_name(&c.snapshot_id))
+                .unwrap_or_default()
+        } else {
+            name.clone()
+        };
+        tokio::task::spawn_blocking(move || -> io::Result<()> {
+            if !superseded {
+                write_durably(&dir, &name, &data)?;
+            }
+            remove_all_but(&dir, &keep);
+            Ok(())
+        })
+        .await
+        .map_err(|e| write_error(io::Error::other(e)))?
+        .map_err(write_error)?;
+        if superseded {
+            tracing::info!(snapshot = %meta, "dropping a snapshot older than the current one");
+        } else {
+            *current = Some(meta.clone());
+        }
+        Ok(())
+    }
+
+    async fn current(&self) -> Result<Option<Snapshot>, StorageError> {
+        let current = self.current.lock().await;
+        let Some(meta) = current.as_ref() else {
+            return Ok(None);
+        };
+        let path = self.dir.join(file_name(&meta.snapshot_id));
+        let bytes = tokio::fs::read(&path).await.map_err(|e| {
+            StorageIOError::read_snapshot(Some(meta.signature()), openraft::AnyError::new(&e))
+        })?;
+        Ok(Some(Snapshot {
+            meta: meta.clone(),
+            snapshot: Box::new(Cursor::new(bytes)),
+        }))
+    }
+}
+
+/// Why a snapshot file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+enum LoadError {
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+}
+
+fn read_snapshot_file(path: &Path) -> Result<(SnapshotMeta, ControllerState), LoadError> {
+    let bytes = std::fs::read(path)?;
+    Ok(decode(&bytes)?)
+}
+
+fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    let temp = dir.join(format!("{name}{TEMP_SUFFIX}"));
+    let mut file = std::fs::File::create(&temp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&temp, dir.join(name))?;
+    sync_dir(dir)
+}
+
+/// Best effort: a file left behind is ignored or removed at the next open or save.
+fn remove_all_but(dir: &Path, keep: &str) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot list old snapshots");
+            return;
+        }
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name != keep && name.starts_with(SNAPSHOT_PREFIX) {
+            if let Err(e) = std::fs::remove_file(entry.path()) {
+                tracing::warn!(file = name, error = %e, "cannot remove an old snapshot");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_are_plain() {
+        assert_eq!(file_name("1-2-3-ff"), "snap-1-2-3-ff.bin");
+        assert_eq!(file_name("../x/y"), "snap-___x_y.bin");
+    }
+}

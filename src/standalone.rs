@@ -1,0 +1,102 @@
+//! Standalone mode: one controller member holding the configuration and Services of files, as
+//! on a plain Linux host without Kubernetes. Files are read at start and on every reload.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use tracing::{info, warn};
+
+use crate::config::{self, service::requests_from_documents, ConfigErrors};
+use crate::controller::ControllerNode;
+use crate::ipam::Explanation;
+use crate::names::ServiceKey;
+use crate::raft::{Command, ProposeError, Response};
+
+/// What one read of the files did.
+#[derive(Debug, Default)]
+pub struct SyncReport {
+    /// The configuration revision now in force.
+    pub revision: u64,
+    /// Each Service's allocation, and why.
+    pub allocations: Vec<Explanation>,
+    /// Services that left the files and were released.
+    pub released: Vec<ServiceKey>,
+    /// Problems with Service documents (those Services were left as they were).
+    pub service_errors: Vec<String>,
+}
+
+/// Why the files could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The configuration is invalid; the one in force stays.
+    #[error("the configuration is invalid; the one in force stays:\n{0}")]
+    Invalid(ConfigErrors),
+    /// Raft did not take a command.
+    #[error(transparent)]
+    Propose(#[from] ProposeError),
+    /// The configuration was refused by the state machine.
+    #[error("the configuration was refused: {0}")]
+    Refused(String),
+}
+
+/// Applies the files at `path`: installs their configuration, allocates for their Services
+/// (in the allocator's fixed order) and releases the Services in `managed` that the files no
+/// longer hold. `managed` is updated to the Services now in the files.
+pub async fn sync_files(
+    node: &ControllerNode,
+    path: &Path,
+    managed: &mut BTreeSet<ServiceKey>,
+) -> Result<SyncReport, SyncError> {
+    let (docs, config) = config::load_config(path).map_err(SyncError::Invalid)?;
+    let (mut requests, errors) = requests_from_documents(&docs, &config);
+    let mut report = SyncReport {
+        service_errors: errors.iter().map(|e| e.to_string()).collect(),
+        ..SyncReport::default()
+    };
+    match node
+        .propose(Command::SetConfig {
+            config: Box::new(config),
+        })
+        .await?
+    {
+        Response::Config { revision, recheck } => {
+            report.revision = revision;
+            for (k, why) in &recheck.forbidden {
+                warn!(service = %k, reason = %why, "allocation no longer allowed; moving it");
+            }
+        }
+        Response::ConfigRefused(why) => return Err(SyncError::Refused(why)),
+        _ => {}
+    }
+    let now: BTreeSet<ServiceKey> = requests.iter().map(|r| r.service.clone()).collect();
+    // Services with a problem keep what they hold: they are still in the files.
+    let broken: BTreeSet<String> = errors.iter().map(|e| e.name.clone()).collect();
+    for gone in managed
+        .iter()
+        .filter(|k| !now.contains(*k) && !broken.contains(&k.to_string()))
+    {
+        node.propose(Command::Release {
+            service: gone.clone(),
+        })
+        .await?;
+        info!(service = %gone, "released: no longer in the files");
+        report.released.push(gone.clone());
+    }
+    // The allocator's own order, so a restart gives every Service what it had.
+    node.state
+        .read()
+        .await
+        .allocator
+        .sort_for_allocation(&mut requests);
+    for request in requests {
+        if let Response::Allocated(e) = node.propose(Command::Allocate { request }).await? {
+            match &e.outcome {
+                Ok(_) => info!(service = %e.service, "{e}"),
+                Err(_) => warn!(service = %e.service, "{e}"),
+            }
+            report.allocations.push(e);
+        }
+    }
+    *managed = now;
+    Ok(report)
+}
