@@ -7,6 +7,7 @@ pub mod api;
 pub mod config;
 pub mod controller;
 pub mod ipam;
+pub mod lab;
 pub mod labels;
 pub mod names;
 pub mod raft;

@@ -303,8 +303,38 @@ async fn members(State(a): State<Shared>) -> Response {
     json(&views::Members::new(&m))
 }
 
+/// Membership changes must start on a member that is leader now: a removed leader still
+/// believes it leads for a moment, and openraft must not be asked to change membership there.
+fn check_leads(a: &Admin) -> Result<(), Failure> {
+    let m = a.raft.metrics().borrow().clone();
+    let voter = m
+        .membership_config
+        .membership()
+        .voter_ids()
+        .any(|v| v == a.id);
+    if m.state == openraft::ServerState::Leader && voter {
+        return Ok(());
+    }
+    match m.current_leader.filter(|l| *l != a.id) {
+        Some(id) => {
+            let member = m
+                .membership_config
+                .membership()
+                .get_node(&id)
+                .cloned();
+            Err(Failure::NotLeader(member.map(|member| LeaderRef { id, member })))
+        }
+        None => Err(ApiError::unavailable(format!(
+            "member {} does not lead (it may have been removed from the cluster); ask another member",
+            a.id
+        ))
+        .into()),
+    }
+}
+
 async fn add_member(State(a): State<Shared>, req: Request) -> Response {
     leader_or_forward(a, req, |a, body| async move {
+        check_leads(&a)?;
         let add: views::AddMember = serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request(format!("member: {e}")))?;
         let member = Member {
@@ -342,6 +372,7 @@ async fn add_member(State(a): State<Shared>, req: Request) -> Response {
 
 async fn remove_member(State(a): State<Shared>, Path(id): Path<NodeId>, req: Request) -> Response {
     leader_or_forward(a, req, |a, _| async move {
+        check_leads(&a)?;
         let membership = a.raft.metrics().borrow().membership_config.clone();
         if membership.nodes().all(|(n, _)| *n != id) {
             return Err(ApiError::not_found(format!("member {id} is not in the cluster")).into());

@@ -1,14 +1,13 @@
-//! Runs real `ironlb controller` processes on 127.0.0.1 for tests: start, kill, restart, and
-//! talk to them through the admin API.
-#![allow(dead_code)]
+//! Real `ironlb controller` processes on one host, for tests, benchmarks and the Jepsen suite:
+//! start, kill, restart, and talk to them through the admin API.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ironlb::api::client::{AdminClient, Body};
-use ironlb::api::views::Status;
+use crate::api::client::{AdminClient, Body};
+use crate::api::views::Status;
 use reqwest::Method;
 
 /// A free TCP port on 127.0.0.1 (bound, then released for the process to take).
@@ -21,12 +20,22 @@ pub fn free_port() -> u16 {
 
 /// One controller process.
 pub struct Proc {
+    /// Its member id.
     pub id: u64,
+    /// Its Raft address.
     pub raft: String,
+    /// Its admin API address.
     pub admin: String,
+    /// Its data directory.
     pub dir: PathBuf,
+    /// The running process, if started.
     pub child: Option<Child>,
+    /// Where its stderr goes.
     pub log: PathBuf,
+    /// The `ironlb` binary.
+    pub bin: PathBuf,
+    /// Runs the process inside this network namespace, if set.
+    pub netns: Option<String>,
 }
 
 impl Proc {
@@ -37,7 +46,15 @@ impl Proc {
             .append(true)
             .open(&self.log)
             .expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_ironlb"))
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(&self.bin);
+                c
+            }
+            None => Command::new(&self.bin),
+        };
+        let child = cmd
             .arg("controller")
             .args(["--id", &self.id.to_string()])
             .args(["--data-dir", &self.dir.display().to_string()])
@@ -45,6 +62,7 @@ impl Proc {
             .args(["--admin-listen", &self.admin])
             .args(extra)
             .env("RUST_LOG", "info,openraft=warn")
+            .env("RUST_BACKTRACE", "0")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -68,7 +86,9 @@ impl Proc {
     /// The last lines of its log, for failure messages.
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
+        // Panics first, wherever they are: they are what a failure is usually about.
+        let panics: Vec<&str> = text.lines().filter(|l| l.contains("panicked")).collect();
+        let lines: Vec<&str> = panics.into_iter().chain(text.lines()).collect();
         lines[lines.len().saturating_sub(30)..].join("\n")
     }
 }
@@ -81,24 +101,40 @@ impl Drop for Proc {
 
 /// A cluster of controller processes sharing a temporary directory.
 pub struct Cluster {
+    /// The members, in id order.
     pub procs: Vec<Proc>,
+    /// Their data and logs; removed on drop.
     pub dir: tempfile::TempDir,
+    /// The `ironlb` binary.
+    pub bin: PathBuf,
 }
 
 impl Cluster {
-    /// `n` members: the first bootstraps, the others join it.
-    pub async fn start(n: usize, extra: &[&str]) -> Cluster {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut c = Cluster {
+    /// An empty cluster (no members yet) using `bin`.
+    pub fn new(bin: &std::path::Path) -> Cluster {
+        Cluster {
             procs: Vec::new(),
-            dir,
-        };
+            dir: tempfile::tempdir().expect("tempdir"),
+            bin: bin.to_path_buf(),
+        }
+    }
+
+    /// `n` members on 127.0.0.1: the first bootstraps, the others join it.
+    pub async fn start(bin: &std::path::Path, n: usize, extra: &[&str]) -> Cluster {
+        let mut c = Cluster::new(bin);
         for _ in 0..n {
             c.add_proc();
         }
+        c.start_all(extra).await;
+        c
+    }
+
+    /// Starts every member not yet running: the first bootstraps, the others join it; waits
+    /// until all are members.
+    pub async fn start_all(&mut self, extra: &[&str]) {
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let first_admin = c.procs[0].admin.clone();
-        for (i, p) in c.procs.iter_mut().enumerate() {
+        let first_admin = self.procs[0].admin.clone();
+        for (i, p) in self.procs.iter_mut().enumerate() {
             let mut args = extra.clone();
             if i == 0 {
                 args.push("--bootstrap".into());
@@ -108,22 +144,31 @@ impl Cluster {
             }
             p.start(&args);
         }
-        c.wait_members(n).await;
-        c
+        self.wait_members(self.procs.len()).await;
     }
 
-    /// Adds a process (not started) and returns its index.
+    /// Adds a member (not started) on 127.0.0.1 with free ports; returns its index.
     pub fn add_proc(&mut self) -> usize {
+        let raft = format!("127.0.0.1:{}", free_port());
+        let admin = format!("127.0.0.1:{}", free_port());
+        self.add_proc_at(raft, admin, None)
+    }
+
+    /// Adds a member (not started) with these addresses, inside a network namespace if given;
+    /// returns its index.
+    pub fn add_proc_at(&mut self, raft: String, admin: String, netns: Option<String>) -> usize {
         let id = self.procs.len() as u64 + 1;
         let dir = self.dir.path().join(format!("m{id}"));
         let log = self.dir.path().join(format!("m{id}.log"));
         self.procs.push(Proc {
             id,
-            raft: format!("127.0.0.1:{}", free_port()),
-            admin: format!("127.0.0.1:{}", free_port()),
+            raft,
+            admin,
             dir,
             child: None,
             log,
+            bin: self.bin.clone(),
+            netns,
         });
         self.procs.len() - 1
     }
@@ -164,7 +209,11 @@ impl Cluster {
             for p in self.procs.iter().filter(|p| p.child.is_some()) {
                 if let Ok(s) = p.client().get::<Status>("/v1/status").await {
                     if s.role == "Leader" {
-                        return self.procs.iter().position(|q| q.id == s.id).expect("known id");
+                        return self
+                            .procs
+                            .iter()
+                            .position(|q| q.id == s.id)
+                            .expect("known id");
                     }
                 }
             }

@@ -1,0 +1,9 @@
+//! The test lab: real ironlb processes on one host (and, for network tests, network namespaces
+//! joined by a bridge), used by the integration tests, the benchmarks and the Jepsen suite.
+//!
+//! Everything here panics on failure: it is test equipment, and a broken lab must stop the
+//! test that uses it with the reason.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+pub mod cluster;
+pub mod netns;

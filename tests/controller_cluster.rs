@@ -1,0 +1,362 @@
+//! The controller cluster: real `ironlb controller` processes on 127.0.0.1 (and in-process
+//! members), through leader kills, restarts, a whole-cluster SIGKILL under load, membership
+//! changes and invalid configuration.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ironlb::api::client::{AdminClient, Body, ClientError};
+use ironlb::api::views::{AllocateResult, ConfigView, Members, ServiceView, Status};
+use ironlb::controller::{ControllerNode, NodeConfig};
+use ironlb::lab::cluster::{pool_yaml, put_config, service_yaml, Cluster};
+use reqwest::Method;
+use tokio::sync::Mutex;
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_ironlb"))
+}
+
+/// Allocates for `ns/name`, retrying for up to `budget` while the cluster has no leader.
+async fn allocate(
+    client: &AdminClient,
+    ns: &str,
+    name: &str,
+    budget: Duration,
+) -> Result<Vec<IpAddr>, String> {
+    let deadline = Instant::now() + budget;
+    loop {
+        let r: Result<AllocateResult, ClientError> = client
+            .call(
+                Method::POST,
+                "/v1/services",
+                Body::Yaml(service_yaml(ns, name)),
+            )
+            .await;
+        match r {
+            Ok(r) if r.error.is_none() => return Ok(r.addresses),
+            Ok(r) => return Err(format!("refused: {}", r.explain)),
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+/// Every member's own (stale) view of the allocations, once they all agree with `expect`.
+async fn wait_agree(c: &Cluster, expect: usize) -> Vec<ServiceView> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut views = Vec::new();
+        for p in c.procs.iter().filter(|p| p.child.is_some()) {
+            if let Ok(v) = p
+                .client()
+                .get::<Vec<ServiceView>>("/v1/services?stale=true")
+                .await
+            {
+                views.push(v);
+            }
+        }
+        let running = c.procs.iter().filter(|p| p.child.is_some()).count();
+        if views.len() == running && views.iter().all(|v| v.len() == expect && *v == views[0]) {
+            return views.remove(0);
+        }
+        if Instant::now() > deadline {
+            let sizes: Vec<usize> = views.iter().map(Vec::len).collect();
+            panic!(
+                "members do not agree on {expect} allocations (have {sizes:?}):\n{}",
+                c.logs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn assert_no_address_twice(list: &[ServiceView]) {
+    let mut seen = BTreeMap::new();
+    for s in list {
+        for a in &s.addresses {
+            if let Some(other) = seen.insert(*a, s.service.clone()) {
+                panic!("{a} is held by {other} and {}", s.service);
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allocations_continue_through_a_leader_kill_and_the_restarted_member_catches_up() {
+    let mut c = Cluster::start(bin(), 3, &[]).await;
+    let client = c.client();
+    put_config(&client, &pool_yaml("public", "192.0.2.0/24")).await;
+    for i in 0..20 {
+        allocate(&client, "before", &format!("s{i}"), Duration::from_secs(5))
+            .await
+            .unwrap();
+    }
+    let leader = c.leader().await;
+    c.procs[leader].kill();
+    for i in 0..20 {
+        allocate(&client, "after", &format!("s{i}"), Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|e| panic!("allocation after the leader's death: {e}\n{}", c.logs()));
+    }
+    let new_leader = c.leader().await;
+    assert_ne!(new_leader, leader);
+    c.procs[leader].start(&[]);
+    let list = wait_agree(&c, 40).await;
+    assert_no_address_twice(&list);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_allocation_survives_a_sigkill_of_every_member_under_load() {
+    let mut c = Cluster::start(bin(), 3, &[]).await;
+    let client = c.client();
+    put_config(&client, &pool_yaml("public", "198.51.100.0/22")).await;
+    let acked: Arc<Mutex<BTreeMap<String, Vec<IpAddr>>>> = Arc::default();
+    let mut tasks = Vec::new();
+    for t in 0..32 {
+        let client = client.clone();
+        let acked = acked.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0.. {
+                let name = format!("t{t}-{i}");
+                match allocate(&client, "load", &name, Duration::ZERO).await {
+                    Ok(addrs) => {
+                        acked.lock().await.insert(format!("load/{name}"), addrs);
+                    }
+                    // Once the members are dead nothing is acknowledged any more.
+                    Err(_) => return,
+                }
+            }
+        }));
+    }
+    // Let the load run, then kill every member at once in the middle of it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while acked.lock().await.len() < 300 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for p in &mut c.procs {
+        p.kill();
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let acked = acked.lock().await.clone();
+    assert!(
+        acked.len() >= 100,
+        "only {} allocations before the kill",
+        acked.len()
+    );
+    for p in &mut c.procs {
+        p.start(&[]);
+    }
+    c.wait_members(3).await;
+    let list: Vec<ServiceView> = loop {
+        match client.get("/v1/services").await {
+            Ok(l) => break l,
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    };
+    let held: BTreeMap<String, Vec<IpAddr>> = list
+        .iter()
+        .map(|s| (s.service.to_string(), s.addresses.clone()))
+        .collect();
+    for (svc, addrs) in &acked {
+        assert_eq!(
+            held.get(svc),
+            Some(addrs),
+            "acknowledged {svc} -> {addrs:?} was lost"
+        );
+    }
+    // Some allocations may have committed without their acknowledgement reaching us; those
+    // may stay. None may share an address.
+    assert_no_address_twice(&list);
+    wait_agree(&c, list.len()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_configuration_is_refused_with_the_field_path_and_the_old_one_stays() {
+    let c = Cluster::start(bin(), 3, &[]).await;
+    let client = c.client();
+    put_config(&client, &pool_yaml("public", "192.0.2.0/24")).await;
+    let bad = "apiVersion: ironlb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: public}\nspec:\n  addresses: [192.0.2.0/24, 192.0.2.10-192.0.2.1]\n";
+    let err = client
+        .call::<serde_json::Value>(Method::PUT, "/v1/config", Body::Yaml(bad.into()))
+        .await
+        .unwrap_err();
+    match err {
+        ClientError::Api { status, body } => {
+            assert_eq!(status, 422);
+            assert_eq!(
+                body.details,
+                vec!["request body (document 1): IPAddressPool/public: spec.addresses[1]: \"192.0.2.10-192.0.2.1\": range start is after its end".to_string()]
+            );
+        }
+        other => panic!("expected a 422, got {other}"),
+    }
+    // Every member still holds revision 1, the good pool.
+    for p in &c.procs {
+        let view: ConfigView = p.client().get("/v1/config").await.unwrap();
+        assert_eq!(view.revision, 1);
+        let pools = &view.config.unwrap().pools;
+        assert_eq!(pools.len(), 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn membership_goes_from_three_to_five_to_three_without_losing_availability() {
+    let mut c = Cluster::start(bin(), 3, &[]).await;
+    let client = c.client();
+    put_config(&client, &pool_yaml("public", "198.51.100.0/24")).await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let failures: Arc<Mutex<Vec<String>>> = Arc::default();
+    let ok = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    // Members 4 and 5 start empty and wait to be added.
+    let four = c.add_proc();
+    let five = c.add_proc();
+    c.procs[four].start(&[]);
+    c.procs[five].start(&[]);
+    let all: Vec<String> = c.procs.iter().map(|p| p.admin.clone()).collect();
+    let load = {
+        let (stop, failures, ok) = (stop.clone(), failures.clone(), ok.clone());
+        let client = AdminClient::new(all, Duration::from_secs(5));
+        tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match allocate(&client, "churn", &format!("s{i}"), Duration::from_secs(3)).await {
+                    Ok(_) => {
+                        ok.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Err(e) => failures.lock().await.push(e),
+                }
+                i += 1;
+            }
+        })
+    };
+    for idx in [four, five] {
+        let p = &c.procs[idx];
+        let body = serde_json::json!({"id": p.id, "raft_addr": p.raft, "admin_addr": p.admin});
+        let m: Members = client
+            .call(Method::POST, "/v1/members", Body::Json(body))
+            .await
+            .unwrap_or_else(|e| panic!("adding member {}: {e}\n{}", p.id, c.logs()));
+        assert!(m.members.iter().any(|x| x.id == p.id && x.voter));
+    }
+    c.wait_members(5).await;
+    // Remove the first two members, the leader among them if it is there. Right after a
+    // leader is removed the others elect a new one: an operator's retry covers that.
+    for id in [1u64, 2] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let m: Members = loop {
+            match client
+                .call(Method::DELETE, &format!("/v1/members/{id}"), Body::Empty)
+                .await
+            {
+                Ok(m) => break m,
+                Err(e) if Instant::now() > deadline => {
+                    panic!("removing member {id}: {e}\n{}", c.logs())
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
+        assert!(m.members.iter().all(|x| x.id != id));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    load.await.unwrap();
+    let failures = failures.lock().await.clone();
+    assert!(
+        failures.is_empty(),
+        "allocations failed during membership changes: {failures:?}"
+    );
+    assert!(ok.load(std::sync::atomic::Ordering::Relaxed) > 10);
+    c.procs[0].kill();
+    c.procs[1].kill();
+    let status: Status = c.procs[2].client().get("/v1/status").await.unwrap();
+    assert_eq!(status.members, 3);
+    let voters: BTreeSet<u64> = c.procs[2]
+        .client()
+        .get::<Members>("/v1/members")
+        .await
+        .unwrap()
+        .members
+        .iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(voters, BTreeSet::from([3, 4, 5]));
+}
+
+/// Three in-process members with a tiny snapshot interval: a fourth member joining late can
+/// only catch up through a snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_process_cluster_and_a_new_member_catching_up_through_a_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let config = |id: u64| {
+        let mut cfg = NodeConfig::new(id, dir.path().join(format!("m{id}")), any, any);
+        cfg.snapshot_every = 20;
+        cfg
+    };
+    let mut first = config(1);
+    first.bootstrap = true;
+    let n1 = ControllerNode::start(first).await.unwrap();
+    n1.wait_for_leader(Duration::from_secs(5)).await.unwrap();
+    let mut nodes = vec![n1];
+    for id in [2, 3] {
+        let mut cfg = config(id);
+        cfg.join = vec![nodes[0].admin_addr.to_string()];
+        nodes.push(ControllerNode::start(cfg).await.unwrap());
+    }
+    let client = AdminClient::new(
+        nodes.iter().map(|n| n.admin_addr.to_string()).collect(),
+        Duration::from_secs(10),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while client
+        .get::<Status>("/v1/status")
+        .await
+        .map(|s| s.members)
+        .unwrap_or(0)
+        < 3
+    {
+        assert!(Instant::now() < deadline, "members never joined");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    put_config(&client, &pool_yaml("public", "192.0.2.0/24")).await;
+    for i in 0..60 {
+        allocate(&client, "snap", &format!("s{i}"), Duration::from_secs(5))
+            .await
+            .unwrap();
+    }
+    let mut late = config(4);
+    late.join = vec![nodes[0].admin_addr.to_string()];
+    let n4 = ControllerNode::start(late).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let n = n4.state.read().await.allocator.allocation_count();
+        if n == 60 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "member 4 has {n} of 60 allocations"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let m = n4.raft.metrics().borrow().clone();
+    assert!(
+        m.snapshot.is_some(),
+        "member 4 caught up without a snapshot"
+    );
+    let leader_state = nodes[0].state.read().await.clone();
+    let late_state = n4.state.read().await.clone();
+    assert_eq!(late_state.allocator, leader_state.allocator);
+    n4.shutdown().await;
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
