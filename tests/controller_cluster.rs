@@ -360,3 +360,102 @@ async fn in_process_cluster_and_a_new_member_catching_up_through_a_snapshot() {
         n.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_talk_over_mutual_tls_and_a_member_from_another_ca_cannot_join() {
+    let pki = ironlb::lab::pki::Pki::new("cluster");
+    let tls = pki.tls_config("member");
+    let (ca, cert, key) = (
+        tls.ca.display().to_string(),
+        tls.cert.display().to_string(),
+        tls.key.display().to_string(),
+    );
+    let mut c = Cluster::start(
+        bin(),
+        3,
+        &["--tls-ca", &ca, "--tls-cert", &cert, "--tls-key", &key],
+    )
+    .await;
+    let client = c.client();
+    put_config(&client, &pool_yaml("public", "192.0.2.0/24")).await;
+    allocate(&client, "tls", "a", Duration::from_secs(5))
+        .await
+        .unwrap();
+    wait_agree(&c, 1).await;
+
+    let rogue = ironlb::lab::pki::Pki::new("rogue").tls_config("intruder");
+    let i = c.add_proc();
+    let join = c.procs[0].admin.clone();
+    c.procs[i].start(&[
+        "--tls-ca".into(),
+        rogue.ca.display().to_string(),
+        "--tls-cert".into(),
+        rogue.cert.display().to_string(),
+        "--tls-key".into(),
+        rogue.key.display().to_string(),
+        "--join".into(),
+        join,
+    ]);
+    // The leader cannot replicate to it, so it never becomes a voter; the cluster goes on.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let members: Members = c.procs[0].client().get("/v1/members").await.unwrap();
+    assert!(members
+        .members
+        .iter()
+        .all(|m| m.id != c.procs[i].id || !m.voter));
+    allocate(&client, "tls", "b", Duration::from_secs(5))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_health_and_readiness_are_served_by_every_member() {
+    let c = Cluster::start(bin(), 3, &[]).await;
+    let client = c.client();
+    put_config(&client, &pool_yaml("public", "192.0.2.0/24")).await;
+    allocate(&client, "m", "a", Duration::from_secs(5))
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let leader = c.leader().await;
+    for (i, p) in c.procs.iter().enumerate() {
+        let get = |path: &str| http.get(format!("http://{}{path}", p.admin)).send();
+        assert_eq!(get("/healthz").await.unwrap().status(), 200);
+        assert_eq!(get("/readyz").await.unwrap().status(), 200);
+        let text = get("/metrics").await.unwrap().text().await.unwrap();
+        for name in [
+            "ironlb_raft_term",
+            "ironlb_raft_commit_index",
+            "ironlb_raft_applied_index",
+            "ironlb_raft_members 3",
+            "ironlb_allocator_addresses{pool=\"public\",family=\"ipv4\",state=\"total\"} 256",
+            "ironlb_allocation_duration_seconds_bucket",
+        ] {
+            assert!(
+                text.contains(name),
+                "member {}: {name} missing\n{text}",
+                p.id
+            );
+        }
+        let leads = if i == leader {
+            "ironlb_raft_is_leader 1"
+        } else {
+            "ironlb_raft_is_leader 0"
+        };
+        assert!(text.contains(leads), "member {}: {leads}\n{text}", p.id);
+    }
+}
+
+#[test]
+fn ctl_says_clearly_when_no_member_answers() {
+    let out = std::process::Command::new(bin())
+        .args(["ctl", "-s", "127.0.0.1:1,127.0.0.1:2", "status"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no controller member answered (tried 127.0.0.1:1, 127.0.0.1:2)"),
+        "{err}"
+    );
+}

@@ -13,7 +13,11 @@ use reqwest::Method;
 
 async fn allocate(client: &AdminClient, name: &str) -> Result<AllocateResult, ClientError> {
     client
-        .call(Method::POST, "/v1/services", Body::Yaml(service_yaml("part", name)))
+        .call(
+            Method::POST,
+            "/v1/services",
+            Body::Yaml(service_yaml("part", name)),
+        )
         .await
 }
 
@@ -75,7 +79,11 @@ async fn a_cut_off_minority_cannot_allocate_and_the_majority_goes_on() {
             _ => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
-    let s: Status = c.procs[majority[0]].client().get("/v1/status").await.unwrap();
+    let s: Status = c.procs[majority[0]]
+        .client()
+        .get("/v1/status")
+        .await
+        .unwrap();
     assert!(s.leader.is_some_and(|l| l != c.procs[minority].id));
 
     // Heal: every member converges on the same six allocations, the lost one not among them.
@@ -86,7 +94,11 @@ async fn a_cut_off_minority_cannot_allocate_and_the_majority_goes_on() {
     loop {
         let mut views = Vec::new();
         for p in &c.procs {
-            if let Ok(v) = p.client().get::<Vec<ServiceView>>("/v1/services?stale=true").await {
+            if let Ok(v) = p
+                .client()
+                .get::<Vec<ServiceView>>("/v1/services?stale=true")
+                .await
+            {
                 views.push(v);
             }
         }
@@ -95,7 +107,11 @@ async fn a_cut_off_minority_cannot_allocate_and_the_majority_goes_on() {
             assert!(views[0].iter().all(|s| s.service.name() != "lost"));
             break;
         }
-        assert!(Instant::now() < deadline, "members disagree after healing:\n{}", c.logs());
+        assert!(
+            Instant::now() < deadline,
+            "members disagree after healing:\n{}",
+            c.logs()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

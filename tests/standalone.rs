@@ -19,7 +19,11 @@ impl Standalone {
     fn start(config: &Path, data: &Path, log: &Path) -> Standalone {
         let admin = format!("127.0.0.1:{}", free_port());
         let raft = format!("127.0.0.1:{}", free_port());
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_ironlb"))
             .args(["standalone", "--config"])
             .arg(config)
@@ -47,7 +51,11 @@ impl Standalone {
     }
 
     /// Waits until the allocations satisfy `pred`; returns them by Service.
-    async fn wait_for(&self, what: &str, pred: impl Fn(&BTreeMap<String, Vec<IpAddr>>) -> bool) -> BTreeMap<String, Vec<IpAddr>> {
+    async fn wait_for(
+        &self,
+        what: &str,
+        pred: impl Fn(&BTreeMap<String, Vec<IpAddr>>) -> bool,
+    ) -> BTreeMap<String, Vec<IpAddr>> {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if let Ok(list) = self.client().get::<Vec<ServiceView>>("/v1/services").await {
@@ -80,9 +88,8 @@ fn check(config: &Path) -> BTreeMap<String, Vec<IpAddr>> {
         .arg(config)
         .output()
         .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("{e}: {}", String::from_utf8_lossy(&out.stdout))
-    });
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
     v["services"]
         .as_array()
         .unwrap()
@@ -136,7 +143,12 @@ async fn files_are_applied_reloaded_on_sighup_and_kept_across_restarts() {
     }
 
     // An invalid configuration is refused; the one in force stays, and so do the Services.
-    let revision = s.client().get::<ConfigView>("/v1/config").await.unwrap().revision;
+    let revision = s
+        .client()
+        .get::<ConfigView>("/v1/config")
+        .await
+        .unwrap()
+        .revision;
     std::fs::write(
         config.join("zz-bad.yaml"),
         "apiVersion: ironlb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: broken}\nspec: {addresses: [192.0.2.9-192.0.2.1]}\n",
