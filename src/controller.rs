@@ -16,7 +16,9 @@ use crate::api::client::{AdminClient, Body};
 use crate::api::metrics::Metrics;
 use crate::api::{self, Admin};
 use crate::raft::network::{NetworkConfig, NetworkFactory, RaftServer, TlsConfig, TlsError};
-use crate::raft::{self, Command, Member, NodeId, ProposeError, Raft, Response, SharedState};
+use crate::raft::{
+    self, Command, Member, NodeId, ProposeError, Proposer, Raft, Response, SharedState,
+};
 
 /// Raft's clocks. The election timeout stays well below a speaker's lease (1 s) so a leader
 /// change never lets leases run out.
@@ -133,8 +135,8 @@ pub struct ControllerNode {
     pub raft_addr: SocketAddr,
     /// Where it serves the admin API.
     pub admin_addr: SocketAddr,
-    /// How long writes wait for a quorum.
-    pub write_timeout: Duration,
+    /// Proposes (batched) through this member.
+    pub proposer: Proposer,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -222,13 +224,15 @@ impl ControllerNode {
             server.run(raft_listener, until_stop(stopped.clone())),
         ));
 
-        let mut admin = Admin::new(
+        let proposer = Proposer::start(raft.clone(), cfg.write_timeout);
+        let admin = Admin::new(
             cfg.id,
             raft.clone(),
             state.clone(),
             Arc::new(Metrics::new()),
+            proposer.clone(),
+            cfg.write_timeout,
         );
-        admin.write_timeout = cfg.write_timeout;
         let router = api::router(Arc::new(admin));
         let admin_stop = until_stop(stopped.clone());
         tasks.push(tokio::spawn(async move {
@@ -272,7 +276,7 @@ impl ControllerNode {
             state,
             raft_addr,
             admin_addr,
-            write_timeout: cfg.write_timeout,
+            proposer,
             stop,
             tasks,
         })
@@ -280,7 +284,7 @@ impl ControllerNode {
 
     /// Proposes a command through this member (it must lead).
     pub async fn propose(&self, command: Command) -> Result<Response, ProposeError> {
-        raft::propose(&self.raft, command, self.write_timeout).await
+        self.proposer.propose(command).await
     }
 
     /// Waits until some member leads, at most `timeout`; returns it.

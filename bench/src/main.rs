@@ -1,6 +1,8 @@
 //! `ironlb-bench`: benchmark scenarios that print one JSON object as their last line of stdout,
 //! so figures can be compared between runs.
 
+mod alloc;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -30,6 +32,23 @@ enum Scenario {
         #[arg(long, default_value_t = 100_000)]
         services: usize,
         /// Print only the JSON line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Durable allocations through a 3-member ironlb cluster (real processes, release build)
+    /// against a 3-member etcd 3.4 doing put-if-absent transactions: allocations/s and
+    /// client-side latency.
+    Alloc {
+        /// Allocations to acknowledge on each side.
+        #[arg(long, default_value_t = 20_000)]
+        allocations: usize,
+        /// Concurrent clients on each side.
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+        /// Where etcd's clients send their transactions.
+        #[arg(long, value_enum, default_value_t = alloc::EtcdTarget::Leader)]
+        etcd_target: alloc::EtcdTarget,
+        /// Print only the JSON line on stdout and no summary (progress still goes to stderr).
         #[arg(long)]
         json: bool,
     },
@@ -139,6 +158,17 @@ fn main() -> Result<()> {
             });
             println!("{out}");
         }
+        Scenario::Alloc {
+            allocations,
+            clients,
+            etcd_target,
+            json,
+        } => alloc::run(&alloc::Options {
+            allocations,
+            clients,
+            etcd_target,
+            json,
+        })?,
     }
     Ok(())
 }

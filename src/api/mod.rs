@@ -28,7 +28,7 @@ use crate::ipam::AllocationRequest;
 use crate::labels::Labels;
 use crate::names::ServiceKey;
 use crate::raft::{
-    self, Command, Member, NodeId, ProposeError, Raft, Response as SmResponse, SharedState,
+    Command, Member, NodeId, ProposeError, Proposer, Raft, Response as SmResponse, SharedState,
 };
 use error::{ApiError, LeaderRef};
 use metrics::{Metrics, RaftFigures};
@@ -46,20 +46,31 @@ pub struct Admin {
     pub state: SharedState,
     /// Its metrics.
     pub metrics: Arc<Metrics>,
+    /// Batches this member's proposals.
+    pub proposer: Proposer,
     /// How long a write may wait to be committed before the caller is told there is no quorum.
     pub write_timeout: Duration,
     http: reqwest::Client,
 }
 
 impl Admin {
-    /// The admin state of a member.
-    pub fn new(id: NodeId, raft: Raft, state: SharedState, metrics: Arc<Metrics>) -> Self {
+    /// The admin state of a member; its writes go through `proposer`, which waits at most
+    /// `write_timeout` for a quorum.
+    pub fn new(
+        id: NodeId,
+        raft: Raft,
+        state: SharedState,
+        metrics: Arc<Metrics>,
+        proposer: Proposer,
+        write_timeout: Duration,
+    ) -> Self {
         Self {
             id,
             raft,
             state,
             metrics,
-            write_timeout: Duration::from_secs(5),
+            proposer,
+            write_timeout,
             http: reqwest::Client::builder()
                 .connect_timeout(Duration::from_secs(1))
                 .timeout(Duration::from_secs(10))
@@ -204,14 +215,12 @@ fn leader_ref(id: Option<NodeId>, node: Option<Member>) -> Option<LeaderRef> {
 
 /// Proposes a command and waits until it is applied, or fails within the write timeout.
 async fn propose(a: &Admin, command: Command) -> Result<SmResponse, Failure> {
-    raft::propose(&a.raft, command, a.write_timeout)
-        .await
-        .map_err(|e| match e {
-            ProposeError::NotLeader(leader) => {
-                Failure::NotLeader(leader.map(|(id, member)| LeaderRef { id, member }))
-            }
-            other => Failure::Api(ApiError::unavailable(other.to_string())),
-        })
+    a.proposer.propose(command).await.map_err(|e| match e {
+        ProposeError::NotLeader(leader) => {
+            Failure::NotLeader(leader.map(|(id, member)| LeaderRef { id, member }))
+        }
+        other => Failure::Api(ApiError::unavailable(other.to_string())),
+    })
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -227,8 +236,27 @@ async fn linearize(a: &Admin, opts: &ReadOpts) -> Result<(), Failure> {
     if opts.stale {
         return Ok(());
     }
-    match tokio::time::timeout(a.write_timeout, a.raft.ensure_linearizable()).await {
-        Ok(Ok(_)) => Ok(()),
+    let deadline = tokio::time::Instant::now() + a.write_timeout;
+    // openraft reads up to the committed index it knows, and a leader restarted without losing
+    // its term may know less than it acknowledged before the crash (the committed index is not
+    // synced on every advance). Every acknowledged write is in the leader's log, so waiting
+    // until all of the log as it stood when the read began is applied covers them all.
+    let last_log = a.raft.metrics().borrow().last_log_index;
+    let confirmed = tokio::time::timeout_at(deadline, async {
+        a.raft.ensure_linearizable().await?;
+        if last_log.is_some() {
+            // Only fails when Raft shuts down, which the caller sees as unavailability.
+            let _ = a
+                .raft
+                .wait(None)
+                .applied_index_at_least(last_log, "linearizable read")
+                .await;
+        }
+        Ok(())
+    })
+    .await;
+    match confirmed {
+        Ok(Ok(())) => Ok(()),
         Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
             Err(Failure::NotLeader(leader_ref(f.leader_id, f.leader_node)))
         }

@@ -52,6 +52,11 @@ pub enum Command {
         /// Address and new owner, applied in order.
         moves: Vec<(IpAddr, Option<NodeName>)>,
     },
+    /// Several commands in one log entry, applied in order (see `Proposer`).
+    Batch {
+        /// The commands.
+        commands: Vec<Command>,
+    },
 }
 
 impl Command {
@@ -65,6 +70,7 @@ impl Command {
             Command::Unreserve { .. } => "unreserve",
             Command::Adopt { .. } => "adopt",
             Command::AssignOwners { .. } => "assign_owners",
+            Command::Batch { .. } => "batch",
         }
     }
 }
@@ -96,4 +102,6 @@ pub enum Response {
     Adopted(Result<Allocation, Refusal>),
     /// How many owners changed.
     OwnersAssigned(usize),
+    /// The answers to a batch's commands, in order.
+    Batch(Vec<Response>),
 }

@@ -92,8 +92,10 @@ enum WriteError {
     Encode(#[from] bincode::error::EncodeError),
     #[error("sled: {0}")]
     Sled(#[from] sled::Error),
-    #[error("fsync: {0}")]
-    Sync(#[from] io::Error),
+    #[error("{0}")]
+    Sync(String),
+    #[error("the log's sync thread has stopped")]
+    SyncGone,
 }
 
 /// sled's files, synced through handles of our own.
@@ -129,11 +131,78 @@ impl SledFiles {
     }
 }
 
+/// Who waits for a sync: openraft's append callback, or a durability point awaiting in place.
+enum Waiter {
+    Append(LogFlushed<TypeConfig>),
+    Await(tokio::sync::oneshot::Sender<Result<(), String>>),
+}
+
+impl Waiter {
+    fn complete(self, result: &Result<(), String>) {
+        match self {
+            Waiter::Append(callback) => {
+                callback.log_io_completed(result.clone().map_err(io::Error::other));
+            }
+            Waiter::Await(tx) => {
+                // The waiter may have been cancelled; the write is durable all the same.
+                let _ = tx.send(result.clone());
+            }
+        }
+    }
+}
+
+/// Group commit: one thread makes sled's files durable for every write applied before it started
+/// syncing, and then completes all their waiters at once.
+///
+/// openraft 0.9 calls `append` once per client write on the leader and waits for it, so syncing
+/// inside `append` would cost one fsync per allocation. Instead `append` applies its batch (in
+/// sled's memory, in order) and hands the callback here; everything that queued up while the
+/// previous sync ran is covered by the next one. A waiter is queued only after its batch is
+/// applied, so a sync that starts after receiving it covers the batch.
+fn sync_loop(db: sled::Db, files: Arc<SledFiles>, rx: std::sync::mpsc::Receiver<Waiter>) {
+    while let Ok(first) = rx.recv() {
+        let mut waiters = vec![first];
+        waiters.extend(rx.try_iter());
+        let result = db
+            .flush()
+            .map(drop)
+            .map_err(|e| format!("sled flush: {e}"))
+            .and_then(|()| files.sync().map_err(|e| format!("fsync: {e}")));
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "the raft log could not be made durable");
+        }
+        for w in waiters {
+            w.complete(&result);
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Inner {
-    db: sled::Db,
     tree: sled::Tree,
-    files: Arc<SledFiles>,
+    /// To the sync thread; `None` only while dropping.
+    sync_tx: Option<std::sync::mpsc::Sender<Waiter>>,
+    sync_thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the channel ends the sync thread after it completes what is queued; joining it
+        // releases its handle on the database, so the directory can be opened again at once.
+        self.sync_tx.take();
+        if let Some(t) = self.sync_thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl std::fmt::Debug for Waiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Waiter::Append(_) => "Waiter::Append",
+            Waiter::Await(_) => "Waiter::Await",
+        })
+    }
 }
 
 /// The Raft log storage on sled. Cheap to clone; clones share the database.
@@ -171,24 +240,35 @@ impl LogStore {
             .and_then(|f| f.sync_all())
             .map_err(io(conf_path))?;
         sync_dir(dir).map_err(io(dir.to_path_buf()))?;
+        let (sync_tx, rx) = std::sync::mpsc::channel();
+        let files = Arc::new(files);
+        let sync_thread = std::thread::Builder::new()
+            .name("raft-log-sync".into())
+            .spawn(move || sync_loop(db, files, rx))
+            .map_err(io(dir.to_path_buf()))?;
         Ok(LogStore {
             inner: Arc::new(Inner {
-                db,
                 tree,
-                files: Arc::new(files),
+                sync_tx: Some(sync_tx),
+                sync_thread: Some(sync_thread),
             }),
         })
+    }
+
+    /// Queues a waiter for the next sync of everything applied so far.
+    fn queue_sync(&self, waiter: Waiter) -> Result<(), WriteError> {
+        let tx = self.inner.sync_tx.as_ref().ok_or(WriteError::SyncGone)?;
+        tx.send(waiter).map_err(|_| WriteError::SyncGone)
     }
 
     /// Applies one batch atomically and returns once it is on disk.
     async fn commit(&self, batch: sled::Batch) -> Result<(), WriteError> {
         self.inner.tree.apply_batch(batch)?;
-        self.inner.db.flush_async().await?;
-        let files = Arc::clone(&self.inner.files);
-        tokio::task::spawn_blocking(move || files.sync())
-            .await
-            .map_err(io::Error::other)??;
-        Ok(())
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.queue_sync(Waiter::Await(tx))?;
+        rx.await
+            .map_err(|_| WriteError::SyncGone)?
+            .map_err(WriteError::Sync)
     }
 
     fn get_meta<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, ReadError> {
@@ -330,17 +410,17 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             callback.log_io_completed(Ok(()));
             return Ok(());
         };
-        match self.commit(batch).await {
-            Ok(()) => {
-                tracing::trace!(%last, "log entries durable");
-                callback.log_io_completed(Ok(()));
-                Ok(())
-            }
-            Err(e) => {
-                callback.log_io_completed(Err(io::Error::other(e.to_string())));
-                Err(StorageIOError::write_logs(openraft::AnyError::new(&e)).into())
-            }
-        }
+        // Durable later, for many appends at once: the sync thread calls `callback` then.
+        let queued = self
+            .inner
+            .tree
+            .apply_batch(batch)
+            .map_err(WriteError::from)
+            .and_then(|()| self.queue_sync(Waiter::Append(callback)));
+        queued.map_err(|e| {
+            tracing::error!(%last, error = %e, "cannot append to the raft log");
+            StorageIOError::write_logs(openraft::AnyError::new(&e)).into()
+        })
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {

@@ -11,7 +11,7 @@ pub mod store;
 pub mod types;
 
 pub use command::{Command, Response};
-pub use propose::{propose, ProposeError};
+pub use propose::{propose, ProposeError, Proposer};
 pub use state::{ControllerState, SharedState};
 pub use store::{open as open_store, LogStore, StateMachineStore, StoreError};
 pub use types::{Member, NodeId, Raft, TypeConfig};

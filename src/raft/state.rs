@@ -76,6 +76,9 @@ impl ControllerState {
                 }
                 Response::OwnersAssigned(changed)
             }
+            Command::Batch { commands } => {
+                Response::Batch(commands.into_iter().map(|c| self.apply(c)).collect())
+            }
         }
     }
 }
