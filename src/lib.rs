@@ -10,5 +10,6 @@ pub mod ipam;
 pub mod lab;
 pub mod labels;
 pub mod names;
+pub mod net;
 pub mod raft;
 pub mod standalone;
