@@ -3,9 +3,11 @@
 //! This crate holds the configuration model ([`config`]), the pure address allocator
 //! ([`ipam`]) and the names and label selectors they share.
 
+pub mod announce;
 pub mod api;
 pub mod config;
 pub mod controller;
+pub mod health_check;
 pub mod ipam;
 pub mod lab;
 pub mod labels;

@@ -14,6 +14,7 @@ use super::model::Config;
 use crate::ipam::{
     AllocationRequest, Families, Family, FamilyPolicy, Port, Protocol, SharingKey, TrafficPolicy,
 };
+use crate::health_check::{HealthCheck, ANNOTATION as HEALTH_CHECK};
 use crate::labels::Labels;
 use crate::names::{PoolName, ServiceKey};
 
@@ -249,6 +250,12 @@ pub fn request_from_service(
         }
     };
 
+    let health_check = annotations.get(HEALTH_CHECK).and_then(|text| {
+        text.parse::<HealthCheck>()
+            .map_err(|e| errors.push(FieldError::new(annotation_path(HEALTH_CHECK), e.to_string())))
+            .ok()
+    });
+
     match (families, errors.is_empty()) {
         (Some(families), true) => Ok(AllocationRequest {
             service: key,
@@ -261,6 +268,7 @@ pub fn request_from_service(
             selector: spec.selector.unwrap_or_default(),
             namespace_labels: namespace_labels.clone(),
             service_labels: svc.metadata.labels.clone().unwrap_or_default(),
+            health_check,
         }),
         _ => Err(errors),
     }
@@ -344,6 +352,25 @@ mod tests {
         assert!(r.addresses.is_empty() && r.pool.is_none() && r.sharing_key.is_none());
         assert_eq!(r.traffic_policy, TrafficPolicy::Cluster);
         assert_eq!(r.selector.get("app").map(String::as_str), Some("web"));
+    }
+
+    #[test]
+    fn a_health_check_annotation_is_parsed_and_a_bad_one_named() {
+        let meta = "  annotations:\n    ironlb.io/health-check: http:8080/healthz\n";
+        let r = parse(&manifest(meta, "")).unwrap();
+        assert_eq!(
+            r.health_check,
+            Some(crate::health_check::HealthCheck::Http {
+                port: 8080,
+                path: "/healthz".into()
+            })
+        );
+        let meta = "  annotations:\n    ironlb.io/health-check: icmp\n";
+        let errs = parse(&manifest(meta, "")).unwrap_err();
+        assert_eq!(
+            errs,
+            vec!["metadata.annotations[\"ironlb.io/health-check\"]: \"icmp\" is not a health check: use tcp:PORT or http:PORT/PATH".to_string()]
+        );
     }
 
     #[test]

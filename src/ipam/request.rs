@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use super::range::Family;
+use crate::health_check::HealthCheck;
 use crate::labels::Labels;
 use crate::names::{PoolName, ServiceKey};
 
@@ -228,6 +229,10 @@ pub struct AllocationRequest {
     pub namespace_labels: Labels,
     /// The Service's own labels (for `serviceAllocation.serviceSelectors`).
     pub service_labels: Labels,
+    /// The local probe speakers run before answering for the Service's addresses
+    /// (`ironlb.io/health-check`). Carried along with the allocation; the allocator ignores it.
+    #[serde(default)]
+    pub health_check: Option<HealthCheck>,
 }
 
 impl AllocationRequest {
@@ -244,6 +249,7 @@ impl AllocationRequest {
             selector: BTreeMap::new(),
             namespace_labels: Labels::new(),
             service_labels: Labels::new(),
+            health_check: None,
         }
     }
 

@@ -1,0 +1,483 @@
+//! The choice of one Layer 2 owner per address: pure and deterministic, so the leader's
+//! decisions can be tested without clocks or sockets.
+//!
+//! Rules (ARCHITECTURE.md, "Liveness, ownership and fencing"):
+//! - an owner that is still eligible keeps its address (sticky: a joining node moves nothing);
+//! - an address moves only when its owner died, fenced, drained or became ineligible;
+//! - a new owner is the eligible node owning fewest addresses (ties by name), preferring one
+//!   that already owns another address of the same Service, so a dual-stack Service stays on
+//!   one node;
+//! - no address is given to a node while any other node may still be answering for it: an
+//!   owner that is alive but ineligible is first told to let go (owner `None`), and the address
+//!   moves once it has acknowledged;
+//! - nothing moves while moves are not allowed (a new leader's first lease).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use crate::config::model::InterfaceName;
+use crate::config::Config;
+use crate::labels::Labels;
+use crate::names::{NodeName, PoolName, ServiceKey};
+
+/// An allocated address and who holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// The address.
+    pub address: IpAddr,
+    /// Its pool.
+    pub pool: PoolName,
+    /// The Services holding it.
+    pub services: Vec<ServiceKey>,
+}
+
+/// Every allocated address of the allocator, with its pool and holders, in address order.
+pub fn targets(allocator: &crate::ipam::Allocator) -> Vec<Target> {
+    allocator
+        .held_addresses()
+        .filter_map(|(addr, holders)| {
+            Some(Target {
+                address: *addr,
+                pool: allocator.pool_of(*addr)?.clone(),
+                services: holders.to_vec(),
+            })
+        })
+        .collect()
+}
+
+/// What the leader knows of a node.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeFacts {
+    /// Its labels.
+    pub labels: Labels,
+    /// Its interfaces.
+    pub interfaces: BTreeSet<InterfaceName>,
+    /// Services it must not answer for.
+    pub unready: BTreeSet<ServiceKey>,
+    /// Alive, holding a lease and not draining: it may be given addresses.
+    pub usable: bool,
+}
+
+/// The interfaces `node` would announce an address of `pool` on (empty: every interface), or
+/// `None` when no L2Advertisement lets it announce that pool.
+pub fn announce_on(config: &Config, pool: &PoolName, node: &NodeFacts) -> Option<Vec<InterfaceName>> {
+    let labels = config.pools.get(pool).map(|p| &p.labels)?;
+    let mut chosen = BTreeSet::new();
+    let mut any = false;
+    for adv in &config.l2_advertisements {
+        if !adv.pools.includes(pool, labels) || !adv.selects_node(&node.labels) {
+            continue;
+        }
+        if adv.interfaces.is_empty() {
+            return Some(Vec::new());
+        }
+        for i in adv.interfaces.iter().filter(|i| node.interfaces.contains(*i)) {
+            any = true;
+            chosen.insert(i.clone());
+        }
+    }
+    any.then(|| chosen.into_iter().collect())
+}
+
+/// Whether any L2Advertisement covers `pool` at all.
+pub fn announced_in_l2(config: &Config, pool: &PoolName) -> bool {
+    config.pools.get(pool).is_some_and(|p| {
+        config
+            .l2_advertisements
+            .iter()
+            .any(|adv| adv.pools.includes(pool, &p.labels))
+    })
+}
+
+/// Whether `node` may own `target`.
+pub fn eligible(config: &Config, target: &Target, node: &NodeFacts) -> bool {
+    node.usable
+        && target.services.iter().all(|s| !node.unready.contains(s))
+        && announce_on(config, &target.pool, node).is_some()
+}
+
+/// The inputs of one decision.
+pub struct Inputs<'a, F>
+where
+    F: Fn(&NodeName, IpAddr) -> bool,
+{
+    /// The configuration in force.
+    pub config: &'a Config,
+    /// Every allocated address.
+    pub targets: &'a [Target],
+    /// The nodes the leader knows, alive or not.
+    pub nodes: &'a BTreeMap<NodeName, NodeFacts>,
+    /// The committed owners.
+    pub owners: &'a BTreeMap<IpAddr, NodeName>,
+    /// Whether a node may still be answering for an address (it was told to, and has not
+    /// acknowledged letting go; or it has not yet acknowledged anything from this leader).
+    pub answering: F,
+    /// Whether owners may change at all.
+    pub moves_allowed: bool,
+}
+
+/// The owner changes to commit, in address order: `(address, Some(node))` gives it to a node,
+/// `(address, None)` takes it from its owner.
+pub fn plan<F>(inputs: &Inputs<'_, F>) -> Vec<(IpAddr, Option<NodeName>)>
+where
+    F: Fn(&NodeName, IpAddr) -> bool,
+{
+    let Inputs {
+        config,
+        targets,
+        nodes,
+        owners,
+        answering,
+        moves_allowed,
+    } = inputs;
+    let mut moves = Vec::new();
+    let wanted: BTreeSet<IpAddr> = targets
+        .iter()
+        .filter(|t| announced_in_l2(config, &t.pool))
+        .map(|t| t.address)
+        .collect();
+    // Owners of addresses no longer announced in Layer 2 (released, or their pool lost its
+    // advertisement) let go; that is never unsafe, so it needs no permission.
+    for addr in owners.keys() {
+        if !wanted.contains(addr) {
+            moves.push((*addr, None));
+        }
+    }
+    let mut count: BTreeMap<&NodeName, usize> = BTreeMap::new();
+    let mut owned_by_service: BTreeMap<&ServiceKey, BTreeSet<&NodeName>> = BTreeMap::new();
+    for t in targets.iter().filter(|t| wanted.contains(&t.address)) {
+        if let Some(o) = owners.get(&t.address) {
+            *count.entry(o).or_default() += 1;
+            for s in &t.services {
+                owned_by_service.entry(s).or_default().insert(o);
+            }
+        }
+    }
+    for t in targets.iter().filter(|t| wanted.contains(&t.address)) {
+        let eligible_nodes: Vec<&NodeName> = nodes
+            .iter()
+            .filter(|(_, f)| eligible(config, t, f))
+            .map(|(n, _)| n)
+            .collect();
+        let current = owners.get(&t.address);
+        if let Some(o) = current {
+            if eligible_nodes.contains(&o) {
+                continue;
+            }
+            if !moves_allowed {
+                continue;
+            }
+            if answering(o, t.address) {
+                // Alive but ineligible: it lets go first; the address moves once it has.
+                moves.push((t.address, None));
+                if let Some(c) = count.get_mut(o) {
+                    *c = c.saturating_sub(1);
+                }
+                continue;
+            }
+        }
+        if !moves_allowed {
+            continue;
+        }
+        let candidates: Vec<&NodeName> = eligible_nodes
+            .iter()
+            .copied()
+            .filter(|cand| {
+                nodes
+                    .keys()
+                    .filter(|n| n != cand)
+                    .all(|n| !answering(n, t.address))
+            })
+            .collect();
+        let siblings: BTreeSet<&NodeName> = t
+            .services
+            .iter()
+            .filter_map(|s| owned_by_service.get(s))
+            .flatten()
+            .copied()
+            .collect();
+        let best = candidates.iter().copied().min_by_key(|n| {
+            (
+                !siblings.contains(n),
+                count.get(n).copied().unwrap_or(0),
+                (*n).clone(),
+            )
+        });
+        match (best, current) {
+            (Some(b), Some(o)) if b == o => {}
+            (Some(b), _) => {
+                if let Some(o) = current {
+                    if let Some(c) = count.get_mut(o) {
+                        *c = c.saturating_sub(1);
+                    }
+                }
+                *count.entry(b).or_default() += 1;
+                for s in &t.services {
+                    owned_by_service.entry(s).or_default().insert(b);
+                }
+                moves.push((t.address, Some(b.clone())));
+            }
+            (None, Some(_)) => moves.push((t.address, None)),
+            (None, None) => {}
+        }
+    }
+    moves.sort_by_key(|(a, _)| *a);
+    moves.dedup_by_key(|(a, _)| *a);
+    moves
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Documents;
+
+    fn config(yaml: &str) -> Config {
+        let docs = Documents::from_str(yaml, "t.yaml").into_result().unwrap();
+        crate::config::validate(&docs).unwrap()
+    }
+
+    const BASE: &str = "apiVersion: ironlb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: public}\nspec: {addresses: [192.0.2.0/24, 2001:db8::/120]}\n---\napiVersion: ironlb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: dark}\nspec: {addresses: [198.51.100.0/24]}\n---\napiVersion: ironlb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: l2}\nspec: {ipAddressPools: [public]}\n";
+
+    fn node(name: &str) -> NodeName {
+        NodeName::new(name).unwrap()
+    }
+
+    fn facts(labels: &[(&str, &str)]) -> NodeFacts {
+        NodeFacts {
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            interfaces: [InterfaceName::new("eth0").unwrap()].into(),
+            unready: BTreeSet::new(),
+            usable: true,
+        }
+    }
+
+    fn target(addr: &str, service: &str) -> Target {
+        Target {
+            address: addr.parse().unwrap(),
+            pool: "public".parse().unwrap(),
+            services: vec![service.parse().unwrap()],
+        }
+    }
+
+    fn nodes(names: &[&str]) -> BTreeMap<NodeName, NodeFacts> {
+        names.iter().map(|n| (node(n), facts(&[]))).collect()
+    }
+
+    fn run(
+        config: &Config,
+        targets: &[Target],
+        nodes: &BTreeMap<NodeName, NodeFacts>,
+        owners: &BTreeMap<IpAddr, NodeName>,
+        answering: &[(&str, &str)],
+    ) -> Vec<(IpAddr, Option<NodeName>)> {
+        let answering: BTreeSet<(NodeName, IpAddr)> = answering
+            .iter()
+            .map(|(n, a)| (node(n), a.parse().unwrap()))
+            .collect();
+        plan(&Inputs {
+            config,
+            targets,
+            nodes,
+            owners,
+            answering: |n: &NodeName, a: IpAddr| answering.contains(&(n.clone(), a)),
+            moves_allowed: true,
+        })
+    }
+
+    fn apply(owners: &mut BTreeMap<IpAddr, NodeName>, moves: &[(IpAddr, Option<NodeName>)]) {
+        for (a, n) in moves {
+            match n {
+                Some(n) => owners.insert(*a, n.clone()),
+                None => owners.remove(a),
+            };
+        }
+    }
+
+    #[test]
+    fn new_addresses_spread_over_the_nodes_owning_fewest() {
+        let c = config(BASE);
+        let ts: Vec<Target> = (1..=6)
+            .map(|i| target(&format!("192.0.2.{i}"), &format!("default/s{i}")))
+            .collect();
+        let ns = nodes(&["a", "b", "c"]);
+        let mut owners = BTreeMap::new();
+        let moves = run(&c, &ts, &ns, &owners, &[]);
+        apply(&mut owners, &moves);
+        let mut per_node: BTreeMap<&NodeName, usize> = BTreeMap::new();
+        for n in owners.values() {
+            *per_node.entry(n).or_default() += 1;
+        }
+        assert_eq!(per_node.values().copied().collect::<Vec<_>>(), vec![2, 2, 2]);
+        // Deterministic: the same inputs give the same moves.
+        assert_eq!(run(&c, &ts, &ns, &BTreeMap::new(), &[]), moves);
+        // And stable: nothing more to do.
+        assert_eq!(run(&c, &ts, &ns, &owners, &[]), vec![]);
+    }
+
+    #[test]
+    fn a_joining_node_moves_nothing_but_gets_the_next_new_address() {
+        let c = config(BASE);
+        let mut ts = vec![target("192.0.2.1", "d/a"), target("192.0.2.2", "d/b")];
+        let owners: BTreeMap<IpAddr, NodeName> = [
+            ("192.0.2.1".parse().unwrap(), node("a")),
+            ("192.0.2.2".parse().unwrap(), node("b")),
+        ]
+        .into();
+        let ns = nodes(&["a", "b", "z"]);
+        assert_eq!(run(&c, &ts, &ns, &owners, &[]), vec![]);
+        ts.push(target("192.0.2.3", "d/c"));
+        assert_eq!(
+            run(&c, &ts, &ns, &owners, &[]),
+            vec![("192.0.2.3".parse().unwrap(), Some(node("z")))]
+        );
+    }
+
+    #[test]
+    fn a_dead_owners_addresses_move_at_once() {
+        let c = config(BASE);
+        let ts = vec![target("192.0.2.1", "d/a"), target("192.0.2.2", "d/b")];
+        let owners: BTreeMap<IpAddr, NodeName> = [
+            ("192.0.2.1".parse().unwrap(), node("a")),
+            ("192.0.2.2".parse().unwrap(), node("b")),
+        ]
+        .into();
+        let mut ns = nodes(&["a", "b", "c"]);
+        ns.get_mut(&node("a")).unwrap().usable = false;
+        assert_eq!(
+            run(&c, &ts, &ns, &owners, &[("b", "192.0.2.2")]),
+            vec![("192.0.2.1".parse().unwrap(), Some(node("c")))]
+        );
+    }
+
+    #[test]
+    fn an_alive_ineligible_owner_lets_go_before_anyone_else_takes_over() {
+        let c = config(BASE);
+        let ts = vec![target("192.0.2.1", "d/a")];
+        let mut owners: BTreeMap<IpAddr, NodeName> =
+            [("192.0.2.1".parse().unwrap(), node("a"))].into();
+        let mut ns = nodes(&["a", "b"]);
+        ns.get_mut(&node("a"))
+            .unwrap()
+            .unready
+            .insert("d/a".parse().unwrap());
+        let first = run(&c, &ts, &ns, &owners, &[("a", "192.0.2.1")]);
+        assert_eq!(first, vec![("192.0.2.1".parse().unwrap(), None)]);
+        apply(&mut owners, &first);
+        // Not yet acknowledged: b must wait.
+        assert_eq!(run(&c, &ts, &ns, &owners, &[("a", "192.0.2.1")]), vec![]);
+        // Acknowledged: b takes it.
+        assert_eq!(
+            run(&c, &ts, &ns, &owners, &[]),
+            vec![("192.0.2.1".parse().unwrap(), Some(node("b")))]
+        );
+    }
+
+    #[test]
+    fn node_selectors_and_interfaces_decide_who_may_announce() {
+        let c = config(&format!(
+            "{BASE}---\napiVersion: ironlb.io/v1beta1\nkind: L2Advertisement\nmetadata: {{name: edge}}\nspec:\n  ipAddressPools: [dark]\n  nodeSelectors: [{{matchLabels: {{role: edge}}}}]\n  interfaces: [eth1]\n"
+        ));
+        let dark = Target {
+            address: "198.51.100.1".parse().unwrap(),
+            pool: "dark".parse().unwrap(),
+            services: vec!["d/x".parse().unwrap()],
+        };
+        let mut ns = BTreeMap::new();
+        ns.insert(node("a"), facts(&[]));
+        ns.insert(node("b"), facts(&[("role", "edge")]));
+        let mut edge_with_eth1 = facts(&[("role", "edge")]);
+        edge_with_eth1
+            .interfaces
+            .insert(InterfaceName::new("eth1").unwrap());
+        ns.insert(node("c"), edge_with_eth1.clone());
+        assert_eq!(
+            run(&c, &[dark.clone()], &ns, &BTreeMap::new(), &[]),
+            vec![(dark.address, Some(node("c")))]
+        );
+        assert_eq!(
+            announce_on(&c, &dark.pool, &edge_with_eth1),
+            Some(vec![InterfaceName::new("eth1").unwrap()])
+        );
+        assert_eq!(announce_on(&c, &dark.pool, &facts(&[("role", "edge")])), None);
+        assert_eq!(announce_on(&c, &"public".parse().unwrap(), &facts(&[])), Some(vec![]));
+    }
+
+    #[test]
+    fn unannounced_pools_get_no_owner_and_lose_stale_ones() {
+        let c = config(BASE);
+        let dark = Target {
+            address: "198.51.100.1".parse().unwrap(),
+            pool: "dark".parse().unwrap(),
+            services: vec!["d/x".parse().unwrap()],
+        };
+        let ns = nodes(&["a"]);
+        assert_eq!(run(&c, &[dark.clone()], &ns, &BTreeMap::new(), &[]), vec![]);
+        let owners = [(dark.address, node("a"))].into();
+        assert_eq!(
+            run(&c, &[dark.clone()], &ns, &owners, &[]),
+            vec![(dark.address, None)]
+        );
+        // A released address (no longer a target) loses its owner too.
+        assert_eq!(run(&c, &[], &ns, &owners, &[]), vec![(dark.address, None)]);
+    }
+
+    #[test]
+    fn dual_stack_addresses_of_one_service_share_a_node() {
+        let c = config(BASE);
+        let ts = vec![
+            target("192.0.2.1", "d/other"),
+            target("192.0.2.9", "d/dual"),
+            target("2001:db8::9", "d/dual"),
+        ];
+        let mut owners = BTreeMap::new();
+        let moves = run(&c, &ts, &nodes(&["a", "b"]), &owners, &[]);
+        apply(&mut owners, &moves);
+        assert_eq!(
+            owners[&"192.0.2.9".parse::<IpAddr>().unwrap()],
+            owners[&"2001:db8::9".parse::<IpAddr>().unwrap()]
+        );
+    }
+
+    #[test]
+    fn nothing_moves_during_a_new_leaders_first_lease_and_nobody_gets_a_contested_address() {
+        let c = config(BASE);
+        let ts = vec![target("192.0.2.1", "d/a"), target("192.0.2.2", "d/b")];
+        let owners: BTreeMap<IpAddr, NodeName> =
+            [("192.0.2.1".parse().unwrap(), node("a"))].into();
+        let mut ns = nodes(&["a", "b"]);
+        ns.get_mut(&node("a")).unwrap().usable = false;
+        let moves = plan(&Inputs {
+            config: &c,
+            targets: &ts,
+            nodes: &ns,
+            owners: &owners,
+            answering: |_: &NodeName, _: IpAddr| false,
+            moves_allowed: false,
+        });
+        assert_eq!(moves, vec![]);
+        // b may still answer for .2 (unacknowledged): nobody else can take it.
+        let mut ns = nodes(&["a", "b"]);
+        ns.get_mut(&node("b")).unwrap().usable = false;
+        assert_eq!(
+            run(&c, &ts[1..], &ns, &BTreeMap::new(), &[("b", "192.0.2.2")]),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn no_eligible_node_means_no_owner() {
+        let c = config(BASE);
+        let ts = vec![target("192.0.2.1", "d/a")];
+        let owners: BTreeMap<IpAddr, NodeName> =
+            [("192.0.2.1".parse().unwrap(), node("a"))].into();
+        let mut ns = nodes(&["a"]);
+        ns.get_mut(&node("a")).unwrap().usable = false;
+        assert_eq!(
+            run(&c, &ts, &ns, &owners, &[]),
+            vec![("192.0.2.1".parse().unwrap(), None)]
+        );
+    }
+}
