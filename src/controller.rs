@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+use crate::actors::controller::{LeaseTiming, SpeakerHub};
 use crate::api::client::{AdminClient, Body};
 use crate::api::metrics::Metrics;
 use crate::api::{self, Admin};
@@ -69,6 +70,8 @@ pub struct NodeConfig {
     pub snapshot_every: u64,
     /// How long a write may wait for a quorum before failing.
     pub write_timeout: Duration,
+    /// The speakers' heartbeat, lease and margin.
+    pub lease: LeaseTiming,
 }
 
 impl NodeConfig {
@@ -92,6 +95,7 @@ impl NodeConfig {
             timing: Timing::default(),
             snapshot_every: 5_000,
             write_timeout: Duration::from_secs(5),
+            lease: LeaseTiming::default(),
         }
     }
 }
@@ -153,6 +157,7 @@ impl ControllerNode {
                     source,
                 })?;
         let state = sm.state();
+        let applied = sm.applied();
         let raft_listener =
             TcpListener::bind(cfg.raft_listen)
                 .await
@@ -219,17 +224,28 @@ impl ControllerNode {
             let _ = rx.wait_for(|s| *s).await;
         };
 
-        let server = RaftServer::new(raft.clone(), tls_server, net);
+        let proposer = Proposer::start(raft.clone(), cfg.write_timeout);
+        let metrics = Arc::new(Metrics::new());
+        let speakers = SpeakerHub::start(
+            raft.clone(),
+            state.clone(),
+            applied,
+            proposer.clone(),
+            cfg.lease,
+            metrics.clone(),
+        )
+        .await;
+        let server =
+            RaftServer::new(raft.clone(), tls_server, net).with_speakers(Arc::new(speakers));
         tasks.push(tokio::spawn(
             server.run(raft_listener, until_stop(stopped.clone())),
         ));
 
-        let proposer = Proposer::start(raft.clone(), cfg.write_timeout);
         let admin = Admin::new(
             cfg.id,
             raft.clone(),
             state.clone(),
-            Arc::new(Metrics::new()),
+            metrics,
             proposer.clone(),
             cfg.write_timeout,
         );

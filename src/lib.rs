@@ -3,6 +3,7 @@
 //! This crate holds the configuration model ([`config`]), the pure address allocator
 //! ([`ipam`]) and the names and label selectors they share.
 
+pub mod actors;
 pub mod announce;
 pub mod api;
 pub mod config;
@@ -14,4 +15,5 @@ pub mod labels;
 pub mod names;
 pub mod net;
 pub mod raft;
+pub mod speaker;
 pub mod standalone;

@@ -40,6 +40,9 @@ enum Command {
     /// Run a single-member controller on configuration and Services from files (no
     /// Kubernetes); SIGHUP re-reads them.
     Standalone(cli::serve::StandaloneArgs),
+    /// Run a node's speaker: answer ARP and NDP for the addresses the controller leader
+    /// assigns this node, under a lease (fenced the moment it runs out).
+    Speaker(cli::speaker::SpeakerArgs),
     /// Call a controller's admin API: status, members, pools, services, allocate, explain,
     /// release, reservations, config.
     Ctl(cli::ctl::CtlArgs),
@@ -49,6 +52,13 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)
+}
+
+/// Runs a long-lived process: one actix System (for the actors) on a multi-thread tokio
+/// runtime (for the I/O tasks), as ARCHITECTURE.md lays out.
+fn actor_system<F: std::future::Future<Output = Result<ExitCode>>>(main: F) -> Result<ExitCode> {
+    let rt = runtime()?;
+    actix_rt::System::with_tokio_rt(move || rt).block_on(main)
 }
 
 fn main() -> Result<ExitCode> {
@@ -64,7 +74,8 @@ fn main() -> Result<ExitCode> {
     match cli.command {
         Command::Check { config, output } => cli::check::check(config, output),
         Command::Ctl(args) => runtime()?.block_on(cli::ctl::run(args)),
-        Command::Controller(args) => runtime()?.block_on(cli::serve::controller(args)),
-        Command::Standalone(args) => runtime()?.block_on(cli::serve::standalone(args)),
+        Command::Controller(args) => actor_system(cli::serve::controller(args)),
+        Command::Standalone(args) => actor_system(cli::serve::standalone(args)),
+        Command::Speaker(args) => actor_system(cli::speaker::run(args)),
     }
 }

@@ -60,7 +60,11 @@ pub struct NodeFacts {
 
 /// The interfaces `node` would announce an address of `pool` on (empty: every interface), or
 /// `None` when no L2Advertisement lets it announce that pool.
-pub fn announce_on(config: &Config, pool: &PoolName, node: &NodeFacts) -> Option<Vec<InterfaceName>> {
+pub fn announce_on(
+    config: &Config,
+    pool: &PoolName,
+    node: &NodeFacts,
+) -> Option<Vec<InterfaceName>> {
     let labels = config.pools.get(pool).map(|p| &p.labels)?;
     let mut chosen = BTreeSet::new();
     let mut any = false;
@@ -71,7 +75,11 @@ pub fn announce_on(config: &Config, pool: &PoolName, node: &NodeFacts) -> Option
         if adv.interfaces.is_empty() {
             return Some(Vec::new());
         }
-        for i in adv.interfaces.iter().filter(|i| node.interfaces.contains(*i)) {
+        for i in adv
+            .interfaces
+            .iter()
+            .filter(|i| node.interfaces.contains(*i))
+        {
             any = true;
             chosen.insert(i.clone());
         }
@@ -310,7 +318,10 @@ mod tests {
         for n in owners.values() {
             *per_node.entry(n).or_default() += 1;
         }
-        assert_eq!(per_node.values().copied().collect::<Vec<_>>(), vec![2, 2, 2]);
+        assert_eq!(
+            per_node.values().copied().collect::<Vec<_>>(),
+            vec![2, 2, 2]
+        );
         // Deterministic: the same inputs give the same moves.
         assert_eq!(run(&c, &ts, &ns, &BTreeMap::new(), &[]), moves);
         // And stable: nothing more to do.
@@ -401,8 +412,14 @@ mod tests {
             announce_on(&c, &dark.pool, &edge_with_eth1),
             Some(vec![InterfaceName::new("eth1").unwrap()])
         );
-        assert_eq!(announce_on(&c, &dark.pool, &facts(&[("role", "edge")])), None);
-        assert_eq!(announce_on(&c, &"public".parse().unwrap(), &facts(&[])), Some(vec![]));
+        assert_eq!(
+            announce_on(&c, &dark.pool, &facts(&[("role", "edge")])),
+            None
+        );
+        assert_eq!(
+            announce_on(&c, &"public".parse().unwrap(), &facts(&[])),
+            Some(vec![])
+        );
     }
 
     #[test]
@@ -445,8 +462,7 @@ mod tests {
     fn nothing_moves_during_a_new_leaders_first_lease_and_nobody_gets_a_contested_address() {
         let c = config(BASE);
         let ts = vec![target("192.0.2.1", "d/a"), target("192.0.2.2", "d/b")];
-        let owners: BTreeMap<IpAddr, NodeName> =
-            [("192.0.2.1".parse().unwrap(), node("a"))].into();
+        let owners: BTreeMap<IpAddr, NodeName> = [("192.0.2.1".parse().unwrap(), node("a"))].into();
         let mut ns = nodes(&["a", "b"]);
         ns.get_mut(&node("a")).unwrap().usable = false;
         let moves = plan(&Inputs {
@@ -471,8 +487,7 @@ mod tests {
     fn no_eligible_node_means_no_owner() {
         let c = config(BASE);
         let ts = vec![target("192.0.2.1", "d/a")];
-        let owners: BTreeMap<IpAddr, NodeName> =
-            [("192.0.2.1".parse().unwrap(), node("a"))].into();
+        let owners: BTreeMap<IpAddr, NodeName> = [("192.0.2.1".parse().unwrap(), node("a"))].into();
         let mut ns = nodes(&["a"]);
         ns.get_mut(&node("a")).unwrap().usable = false;
         assert_eq!(

@@ -1,6 +1,7 @@
 //! The controller's Prometheus metrics (`ironlb_*`, units in the names).
 
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
@@ -32,6 +33,10 @@ pub struct Metrics {
     addresses: Family<AddressLabels, Gauge<f64, AtomicU64>>,
     /// Time from receiving an allocation to its being applied, seconds.
     pub allocation_duration: Histogram,
+    /// Layer 2 owner changes committed (an address given to a node).
+    pub owner_changes: Counter,
+    /// Owner changes because the owner died or drained.
+    pub failovers: Counter,
 }
 
 /// What the Raft layer reports, as the metrics need it.
@@ -68,6 +73,8 @@ impl Metrics {
             addresses: Family::default(),
             // 100 µs to about 6.5 s.
             allocation_duration: Histogram::new(exponential_buckets(0.0001, 2.0, 17)),
+            owner_changes: Counter::default(),
+            failovers: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("ironlb_raft_term", "Current Raft term", m.raft_term.clone());
@@ -100,6 +107,16 @@ impl Metrics {
             "ironlb_allocation_duration_seconds",
             "Time from receiving an allocation request to its being applied",
             m.allocation_duration.clone(),
+        );
+        registry.register(
+            "ironlb_owner_changes",
+            "Layer 2 owner changes committed by this member while leading",
+            m.owner_changes.clone(),
+        );
+        registry.register(
+            "ironlb_failovers",
+            "Layer 2 owner changes because the owner died or drained",
+            m.failovers.clone(),
         );
         Self { registry, ..m }
     }

@@ -3,6 +3,7 @@
 pub mod check;
 pub mod ctl;
 pub mod serve;
+pub mod speaker;
 pub mod table;
 
 /// How a command prints its answer.

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use ironlb::actors::controller::LeaseTiming;
 use ironlb::controller::{ControllerNode, NodeConfig, Timing};
 use ironlb::raft::network::TlsConfig;
 use ironlb::standalone::sync_files;
@@ -61,6 +62,52 @@ pub struct ControllerArgs {
     /// Snapshot and compact the log after this many entries.
     #[arg(long, default_value_t = 5000)]
     pub snapshot_every: u64,
+    #[command(flatten)]
+    pub lease: LeaseArgs,
+}
+
+/// The speakers' lease clocks, set on the controllers (speakers learn them with each lease).
+#[derive(Args, Debug, Clone, Copy)]
+pub struct LeaseArgs {
+    /// How often speakers send heartbeats, milliseconds.
+    #[arg(long, default_value_t = 200)]
+    pub speaker_heartbeat_ms: u64,
+    /// How long a lease lasts from the sending of the heartbeat it answers, milliseconds.
+    /// Failover takes about lease + margin.
+    #[arg(long, default_value_t = 1000)]
+    pub speaker_lease_ms: u64,
+    /// How much longer than a lease the leader waits before moving a silent node's addresses,
+    /// milliseconds.
+    #[arg(long, default_value_t = 200)]
+    pub speaker_lease_margin_ms: u64,
+}
+
+impl LeaseArgs {
+    /// The timing, checked for sense against Raft's election timeout.
+    pub fn timing(&self, election_timeout: Duration) -> Result<LeaseTiming> {
+        let t = LeaseTiming {
+            heartbeat: Duration::from_millis(self.speaker_heartbeat_ms),
+            lease: Duration::from_millis(self.speaker_lease_ms),
+            margin: Duration::from_millis(self.speaker_lease_margin_ms),
+        };
+        if t.heartbeat.is_zero() || t.heartbeat * 2 > t.lease {
+            anyhow::bail!(
+                "--speaker-heartbeat-ms ({}) must be at most half of --speaker-lease-ms ({}): a lease must survive a lost heartbeat",
+                self.speaker_heartbeat_ms,
+                self.speaker_lease_ms
+            );
+        }
+        if t.margin < Duration::from_millis(20) {
+            anyhow::bail!("--speaker-lease-margin-ms must be at least 20");
+        }
+        if election_timeout * 2 > t.lease {
+            tracing::warn!(
+                "the Raft election timeout ({election_timeout:?}) is not well below the speaker lease ({:?}): a leader change may let leases run out",
+                t.lease
+            );
+        }
+        Ok(t)
+    }
 }
 
 /// The StatefulSet ordinal in a hostname like `ironlb-controller-2`.
@@ -104,6 +151,9 @@ impl ControllerArgs {
             election_max: Duration::from_millis(self.election_timeout_ms * 2),
         };
         cfg.snapshot_every = self.snapshot_every;
+        cfg.lease = self
+            .lease
+            .timing(Duration::from_millis(self.election_timeout_ms))?;
         Ok(cfg)
     }
 }

@@ -11,10 +11,10 @@ use k8s_openapi::api::core::v1::Service;
 use super::error::ConfigError;
 use super::load::Documents;
 use super::model::Config;
+use crate::health_check::{HealthCheck, ANNOTATION as HEALTH_CHECK};
 use crate::ipam::{
     AllocationRequest, Families, Family, FamilyPolicy, Port, Protocol, SharingKey, TrafficPolicy,
 };
-use crate::health_check::{HealthCheck, ANNOTATION as HEALTH_CHECK};
 use crate::labels::Labels;
 use crate::names::{PoolName, ServiceKey};
 
@@ -252,7 +252,12 @@ pub fn request_from_service(
 
     let health_check = annotations.get(HEALTH_CHECK).and_then(|text| {
         text.parse::<HealthCheck>()
-            .map_err(|e| errors.push(FieldError::new(annotation_path(HEALTH_CHECK), e.to_string())))
+            .map_err(|e| {
+                errors.push(FieldError::new(
+                    annotation_path(HEALTH_CHECK),
+                    e.to_string(),
+                ))
+            })
             .ok()
     });
 

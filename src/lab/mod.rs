@@ -6,5 +6,6 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 pub mod cluster;
+pub mod l2;
 pub mod netns;
 pub mod pki;

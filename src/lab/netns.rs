@@ -1,9 +1,17 @@
-//! A LAN of network namespaces joined by a bridge, with a leg into the host so tests can reach
-//! every node. Documentation addresses only (198.51.100.0/24), names unique per lab, and
+//! A LAN of network namespaces joined by a bridge: node namespaces, a client and a router
+//! namespace, optionally a second LAN, and a leg into the host so tests can reach every node.
+//! Documentation addresses only, names unique per lab, deterministic MAC addresses, and
 //! everything removed on drop, also when a test panics.
+//!
+//! | | LAN 1 (`eth0`) | LAN 2 (`eth1`) |
+//! |---|---|---|
+//! | node i (from 1) | 198.51.100.i, 2001:db8:51::i | 203.0.113.i, 2001:db8:113::i |
+//! | client | 198.51.100.200, 2001:db8:51::200 | 203.0.113.200, 2001:db8:113::200 |
+//! | router | 198.51.100.250, 2001:db8:51::250 | |
+//! | host leg | 198.51.100.254 | |
 
-use std::net::Ipv4Addr;
-use std::process::{Command, Output};
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Whether this host can run the lab (root, `ip`, `iptables`); the reason if not.
@@ -30,22 +38,46 @@ pub fn available() -> Result<(), String> {
     Ok(())
 }
 
-/// For tests: returns true if the lab can run. If it cannot, fails the test when
-/// `IRONLB_REQUIRE_LAB=1` (CI), else says why it is skipped and returns false.
-pub fn require() -> bool {
-    match available() {
-        Ok(()) => true,
-        Err(why) if std::env::var("IRONLB_REQUIRE_LAB").as_deref() == Ok("1") => {
+/// Whether `tool` runs (`tool --version` or `-V`).
+pub fn has_tool(tool: &str) -> bool {
+    ["--version", "-V", "-h"].iter().any(|flag| {
+        Command::new(tool)
+            .arg(flag)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+/// For tests: returns true if the lab can run (and has `tools`). If it cannot, fails the test
+/// when `IRONLB_REQUIRE_LAB=1` (CI), else says why it is skipped and returns false.
+pub fn require_with(tools: &[&str]) -> bool {
+    let why = available().err().or_else(|| {
+        tools
+            .iter()
+            .find(|t| !has_tool(t))
+            .map(|t| format!("the test needs `{t}` (run scripts/install-deps)"))
+    });
+    match why {
+        None => true,
+        Some(why) if std::env::var("IRONLB_REQUIRE_LAB").as_deref() == Ok("1") => {
             panic!("IRONLB_REQUIRE_LAB=1 but {why}")
         }
-        Err(why) => {
+        Some(why) => {
             eprintln!("skipping: {why}");
             false
         }
     }
 }
 
-fn run(args: &[&str]) -> Output {
+/// For tests: [`require_with`] without extra tools.
+pub fn require() -> bool {
+    require_with(&[])
+}
+
+/// Runs a command; panics with its stderr if it fails.
+pub fn run(args: &[&str]) -> Output {
     let out = Command::new(args[0])
         .args(&args[1..])
         .output()
@@ -59,32 +91,87 @@ fn run(args: &[&str]) -> Output {
     out
 }
 
-/// One node's namespace on the LAN.
+/// One namespace on the LAN.
 #[derive(Clone, Debug)]
-pub struct Node {
+pub struct Host {
     /// The namespace's name.
     pub netns: String,
-    /// Its address on the LAN.
+    /// Its IPv4 address on LAN 1.
     pub addr: Ipv4Addr,
+    /// Its IPv6 address on LAN 1.
+    pub addr6: Ipv6Addr,
+    /// The MAC address of its `eth0`.
+    pub mac: String,
+    /// Its IPv4 address on LAN 2 (`eth1`), if there is one.
+    pub lan2: Option<Ipv4Addr>,
+    /// The MAC address of its `eth1`, if there is one.
+    pub mac2: Option<String>,
 }
 
-/// A bridge LAN of node namespaces, reachable from the host at [`Lan::HOST`].
+/// A node namespace (kept as its own name for the tests that say `Node`).
+pub type Node = Host;
+
+/// What to build.
+#[derive(Clone, Copy, Debug)]
+pub struct LanOptions {
+    /// Node namespaces.
+    pub nodes: usize,
+    /// A client namespace.
+    pub client: bool,
+    /// A router namespace.
+    pub router: bool,
+    /// A second LAN on every node and the client.
+    pub second_lan: bool,
+}
+
+impl Default for LanOptions {
+    fn default() -> Self {
+        Self {
+            nodes: 3,
+            client: true,
+            router: false,
+            second_lan: false,
+        }
+    }
+}
+
+/// Bridge LANs of namespaces, reachable from the host at [`Lan::HOST`].
 pub struct Lan {
     prefix: String,
     bridge_ns: String,
     host_if: String,
     /// The nodes, in order.
-    pub nodes: Vec<Node>,
+    pub nodes: Vec<Host>,
+    /// The client, if built.
+    pub client: Option<Host>,
+    /// The router, if built.
+    pub router: Option<Host>,
+    namespaces: Vec<String>,
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
+/// The MAC address of interface `lan` (1 or 2) of host number `n`.
+pub fn mac_of(lan: u8, n: u8) -> String {
+    format!("02:00:00:0{lan}:00:{n:02x}")
+}
+
 impl Lan {
-    /// The host's address on the LAN.
+    /// The host's address on LAN 1.
     pub const HOST: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 254);
 
-    /// Builds a LAN of `n` nodes at 198.51.100.1, .2, ...
+    /// Builds a LAN of `n` nodes (no client, no router).
     pub fn new(n: usize) -> Lan {
+        Lan::build(LanOptions {
+            nodes: n,
+            client: false,
+            router: false,
+            second_lan: false,
+        })
+    }
+
+    /// Builds what `opts` asks for.
+    pub fn build(opts: LanOptions) -> Lan {
         // Short, unique per process and per lab: interface names are limited to 15 bytes.
         let prefix = format!(
             "il{:x}{}",
@@ -98,12 +185,15 @@ impl Lan {
             bridge_ns: bridge_ns.clone(),
             host_if: host_if.clone(),
             nodes: Vec::new(),
+            client: None,
+            router: None,
+            namespaces: Vec::new(),
         };
         run(&["ip", "netns", "add", &bridge_ns]);
-        run(&[
-            "ip", "-n", &bridge_ns, "link", "add", "br0", "type", "bridge",
-        ]);
-        run(&["ip", "-n", &bridge_ns, "link", "set", "br0", "up"]);
+        for br in ["br0", "br1"] {
+            run(&["ip", "-n", &bridge_ns, "link", "add", br, "type", "bridge"]);
+            run(&["ip", "-n", &bridge_ns, "link", "set", br, "up"]);
+        }
         // The host's leg.
         let host_peer = format!("{prefix}hb");
         run(&[
@@ -122,46 +212,157 @@ impl Lan {
             &host_if,
         ]);
         run(&["ip", "link", "set", &host_if, "up"]);
-        for i in 0..n {
-            let netns = format!("{prefix}-n{}", i + 1);
-            let addr = Ipv4Addr::new(198, 51, 100, (i + 1) as u8);
-            let inner = format!("{prefix}n{}a", i + 1);
-            let outer = format!("{prefix}n{}b", i + 1);
-            run(&["ip", "netns", "add", &netns]);
-            lan.nodes.push(Node {
-                netns: netns.clone(),
-                addr,
-            });
-            run(&[
-                "ip", "link", "add", &inner, "type", "veth", "peer", "name", &outer,
-            ]);
-            run(&["ip", "link", "set", &inner, "netns", &netns]);
-            run(&["ip", "link", "set", &outer, "netns", &bridge_ns]);
-            run(&[
-                "ip", "-n", &bridge_ns, "link", "set", &outer, "master", "br0", "up",
-            ]);
-            run(&["ip", "-n", &netns, "link", "set", &inner, "name", "eth0"]);
-            run(&[
-                "ip",
-                "-n",
-                &netns,
-                "addr",
-                "add",
-                &format!("{addr}/24"),
-                "dev",
-                "eth0",
-            ]);
-            run(&["ip", "-n", &netns, "link", "set", "eth0", "up"]);
-            run(&["ip", "-n", &netns, "link", "set", "lo", "up"]);
+        for i in 0..opts.nodes {
+            let n = (i + 1) as u8;
+            let host = lan.add_host(&format!("n{n}"), n, opts.second_lan);
+            lan.nodes.push(host);
+        }
+        if opts.client {
+            lan.client = Some(lan.add_host("c", 200, opts.second_lan));
+        }
+        if opts.router {
+            lan.router = Some(lan.add_host("r", 250, false));
         }
         lan
     }
 
-    /// Runs a command inside a node's namespace.
-    pub fn exec(&self, node: usize, args: &[&str]) -> Output {
-        let mut full = vec!["ip", "netns", "exec", &self.nodes[node].netns];
+    /// One namespace `tag` as host number `n`, with legs on LAN 1 and, if asked, LAN 2.
+    fn add_host(&mut self, tag: &str, n: u8, second_lan: bool) -> Host {
+        let netns = format!("{}-{tag}", self.prefix);
+        run(&["ip", "netns", "add", &netns]);
+        self.namespaces.push(netns.clone());
+        // Tests want answers in milliseconds: no duplicate address detection delay.
+        for key in [
+            "net.ipv6.conf.all.accept_dad",
+            "net.ipv6.conf.default.accept_dad",
+        ] {
+            run(&[
+                "ip",
+                "netns",
+                "exec",
+                &netns,
+                "sysctl",
+                "-qw",
+                &format!("{key}=0"),
+            ]);
+        }
+        run(&["ip", "-n", &netns, "link", "set", "lo", "up"]);
+        let addr = Ipv4Addr::new(198, 51, 100, n);
+        let addr6 = Ipv6Addr::new(0x2001, 0xdb8, 0x51, 0, 0, 0, 0, u16::from(n));
+        let mac = mac_of(1, n);
+        self.leg(
+            &netns,
+            tag,
+            "eth0",
+            "br0",
+            &mac,
+            &format!("{addr}/24"),
+            &format!("{addr6}/64"),
+        );
+        let (lan2, mac2) = if second_lan {
+            let a2 = Ipv4Addr::new(203, 0, 113, n);
+            let a6 = Ipv6Addr::new(0x2001, 0xdb8, 0x113, 0, 0, 0, 0, u16::from(n));
+            let m2 = mac_of(2, n);
+            self.leg(
+                &netns,
+                tag,
+                "eth1",
+                "br1",
+                &m2,
+                &format!("{a2}/24"),
+                &format!("{a6}/64"),
+            );
+            (Some(a2), Some(m2))
+        } else {
+            (None, None)
+        };
+        Host {
+            netns,
+            addr,
+            addr6,
+            mac,
+            lan2,
+            mac2,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn leg(
+        &self,
+        netns: &str,
+        tag: &str,
+        ifname: &str,
+        bridge: &str,
+        mac: &str,
+        v4: &str,
+        v6: &str,
+    ) {
+        let inner = format!("{}{tag}{}a", self.prefix, &ifname[3..]);
+        let outer = format!("{}{tag}{}b", self.prefix, &ifname[3..]);
+        run(&[
+            "ip", "link", "add", &inner, "type", "veth", "peer", "name", &outer,
+        ]);
+        run(&["ip", "link", "set", &inner, "netns", netns]);
+        run(&["ip", "link", "set", &outer, "netns", &self.bridge_ns]);
+        run(&[
+            "ip",
+            "-n",
+            &self.bridge_ns,
+            "link",
+            "set",
+            &outer,
+            "master",
+            bridge,
+            "up",
+        ]);
+        run(&["ip", "-n", netns, "link", "set", &inner, "name", ifname]);
+        run(&["ip", "-n", netns, "link", "set", ifname, "address", mac]);
+        run(&["ip", "-n", netns, "addr", "add", v4, "dev", ifname]);
+        run(&["ip", "-n", netns, "addr", "add", v6, "dev", ifname, "nodad"]);
+        run(&["ip", "-n", netns, "link", "set", ifname, "up"]);
+    }
+
+    /// Runs a command inside a namespace; panics if it fails.
+    pub fn exec_in(netns: &str, args: &[&str]) -> Output {
+        let mut full = vec!["ip", "netns", "exec", netns];
         full.extend_from_slice(args);
         run(&full)
+    }
+
+    /// Runs a command inside a namespace and returns its output whatever its exit status.
+    pub fn try_exec_in(netns: &str, args: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", netns])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("running {args:?} in {netns}: {e}"))
+    }
+
+    /// Starts a command inside a namespace in the background, its output to `log`.
+    pub fn spawn_in(netns: &str, args: &[&str], log: &std::path::Path) -> Child {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("log file");
+        Command::new("ip")
+            .args(["netns", "exec", netns])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log file handle"))
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {args:?} in {netns}: {e}"))
+    }
+
+    /// Runs a command inside a node's namespace.
+    pub fn exec(&self, node: usize, args: &[&str]) -> Output {
+        Lan::exec_in(&self.nodes[node].netns, args)
+    }
+
+    /// The client (panics if the lab has none).
+    pub fn client(&self) -> &Host {
+        self.client.as_ref().expect("a lab with a client")
     }
 
     /// Cuts `node` off from `others`, both ways (iptables in its namespace); the host still
@@ -195,8 +396,8 @@ impl Lan {
 impl Drop for Lan {
     fn drop(&mut self) {
         // Best effort: deleting a namespace removes its interfaces and their veth peers.
-        for n in &self.nodes {
-            let _ = Command::new("ip").args(["netns", "del", &n.netns]).output();
+        for ns in &self.namespaces {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
         }
         let _ = Command::new("ip")
             .args(["netns", "del", &self.bridge_ns])

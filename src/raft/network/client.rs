@@ -24,7 +24,7 @@ use super::wire::{self, Channel, Envelope, Hello, HelloReply, RaftRequest, RaftR
 use super::{BoxIo, NetworkConfig, TransportError};
 use crate::raft::types::{Member, NodeId, TypeConfig};
 
-type Transport = Framed<BoxIo, tokio_util::codec::LengthDelimitedCodec>;
+use super::Transport;
 
 /// Builds a [`NetworkConnection`] per target for openraft; shares configuration and TLS.
 #[derive(Clone, Debug)]
@@ -140,19 +140,33 @@ async fn dial(
     target: NodeId,
     addr: String,
 ) -> Result<Transport, TransportError> {
-    let config = &shared.config;
+    let channel = Channel::Raft {
+        from: shared.self_id,
+        to: target,
+    };
+    open_channel(&addr, channel, shared.tls.as_ref(), &shared.config).await
+}
+
+/// Opens a connection to a member's Raft port for `channel`: TCP, TLS when `tls` is given, and
+/// the hello exchange, all within `config.connect_timeout`.
+pub async fn open_channel(
+    addr: &str,
+    channel: Channel,
+    tls: Option<&TlsClient>,
+    config: &NetworkConfig,
+) -> Result<Transport, TransportError> {
     let attempt = async {
         // Resolve the name before dialling so a bad address is reported as such.
-        let name = match &shared.tls {
-            Some(_) => Some(server_name(&addr).map_err(TransportError::Tls)?),
+        let name = match tls {
+            Some(_) => Some(server_name(addr).map_err(TransportError::Tls)?),
             None => None,
         };
-        let tcp = TcpStream::connect(addr.as_str())
+        let tcp = TcpStream::connect(addr)
             .await
             .map_err(TransportError::Connect)?;
         // Raft RPCs are small request/response exchanges; Nagle would add up to 40 ms each.
         tcp.set_nodelay(true).map_err(TransportError::Connect)?;
-        let io: BoxIo = match (&shared.tls, name) {
+        let io: BoxIo = match (tls, name) {
             (Some(tls), Some(name)) => Box::new(
                 tls.connect(name, tcp)
                     .await
@@ -163,10 +177,7 @@ async fn dial(
         let mut framed = Framed::new(io, wire::codec(config.max_frame_len));
         let hello = Hello {
             version: wire::PROTOCOL_VERSION,
-            channel: Channel::Raft {
-                from: shared.self_id,
-                to: target,
-            },
+            channel,
         };
         framed
             .send(hello.encode()?)

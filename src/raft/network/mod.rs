@@ -2,8 +2,8 @@
 //! TLS) carrying length-delimited bincode frames.
 //!
 //! A connection opens with a [`Hello`](wire::Hello) that names the protocol version and the
-//! [`Channel`](wire::Channel) it carries (today only Raft RPCs; speaker sessions join the same
-//! port as another channel). After the server accepts, the client sends one
+//! [`Channel`](wire::Channel) it carries: Raft RPCs between members, or a speaker's session
+//! (handed to [`SpeakerSessions`]). For Raft RPCs, after the server accepts, the client sends one
 //! [`RaftRequest`](wire::RaftRequest) at a time and reads its [`RaftResponse`](wire::RaftResponse),
 //! which carries the remote `Raft`'s result, error included.
 
@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-pub use client::{NetworkConnection, NetworkFactory};
-pub use server::{serve, RaftServer};
+pub use client::{open_channel, NetworkConnection, NetworkFactory};
+pub use server::{serve, RaftServer, SpeakerSessions};
 pub use tls::{TlsClient, TlsConfig, TlsError, TlsServer};
 
 /// Timeouts, backoff and limits of the Raft network, for both ends.
@@ -65,12 +65,15 @@ impl Default for NetworkConfig {
 }
 
 /// A byte stream the frames run over: plain TCP, or TLS on either side.
-pub(crate) trait Io: AsyncRead + AsyncWrite + Send + Sync + Unpin {}
+pub trait Io: AsyncRead + AsyncWrite + Send + Sync + Unpin {}
 
 impl<T: AsyncRead + AsyncWrite + Send + Sync + Unpin> Io for T {}
 
 /// A boxed [`Io`], so plain and TLS connections share one code path.
-pub(crate) type BoxIo = Box<dyn Io>;
+pub type BoxIo = Box<dyn Io>;
+
+/// An open connection on the Raft port: frames over plain TCP or TLS.
+pub type Transport = tokio_util::codec::Framed<BoxIo, tokio_util::codec::LengthDelimitedCodec>;
 
 /// Why a connection could not be opened or used.
 #[derive(Debug, thiserror::Error)]

@@ -4,19 +4,25 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use futures::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_util::bytes::Bytes;
-use tokio_util::codec::{Framed, LengthDelimitedCodec};
+use tokio_util::codec::Framed;
 use tracing::Instrument;
 
 use super::tls::TlsServer;
 use super::wire::{self, Channel, Envelope, Hello, HelloReply, RaftRequest, RaftResponse};
-use super::{BoxIo, NetworkConfig, TransportError};
+use super::{BoxIo, NetworkConfig, Transport, TransportError};
+use crate::names::NodeName;
 use crate::raft::types::{NodeId, Raft};
 
-type Transport = Framed<BoxIo, LengthDelimitedCodec>;
+/// Serves the speaker sessions that arrive on the Raft port.
+pub trait SpeakerSessions: Send + Sync + 'static {
+    /// Runs one session until it ends.
+    fn serve(&self, transport: Transport, node: NodeName) -> BoxFuture<'static, ()>;
+}
 
 /// How long to pause after a failed `accept` (e.g. out of file descriptors) before the next, so
 /// the loop does not spin while connections close.
@@ -33,6 +39,7 @@ struct Inner {
     id: NodeId,
     tls: Option<TlsServer>,
     config: NetworkConfig,
+    speakers: std::sync::OnceLock<Arc<dyn SpeakerSessions>>,
 }
 
 impl std::fmt::Debug for RaftServer {
@@ -66,8 +73,16 @@ impl RaftServer {
                 id,
                 tls,
                 config,
+                speakers: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Also accepts speaker sessions, handing each to `speakers` (once; later calls are
+    /// ignored).
+    pub fn with_speakers(self, speakers: Arc<dyn SpeakerSessions>) -> Self {
+        let _ = self.inner.speakers.set(speakers);
+        self
     }
 
     /// Accept connections until `shutdown` completes, then close every connection.
@@ -171,6 +186,19 @@ impl Inner {
                     .await?;
                 tracing::debug!("Raft peer connected");
                 self.raft_rpcs(framed).await
+            }
+            Channel::Speaker { node } => {
+                let Some(speakers) = self.speakers.get().cloned() else {
+                    let reason = format!("member {} takes no speaker sessions", self.id);
+                    self.reply(&mut framed, HelloReply::Rejected(reason.clone()).encode()?)
+                        .await?;
+                    return Err(TransportError::Rejected(reason));
+                };
+                self.reply(&mut framed, HelloReply::Accepted.encode()?)
+                    .await?;
+                tracing::debug!(%node, "speaker connected");
+                speakers.serve(framed, node).await;
+                Ok(())
             }
         }
     }

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::bytes::Bytes;
 use tokio_util::codec::LengthDelimitedCodec;
 
+use crate::names::NodeName;
 use crate::raft::types::{NodeId, TypeConfig};
 
 /// The first bytes of a hello and of its reply; a peer that sends anything else is not ironlb.
@@ -43,6 +44,11 @@ pub enum Channel {
         /// The member the sender believes it is talking to; a listener that is another member
         /// refuses, so a stale address never delivers votes or entries to the wrong node.
         to: NodeId,
+    },
+    /// A speaker's session ([`crate::announce::proto`]).
+    Speaker {
+        /// The speaker's node.
+        node: NodeName,
     },
 }
 

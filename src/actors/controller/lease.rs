@@ -1,0 +1,215 @@
+//! The LeaseTracker: heartbeats in, leases and verdicts out.
+//!
+//! A lease is granted only while this member leads and a quorum confirmed it within the grant
+//! window; a node counts as dead once no granted heartbeat has arrived for `lease + margin`.
+
+use std::collections::BTreeMap;
+
+use actix::{Actor, Addr, AsyncContext, Context, Handler, Message};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::publisher::{self, AssignmentPublisher, Gone};
+use super::LeaseTiming;
+use crate::announce::proto::{Heartbeat, ToSpeaker};
+use crate::names::NodeName;
+
+/// A heartbeat from a speaker session.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Beat {
+    /// The speaker's node.
+    pub node: NodeName,
+    /// The session (connection) it came on.
+    pub conn: u64,
+    /// What it says.
+    pub heartbeat: Heartbeat,
+    /// When it arrived.
+    pub received: Instant,
+    /// Where answers go.
+    pub tx: mpsc::Sender<ToSpeaker>,
+}
+
+/// A speaker has stopped announcing and is leaving.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Drain {
+    /// The speaker's node.
+    pub node: NodeName,
+    /// Its session.
+    pub conn: u64,
+    /// Where the final answer goes.
+    pub tx: mpsc::Sender<ToSpeaker>,
+}
+
+/// A session closed (the node may come back on another before its lease ends).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Disconnected {
+    /// The speaker's node.
+    pub node: NodeName,
+    /// The session.
+    pub conn: u64,
+}
+
+/// A quorum confirmed this member's leadership for a request sent at `at`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Confirmed {
+    /// When the confirmed request was sent.
+    pub at: Instant,
+}
+
+/// This member leads in `term`, or (`None`) does not lead.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Leadership {
+    /// The term led, if any.
+    pub term: Option<u64>,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Sweep;
+
+struct Tracked {
+    /// When the last heartbeat that got a lease arrived.
+    granted: Instant,
+}
+
+/// Heartbeats in, leases and dead or alive verdicts out (leader only).
+pub struct LeaseTracker {
+    timing: LeaseTiming,
+    publisher: Addr<AssignmentPublisher>,
+    leading: bool,
+    confirmed: Option<Instant>,
+    nodes: BTreeMap<NodeName, Tracked>,
+}
+
+impl LeaseTracker {
+    /// A tracker reporting to `publisher`.
+    pub fn new(timing: LeaseTiming, publisher: Addr<AssignmentPublisher>) -> Self {
+        Self {
+            timing,
+            publisher,
+            leading: false,
+            confirmed: None,
+            nodes: BTreeMap::new(),
+        }
+    }
+
+    fn may_grant(&self, now: Instant) -> bool {
+        self.leading
+            && self
+                .confirmed
+                .is_some_and(|c| now.saturating_duration_since(c) <= self.timing.grant_window())
+    }
+}
+
+impl Actor for LeaseTracker {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(4096);
+        let every = (self.timing.margin / 4).max(std::time::Duration::from_millis(5));
+        ctx.run_interval(every, |_, ctx| ctx.notify(Sweep));
+    }
+}
+
+impl Handler<Beat> for LeaseTracker {
+    type Result = ();
+
+    fn handle(&mut self, msg: Beat, _: &mut Context<Self>) {
+        if !self.may_grant(Instant::now()) {
+            let _ = msg.tx.try_send(ToSpeaker::NoQuorum);
+            return;
+        }
+        let answer = ToSpeaker::Lease {
+            seq: msg.heartbeat.seq,
+            lease_ms: self.timing.lease.as_millis() as u64,
+            heartbeat_ms: self.timing.heartbeat.as_millis() as u64,
+        };
+        if msg.tx.try_send(answer).is_err() {
+            // The session is gone or stuck: no lease was given, so none is counted.
+            return;
+        }
+        self.nodes.insert(
+            msg.node.clone(),
+            Tracked {
+                granted: msg.received,
+            },
+        );
+        self.publisher.do_send(publisher::Report {
+            node: msg.node,
+            conn: msg.conn,
+            heartbeat: msg.heartbeat,
+            tx: msg.tx,
+        });
+    }
+}
+
+impl Handler<Drain> for LeaseTracker {
+    type Result = ();
+
+    fn handle(&mut self, msg: Drain, _: &mut Context<Self>) {
+        tracing::info!(node = %msg.node, "speaker drains");
+        self.nodes.remove(&msg.node);
+        self.publisher.do_send(publisher::NodeGone {
+            node: msg.node,
+            why: Gone::Drained(msg.tx),
+        });
+    }
+}
+
+impl Handler<Disconnected> for LeaseTracker {
+    type Result = ();
+
+    fn handle(&mut self, msg: Disconnected, _: &mut Context<Self>) {
+        // Its lease may still run: only the sweep may call it dead.
+        tracing::debug!(node = %msg.node, conn = msg.conn, "speaker session closed");
+    }
+}
+
+impl Handler<Confirmed> for LeaseTracker {
+    type Result = ();
+
+    fn handle(&mut self, msg: Confirmed, _: &mut Context<Self>) {
+        if self.confirmed.is_none_or(|c| msg.at > c) {
+            self.confirmed = Some(msg.at);
+        }
+    }
+}
+
+impl Handler<Leadership> for LeaseTracker {
+    type Result = ();
+
+    fn handle(&mut self, msg: Leadership, _: &mut Context<Self>) {
+        self.leading = msg.term.is_some();
+        self.confirmed = None;
+        // Leases granted by an earlier leadership are not ours to track.
+        self.nodes.clear();
+    }
+}
+
+impl Handler<Sweep> for LeaseTracker {
+    type Result = ();
+
+    fn handle(&mut self, _: Sweep, _: &mut Context<Self>) {
+        let now = Instant::now();
+        let dead_after = self.timing.dead_after();
+        let dead: Vec<NodeName> = self
+            .nodes
+            .iter()
+            .filter(|(_, t)| now.saturating_duration_since(t.granted) > dead_after)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for node in dead {
+            tracing::warn!(%node, after = ?dead_after, "speaker is dead: no heartbeat");
+            self.nodes.remove(&node);
+            self.publisher.do_send(publisher::NodeGone {
+                node,
+                why: Gone::Dead,
+            });
+        }
+    }
+}

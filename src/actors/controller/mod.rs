@@ -1,0 +1,305 @@
+//! The controller side of the speaker sessions, active on the Raft leader: the
+//! [`LeaseTracker`](lease::LeaseTracker) (heartbeats in, leases and dead or alive verdicts out)
+//! and the [`AssignmentPublisher`](publisher::AssignmentPublisher) (owner decisions, committed to
+//! Raft, pushed to sessions). [`SpeakerHub`] starts them and serves the sessions that arrive on
+//! the Raft port.
+
+pub mod lease;
+pub mod publisher;
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, Addr};
+use futures::future::BoxFuture;
+use futures::{SinkExt, StreamExt};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::announce::owners::{self, Target};
+use crate::announce::proto::{ToController, ToSpeaker};
+use crate::api::metrics::Metrics;
+use crate::config::Config;
+use crate::health_check::HealthCheck;
+use crate::names::{NodeName, ServiceKey};
+use crate::raft::network::{wire, SpeakerSessions, Transport};
+use crate::raft::types::LogId;
+use crate::raft::{Proposer, Raft, SharedState};
+
+pub use lease::LeaseTracker;
+pub use publisher::AssignmentPublisher;
+
+/// The clocks of Layer 2 ownership (ARCHITECTURE.md, "Liveness, ownership and fencing").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LeaseTiming {
+    /// How often speakers send heartbeats (`h`).
+    pub heartbeat: Duration,
+    /// How long a lease lasts from the sending of the heartbeat it answers (`L`).
+    pub lease: Duration,
+    /// How much longer than a lease the leader waits before declaring a silent node dead.
+    pub margin: Duration,
+}
+
+impl Default for LeaseTiming {
+    fn default() -> Self {
+        Self {
+            heartbeat: Duration::from_millis(200),
+            lease: Duration::from_secs(1),
+            margin: Duration::from_millis(200),
+        }
+    }
+}
+
+impl LeaseTiming {
+    /// How recent the leader's last confirmation by a quorum must be for it to grant a lease.
+    ///
+    /// A deposed leader grants no lease more than this after the quorum that elected its
+    /// successor stopped answering it, so every lease it granted ends within `lease + grant
+    /// window` of the successor's election; the successor waits `lease + margin` before moving
+    /// any owner. Half the margin keeps that ordering with room for clock-rate differences.
+    pub fn grant_window(&self) -> Duration {
+        self.margin / 2
+    }
+
+    /// From the last granted heartbeat until a node counts as dead.
+    pub fn dead_after(&self) -> Duration {
+        self.lease + self.margin
+    }
+}
+
+/// What the leader announces from: the configuration, every allocated address, the committed
+/// owners and the health checks, read from the applied state.
+#[derive(Clone, Debug, Default)]
+pub struct L2View {
+    /// The configuration in force.
+    pub config: Arc<Config>,
+    /// Every allocated address.
+    pub targets: Vec<Target>,
+    /// The committed Layer 2 owners.
+    pub owners: std::collections::BTreeMap<IpAddr, NodeName>,
+    /// Health checks of Services announced in Layer 2, by Service.
+    pub checks: Vec<(ServiceKey, HealthCheck)>,
+}
+
+impl L2View {
+    /// Reads the view from the applied state.
+    pub fn read(state: &crate::raft::ControllerState) -> Self {
+        let config = Arc::new(state.config.clone().unwrap_or_default());
+        let targets = owners::targets(&state.allocator);
+        let checks = state
+            .allocator
+            .allocations()
+            .filter(|(_, a)| owners::announced_in_l2(&config, &a.pool))
+            .filter_map(|(k, a)| Some((k.clone(), a.request.health_check.clone()?)))
+            .collect();
+        Self {
+            config,
+            targets,
+            owners: state.owners.clone(),
+            checks,
+        }
+    }
+}
+
+/// Starts the leader-side actors of a member and serves speaker sessions for it.
+#[derive(Clone)]
+pub struct SpeakerHub {
+    tracker: Addr<LeaseTracker>,
+    raft: Raft,
+    next_conn: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for SpeakerHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SpeakerHub")
+    }
+}
+
+/// How long to wait for more state changes before re-reading the view: one read covers a burst
+/// of applied entries.
+const VIEW_DEBOUNCE: Duration = Duration::from_millis(5);
+
+impl SpeakerHub {
+    /// Starts the actors and the tasks that feed them: leadership changes, quorum confirmations
+    /// and the applied state.
+    pub async fn start(
+        raft: Raft,
+        state: SharedState,
+        mut applied: watch::Receiver<Option<LogId>>,
+        proposer: Proposer,
+        timing: LeaseTiming,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let id = raft.metrics().borrow().id;
+        let (tracker, publisher) = crate::actors::on_arbiter(move || {
+            let publisher = AssignmentPublisher::new(id, proposer, timing, metrics).start();
+            let tracker = LeaseTracker::new(timing, publisher.clone()).start();
+            (tracker, publisher)
+        })
+        .await;
+
+        // Leadership, as Raft sees it.
+        {
+            let mut m = raft.metrics();
+            let (tracker, publisher) = (tracker.clone(), publisher.clone());
+            tokio::spawn(async move {
+                let mut last = None;
+                loop {
+                    let now = {
+                        let m = m.borrow_and_update();
+                        let leading = m.state == openraft::ServerState::Leader;
+                        leading.then_some(m.current_term)
+                    };
+                    if now != last {
+                        last = now;
+                        tracker.do_send(lease::Leadership { term: now });
+                        publisher.do_send(publisher::Leadership { term: now });
+                    }
+                    if m.changed().await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+
+        // Quorum confirmations while leading: what makes a lease grant safe.
+        {
+            let raft = raft.clone();
+            let tracker = tracker.clone();
+            let window = timing.grant_window();
+            tokio::spawn(async move {
+                loop {
+                    let leading = raft.metrics().borrow().state == openraft::ServerState::Leader;
+                    if leading {
+                        let asked = Instant::now();
+                        if let Ok(Ok(_)) =
+                            tokio::time::timeout(window, raft.get_read_log_id()).await
+                        {
+                            if tracker.try_send(lease::Confirmed { at: asked }).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    tokio::time::sleep(window / 3).await;
+                }
+            });
+        }
+
+        // The applied state, as the publisher needs it.
+        {
+            let publisher = publisher.clone();
+            tokio::spawn(async move {
+                loop {
+                    let view = L2View::read(&*state.read().await);
+                    if publisher.try_send(publisher::ViewChanged(view)).is_err() {
+                        return;
+                    }
+                    if applied.changed().await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(VIEW_DEBOUNCE).await;
+                    applied.borrow_and_update();
+                }
+            });
+        }
+
+        Self {
+            tracker,
+            raft,
+            next_conn: Arc::new(AtomicU64::new(1)),
+        }
+    }
+
+    /// What a member that does not lead tells a speaker: where the leader is, or that there
+    /// is none.
+    fn not_leader(&self) -> ToSpeaker {
+        let m = self.raft.metrics().borrow().clone();
+        let leader = m.current_leader.and_then(|l| {
+            m.membership_config
+                .membership()
+                .get_node(&l)
+                .map(|n| n.raft_addr.clone())
+        });
+        match leader {
+            Some(addr) => ToSpeaker::NotLeader { leader: Some(addr) },
+            None => ToSpeaker::NoQuorum,
+        }
+    }
+
+    async fn session(self, mut transport: Transport, node: NodeName) {
+        let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        let (tx, mut rx) = mpsc::channel::<ToSpeaker>(64);
+        // A speaker sends a heartbeat every few hundred milliseconds; one silent for much
+        // longer than any lease is gone.
+        let idle = Duration::from_secs(30);
+        loop {
+            tokio::select! {
+                frame = tokio::time::timeout(idle, transport.next()) => {
+                    let frame = match frame {
+                        Ok(Some(Ok(frame))) => frame,
+                        Ok(Some(Err(e))) => {
+                            tracing::debug!(error = %e, "speaker connection failed");
+                            break;
+                        }
+                        Ok(None) | Err(_) => break,
+                    };
+                    let msg: ToController = match wire::decode("speaker message", &frame) {
+                        Ok(m) => m,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "closing a speaker session that sent garbage");
+                            break;
+                        }
+                    };
+                    let received = Instant::now();
+                    let leading = self.raft.metrics().borrow().state == openraft::ServerState::Leader;
+                    match msg {
+                        ToController::Heartbeat(hb) if leading => {
+                            self.tracker.do_send(lease::Beat {
+                                node: node.clone(),
+                                conn,
+                                heartbeat: hb,
+                                received,
+                                tx: tx.clone(),
+                            });
+                        }
+                        ToController::Drain if leading => {
+                            self.tracker.do_send(lease::Drain {
+                                node: node.clone(),
+                                conn,
+                                tx: tx.clone(),
+                            });
+                        }
+                        ToController::Heartbeat(_) | ToController::Drain => {
+                            let _ = tx.try_send(self.not_leader());
+                        }
+                    }
+                }
+                Some(out) = rx.recv() => {
+                    let frame = match wire::encode("speaker message", &out) {
+                        Ok(f) => f,
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot encode a message to a speaker");
+                            break;
+                        }
+                    };
+                    let sent = tokio::time::timeout(Duration::from_secs(5), transport.send(frame)).await;
+                    if !matches!(sent, Ok(Ok(()))) {
+                        tracing::debug!("cannot write to speaker; closing its session");
+                        break;
+                    }
+                }
+            }
+        }
+        self.tracker.do_send(lease::Disconnected { node, conn });
+    }
+}
+
+impl SpeakerSessions for SpeakerHub {
+    fn serve(&self, transport: Transport, node: NodeName) -> BoxFuture<'static, ()> {
+        let span = tracing::info_span!("speaker_session", %node);
+        Box::pin(self.clone().session(transport, node).instrument(span))
+    }
+}

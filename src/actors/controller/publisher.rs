@@ -1,0 +1,440 @@
+//! The AssignmentPublisher: decides owners from the applied state and what it knows of each
+//! node, commits owner changes to Raft, and pushes each speaker what it is to announce.
+//!
+//! It tracks, per node, what the node may be answering for: what it was last sent plus what was
+//! taken from it and not yet acknowledged. A node that has acknowledged nothing from this
+//! leadership may be answering for anything, so nothing is given to another node while it is
+//! around; that, and waiting one lease after election, is what keeps two nodes from ever
+//! answering for one address.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, WrapFuture};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::{L2View, LeaseTiming};
+use crate::announce::owners::{self, Inputs, NodeFacts};
+use crate::announce::proto::{Assignment, AssignmentId, Heartbeat, L2Address, ToSpeaker};
+use crate::api::metrics::Metrics;
+use crate::names::NodeName;
+use crate::raft::{Command, Proposer, Response};
+
+/// A heartbeat that got a lease (from the LeaseTracker).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Report {
+    /// The node.
+    pub node: NodeName,
+    /// Its session.
+    pub conn: u64,
+    /// What it said.
+    pub heartbeat: Heartbeat,
+    /// Where to push.
+    pub tx: mpsc::Sender<ToSpeaker>,
+}
+
+/// Why a node left.
+pub enum Gone {
+    /// No heartbeat for a lease and a margin: it has fenced itself.
+    Dead,
+    /// It stopped announcing and asked for its addresses to move; answer on `tx` when done.
+    Drained(mpsc::Sender<ToSpeaker>),
+}
+
+/// A node is no longer answering for anything.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct NodeGone {
+    /// The node.
+    pub node: NodeName,
+    /// Why.
+    pub why: Gone,
+}
+
+/// The applied state changed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ViewChanged(pub L2View);
+
+/// This member leads in `term`, or does not lead.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Leadership {
+    /// The term led, if any.
+    pub term: Option<u64>,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Tick;
+
+struct Leading {
+    term: u64,
+    since: Instant,
+}
+
+/// What the leader knows of one node's session.
+struct NodeState {
+    conn: u64,
+    tx: mpsc::Sender<ToSpeaker>,
+    facts: NodeFacts,
+    /// What it was last sent, and as which assignment.
+    sent: BTreeMap<IpAddr, L2Address>,
+    sent_id: Option<AssignmentId>,
+    sent_checks: Option<Vec<(crate::names::ServiceKey, crate::health_check::HealthCheck)>>,
+    revision: u64,
+    /// Taken away at this revision, not yet acknowledged.
+    pending: BTreeMap<IpAddr, u64>,
+    /// It acknowledged an assignment of this leadership (or fenced): `sent` and `pending`
+    /// are all it may answer for.
+    synced: bool,
+    want_full: bool,
+    last_full: Option<Instant>,
+}
+
+impl NodeState {
+    fn new(conn: u64, tx: mpsc::Sender<ToSpeaker>) -> Self {
+        Self {
+            conn,
+            tx,
+            facts: NodeFacts::default(),
+            sent: BTreeMap::new(),
+            sent_id: None,
+            sent_checks: None,
+            revision: 0,
+            pending: BTreeMap::new(),
+            synced: false,
+            want_full: true,
+            last_full: None,
+        }
+    }
+
+    fn answering(&self, addr: IpAddr) -> bool {
+        !self.synced || self.sent.contains_key(&addr) || self.pending.contains_key(&addr)
+    }
+}
+
+/// Owner decisions in, Raft commands and pushed assignments out (leader only).
+pub struct AssignmentPublisher {
+    id: u64,
+    proposer: Proposer,
+    timing: LeaseTiming,
+    metrics: Arc<Metrics>,
+    leading: Option<Leading>,
+    view: L2View,
+    nodes: BTreeMap<NodeName, NodeState>,
+    /// Drained nodes waiting to hear that their addresses have moved.
+    draining: BTreeMap<NodeName, mpsc::Sender<ToSpeaker>>,
+    /// Nodes that died or drained, whose addresses move as failovers.
+    departed: BTreeSet<NodeName>,
+    proposing: bool,
+}
+
+impl AssignmentPublisher {
+    /// A publisher for member `id`, committing through `proposer`.
+    pub fn new(id: u64, proposer: Proposer, timing: LeaseTiming, metrics: Arc<Metrics>) -> Self {
+        Self {
+            id,
+            proposer,
+            timing,
+            metrics,
+            leading: None,
+            view: L2View::default(),
+            nodes: BTreeMap::new(),
+            draining: BTreeMap::new(),
+            departed: BTreeSet::new(),
+            proposing: false,
+        }
+    }
+
+    fn reconcile(&mut self, ctx: &mut Context<Self>) {
+        let Some(leading) = &self.leading else {
+            return;
+        };
+        let moves_allowed = leading.since.elapsed() >= self.timing.dead_after();
+        if !self.proposing {
+            let facts: BTreeMap<NodeName, NodeFacts> = self
+                .nodes
+                .iter()
+                .map(|(n, s)| (n.clone(), s.facts.clone()))
+                .collect();
+            let nodes = &self.nodes;
+            let moves = owners::plan(&Inputs {
+                config: &self.view.config,
+                targets: &self.view.targets,
+                nodes: &facts,
+                owners: &self.view.owners,
+                answering: |n: &NodeName, a: IpAddr| nodes.get(n).is_some_and(|s| s.answering(a)),
+                moves_allowed,
+            });
+            if !moves.is_empty() {
+                self.propose(moves, ctx);
+            }
+        }
+        self.push_all();
+        self.finish_drains();
+    }
+
+    fn propose(&mut self, moves: Vec<(IpAddr, Option<NodeName>)>, ctx: &mut Context<Self>) {
+        for (addr, to) in &moves {
+            let from = self.view.owners.get(addr);
+            if let Some(to) = to {
+                tracing::info!(%addr, from = ?from.map(|n| n.as_str()), to = %to, "moving owner");
+                self.metrics.owner_changes.inc();
+                if from.is_some_and(|f| self.departed.contains(f) || !self.nodes.contains_key(f)) {
+                    self.metrics.failovers.inc();
+                }
+            } else {
+                tracing::info!(%addr, from = ?from.map(|n| n.as_str()), "releasing owner");
+            }
+        }
+        self.proposing = true;
+        let proposer = self.proposer.clone();
+        let fut = async move { proposer.propose(Command::AssignOwners { moves }).await };
+        ctx.spawn(fut.into_actor(self).map(|result, act, ctx| {
+            act.proposing = false;
+            match result {
+                Ok(Response::OwnersAssigned(_)) => {}
+                Ok(other) => tracing::error!(?other, "unexpected answer to AssignOwners"),
+                Err(e) => tracing::warn!(error = %e, "owner changes not committed; will retry"),
+            }
+            // The applied view arrives separately; a retry waits for the next tick.
+            let _ = ctx;
+        }));
+    }
+
+    /// What `node` should be announcing, from the committed owners.
+    fn desired(&self, node: &NodeName, facts: &NodeFacts) -> BTreeMap<IpAddr, L2Address> {
+        let sent = self.nodes.get(node).map(|s| &s.sent);
+        self.view
+            .targets
+            .iter()
+            .filter(|t| self.view.owners.get(&t.address) == Some(node))
+            .map(|t| {
+                let interfaces = owners::announce_on(&self.view.config, &t.pool, facts)
+                    .or_else(|| {
+                        // Still the committed owner while its release is on the way: keep
+                        // answering where it did.
+                        sent.and_then(|s| s.get(&t.address))
+                            .map(|a| a.interfaces.clone())
+                    })
+                    .unwrap_or_default();
+                (
+                    t.address,
+                    L2Address {
+                        address: t.address,
+                        services: t.services.clone(),
+                        interfaces,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    fn push_all(&mut self) {
+        let Some(leading) = &self.leading else {
+            return;
+        };
+        let term = leading.term;
+        let names: Vec<NodeName> = self.nodes.keys().cloned().collect();
+        for name in names {
+            let Some(facts) = self.nodes.get(&name).map(|s| s.facts.clone()) else {
+                continue;
+            };
+            if !facts.usable {
+                continue;
+            }
+            let desired = self.desired(&name, &facts);
+            let checks = self.view.checks.clone();
+            let leader = self.id;
+            let Some(state) = self.nodes.get_mut(&name) else {
+                continue;
+            };
+            let now = Instant::now();
+            let full_due = state.want_full
+                && state
+                    .last_full
+                    .is_none_or(|t| now.duration_since(t) >= leading_heartbeat(&self.timing));
+            let changed = desired != state.sent || state.sent_checks.as_ref() != Some(&checks);
+            if !full_due && !(changed && state.sent_id.is_some()) {
+                continue;
+            }
+            state.revision += 1;
+            let id = AssignmentId {
+                term,
+                leader,
+                revision: state.revision,
+            };
+            let assignment = if full_due {
+                state.last_full = Some(now);
+                state.want_full = false;
+                Assignment {
+                    id,
+                    base: None,
+                    upsert: desired.values().cloned().collect(),
+                    remove: Vec::new(),
+                    checks: Some(checks.clone()),
+                }
+            } else {
+                Assignment {
+                    id,
+                    base: state.sent_id,
+                    upsert: desired
+                        .iter()
+                        .filter(|(a, d)| state.sent.get(a) != Some(d))
+                        .map(|(_, d)| d.clone())
+                        .collect(),
+                    remove: state
+                        .sent
+                        .keys()
+                        .filter(|a| !desired.contains_key(a))
+                        .copied()
+                        .collect(),
+                    checks: (state.sent_checks.as_ref() != Some(&checks)).then(|| checks.clone()),
+                }
+            };
+            for addr in state.sent.keys() {
+                if !desired.contains_key(addr) {
+                    state.pending.insert(*addr, state.revision);
+                }
+            }
+            if state
+                .tx
+                .try_send(ToSpeaker::Assignment(assignment))
+                .is_err()
+            {
+                // Not delivered: the speaker may still hold what it had, so ask for a whole
+                // set again rather than build on what it never saw.
+                tracing::warn!(node = %name, "cannot push an assignment; will resend");
+                state.want_full = true;
+                state.last_full = None;
+            }
+            state.sent = desired;
+            state.sent_id = Some(id);
+            state.sent_checks = Some(checks);
+        }
+    }
+
+    fn finish_drains(&mut self) {
+        let owners = &self.view.owners;
+        self.draining.retain(|node, tx| {
+            if owners.values().any(|o| o == node) {
+                return true;
+            }
+            let _ = tx.try_send(ToSpeaker::Drained);
+            false
+        });
+    }
+}
+
+fn leading_heartbeat(timing: &LeaseTiming) -> std::time::Duration {
+    timing.heartbeat
+}
+
+impl Actor for AssignmentPublisher {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(4096);
+        let every = (self.timing.margin / 4).max(std::time::Duration::from_millis(5));
+        ctx.run_interval(every, |_, ctx| ctx.notify(Tick));
+    }
+}
+
+impl Handler<Report> for AssignmentPublisher {
+    type Result = ();
+
+    fn handle(&mut self, msg: Report, ctx: &mut Context<Self>) {
+        let Some(leading) = &self.leading else {
+            return;
+        };
+        let (term, leader) = (leading.term, self.id);
+        let state = self
+            .nodes
+            .entry(msg.node.clone())
+            .or_insert_with(|| NodeState::new(msg.conn, msg.tx.clone()));
+        if state.conn != msg.conn {
+            // A new session: what the old one was sent says nothing about this one.
+            *state = NodeState::new(msg.conn, msg.tx.clone());
+        }
+        self.departed.remove(&msg.node);
+        let hb = msg.heartbeat;
+        let before = state.facts.clone();
+        state.facts = NodeFacts {
+            labels: hb.labels,
+            interfaces: hb.interfaces.into_iter().collect(),
+            unready: hb.unready,
+            usable: !hb.fenced,
+        };
+        if hb.fenced {
+            // A fenced speaker dropped everything it had.
+            state.sent.clear();
+            state.pending.clear();
+            state.sent_id = None;
+            state.synced = true;
+        }
+        if let Some(applied) = hb.applied {
+            if applied.term == term && applied.leader == leader {
+                state.synced = true;
+                state.pending.retain(|_, rev| *rev > applied.revision);
+            }
+        }
+        if hb.want_full && !hb.fenced {
+            state.want_full = true;
+        }
+        if state.facts != before || hb.want_full || hb.fenced {
+            self.reconcile(ctx);
+        }
+    }
+}
+
+impl Handler<NodeGone> for AssignmentPublisher {
+    type Result = ();
+
+    fn handle(&mut self, msg: NodeGone, ctx: &mut Context<Self>) {
+        self.nodes.remove(&msg.node);
+        self.departed.insert(msg.node.clone());
+        if let Gone::Drained(tx) = msg.why {
+            self.draining.insert(msg.node, tx);
+        }
+        self.reconcile(ctx);
+    }
+}
+
+impl Handler<ViewChanged> for AssignmentPublisher {
+    type Result = ();
+
+    fn handle(&mut self, msg: ViewChanged, ctx: &mut Context<Self>) {
+        self.view = msg.0;
+        self.reconcile(ctx);
+    }
+}
+
+impl Handler<Leadership> for AssignmentPublisher {
+    type Result = ();
+
+    fn handle(&mut self, msg: Leadership, ctx: &mut Context<Self>) {
+        self.nodes.clear();
+        self.draining.clear();
+        self.departed.clear();
+        self.leading = msg.term.map(|term| {
+            tracing::info!(term, wait = ?self.timing.dead_after(), "leading: owners move after one lease");
+            Leading {
+                term,
+                since: Instant::now(),
+            }
+        });
+        self.reconcile(ctx);
+    }
+}
+
+impl Handler<Tick> for AssignmentPublisher {
+    type Result = ();
+
+    fn handle(&mut self, _: Tick, ctx: &mut Context<Self>) {
+        self.reconcile(ctx);
+    }
+}

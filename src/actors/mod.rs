@@ -1,0 +1,60 @@
+//! The actix actors: the speaker's ([`speaker`]) and the controller leader's ([`controller`]).
+//! They hold coordination state and talk by typed messages; sockets, Raft and timers that wait
+//! on I/O run in tokio tasks that send them messages.
+
+pub mod controller;
+pub mod speaker;
+
+use std::sync::OnceLock;
+
+use actix_rt::{Arbiter, ArbiterHandle, System};
+
+/// Where to start actors: the current arbiter inside an actix `System` (the binaries run on one,
+/// over a multi-thread tokio runtime), else one dedicated arbiter thread shared by everything
+/// in the process that runs outside a `System` (library users and tests on plain tokio).
+pub fn arbiter() -> ArbiterHandle {
+    if let Some(current) = Arbiter::try_current() {
+        return current;
+    }
+    static FALLBACK: OnceLock<ArbiterHandle> = OnceLock::new();
+    FALLBACK
+        .get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let spawned = std::thread::Builder::new()
+                .name("ironlb-actors".into())
+                .spawn(move || {
+                    let system = System::new();
+                    system.block_on(async {
+                        let _ = tx.send(Arbiter::current());
+                    });
+                    // Runs until the process exits: nothing stops this System.
+                    let _ = system.run();
+                });
+            match spawned.ok().and_then(|_| rx.recv().ok()) {
+                Some(handle) => handle,
+                // Without a thread there is nowhere to run actors at all; this is an invariant
+                // of the process (it could not spawn a single thread), not a recoverable error.
+                None => panic!("cannot start the actor thread"),
+            }
+        })
+        .clone()
+}
+
+/// Runs `f` on the actor arbiter and returns what it returns (typically the `Addr` of the
+/// actors it started).
+pub async fn on_arbiter<T, F>(f: F) -> T
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let arbiter = arbiter();
+    let sent = arbiter.spawn_fn(move || {
+        let _ = tx.send(f());
+    });
+    match (sent, rx.await) {
+        (true, Ok(value)) => value,
+        // The arbiter lives as long as the process (see `arbiter`), so it always runs `f`.
+        _ => panic!("the actor arbiter has stopped"),
+    }
+}

@@ -1,0 +1,211 @@
+//! The speaker's actors: [`NodeAgent`](node_agent::NodeAgent) (what to announce where),
+//! [`ControllerSession`](session::ControllerSession) (heartbeats, lease, fencing, assignments),
+//! and one [`ArpResponder`](responder::ArpResponder) and
+//! [`NdpResponder`](responder::NdpResponder) per interface.
+
+pub mod health;
+pub mod link;
+pub mod node_agent;
+pub mod responder;
+pub mod session;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use tokio::time::Instant;
+
+/// Whether the speaker may answer at all: its lease, checked on every packet, so that fencing
+/// does not wait for any actor to run.
+#[derive(Debug)]
+pub struct LeaseGate {
+    base: Instant,
+    /// Nanoseconds after `base` until which the lease runs; 0 is no lease.
+    until: AtomicU64,
+    /// The control plane is lost and `--on-control-plane-loss hold` keeps answering.
+    hold: AtomicBool,
+}
+
+impl Default for LeaseGate {
+    fn default() -> Self {
+        Self {
+            base: Instant::now(),
+            until: AtomicU64::new(0),
+            hold: AtomicBool::new(false),
+        }
+    }
+}
+
+impl LeaseGate {
+    /// Whether answering is allowed now.
+    pub fn valid(&self) -> bool {
+        self.hold.load(Ordering::Acquire) || self.remaining() > Duration::ZERO
+    }
+
+    /// How long the lease still runs (zero without one; holding does not count).
+    pub fn remaining(&self) -> Duration {
+        let until = self.until.load(Ordering::Acquire);
+        let now = self.base.elapsed().as_nanos() as u64;
+        Duration::from_nanos(until.saturating_sub(now))
+    }
+
+    /// Extends the lease to `until` (never shortens it).
+    pub fn extend_to(&self, until: Instant) {
+        let nanos = until.saturating_duration_since(self.base).as_nanos() as u64;
+        self.until.fetch_max(nanos, Ordering::AcqRel);
+    }
+
+    /// Ends the lease now (and any hold).
+    pub fn revoke(&self) {
+        self.hold.store(false, Ordering::Release);
+        self.until.store(0, Ordering::Release);
+    }
+
+    /// Keeps (or stops keeping) answering without a lease.
+    pub fn set_hold(&self, hold: bool) {
+        self.hold.store(hold, Ordering::Release);
+    }
+
+    /// Whether answering goes on without a lease.
+    pub fn holding(&self) -> bool {
+        self.hold.load(Ordering::Acquire)
+    }
+}
+
+/// The speaker's Prometheus metrics (`ironlb_*`, units in the names).
+#[derive(Debug)]
+pub struct SpeakerMetrics {
+    registry: Registry,
+    /// Addresses this node answers for in Layer 2 mode.
+    pub l2_owned: Gauge,
+    /// ARP requests seen on announcing interfaces.
+    pub arp_requests: Counter,
+    /// ARP replies sent.
+    pub arp_replies: Counter,
+    /// Neighbor Solicitations seen on announcing interfaces.
+    pub ndp_solicitations: Counter,
+    /// Neighbor Advertisements sent (solicited and unsolicited).
+    pub ndp_advertisements: Counter,
+    /// Gratuitous ARP and unsolicited Neighbor Advertisements sent.
+    pub gratuitous: Counter,
+    lease_remaining: Gauge<f64, AtomicU64>,
+    /// Times the lease ran out and the speaker stopped answering.
+    pub fences: Counter,
+}
+
+impl Default for SpeakerMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SpeakerMetrics {
+    /// A fresh registry with every metric registered.
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let m = Self {
+            registry: Registry::default(),
+            l2_owned: Gauge::default(),
+            arp_requests: Counter::default(),
+            arp_replies: Counter::default(),
+            ndp_solicitations: Counter::default(),
+            ndp_advertisements: Counter::default(),
+            gratuitous: Counter::default(),
+            lease_remaining: Gauge::default(),
+            fences: Counter::default(),
+        };
+        registry.register(
+            "ironlb_l2_owned_addresses",
+            "Addresses this node answers for in Layer 2 mode",
+            m.l2_owned.clone(),
+        );
+        registry.register(
+            "ironlb_arp_requests_received",
+            "ARP requests received on announcing interfaces",
+            m.arp_requests.clone(),
+        );
+        registry.register(
+            "ironlb_arp_replies_sent",
+            "ARP replies sent",
+            m.arp_replies.clone(),
+        );
+        registry.register(
+            "ironlb_ndp_solicitations_received",
+            "Neighbor Solicitations received on announcing interfaces",
+            m.ndp_solicitations.clone(),
+        );
+        registry.register(
+            "ironlb_ndp_advertisements_sent",
+            "Neighbor Advertisements sent, solicited and unsolicited",
+            m.ndp_advertisements.clone(),
+        );
+        registry.register(
+            "ironlb_gratuitous_announcements_sent",
+            "Gratuitous ARP packets and unsolicited Neighbor Advertisements sent",
+            m.gratuitous.clone(),
+        );
+        registry.register(
+            "ironlb_lease_remaining_seconds",
+            "Time left on this speaker's lease (0: fenced)",
+            m.lease_remaining.clone(),
+        );
+        registry.register(
+            "ironlb_speaker_fences",
+            "Times this speaker's lease ran out and it stopped answering",
+            m.fences.clone(),
+        );
+        Self { registry, ..m }
+    }
+
+    /// Renders the OpenMetrics text, with the lease read from `gate`.
+    pub fn render(&self, gate: &LeaseGate) -> String {
+        self.lease_remaining.set(gate.remaining().as_secs_f64());
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_gate_opens_with_a_lease_and_closes_when_it_runs_out_or_is_revoked() {
+        let gate = LeaseGate::default();
+        assert!(!gate.valid());
+        gate.extend_to(Instant::now() + Duration::from_millis(50));
+        assert!(gate.valid());
+        // Never shortened by an older grant.
+        gate.extend_to(Instant::now());
+        assert!(gate.valid());
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert!(!gate.valid());
+        gate.set_hold(true);
+        assert!(gate.valid() && gate.remaining() == Duration::ZERO);
+        gate.extend_to(Instant::now() + Duration::from_secs(5));
+        gate.revoke();
+        assert!(!gate.valid() && !gate.holding());
+    }
+
+    #[test]
+    fn metrics_render_with_their_names() {
+        let m = SpeakerMetrics::new();
+        m.arp_replies.inc();
+        let text = m.render(&LeaseGate::default());
+        for name in [
+            "ironlb_l2_owned_addresses 0",
+            "ironlb_arp_requests_received_total 0",
+            "ironlb_arp_replies_sent_total 1",
+            "ironlb_ndp_solicitations_received_total 0",
+            "ironlb_ndp_advertisements_sent_total 0",
+            "ironlb_gratuitous_announcements_sent_total 0",
+            "ironlb_lease_remaining_seconds 0",
+        ] {
+            assert!(text.contains(name), "{name} missing:\n{text}");
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! `ironlb speaker`: the per-node agent.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use ironlb::actors::speaker::session::OnControlPlaneLoss;
+use ironlb::labels::Labels;
+use ironlb::names::NodeName;
+use ironlb::raft::network::TlsConfig;
+use ironlb::speaker::{Speaker, SpeakerConfig};
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::info;
+
+/// Options of `ironlb speaker`.
+#[derive(Args, Debug)]
+pub struct SpeakerArgs {
+    /// The node this speaker answers for (default: the host name).
+    #[arg(long, env = "NODE_NAME")]
+    pub node_name: Option<String>,
+    /// Raft addresses of the controller members (comma-separated); the speaker finds the
+    /// leader among them.
+    #[arg(
+        long,
+        env = "IRONLB_CONTROLLERS",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub controllers: Vec<String>,
+    /// Interfaces to announce on (comma-separated; default: every Ethernet interface).
+    /// L2Advertisement `interfaces` narrow this further per pool.
+    #[arg(long, value_delimiter = ',')]
+    pub interfaces: Vec<String>,
+    /// The node's labels as `key=value` (comma-separated), matched by advertisement node
+    /// selectors.
+    #[arg(long, value_delimiter = ',')]
+    pub node_labels: Vec<String>,
+    /// Also bind the answered addresses to `lo` (and set strict ARP on the interfaces) so this
+    /// host accepts their traffic: for hosts without kube-proxy.
+    #[arg(long)]
+    pub bind_addresses: bool,
+    /// What to do when no controller can renew the lease.
+    #[arg(long, value_enum, default_value_t = OnControlPlaneLoss::Fence)]
+    pub on_control_plane_loss: OnControlPlaneLoss,
+    /// Where to serve /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:7472")]
+    pub metrics_listen: SocketAddr,
+    /// How often local health checks (`ironlb.io/health-check`) run, milliseconds.
+    #[arg(long, default_value_t = 500)]
+    pub health_interval_ms: u64,
+    /// CA certificate (PEM) of the controllers' TLS; with --tls-cert and --tls-key.
+    #[arg(long, requires_all = ["tls_cert", "tls_key"])]
+    pub tls_ca: Option<PathBuf>,
+    /// This speaker's client certificate (PEM).
+    #[arg(long)]
+    pub tls_cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long)]
+    pub tls_key: Option<PathBuf>,
+    /// How long SIGTERM waits for the leader to move the addresses, milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    pub drain_timeout_ms: u64,
+}
+
+fn labels(pairs: &[String]) -> Result<Labels> {
+    let mut out = Labels::new();
+    for p in pairs {
+        let Some((k, v)) = p.split_once('=') else {
+            bail!("--node-labels: {p:?} is not key=value");
+        };
+        out.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    Ok(out)
+}
+
+impl SpeakerArgs {
+    /// The speaker's configuration.
+    pub fn config(&self) -> Result<SpeakerConfig> {
+        let name = match &self.node_name {
+            Some(n) => n.clone(),
+            None => std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .context("reading the host name (or give --node-name)")?
+                .trim()
+                .to_string(),
+        };
+        let node = NodeName::new(&name).with_context(|| format!("--node-name {name:?}"))?;
+        let mut cfg = SpeakerConfig::new(node, self.controllers.clone());
+        cfg.interfaces = self.interfaces.clone();
+        cfg.labels = labels(&self.node_labels)?;
+        cfg.bind_local = self.bind_addresses;
+        cfg.on_loss = self.on_control_plane_loss;
+        cfg.metrics_listen = Some(self.metrics_listen);
+        cfg.health_interval = Duration::from_millis(self.health_interval_ms.max(10));
+        cfg.tls = match (&self.tls_ca, &self.tls_cert, &self.tls_key) {
+            (Some(ca), Some(cert), Some(key)) => Some(TlsConfig {
+                ca: ca.clone(),
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        };
+        Ok(cfg)
+    }
+}
+
+/// Runs a speaker until SIGTERM (which hands its addresses over first) or SIGINT.
+pub async fn run(args: SpeakerArgs) -> Result<ExitCode> {
+    let speaker = Speaker::start(args.config()?).await?;
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::select! {
+        _ = term.recv() => {
+            info!("SIGTERM: handing the addresses over");
+            let done = speaker.drain(Duration::from_millis(args.drain_timeout_ms)).await;
+            info!(confirmed = done, "drained");
+        }
+        _ = tokio::signal::ctrl_c() => info!("SIGINT: stopping"),
+    }
+    speaker.stop();
+    Ok(ExitCode::SUCCESS)
+}
