@@ -1,35 +1,117 @@
 //! Layer 2 mode in network namespaces with the real kernel as client: who answers ARP and NDP,
 //! failover, fencing, handover, joining and health checks. Needs root, `arping`, `ndisc6`,
-//! `tshark` (CI runs it with IRONLB_REQUIRE_LAB=1, where anything missing fails the test).
+//! `ping` and `tshark` (CI runs it with IRONLB_REQUIRE_LAB=1, where anything missing fails).
+//!
+//! The labs run one at a time: each is a dozen processes with sub-second leases, and two cores
+//! shared by several would measure the machine, not ironlb.
 
 use std::net::IpAddr;
 use std::path::Path;
-use std::time::Duration;
+use std::process::Child;
+use std::time::{Duration, Instant};
 
+use ironlb::lab::capture::{self, Capture};
 use ironlb::lab::l2::{self, L2Lab, L2Options};
-use ironlb::lab::netns;
+use ironlb::lab::netns::{self, Lan};
+use tokio::sync::{Mutex, MutexGuard};
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_ironlb"))
 }
 
-fn lab_ready() -> bool {
-    netns::require_with(&["arping", "ndisc6", "ping"])
+static ONE_LAB_AT_A_TIME: Mutex<()> = Mutex::const_new(());
+
+async fn lab_slot(tools: &[&str]) -> Option<MutexGuard<'static, ()>> {
+    let mut all = vec!["arping", "ndisc6", "ping"];
+    all.extend_from_slice(tools);
+    if !netns::require_with(&all) {
+        return None;
+    }
+    Some(ONE_LAB_AT_A_TIME.lock().await)
+}
+
+fn v4_of(addrs: &[IpAddr]) -> IpAddr {
+    *addrs.iter().find(|a| a.is_ipv4()).expect("an IPv4 address")
+}
+
+fn v6_of(addrs: &[IpAddr]) -> IpAddr {
+    *addrs.iter().find(|a| a.is_ipv6()).expect("an IPv6 address")
+}
+
+/// The MAC the client's kernel neighbour cache holds for `addr`, if any.
+fn neighbour(lab: &L2Lab, addr: IpAddr) -> Option<String> {
+    let a = addr.to_string();
+    let out = Lan::try_exec_in(&lab.lan.client().netns, &["ip", "neigh", "show", &a]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let mut words = text.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == "lladdr" {
+            return words.next().map(str::to_ascii_lowercase);
+        }
+    }
+    None
+}
+
+/// A client pinging `addr` every 10 ms with timestamps (`ping -D`), until dropped.
+struct Pinger {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Pinger {
+    fn start(lab: &L2Lab, addr: IpAddr, tag: &str) -> Pinger {
+        let log = lab.cluster.dir.path().join(format!("ping-{tag}.log"));
+        let a = addr.to_string();
+        let child = Lan::spawn_in(
+            &lab.lan.client().netns,
+            &["ping", "-D", "-n", "-i", "0.01", &a],
+            &log,
+        );
+        Pinger { child, log }
+    }
+
+    /// The reply times seen so far (seconds since the epoch).
+    fn replies(&self) -> Vec<f64> {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        text.lines()
+            .filter(|l| l.contains("bytes from"))
+            .filter_map(|l| l.strip_prefix('[')?.split(']').next()?.parse().ok())
+            .collect()
+    }
+
+    /// The longest gap between replies after `since` (seconds since the epoch).
+    fn longest_gap_after(&self, since: f64) -> f64 {
+        let r: Vec<f64> = self.replies().into_iter().filter(|t| *t >= since).collect();
+        r.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max)
+    }
+}
+
+impl Drop for Pinger {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn now_epoch() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_client_reaches_the_owner_and_nobody_else_answers() {
-    if !lab_ready() {
+    let Some(_slot) = lab_slot(&[]).await else {
         return;
-    }
+    };
     let lab = L2Lab::start(bin(), L2Options::default()).await;
     lab.configure(l2::CONFIG).await;
     let addrs = lab.allocate(&l2::service("default", "web", "")).await;
     assert_eq!(addrs.len(), 2, "{addrs:?}");
-    let v4 = addrs.iter().find(|a| a.is_ipv4()).copied().unwrap();
-    let v6 = addrs.iter().find(|a| a.is_ipv6()).copied().unwrap();
+    let (v4, v6) = (v4_of(&addrs), v6_of(&addrs));
     let owner = lab.wait_owner(v4, Duration::from_secs(10)).await;
-    // Dual-stack Services stay on one node, and exactly one answers each family.
+    // Dual-stack Services stay on one node, and exactly one node answers each family.
     assert_eq!(
         lab.resolve(v6, "eth0"),
         vec![lab.lan.nodes[owner].mac.clone()],
@@ -38,9 +120,365 @@ async fn the_client_reaches_the_owner_and_nobody_else_answers() {
     );
     assert!(lab.ping(v4), "ping {v4}:\n{}", lab.logs());
     assert!(lab.ping(v6), "ping {v6}:\n{}", lab.logs());
-    // An address nobody holds gets no answer.
-    let free: IpAddr = "198.51.100.149".parse().unwrap();
-    assert_eq!(lab.resolve(free, "eth0"), Vec::<String>::new());
-    let free6: IpAddr = "2001:db8:51::149".parse().unwrap();
-    assert_eq!(lab.resolve(free6, "eth0"), Vec::<String>::new());
+    assert_eq!(neighbour(&lab, v4), Some(lab.lan.nodes[owner].mac.clone()));
+    // Addresses nobody holds get no answer, from anyone.
+    for free in ["198.51.100.149", "2001:db8:51::149"] {
+        let free: IpAddr = free.parse().unwrap();
+        assert_eq!(lab.resolve(free, "eth0"), Vec::<String>::new(), "{free}");
+    }
+    // The owner counts what it answered; the others answered nothing.
+    let replies = lab
+        .speaker_metric(owner, "ironlb_arp_replies_sent_total")
+        .await
+        .unwrap();
+    assert!(replies >= 1.0, "owner sent {replies} ARP replies");
+    for other in (0..3).filter(|i| *i != owner) {
+        assert_eq!(
+            lab.speaker_metric(other, "ironlb_arp_replies_sent_total")
+                .await,
+            Some(0.0),
+            "node {other} answered"
+        );
+        assert_eq!(
+            lab.speaker_metric(other, "ironlb_ndp_advertisements_sent_total")
+                .await,
+            Some(0.0),
+            "node {other} advertised"
+        );
+    }
+    assert_eq!(
+        lab.speaker_metric(owner, "ironlb_l2_owned_addresses").await,
+        Some(2.0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interfaces_an_advertisement_does_not_select_stay_silent() {
+    let Some(_slot) = lab_slot(&[]).await else {
+        return;
+    };
+    let lab = L2Lab::start(
+        bin(),
+        L2Options {
+            second_lan: true,
+            ..L2Options::default()
+        },
+    )
+    .await;
+    // One pool announced only on eth0, one only on eth1.
+    lab.configure(
+        "apiVersion: ironlb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: front}
+spec: {addresses: [198.51.100.100/30]}
+---
+apiVersion: ironlb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: back}
+spec: {addresses: [203.0.113.100/30]}
+---
+apiVersion: ironlb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: front}
+spec: {ipAddressPools: [front], interfaces: [eth0]}
+---
+apiVersion: ironlb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: back}
+spec: {ipAddressPools: [back], interfaces: [eth1]}
+",
+    )
+    .await;
+    let svc = |name: &str, pool: &str| {
+        format!("apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: default\n  annotations:\n    ironlb.io/address-pool: {pool}\nspec:\n  type: LoadBalancer\n  ports:\n  - port: 80\n")
+    };
+    let front = lab.allocate(&svc("front", "front")).await[0];
+    let back = lab.allocate(&svc("back", "back")).await[0];
+    let owner = lab.wait_owner(front, Duration::from_secs(10)).await;
+    // eth1 hears nothing about the front address, from the owner or anyone.
+    assert_eq!(lab.resolve(front, "eth1"), Vec::<String>::new());
+    // The back address is answered on eth1 only, with the owner's eth1 MAC.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let back_macs = loop {
+        let m = lab.resolve(back, "eth1");
+        if m.len() == 1 || Instant::now() > deadline {
+            break m;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(back_macs.len(), 1, "{back_macs:?}\n{}", lab.logs());
+    let back_owner = lab.node_of_mac(&back_macs[0]).unwrap();
+    assert_eq!(Some(&back_macs[0]), lab.lan.nodes[back_owner].mac2.as_ref());
+    assert_eq!(lab.resolve(back, "eth0"), Vec::<String>::new());
+    let _ = owner;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_owner_moves_the_address_and_the_client_cache_follows() {
+    let Some(_slot) = lab_slot(&[]).await else {
+        return;
+    };
+    let mut lab = L2Lab::start(bin(), L2Options::default()).await;
+    lab.configure(l2::CONFIG).await;
+    let addrs = lab.allocate(&l2::service("default", "web", "")).await;
+    let (v4, v6) = (v4_of(&addrs), v6_of(&addrs));
+    let owner = lab.wait_owner(v4, Duration::from_secs(10)).await;
+    assert!(lab.ping(v4) && lab.ping(v6));
+    let old_mac = lab.lan.nodes[owner].mac.clone();
+    assert_eq!(neighbour(&lab, v4), Some(old_mac.clone()));
+
+    lab.speakers[owner].kill();
+    let new_owner_name = lab
+        .wait_committed_owner(
+            v4,
+            Some(&lab.speakers[owner].name.clone()),
+            Duration::from_secs(10),
+        )
+        .await;
+    let new_owner = lab.node_index(&new_owner_name);
+    assert_ne!(new_owner, owner);
+    let new_mac = lab.lan.nodes[new_owner].mac.clone();
+    // The gratuitous ARP and unsolicited NA move the kernel's cache without a new question.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while neighbour(&lab, v4) != Some(new_mac.clone()) {
+        assert!(
+            Instant::now() < deadline,
+            "client cache still {:?}, expected {new_mac}:\n{}",
+            neighbour(&lab, v4),
+            lab.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(lab.ping(v4), "ping after failover:\n{}", lab.logs());
+    assert!(lab.ping(v6), "ping6 after failover:\n{}", lab.logs());
+    assert_eq!(lab.resolve(v4, "eth0"), vec![new_mac.clone()]);
+    assert_eq!(lab.resolve(v6, "eth0"), vec![new_mac]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_two_nodes_answer_at_once_over_twenty_failovers_and_a_partition() {
+    let Some(_slot) = lab_slot(&["tshark"]).await else {
+        return;
+    };
+    let mut lab = L2Lab::start(bin(), L2Options::default()).await;
+    lab.configure(l2::CONFIG).await;
+    let addrs = lab.allocate(&l2::service("default", "web", "")).await;
+    let (v4, v6) = (v4_of(&addrs), v6_of(&addrs));
+    lab.wait_owner(v4, Duration::from_secs(10)).await;
+
+    let client = lab.lan.client().clone();
+    let cap = Capture::start(&client.netns, "eth0", lab.cluster.dir.path());
+    // Ask continuously, both families, so any second answerer would show.
+    let (a4, a6) = (v4.to_string(), v6.to_string());
+    let _arping = Lan::spawn_in(
+        &client.netns,
+        &["arping", "-i", "eth0", "-W", "0.02", &a4],
+        &lab.cluster.dir.path().join("arping.log"),
+    );
+    let ndisc_loop = format!("while :; do ndisc6 -q -m -n -r 1 -w 40 {a6} eth0; done");
+    let mut _ndisc = Lan::spawn_in(
+        &client.netns,
+        &["sh", "-c", &ndisc_loop],
+        &lab.cluster.dir.path().join("ndisc.log"),
+    );
+
+    for round in 0..20 {
+        let owner_name = lab
+            .wait_committed_owner(v4, None, Duration::from_secs(10))
+            .await;
+        let owner = lab.node_index(&owner_name);
+        lab.speakers[owner].kill();
+        let next = lab
+            .wait_committed_owner(v4, Some(&owner_name), Duration::from_secs(10))
+            .await;
+        assert_ne!(next, owner_name, "round {round}");
+        lab.speakers[owner].start();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    // The owner cut off from every other node (and so from the controllers' majority): it
+    // must stop answering before anyone else starts.
+    let owner_name = lab
+        .wait_committed_owner(v4, None, Duration::from_secs(10))
+        .await;
+    let owner = lab.node_index(&owner_name);
+    let others: Vec<usize> = (0..3).filter(|i| *i != owner).collect();
+    lab.lan.cut(owner, &others);
+    for &o in &others {
+        lab.lan.cut(o, &[owner]);
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        // Ask the majority only: the cut-off member cannot answer for the cluster.
+        let moved = lab.resolve(v4, "eth0");
+        if moved.len() == 1 && lab.node_of_mac(&moved[0]) != Some(owner) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no failover away from the cut-off owner:\n{}",
+            lab.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for i in 0..3 {
+        lab.lan.heal(i);
+    }
+    let _ = _ndisc.kill();
+    let answers = cap.stop();
+    let client_mac = vec![client.mac.clone()];
+    let owners_seen: std::collections::BTreeSet<&str> = answers
+        .iter()
+        .filter(|a| a.addr == v4 && a.mac != client.mac)
+        .map(|a| a.mac.as_str())
+        .collect();
+    assert!(
+        owners_seen.len() >= 2,
+        "the address moved between nodes: {owners_seen:?}"
+    );
+    let dual = capture::dual_answer_windows(&answers, &client_mac, Duration::from_secs(1));
+    assert!(
+        dual.is_empty(),
+        "two MACs answered at once: {dual:?}\n{}",
+        lab.logs()
+    );
+    assert!(
+        answers.iter().filter(|a| a.addr == v6).count() > 20,
+        "too few IPv6 answers captured to tell"
+    );
+    // The cut-off owner fenced itself.
+    assert!(
+        lab.speaker_metric(owner, "ironlb_speaker_fences_total")
+            .await
+            >= Some(1.0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_hands_over_within_a_heartbeat_and_a_joining_node_moves_nothing() {
+    let Some(_slot) = lab_slot(&[]).await else {
+        return;
+    };
+    let mut lab = L2Lab::start(
+        bin(),
+        L2Options {
+            nodes: 4,
+            controllers: 3,
+            ..L2Options::default()
+        },
+    )
+    .await;
+    // node4 joins later.
+    lab.speakers[3].kill();
+    lab.configure(l2::CONFIG).await;
+    let mut v4s = Vec::new();
+    for i in 0..6 {
+        v4s.push(v4_of(
+            &lab.allocate(&l2::service("default", &format!("s{i}"), ""))
+                .await,
+        ));
+    }
+    for a in &v4s {
+        lab.wait_committed_owner(*a, None, Duration::from_secs(10))
+            .await;
+    }
+    let before = lab.owners().await;
+    lab.speakers[3].start();
+    // Give it time to register and be considered.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(lab.owners().await, before, "a joining node moved addresses");
+    // ...but it gets the next new address (it owns fewest).
+    let next = v4_of(&lab.allocate(&l2::service("default", "late", "")).await);
+    assert_eq!(
+        lab.wait_committed_owner(next, None, Duration::from_secs(10))
+            .await,
+        "node4"
+    );
+
+    // SIGTERM of an owner: the client's pings see no gap longer than one heartbeat (200 ms).
+    let target = v4s[0];
+    let owner_name = before[&target].clone().unwrap();
+    let owner = lab.node_index(&owner_name);
+    let pinger = Pinger::start(&lab, target, "sigterm");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let since = now_epoch();
+    lab.speakers[owner].terminate();
+    let moved = lab
+        .wait_committed_owner(target, Some(&owner_name), Duration::from_secs(5))
+        .await;
+    assert_ne!(moved, owner_name);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let gap = pinger.longest_gap_after(since);
+    assert!(
+        gap < 0.2,
+        "the handover left a {gap:.3} s gap in the client's pings:\n{}",
+        lab.logs()
+    );
+    assert!(pinger.replies().len() > 50);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_health_check_moves_the_address_away() {
+    let Some(_slot) = lab_slot(&["python3"]).await else {
+        return;
+    };
+    let lab = L2Lab::start(bin(), L2Options::default()).await;
+    // A backend on every node, on 127.0.0.1:8080 of its namespace.
+    let mut backends: Vec<Child> = lab
+        .lan
+        .nodes
+        .iter()
+        .map(|n| {
+            Lan::spawn_in(
+                &n.netns,
+                &[
+                    "python3",
+                    "-m",
+                    "http.server",
+                    "8080",
+                    "--bind",
+                    "127.0.0.1",
+                ],
+                &lab.cluster
+                    .dir
+                    .path()
+                    .join(format!("backend-{}.log", n.netns)),
+            )
+        })
+        .collect();
+    lab.configure(l2::CONFIG).await;
+    let addrs = lab
+        .allocate(&l2::service(
+            "default",
+            "web",
+            "    ironlb.io/health-check: http:8080/\n",
+        ))
+        .await;
+    let v4 = v4_of(&addrs);
+    let owner_name = lab
+        .wait_committed_owner(v4, None, Duration::from_secs(15))
+        .await;
+    let owner = lab.node_index(&owner_name);
+    lab.wait_owner(v4, Duration::from_secs(10)).await;
+    // The owner's backend dies: the address goes to a node whose check passes.
+    let _ = backends[owner].kill();
+    let _ = backends[owner].wait();
+    let moved = lab
+        .wait_committed_owner(v4, Some(&owner_name), Duration::from_secs(15))
+        .await;
+    let moved_to = lab.node_index(&moved);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lab.resolve(v4, "eth0") != vec![lab.lan.nodes[moved_to].mac.clone()] {
+        assert!(
+            Instant::now() < deadline,
+            "the client still sees the old owner:\n{}",
+            lab.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for b in &mut backends {
+        let _ = b.kill();
+        let _ = b.wait();
+    }
 }

@@ -111,6 +111,7 @@ pub fn router(admin: Shared) -> Router {
             "/v1/services/{namespace}/{name}",
             get(service).delete(release),
         )
+        .route("/v1/owners", get(owners))
         .route("/v1/allocate", post(allocate))
         .route("/v1/explain", post(explain))
         .route("/v1/reservations", get(reservations).post(reserve))
@@ -440,6 +441,15 @@ async fn services(State(a): State<Shared>, Query(opts): Query<ReadOpts>, req: Re
         linearize(&a, &opts).await?;
         let state = a.state.read().await;
         Ok(json(&views::services(&state)))
+    })
+    .await
+}
+
+async fn owners(State(a): State<Shared>, Query(opts): Query<ReadOpts>, req: Request) -> Response {
+    leader_or_forward(a, req, |a, _| async move {
+        linearize(&a, &opts).await?;
+        let state = a.state.read().await;
+        Ok(json(&views::owners(&state)))
     })
     .await
 }

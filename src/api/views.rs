@@ -161,6 +161,30 @@ pub fn services(state: &ControllerState) -> Vec<ServiceView> {
         .collect()
 }
 
+/// Who answers for an allocated address in Layer 2 mode.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnerView {
+    /// The address.
+    pub address: IpAddr,
+    /// The Services holding it.
+    pub services: Vec<ServiceKey>,
+    /// The node answering for it, if any.
+    pub node: Option<NodeName>,
+}
+
+/// Every allocated address and its Layer 2 owner, in address order.
+pub fn owners(state: &ControllerState) -> Vec<OwnerView> {
+    state
+        .allocator
+        .held_addresses()
+        .map(|(addr, services)| OwnerView {
+            address: *addr,
+            services: services.to_vec(),
+            node: state.owners.get(addr).cloned(),
+        })
+        .collect()
+}
+
 /// The answer to an allocation or an explanation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AllocateResult {

@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use ironlb::api::client::{AdminClient, Body, ClientError};
 use ironlb::api::views::{
-    AllocateResult, ConfigApplied, ConfigView, Members, Reservation, ServiceView, Status,
+    AllocateResult, ConfigApplied, ConfigView, Members, OwnerView, Reservation, ServiceView, Status,
 };
 use ironlb::ipam::{Family, PoolStats};
 use ironlb::names::{PoolName, ServiceKey};
@@ -63,6 +63,8 @@ pub enum CtlCommand {
     Pools,
     /// Every Service's addresses.
     Services,
+    /// Which node answers for each address in Layer 2 mode.
+    Owners,
     /// One Service's addresses and why it holds them.
     Service {
         /// namespace/name.
@@ -324,6 +326,26 @@ async fn call(client: &AdminClient, args: &CtlArgs) -> Result<ExitCode> {
                     }
                 }
                 print_table(&["POOL", "FAMILY", "TOTAL", "IN USE", "AVAILABLE"], &rows)
+            })?;
+        }
+        CtlCommand::Owners => {
+            let list: Vec<OwnerView> = get(client, format!("/v1/owners{q}")).await?;
+            print(out, &list, |l| {
+                let rows: Vec<Vec<String>> = l
+                    .iter()
+                    .map(|o| {
+                        vec![
+                            o.address.to_string(),
+                            o.node.as_ref().map_or("-".into(), |n| n.to_string()),
+                            o.services
+                                .iter()
+                                .map(|s| s.to_string())
+                                .collect::<Vec<_>>()
+                                .join(","),
+                        ]
+                    })
+                    .collect();
+                print_table(&["ADDRESS", "NODE", "SERVICES"], &rows)
             })?;
         }
         CtlCommand::Services => {

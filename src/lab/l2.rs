@@ -253,6 +253,72 @@ impl L2Lab {
             .expect("release");
     }
 
+    /// Every allocated address and the node answering for it, as the leader has committed.
+    pub async fn owners(&self) -> std::collections::BTreeMap<IpAddr, Option<String>> {
+        let list: Vec<crate::api::views::OwnerView> = self
+            .cluster
+            .client()
+            .get("/v1/owners")
+            .await
+            .expect("owners");
+        list.into_iter()
+            .map(|o| (o.address, o.node.map(|n| n.to_string())))
+            .collect()
+    }
+
+    /// The committed owner of `addr`, once it is not `not` (panics after `within`).
+    pub async fn wait_committed_owner(
+        &self,
+        addr: IpAddr,
+        not: Option<&str>,
+        within: Duration,
+    ) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(list) = self
+                .cluster
+                .client()
+                .get::<Vec<crate::api::views::OwnerView>>("/v1/owners")
+                .await
+            {
+                let owner = list
+                    .into_iter()
+                    .find(|o| o.address == addr)
+                    .and_then(|o| o.node)
+                    .map(|n| n.to_string());
+                if let Some(o) = owner {
+                    if Some(o.as_str()) != not {
+                        return o;
+                    }
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{addr} got no owner other than {not:?}:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A speaker's metric value (`name` with its suffix, e.g. `ironlb_speaker_fences_total`).
+    pub async fn speaker_metric(&self, node: usize, name: &str) -> Option<f64> {
+        let url = format!("http://{}:7472/metrics", self.lan.nodes[node].addr);
+        let text = reqwest::get(&url).await.ok()?.text().await.ok()?;
+        text.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+    }
+
+    /// The index of the node named `name` (`node1`...).
+    pub fn node_index(&self, name: &str) -> usize {
+        self.speakers
+            .iter()
+            .position(|s| s.name == name)
+            .unwrap_or_else(|| panic!("no node {name}"))
+    }
+
     /// The node whose interface has this MAC address.
     pub fn node_of_mac(&self, mac: &str) -> Option<usize> {
         let mac = mac.to_ascii_lowercase();

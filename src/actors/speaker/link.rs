@@ -32,6 +32,12 @@ pub struct LinkConfig {
 const RETRY_MIN: Duration = Duration::from_millis(20);
 const RETRY_MAX: Duration = Duration::from_secs(1);
 
+/// How long a connection may stay silent before it counts as lost: a few heartbeats, each of
+/// which the leader answers at once.
+fn silence_after(heartbeat: Duration) -> Duration {
+    (heartbeat * 5 / 2).max(Duration::from_millis(100))
+}
+
 /// Runs until the session goes away.
 pub async fn run(
     cfg: LinkConfig,
@@ -41,6 +47,7 @@ pub async fn run(
     let mut next = 0usize;
     let mut redirect: Option<String> = None;
     let mut pause = RETRY_MIN;
+    let mut silence = silence_after(Duration::from_millis(200));
     loop {
         let member = match redirect.take() {
             Some(m) => m,
@@ -79,8 +86,15 @@ pub async fn run(
         {
             return;
         }
+        let mut heard = tokio::time::Instant::now();
         loop {
             tokio::select! {
+                () = tokio::time::sleep_until(heard + silence) => {
+                    // A partition drops packets without closing anything: a member that leaves
+                    // heartbeats unanswered this long is as good as gone.
+                    tracing::info!(%member, ?silence, "controller went silent; trying another");
+                    break;
+                }
                 frame = transport.next() => {
                     let frame = match frame {
                         Some(Ok(f)) => f,
@@ -90,6 +104,7 @@ pub async fn run(
                         }
                         None => break,
                     };
+                    heard = tokio::time::Instant::now();
                     let msg: ToSpeaker = match wire::decode("controller message", &frame) {
                         Ok(m) => m,
                         Err(e) => {
@@ -97,6 +112,9 @@ pub async fn run(
                             break;
                         }
                     };
+                    if let ToSpeaker::Lease { heartbeat_ms, .. } = &msg {
+                        silence = silence_after(Duration::from_millis(*heartbeat_ms));
+                    }
                     let leave = match &msg {
                         ToSpeaker::NotLeader { leader: Some(l) } => {
                             redirect = Some(l.clone()).filter(|l| *l != member);
