@@ -482,3 +482,95 @@ async fn a_failing_health_check_moves_the_address_away() {
         let _ = b.wait();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_controller_leader_lets_no_lease_run_out() {
+    let Some(_slot) = lab_slot(&[]).await else {
+        return;
+    };
+    let mut lab = L2Lab::start(bin(), L2Options::default()).await;
+    lab.configure(l2::CONFIG).await;
+    let v4 = v4_of(&lab.allocate(&l2::service("default", "web", "")).await);
+    let owner = lab.wait_owner(v4, Duration::from_secs(10)).await;
+    let pinger = Pinger::start(&lab, v4, "leader-kill");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let since = now_epoch();
+    let leader = lab.cluster.leader().await;
+    lab.cluster.procs[leader].kill();
+    // A new leader is elected and renews every lease; give the old leases time to run out if
+    // they were going to.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for node in 0..3 {
+        assert_eq!(
+            lab.speaker_metric(node, "ironlb_speaker_fences_total").await,
+            Some(0.0),
+            "speaker {node} fenced during the leader change:\n{}",
+            lab.logs()
+        );
+    }
+    let gap = pinger.longest_gap_after(since);
+    assert!(gap < 0.2, "the client saw a {gap:.3} s outage:\n{}", lab.logs());
+    assert_eq!(lab.resolve(v4, "eth0"), vec![lab.lan.nodes[owner].mac.clone()]);
+    // The new leader keeps the owner, and allocations go on.
+    lab.cluster.procs[leader].start(&[]);
+    let next = v4_of(&lab.allocate(&l2::service("default", "after", "")).await);
+    lab.wait_committed_owner(next, None, Duration::from_secs(10)).await;
+    assert_eq!(
+        lab.owners().await[&v4].as_deref(),
+        Some(lab.speakers[owner].name.as_str())
+    );
+}
+
+/// Losing the quorum: with `fence` (the default) the owner stops answering once its lease runs
+/// out; with `hold` it keeps answering while every member it reaches says there is no quorum.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_the_control_plane_fences_by_default_and_holds_when_asked() {
+    let Some(_slot) = lab_slot(&[]).await else {
+        return;
+    };
+    for hold in [false, true] {
+        let speaker_args = if hold {
+            vec!["--on-control-plane-loss".to_string(), "hold".to_string()]
+        } else {
+            Vec::new()
+        };
+        let mut lab = L2Lab::start(
+            bin(),
+            L2Options {
+                speaker_args,
+                ..L2Options::default()
+            },
+        )
+        .await;
+        lab.configure(l2::CONFIG).await;
+        let v4 = v4_of(&lab.allocate(&l2::service("default", "web", "")).await);
+        let owner = lab.wait_owner(v4, Duration::from_secs(10)).await;
+        // Two of three members gone: the last cannot form a quorum.
+        for p in lab.cluster.procs.iter_mut().skip(1) {
+            p.kill();
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let answers = lab.resolve(v4, "eth0");
+        let fences = lab
+            .speaker_metric(owner, "ironlb_speaker_fences_total")
+            .await;
+        if hold {
+            assert_eq!(
+                answers,
+                vec![lab.lan.nodes[owner].mac.clone()],
+                "hold: the owner should still answer:\n{}",
+                lab.logs()
+            );
+            assert_eq!(fences, Some(0.0));
+        } else {
+            assert_eq!(answers, Vec::<String>::new(), "fence: nobody may answer");
+            assert_eq!(fences, Some(1.0));
+        }
+        // The quorum comes back: the owner answers again (or still), with a lease.
+        for p in lab.cluster.procs.iter_mut().skip(1) {
+            p.start(&[]);
+        }
+        let back = lab.wait_owner(v4, Duration::from_secs(20)).await;
+        assert_eq!(back, owner, "the owner should be kept");
+    }
+}
