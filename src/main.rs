@@ -43,6 +43,10 @@ enum Command {
     /// Run a node's speaker: answer ARP and NDP for the addresses the controller leader
     /// assigns this node, under a lease (fenced the moment it runs out).
     Speaker(cli::speaker::SpeakerArgs),
+    /// As root: build a virtual LAN of network namespaces (3 nodes, each a controller member
+    /// and a speaker, and a client), allocate the example Services, show the client resolving
+    /// each address to its owner, time a failover, and remove everything.
+    Demo(cli::demo::DemoArgs),
     /// Call a controller's admin API: status, members, pools, services, allocate, explain,
     /// release, reservations, config.
     Ctl(cli::ctl::CtlArgs),
@@ -77,5 +81,6 @@ fn main() -> Result<ExitCode> {
         Command::Controller(args) => actor_system(cli::serve::controller(args)),
         Command::Standalone(args) => actor_system(cli::serve::standalone(args)),
         Command::Speaker(args) => actor_system(cli::speaker::run(args)),
+        Command::Demo(args) => runtime()?.block_on(cli::demo::run(args)),
     }
 }

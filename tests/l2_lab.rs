@@ -11,7 +11,7 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use ironlb::lab::capture::{self, Capture};
-use ironlb::lab::l2::{self, L2Lab, L2Options};
+use ironlb::lab::l2::{self, now_epoch, L2Lab, L2Options, Pinger};
 use ironlb::lab::netns::{self, Lan};
 use tokio::sync::{Mutex, MutexGuard};
 
@@ -50,54 +50,6 @@ fn neighbour(lab: &L2Lab, addr: IpAddr) -> Option<String> {
         }
     }
     None
-}
-
-/// A client pinging `addr` every 10 ms with timestamps (`ping -D`), until dropped.
-struct Pinger {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl Pinger {
-    fn start(lab: &L2Lab, addr: IpAddr, tag: &str) -> Pinger {
-        let log = lab.cluster.dir.path().join(format!("ping-{tag}.log"));
-        let a = addr.to_string();
-        let child = Lan::spawn_in(
-            &lab.lan.client().netns,
-            &["ping", "-D", "-n", "-i", "0.01", &a],
-            &log,
-        );
-        Pinger { child, log }
-    }
-
-    /// The reply times seen so far (seconds since the epoch).
-    fn replies(&self) -> Vec<f64> {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        text.lines()
-            .filter(|l| l.contains("bytes from"))
-            .filter_map(|l| l.strip_prefix('[')?.split(']').next()?.parse().ok())
-            .collect()
-    }
-
-    /// The longest gap between replies after `since` (seconds since the epoch).
-    fn longest_gap_after(&self, since: f64) -> f64 {
-        let r: Vec<f64> = self.replies().into_iter().filter(|t| *t >= since).collect();
-        r.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max)
-    }
-}
-
-impl Drop for Pinger {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn now_epoch() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

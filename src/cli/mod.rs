@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod ctl;
+pub mod demo;
 pub mod serve;
 pub mod speaker;
 pub mod table;

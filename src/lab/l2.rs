@@ -218,6 +218,26 @@ impl L2Lab {
         }
     }
 
+    /// The node fails: its links go down and its speaker is killed (SIGKILL), so neither it
+    /// nor its kernel answers anything any more.
+    pub fn fail_node(&mut self, node: usize) {
+        self.lan.link_down(node);
+        self.speakers[node].kill();
+    }
+
+    /// The failed node comes back: links up, speaker started.
+    pub fn revive_node(&mut self, node: usize) {
+        self.lan.link_up(node);
+        self.speakers[node].start();
+    }
+
+    /// The index of the node hosting the Raft leader, if a node does.
+    pub async fn leader_node(&self) -> Option<usize> {
+        let leader = self.cluster.leader().await;
+        let ns = self.cluster.procs[leader].netns.as_deref()?;
+        self.lan.nodes.iter().position(|n| n.netns == ns)
+    }
+
     /// Installs a configuration.
     pub async fn configure(&self, yaml: &str) {
         put_config(&self.cluster.client(), yaml).await;
@@ -354,6 +374,19 @@ impl L2Lab {
         }
     }
 
+    /// Makes `addr` on-link for the client's `eth0`, so it asks for it by ARP or NDP even when
+    /// it lies outside the LAN's own subnet (as an address from any pool may).
+    pub fn route_on_link(&self, addr: IpAddr) {
+        let prefix = match addr {
+            IpAddr::V4(a) => format!("{a}/32"),
+            IpAddr::V6(a) => format!("{a}/128"),
+        };
+        Lan::exec_in(
+            &self.lan.client().netns,
+            &["ip", "route", "replace", &prefix, "dev", "eth0"],
+        );
+    }
+
     /// Whether the client's `ping` gets an answer from `addr`.
     pub fn ping(&self, addr: IpAddr) -> bool {
         let a = addr.to_string();
@@ -399,4 +432,78 @@ pub fn resolve_from(netns: &str, addr: IpAddr, iface: &str) -> Vec<String> {
     macs.sort();
     macs.dedup();
     macs
+}
+
+/// A client pinging an address every 10 ms with timestamps (`ping -D`), until dropped.
+pub struct Pinger {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Pinger {
+    /// Starts pinging `addr` from the lab's client; the log goes beside the lab's others.
+    pub fn start(lab: &L2Lab, addr: IpAddr, tag: &str) -> Pinger {
+        Pinger::start_in(
+            &lab.lan.client().netns,
+            addr,
+            &lab.cluster.dir.path().join(format!("ping-{tag}.log")),
+        )
+    }
+
+    /// Starts pinging `addr` from namespace `netns`, logging to `log`.
+    pub fn start_in(netns: &str, addr: IpAddr, log: &Path) -> Pinger {
+        let a = addr.to_string();
+        let child = Lan::spawn_in(netns, &["ping", "-D", "-n", "-i", "0.01", &a], log);
+        Pinger {
+            child,
+            log: log.to_path_buf(),
+        }
+    }
+
+    /// The reply times seen so far (seconds since the epoch).
+    pub fn replies(&self) -> Vec<f64> {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        text.lines()
+            .filter(|l| l.contains("bytes from"))
+            .filter_map(|l| l.strip_prefix('[')?.split(']').next()?.parse().ok())
+            .collect()
+    }
+
+    /// The longest gap between replies from `since` on (seconds since the epoch), counting
+    /// from the last reply before `since`.
+    pub fn longest_gap_after(&self, since: f64) -> f64 {
+        let all = self.replies();
+        let start = all.iter().rposition(|t| *t < since).unwrap_or(0);
+        all[start..]
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .fold(0.0, f64::max)
+    }
+
+    /// Waits until a reply arrives after `since`; false if none within `within`.
+    pub async fn wait_reply_after(&self, since: f64, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if self.replies().iter().any(|t| *t > since) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+}
+
+impl Drop for Pinger {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Now, in seconds since the epoch (what `ping -D` prints).
+pub fn now_epoch() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default()
 }

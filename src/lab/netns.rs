@@ -211,6 +211,15 @@ impl Lan {
             "dev",
             &host_if,
         ]);
+        // The host answers ARP on its leg only for the leg's own address: the lab must not
+        // reach the host's other addresses (on this machine's network, say) by accident.
+        for (key, value) in [("arp_ignore", "1"), ("arp_announce", "2")] {
+            run(&[
+                "sysctl",
+                "-qw",
+                &format!("net.ipv4.conf.{host_if}.{key}={value}"),
+            ]);
+        }
         run(&["ip", "link", "set", &host_if, "up"]);
         for i in 0..opts.nodes {
             let n = (i + 1) as u8;
@@ -320,6 +329,31 @@ impl Lan {
         run(&["ip", "-n", netns, "addr", "add", v4, "dev", ifname]);
         run(&["ip", "-n", netns, "addr", "add", v6, "dev", ifname, "nodad"]);
         run(&["ip", "-n", netns, "link", "set", ifname, "up"]);
+    }
+
+    /// Takes a node's links down, as if it lost power (its IPv6 addresses go with them).
+    pub fn link_down(&self, node: usize) {
+        let n = &self.nodes[node];
+        for (ifname, present) in [("eth0", true), ("eth1", n.lan2.is_some())] {
+            if present {
+                Lan::exec_in(&n.netns, &["ip", "link", "set", ifname, "down"]);
+            }
+        }
+    }
+
+    /// Brings a node's links back up, with their IPv6 addresses.
+    pub fn link_up(&self, node: usize) {
+        let n = &self.nodes[node];
+        let i = (node + 1) as u16;
+        let mut legs = vec![("eth0", n.addr6)];
+        if n.lan2.is_some() {
+            legs.push(("eth1", Ipv6Addr::new(0x2001, 0xdb8, 0x113, 0, 0, 0, 0, i)));
+        }
+        for (ifname, v6) in legs {
+            Lan::exec_in(&n.netns, &["ip", "link", "set", ifname, "up"]);
+            let a = format!("{v6}/64");
+            Lan::try_exec_in(&n.netns, &["ip", "addr", "add", &a, "dev", ifname, "nodad"]);
+        }
     }
 
     /// Runs a command inside a namespace; panics if it fails.
