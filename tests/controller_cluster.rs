@@ -265,7 +265,14 @@ async fn membership_goes_from_three_to_five_to_three_without_losing_availability
         };
         assert!(m.members.iter().all(|x| x.id != id));
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Keep the load on until it has done some work on the final membership too.
+    let before = ok.load(std::sync::atomic::Ordering::Relaxed);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ok.load(std::sync::atomic::Ordering::Relaxed) < (before + 5).max(11)
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     load.await.unwrap();
     let failures = failures.lock().await.clone();

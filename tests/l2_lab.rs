@@ -7,7 +7,6 @@
 
 use std::net::IpAddr;
 use std::path::Path;
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 use ironlb::lab::capture::{self, Capture};
@@ -277,7 +276,7 @@ async fn no_two_nodes_answer_at_once_over_twenty_failovers_and_a_partition() {
     for i in 0..3 {
         lab.lan.heal(i);
     }
-    let _ = _ndisc.kill();
+    _ndisc.kill();
     let answers = cap.stop();
     let client_mac = vec![client.mac.clone()];
     let owners_seen: std::collections::BTreeSet<&str> = answers
@@ -377,7 +376,7 @@ async fn a_failing_health_check_moves_the_address_away() {
     };
     let lab = L2Lab::start(bin(), L2Options::default()).await;
     // A backend on every node, on 127.0.0.1:8080 of its namespace.
-    let mut backends: Vec<Child> = lab
+    let mut backends: Vec<netns::Background> = lab
         .lan
         .nodes
         .iter()
@@ -414,8 +413,7 @@ async fn a_failing_health_check_moves_the_address_away() {
     let owner = lab.node_index(&owner_name);
     lab.wait_owner(v4, Duration::from_secs(10)).await;
     // The owner's backend dies: the address goes to a node whose check passes.
-    let _ = backends[owner].kill();
-    let _ = backends[owner].wait();
+    backends[owner].kill();
     let moved = lab
         .wait_committed_owner(v4, Some(&owner_name), Duration::from_secs(15))
         .await;
@@ -429,10 +427,7 @@ async fn a_failing_health_check_moves_the_address_away() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    for b in &mut backends {
-        let _ = b.kill();
-        let _ = b.wait();
-    }
+    drop(backends);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -454,19 +449,28 @@ async fn killing_the_controller_leader_lets_no_lease_run_out() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     for node in 0..3 {
         assert_eq!(
-            lab.speaker_metric(node, "ironlb_speaker_fences_total").await,
+            lab.speaker_metric(node, "ironlb_speaker_fences_total")
+                .await,
             Some(0.0),
             "speaker {node} fenced during the leader change:\n{}",
             lab.logs()
         );
     }
     let gap = pinger.longest_gap_after(since);
-    assert!(gap < 0.2, "the client saw a {gap:.3} s outage:\n{}", lab.logs());
-    assert_eq!(lab.resolve(v4, "eth0"), vec![lab.lan.nodes[owner].mac.clone()]);
+    assert!(
+        gap < 0.2,
+        "the client saw a {gap:.3} s outage:\n{}",
+        lab.logs()
+    );
+    assert_eq!(
+        lab.resolve(v4, "eth0"),
+        vec![lab.lan.nodes[owner].mac.clone()]
+    );
     // The new leader keeps the owner, and allocations go on.
     lab.cluster.procs[leader].start(&[]);
     let next = v4_of(&lab.allocate(&l2::service("default", "after", "")).await);
-    lab.wait_committed_owner(next, None, Duration::from_secs(10)).await;
+    lab.wait_committed_owner(next, None, Duration::from_secs(10))
+        .await;
     assert_eq!(
         lab.owners().await[&v4].as_deref(),
         Some(lab.speakers[owner].name.as_str())

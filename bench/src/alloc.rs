@@ -11,7 +11,7 @@
 
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -69,13 +69,14 @@ pub fn run(opts: &Options) -> Result<()> {
         opts.allocations < POOL_SIZE as usize / 2,
         "--allocations must stay below half the pool ({POOL_CIDR}) so spread offsets never wrap"
     );
-    let bin = build_release_binary()?;
+    let bin = crate::common::build_release_binary()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
     let ours = rt.block_on(ours(&bin, opts))?;
-    let etcd_bin = which("etcd").context("etcd (Debian package etcd-server) is not installed")?;
+    let etcd_bin = crate::common::which("etcd")
+        .context("etcd (Debian package etcd-server) is not installed")?;
     let base = rt.block_on(baseline(&etcd_bin, opts))?;
     let ratio = ours.ops_per_s() / base.ops_per_s();
     if !opts.json {
@@ -169,63 +170,6 @@ fn round2(x: f64) -> f64 {
 /// Prints a progress line on stderr (stdout is kept for the JSON line).
 macro_rules! progress {
     ($($arg:tt)*) => { eprintln!("[alloc] {}", format_args!($($arg)*)) };
-}
-
-/// Builds the release `ironlb` binary with the cargo that runs this benchmark and returns its
-/// path (taken from cargo's own report, so a custom target directory is honoured).
-fn build_release_binary() -> Result<PathBuf> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .context("the bench crate lives inside the workspace")?;
-    progress!("building the release ironlb binary");
-    let out = Command::new(cargo)
-        .current_dir(root)
-        // Selecting the bench crate too unifies features as `cargo run -p ironlb-bench` does,
-        // so this build does not undo that one (and the next run rebuild everything again).
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "ironlb-bench",
-            "-p",
-            "ironlb",
-            "--bin",
-            "ironlb",
-        ])
-        .arg("--message-format=json-render-diagnostics")
-        .stderr(Stdio::inherit())
-        .output()
-        .context("running cargo build")?;
-    ensure!(
-        out.status.success(),
-        "cargo build --release -p ironlb failed ({})",
-        out.status
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    for line in text.lines() {
-        let Ok(msg) = serde_json::from_str::<Value>(line) else {
-            continue;
-        };
-        let is_bin = msg["reason"] == "compiler-artifact"
-            && msg["target"]["name"] == "ironlb"
-            && msg["target"]["kind"]
-                .as_array()
-                .is_some_and(|k| k.iter().any(|k| k == "bin"));
-        if let (true, Some(exe)) = (is_bin, msg["executable"].as_str()) {
-            return Ok(PathBuf::from(exe));
-        }
-    }
-    bail!("cargo build did not report the ironlb executable")
-}
-
-/// The first `name` on `PATH`.
-fn which(name: &str) -> Result<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-        .ok_or_else(|| anyhow!("{name} not found on PATH"))
 }
 
 /// An HTTP client for `clients` concurrent workers: one kept-alive connection each.

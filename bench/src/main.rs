@@ -2,6 +2,8 @@
 //! so figures can be compared between runs.
 
 mod alloc;
+mod common;
+mod failover;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -48,6 +50,17 @@ enum Scenario {
         /// Where etcd's clients send their transactions.
         #[arg(long, value_enum, default_value_t = alloc::EtcdTarget::Leader)]
         etcd_target: alloc::EtcdTarget,
+        /// Print only the JSON line on stdout and no summary (progress still goes to stderr).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Layer 2 failover (root): the client's ping outage when the owner's node fails, ironlb
+    /// with default and tuned leases against keepalived VRRP at its default and at the same
+    /// detection budget; and whether two MACs ever answered at once.
+    Failover {
+        /// Failures per configuration.
+        #[arg(long, default_value_t = 20)]
+        trials: usize,
         /// Print only the JSON line on stdout and no summary (progress still goes to stderr).
         #[arg(long)]
         json: bool,
@@ -158,6 +171,7 @@ fn main() -> Result<()> {
             });
             println!("{out}");
         }
+        Scenario::Failover { trials, json } => failover::run(&failover::Options { trials, json })?,
         Scenario::Alloc {
             allocations,
             clients,

@@ -405,7 +405,7 @@ mod tests {
             .insert(InterfaceName::new("eth1").unwrap());
         ns.insert(node("c"), edge_with_eth1.clone());
         assert_eq!(
-            run(&c, &[dark.clone()], &ns, &BTreeMap::new(), &[]),
+            run(&c, std::slice::from_ref(&dark), &ns, &BTreeMap::new(), &[]),
             vec![(dark.address, Some(node("c")))]
         );
         assert_eq!(
@@ -431,10 +431,13 @@ mod tests {
             services: vec!["d/x".parse().unwrap()],
         };
         let ns = nodes(&["a"]);
-        assert_eq!(run(&c, &[dark.clone()], &ns, &BTreeMap::new(), &[]), vec![]);
+        assert_eq!(
+            run(&c, std::slice::from_ref(&dark), &ns, &BTreeMap::new(), &[]),
+            vec![]
+        );
         let owners = [(dark.address, node("a"))].into();
         assert_eq!(
-            run(&c, &[dark.clone()], &ns, &owners, &[]),
+            run(&c, std::slice::from_ref(&dark), &ns, &owners, &[]),
             vec![(dark.address, None)]
         );
         // A released address (no longer a target) loses its owner too.

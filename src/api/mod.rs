@@ -379,24 +379,40 @@ async fn add_member(State(a): State<Shared>, req: Request) -> Response {
             Err(e) => return Err(ApiError::unavailable(format!("adding learner: {e}")).into()),
         }
         if add.voter {
-            let voters: std::collections::BTreeSet<NodeId> = a
-                .raft
-                .metrics()
-                .borrow()
-                .membership_config
-                .membership()
-                .voter_ids()
-                .chain([add.id])
-                .collect();
-            a.raft
-                .change_membership(voters, false)
-                .await
-                .map_err(|e| ApiError::unavailable(format!("making member a voter: {e}")))?;
+            // A relative change, so that members joining together cannot undo each other (a
+            // whole voter set computed before another join landed would drop that member);
+            // one waits for the other's change to finish rather than failing.
+            let change = openraft::ChangeMembers::AddVoterIds([add.id].into());
+            change_membership_retrying(&a, change, "making member a voter").await?;
         }
         let m = a.raft.metrics().borrow().clone();
         Ok(json(&views::Members::new(&m)))
     })
     .await
+}
+
+/// Changes membership (without keeping removed voters as learners), waiting out a change already
+/// in progress for up to the write timeout.
+async fn change_membership_retrying(
+    a: &Admin,
+    change: openraft::ChangeMembers<NodeId, Member>,
+    what: &str,
+) -> Result<(), Failure> {
+    let deadline = Instant::now() + a.write_timeout;
+    loop {
+        match a.raft.change_membership(change.clone(), false).await {
+            Ok(_) => return Ok(()),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                return Err(Failure::NotLeader(leader_ref(f.leader_id, f.leader_node)))
+            }
+            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(
+                openraft::error::ChangeMembershipError::InProgress(_),
+            ))) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => return Err(ApiError::unavailable(format!("{what}: {e}")).into()),
+        }
+    }
 }
 
 async fn remove_member(State(a): State<Shared>, Path(id): Path<NodeId>, req: Request) -> Response {
@@ -406,21 +422,11 @@ async fn remove_member(State(a): State<Shared>, Path(id): Path<NodeId>, req: Req
         if membership.nodes().all(|(n, _)| *n != id) {
             return Err(ApiError::not_found(format!("member {id} is not in the cluster")).into());
         }
-        let voters: std::collections::BTreeSet<NodeId> = membership
-            .membership()
-            .voter_ids()
-            .filter(|v| *v != id)
-            .collect();
-        if voters.is_empty() {
+        if membership.membership().voter_ids().all(|v| v == id) {
             return Err(ApiError::bad_request("cannot remove the last voter").into());
         }
-        match a.raft.change_membership(voters, false).await {
-            Ok(_) => {}
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                return Err(Failure::NotLeader(leader_ref(f.leader_id, f.leader_node)))
-            }
-            Err(e) => return Err(ApiError::unavailable(format!("removing member: {e}")).into()),
-        }
+        let change = openraft::ChangeMembers::RemoveVoters([id].into());
+        change_membership_retrying(&a, change, "removing member").await?;
         let m = a.raft.metrics().borrow().clone();
         Ok(json(&views::Members::new(&m)))
     })

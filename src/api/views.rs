@@ -32,6 +32,9 @@ pub struct Status {
     pub snapshot_index: Option<u64>,
     /// Voters and learners.
     pub members: usize,
+    /// Voters only.
+    #[serde(default)]
+    pub voters: usize,
     /// Revision of the configuration in force (0: none).
     pub config_revision: u64,
     /// Services holding addresses.
@@ -56,6 +59,7 @@ impl Status {
             applied_index: figures.applied_index,
             snapshot_index: m.snapshot.map(|s| s.index),
             members: figures.members,
+            voters: m.membership_config.membership().voter_ids().count(),
             config_revision: state.config_revision,
             allocations: state.allocator.allocation_count(),
         }

@@ -53,7 +53,9 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         .collect::<Result<_, _>>()?;
     let bin = std::env::current_exe().context("finding the ironlb binary")?;
 
-    println!("ironlb demo: the real controller and speakers in a virtual LAN of network namespaces.");
+    println!(
+        "ironlb demo: the real controller and speakers in a virtual LAN of network namespaces."
+    );
     step(1, "building a LAN of 3 nodes and a client, and starting on each node a controller member and a speaker");
     let t = Instant::now();
     let lab = L2Lab::start(&bin, L2Options::default()).await;
@@ -68,9 +70,15 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         println!("      node{}  {}  {}  {}", i + 1, n.addr, n.addr6, n.mac);
     }
     let client = lab.lan.client();
-    println!("      client {}  {}  {}", client.addr, client.addr6, client.mac);
+    println!(
+        "      client {}  {}  {}",
+        client.addr, client.addr6, client.mac
+    );
 
-    step(2, &format!("installing the configuration in {}", args.config.display()));
+    step(
+        2,
+        &format!("installing the configuration in {}", args.config.display()),
+    );
     lab.configure(&text).await;
     println!("      validated and committed to Raft");
 
@@ -90,7 +98,11 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
                     addresses.entry(a).or_default().push(r.service.to_string());
                 }
             }
-            Ok(r) => println!("      {:<24} no address: {}", r.service.to_string(), r.explain),
+            Ok(r) => println!(
+                "      {:<24} no address: {}",
+                r.service.to_string(),
+                r.explain
+            ),
             Err(e) => println!("      refused: {e}"),
         }
     }
@@ -98,7 +110,10 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         bail!("no Service got an address");
     }
 
-    step(4, "the client asks who has each address (arping, ndisc6) and pings it");
+    step(
+        4,
+        "the client asks who has each address (arping, ndisc6) and pings it",
+    );
     // Owners follow allocations by a commit or two; addresses of pools no L2Advertisement
     // covers never get one.
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -127,12 +142,20 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
                 None => m.clone(),
             })
             .collect();
-        let ping = if lab.ping(*a) { "ping ok" } else { "no ping reply" };
+        let ping = if lab.ping(*a) {
+            "ping ok"
+        } else {
+            "no ping reply"
+        };
         println!(
             "      {:<18} {:<24} -> {}  {ping}",
             a.to_string(),
             addresses[a].join(","),
-            if who.is_empty() { "no answer".to_string() } else { who.join(", ") }
+            if who.is_empty() {
+                "no answer".to_string()
+            } else {
+                who.join(", ")
+            }
         );
     }
 
@@ -140,13 +163,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     // adds an election to the failover (shown, but not the common case).
     let leader_node = lab.leader_node().await;
     let owners = lab.owners().await;
-    let owner_of = |a: &IpAddr| {
-        owners
-            .get(a)
-            .cloned()
-            .flatten()
-            .map(|n| lab.node_index(&n))
-    };
+    let owner_of = |a: &IpAddr| owners.get(a).cloned().flatten().map(|n| lab.node_index(&n));
     let Some(&target) = announced
         .iter()
         .filter(|a| a.is_ipv4())
@@ -178,14 +195,15 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     let new_owner = lab
         .wait_committed_owner(target, Some(&gone), Duration::from_secs(10))
         .await;
-    if !pinger.wait_reply_after(now_epoch(), Duration::from_secs(5)).await {
+    if !pinger
+        .wait_reply_after(now_epoch(), Duration::from_secs(5))
+        .await
+    {
         bail!("the client never got a reply again from {target}");
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let outage = pinger.longest_gap_after(killed_at);
-    println!(
-        "      {new_owner} took over {target}; the client's pings stopped for {outage:.3} s"
-    );
+    println!("      {new_owner} took over {target}; the client's pings stopped for {outage:.3} s");
     println!(
         "      (the lease, 1 s, and the margin, 0.2 s, ran out; then one Raft commit and a gratuitous ARP{})",
         if leader_node == Some(owner) { ", after electing a new Raft leader" } else { "" }
@@ -202,10 +220,7 @@ fn read_all(path: &std::path::Path) -> Result<String> {
     if path.is_dir() {
         let mut names: Vec<PathBuf> = std::fs::read_dir(path)?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.extension()
-                    .is_some_and(|x| x == "yaml" || x == "yml")
-            })
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
             .collect();
         names.sort();
         let mut out = String::new();

@@ -112,9 +112,18 @@ pub struct Cluster {
 impl Cluster {
     /// An empty cluster (no members yet) using `bin`.
     pub fn new(bin: &std::path::Path) -> Cluster {
+        let mut dir = tempfile::Builder::new()
+            .prefix("ironlb-lab-")
+            .tempdir()
+            .expect("tempdir");
+        // IRONLB_KEEP_LOGS=1 keeps the data and logs for a post-mortem.
+        if std::env::var_os("IRONLB_KEEP_LOGS").is_some() {
+            dir.disable_cleanup(true);
+            eprintln!("keeping the lab's files in {}", dir.path().display());
+        }
         Cluster {
             procs: Vec::new(),
-            dir: tempfile::tempdir().expect("tempdir"),
+            dir,
             bin: bin.to_path_buf(),
         }
     }
@@ -181,14 +190,14 @@ impl Cluster {
         )
     }
 
-    /// Waits until every running member reports `n` members and a leader.
+    /// Waits until every running member reports `n` voting members and a leader.
     pub async fn wait_members(&self, n: usize) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let mut ok = true;
             for p in self.procs.iter().filter(|p| p.child.is_some()) {
                 match p.client().get::<Status>("/v1/status").await {
-                    Ok(s) if s.members == n && s.leader.is_some() => {}
+                    Ok(s) if s.members == n && s.voters == n && s.leader.is_some() => {}
                     _ => ok = false,
                 }
             }

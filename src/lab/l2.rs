@@ -27,6 +27,9 @@ pub struct L2Options {
     pub controller_args: Vec<String>,
     /// Extra arguments of every speaker.
     pub speaker_args: Vec<String>,
+    /// Whether the nodes running a controller also run a speaker (false: a separate control
+    /// plane, as when the StatefulSet runs on control-plane nodes).
+    pub speakers_on_controller_nodes: bool,
 }
 
 impl Default for L2Options {
@@ -37,6 +40,7 @@ impl Default for L2Options {
             second_lan: false,
             controller_args: Vec::new(),
             speaker_args: Vec::new(),
+            speakers_on_controller_nodes: true,
         }
     }
 }
@@ -208,7 +212,9 @@ impl L2Lab {
                 log: cluster.dir.path().join(format!("speaker{}.log", i + 1)),
                 bin: bin.to_path_buf(),
             };
-            s.start();
+            if opts.speakers_on_controller_nodes || i >= opts.controllers {
+                s.start();
+            }
             speakers.push(s);
         }
         L2Lab {
@@ -229,6 +235,12 @@ impl L2Lab {
     pub fn revive_node(&mut self, node: usize) {
         self.lan.link_up(node);
         self.speakers[node].start();
+    }
+
+    /// Whether a node's speaker holds a lease (its `/readyz`).
+    pub async fn speaker_ready(&self, node: usize) -> bool {
+        let url = format!("http://{}:7472/readyz", self.lan.nodes[node].addr);
+        matches!(reqwest::get(&url).await, Ok(r) if r.status().is_success())
     }
 
     /// The index of the node hosting the Raft leader, if a node does.
@@ -436,7 +448,7 @@ pub fn resolve_from(netns: &str, addr: IpAddr, iface: &str) -> Vec<String> {
 
 /// A client pinging an address every 10 ms with timestamps (`ping -D`), until dropped.
 pub struct Pinger {
-    child: Child,
+    _child: super::netns::Background,
     log: PathBuf,
 }
 
@@ -455,7 +467,7 @@ impl Pinger {
         let a = addr.to_string();
         let child = Lan::spawn_in(netns, &["ping", "-D", "-n", "-i", "0.01", &a], log);
         Pinger {
-            child,
+            _child: child,
             log: log.to_path_buf(),
         }
     }
@@ -490,13 +502,6 @@ impl Pinger {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         false
-    }
-}
-
-impl Drop for Pinger {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -12,6 +12,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::process::{Child, Command, Output, Stdio};
+
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Whether this host can run the lab (root, `ip`, `iptables`); the reason if not.
@@ -132,6 +133,37 @@ impl Default for LanOptions {
             router: false,
             second_lan: false,
         }
+    }
+}
+
+/// A background process group, killed (SIGKILL) and reaped when dropped.
+pub struct Background {
+    child: Option<Child>,
+}
+
+impl Background {
+    /// Its process id (and process group id).
+    pub fn id(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Kills the whole group now.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: kill(2) with a negative pid signals the process group; no memory is
+            // involved.
+            unsafe {
+                libc::kill(-(c.id() as i32), libc::SIGKILL);
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 
@@ -372,21 +404,26 @@ impl Lan {
             .unwrap_or_else(|e| panic!("running {args:?} in {netns}: {e}"))
     }
 
-    /// Starts a command inside a namespace in the background, its output to `log`.
-    pub fn spawn_in(netns: &str, args: &[&str], log: &std::path::Path) -> Child {
+    /// Starts a command inside a namespace in the background, its output to `log`; it and
+    /// everything it starts are killed when the handle is dropped.
+    pub fn spawn_in(netns: &str, args: &[&str], log: &std::path::Path) -> Background {
+        use std::os::unix::process::CommandExt;
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)
             .expect("log file");
-        Command::new("ip")
+        let child = Command::new("ip")
             .args(["netns", "exec", netns])
             .args(args)
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log file handle"))
             .stderr(file)
+            // Its own process group, so a shell loop's children go with it.
+            .process_group(0)
             .spawn()
-            .unwrap_or_else(|e| panic!("starting {args:?} in {netns}: {e}"))
+            .unwrap_or_else(|e| panic!("starting {args:?} in {netns}: {e}"));
+        Background { child: Some(child) }
     }
 
     /// Runs a command inside a node's namespace.

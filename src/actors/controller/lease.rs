@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use actix::{Actor, Addr, AsyncContext, Context, Handler, Message};
+use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, SpawnHandle};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -68,13 +68,18 @@ pub struct Leadership {
     pub term: Option<u64>,
 }
 
+/// Checks whether `node` is dead (sent at `granted + dead_after` of its last granted beat).
 #[derive(Message)]
 #[rtype(result = "()")]
-struct Sweep;
+struct Expire {
+    node: NodeName,
+}
 
 struct Tracked {
     /// When the last heartbeat that got a lease arrived.
     granted: Instant,
+    /// The timer that declares it dead unless another heartbeat comes first.
+    timer: SpawnHandle,
 }
 
 /// Heartbeats in, leases and dead or alive verdicts out (leader only).
@@ -111,15 +116,13 @@ impl Actor for LeaseTracker {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(4096);
-        let every = (self.timing.margin / 4).max(std::time::Duration::from_millis(5));
-        ctx.run_interval(every, |_, ctx| ctx.notify(Sweep));
     }
 }
 
 impl Handler<Beat> for LeaseTracker {
     type Result = ();
 
-    fn handle(&mut self, msg: Beat, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: Beat, ctx: &mut Context<Self>) {
         if !self.may_grant(Instant::now()) {
             let _ = msg.tx.try_send(ToSpeaker::NoQuorum);
             return;
@@ -133,12 +136,23 @@ impl Handler<Beat> for LeaseTracker {
             // The session is gone or stuck: no lease was given, so none is counted.
             return;
         }
-        self.nodes.insert(
+        // A timer per node, reset by every granted heartbeat: the verdict comes the moment
+        // the lease and the margin have passed, not at the next tick of a sweep.
+        let timer = ctx.notify_later(
+            Expire {
+                node: msg.node.clone(),
+            },
+            self.timing.dead_after(),
+        );
+        if let Some(old) = self.nodes.insert(
             msg.node.clone(),
             Tracked {
                 granted: msg.received,
+                timer,
             },
-        );
+        ) {
+            ctx.cancel_future(old.timer);
+        }
         self.publisher.do_send(publisher::Report {
             node: msg.node,
             conn: msg.conn,
@@ -151,9 +165,11 @@ impl Handler<Beat> for LeaseTracker {
 impl Handler<Drain> for LeaseTracker {
     type Result = ();
 
-    fn handle(&mut self, msg: Drain, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: Drain, ctx: &mut Context<Self>) {
         tracing::info!(node = %msg.node, "speaker drains");
-        self.nodes.remove(&msg.node);
+        if let Some(t) = self.nodes.remove(&msg.node) {
+            ctx.cancel_future(t.timer);
+        }
         self.publisher.do_send(publisher::NodeGone {
             node: msg.node,
             why: Gone::Drained(msg.tx),
@@ -183,33 +199,33 @@ impl Handler<Confirmed> for LeaseTracker {
 impl Handler<Leadership> for LeaseTracker {
     type Result = ();
 
-    fn handle(&mut self, msg: Leadership, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: Leadership, ctx: &mut Context<Self>) {
         self.leading = msg.term.is_some();
         self.confirmed = None;
         // Leases granted by an earlier leadership are not ours to track.
-        self.nodes.clear();
+        for (_, t) in std::mem::take(&mut self.nodes) {
+            ctx.cancel_future(t.timer);
+        }
     }
 }
 
-impl Handler<Sweep> for LeaseTracker {
+impl Handler<Expire> for LeaseTracker {
     type Result = ();
 
-    fn handle(&mut self, _: Sweep, _: &mut Context<Self>) {
-        let now = Instant::now();
+    fn handle(&mut self, msg: Expire, _: &mut Context<Self>) {
         let dead_after = self.timing.dead_after();
-        let dead: Vec<NodeName> = self
+        let expired = self
             .nodes
-            .iter()
-            .filter(|(_, t)| now.saturating_duration_since(t.granted) > dead_after)
-            .map(|(n, _)| n.clone())
-            .collect();
-        for node in dead {
-            tracing::warn!(%node, after = ?dead_after, "speaker is dead: no heartbeat");
-            self.nodes.remove(&node);
-            self.publisher.do_send(publisher::NodeGone {
-                node,
-                why: Gone::Dead,
-            });
+            .get(&msg.node)
+            .is_some_and(|t| t.granted.elapsed() >= dead_after);
+        if !expired {
+            return;
         }
+        tracing::warn!(node = %msg.node, after = ?dead_after, "speaker is dead: no heartbeat");
+        self.nodes.remove(&msg.node);
+        self.publisher.do_send(publisher::NodeGone {
+            node: msg.node,
+            why: Gone::Dead,
+        });
     }
 }

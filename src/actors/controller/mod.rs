@@ -118,10 +118,6 @@ impl std::fmt::Debug for SpeakerHub {
     }
 }
 
-/// How long to wait for more state changes before re-reading the view: one read covers a burst
-/// of applied entries.
-const VIEW_DEBOUNCE: Duration = Duration::from_millis(5);
-
 impl SpeakerHub {
     /// Starts the actors and the tasks that feed them: leadership changes, quorum confirmations
     /// and the applied state.
@@ -165,10 +161,11 @@ impl SpeakerHub {
             });
         }
 
-        // Quorum confirmations while leading: what makes a lease grant safe.
+        // Quorum confirmations while leading: what makes a lease grant, and an owner move,
+        // safe.
         {
             let raft = raft.clone();
-            let tracker = tracker.clone();
+            let (tracker, publisher) = (tracker.clone(), publisher.clone());
             let window = timing.grant_window();
             tokio::spawn(async move {
                 loop {
@@ -178,7 +175,11 @@ impl SpeakerHub {
                         if let Ok(Ok(_)) =
                             tokio::time::timeout(window, raft.get_read_log_id()).await
                         {
-                            if tracker.try_send(lease::Confirmed { at: asked }).is_err() {
+                            if tracker.try_send(lease::Confirmed { at: asked }).is_err()
+                                || publisher
+                                    .try_send(publisher::Confirmed { at: asked })
+                                    .is_err()
+                            {
                                 return;
                             }
                         }
@@ -193,6 +194,9 @@ impl SpeakerHub {
             let publisher = publisher.clone();
             tokio::spawn(async move {
                 loop {
+                    // Marks the change seen before reading: whatever is applied while the read
+                    // runs wakes the next round, so bursts coalesce without any added wait.
+                    applied.borrow_and_update();
                     let view = L2View::read(&*state.read().await);
                     if publisher.try_send(publisher::ViewChanged(view)).is_err() {
                         return;
@@ -200,8 +204,6 @@ impl SpeakerHub {
                     if applied.changed().await.is_err() {
                         return;
                     }
-                    tokio::time::sleep(VIEW_DEBOUNCE).await;
-                    applied.borrow_and_update();
                 }
             });
         }

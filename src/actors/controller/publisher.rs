@@ -67,13 +67,24 @@ pub struct Leadership {
     pub term: Option<u64>,
 }
 
+/// A quorum confirmed this member's leadership for a request sent at `at`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Confirmed {
+    /// When the confirmed request was sent.
+    pub at: Instant,
+}
+
 #[derive(Message)]
 #[rtype(result = "()")]
 struct Tick;
 
 struct Leading {
     term: u64,
-    since: Instant,
+    /// Since when a quorum has confirmed the leadership without a gap, if it does now.
+    confirmed_since: Option<Instant>,
+    /// The latest confirmation.
+    confirmed: Option<Instant>,
 }
 
 /// What the leader knows of one node's session.
@@ -154,7 +165,12 @@ impl AssignmentPublisher {
         let Some(leading) = &self.leading else {
             return;
         };
-        let moves_allowed = leading.since.elapsed() >= self.timing.dead_after();
+        // Owners move only after a lease and a margin of uninterrupted confirmation by a quorum:
+        // a new leader cannot know older leases, and a leader that lost its quorum has granted
+        // none meanwhile, so every node's state is stale until they all had time to report.
+        let moves_allowed = leading
+            .confirmed_since
+            .is_some_and(|c| c.elapsed() >= self.timing.dead_after());
         if !self.proposing {
             let facts: BTreeMap<NodeName, NodeFacts> = self
                 .nodes
@@ -259,7 +275,7 @@ impl AssignmentPublisher {
                     .last_full
                     .is_none_or(|t| now.duration_since(t) >= leading_heartbeat(&self.timing));
             let changed = desired != state.sent || state.sent_checks.as_ref() != Some(&checks);
-            if !full_due && !(changed && state.sent_id.is_some()) {
+            if !(full_due || changed && state.sent_id.is_some()) {
                 continue;
             }
             state.revision += 1;
@@ -421,13 +437,28 @@ impl Handler<Leadership> for AssignmentPublisher {
         self.draining.clear();
         self.departed.clear();
         self.leading = msg.term.map(|term| {
-            tracing::info!(term, wait = ?self.timing.dead_after(), "leading: owners move after one lease");
+            tracing::info!(term, "leading");
             Leading {
                 term,
-                since: Instant::now(),
+                confirmed_since: None,
+                confirmed: None,
             }
         });
         self.reconcile(ctx);
+    }
+}
+
+impl Handler<Confirmed> for AssignmentPublisher {
+    type Result = ();
+
+    fn handle(&mut self, msg: Confirmed, _: &mut Context<Self>) {
+        if let Some(l) = &mut self.leading {
+            l.confirmed = Some(l.confirmed.map_or(msg.at, |c| c.max(msg.at)));
+            if l.confirmed_since.is_none() {
+                tracing::info!(wait = ?self.timing.dead_after(), "leadership confirmed by a quorum: owners move after one lease");
+                l.confirmed_since = Some(msg.at);
+            }
+        }
     }
 }
 
@@ -435,6 +466,13 @@ impl Handler<Tick> for AssignmentPublisher {
     type Result = ();
 
     fn handle(&mut self, _: Tick, ctx: &mut Context<Self>) {
+        let window = self.timing.grant_window();
+        if let Some(l) = &mut self.leading {
+            let lapsed = l.confirmed.is_none_or(|c| c.elapsed() > window);
+            if lapsed && l.confirmed_since.take().is_some() {
+                tracing::warn!("no quorum confirms the leadership: owners stay where they are");
+            }
+        }
         self.reconcile(ctx);
     }
 }

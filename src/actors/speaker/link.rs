@@ -28,9 +28,14 @@ pub struct LinkConfig {
 }
 
 /// Pause before trying the next member after one could not help; doubled after each full round
-/// of members, up to a second.
+/// of members, up to half a second: a speaker must find a new leader well within one lease, or
+/// the leader takes it for dead and moves its addresses.
 const RETRY_MIN: Duration = Duration::from_millis(20);
-const RETRY_MAX: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_millis(500);
+
+/// Bound on opening a connection to one member (a SYN to a partitioned member is never
+/// answered): short, so the next member is tried within the same lease.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// How long a connection may stay silent before it counts as lost: a few heartbeats, each of
 /// which the leader answers at once.
@@ -44,6 +49,10 @@ pub async fn run(
     session: Addr<ControllerSession>,
     mut out: mpsc::Receiver<ToController>,
 ) {
+    let network = NetworkConfig {
+        connect_timeout: CONNECT_TIMEOUT.min(cfg.network.connect_timeout),
+        ..cfg.network.clone()
+    };
     let mut next = 0usize;
     let mut redirect: Option<String> = None;
     let mut pause = RETRY_MIN;
@@ -57,7 +66,7 @@ pub async fn run(
                     return;
                 };
                 next += 1;
-                if next % cfg.controllers.len() == 0 {
+                if next.is_multiple_of(cfg.controllers.len()) {
                     pause = (pause * 2).min(RETRY_MAX);
                 }
                 m.clone()
@@ -66,20 +75,19 @@ pub async fn run(
         let channel = Channel::Speaker {
             node: cfg.node.clone(),
         };
-        let mut transport =
-            match open_channel(&member, channel, cfg.tls.as_ref(), &cfg.network).await {
-                Ok(t) => t,
-                Err(e) => {
-                    tracing::debug!(%member, error = %e, "cannot reach controller");
-                    if session.try_send(LinkEvent::Unreachable(member)).is_err() {
-                        return;
-                    }
-                    // Drop what queued up meanwhile: stale heartbeats are worth nothing.
-                    while out.try_recv().is_ok() {}
-                    tokio::time::sleep(pause).await;
-                    continue;
+        let mut transport = match open_channel(&member, channel, cfg.tls.as_ref(), &network).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::debug!(%member, error = %e, "cannot reach controller");
+                if session.try_send(LinkEvent::Unreachable(member)).is_err() {
+                    return;
                 }
-            };
+                // Drop what queued up meanwhile: stale heartbeats are worth nothing.
+                while out.try_recv().is_ok() {}
+                tokio::time::sleep(pause).await;
+                continue;
+            }
+        };
         if session
             .try_send(LinkEvent::Connected(member.clone()))
             .is_err()

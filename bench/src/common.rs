@@ -1,0 +1,64 @@
+//! What the scenarios share: building the binary under test and finding the baselines.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use serde_json::Value;
+
+/// Builds the release `ironlb` binary with the cargo that runs this benchmark and returns its
+/// path (taken from cargo's own report, so a custom target directory is honoured).
+pub fn build_release_binary() -> Result<PathBuf> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("the bench crate lives inside the workspace")?;
+    eprintln!("[bench] building the release ironlb binary");
+    let out = Command::new(cargo)
+        .current_dir(root)
+        // Selecting the bench crate too unifies features as `cargo run -p ironlb-bench` does,
+        // so this build does not undo that one (and the next run rebuild everything again).
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "ironlb-bench",
+            "-p",
+            "ironlb",
+            "--bin",
+            "ironlb",
+        ])
+        .arg("--message-format=json-render-diagnostics")
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running cargo build")?;
+    ensure!(
+        out.status.success(),
+        "cargo build --release -p ironlb failed ({})",
+        out.status
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for line in text.lines() {
+        let Ok(msg) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let is_bin = msg["reason"] == "compiler-artifact"
+            && msg["target"]["name"] == "ironlb"
+            && msg["target"]["kind"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k == "bin"));
+        if let (true, Some(exe)) = (is_bin, msg["executable"].as_str()) {
+            return Ok(PathBuf::from(exe));
+        }
+    }
+    bail!("cargo build did not report the ironlb executable")
+}
+
+/// The first `name` on `PATH`.
+pub fn which(name: &str) -> Result<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .ok_or_else(|| anyhow!("{name} not found on PATH"))
+}
