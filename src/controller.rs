@@ -16,6 +16,7 @@ use crate::actors::controller::{LeaseTiming, SpeakerHub};
 use crate::api::client::{AdminClient, Body};
 use crate::api::metrics::Metrics;
 use crate::api::{self, Admin};
+use crate::k8s::reconciler::{Reconciler, ReconcilerConfig};
 use crate::raft::network::{NetworkConfig, NetworkFactory, RaftServer, TlsConfig, TlsError};
 use crate::raft::{
     self, Command, Member, NodeId, ProposeError, Proposer, Raft, Response, SharedState,
@@ -72,6 +73,8 @@ pub struct NodeConfig {
     pub write_timeout: Duration,
     /// The speakers' heartbeat, lease and margin.
     pub lease: LeaseTiming,
+    /// Reconcile Services and configuration objects of a Kubernetes cluster while leading.
+    pub kubernetes: Option<ReconcilerConfig>,
 }
 
 impl NodeConfig {
@@ -96,6 +99,7 @@ impl NodeConfig {
             snapshot_every: 5_000,
             write_timeout: Duration::from_secs(5),
             lease: LeaseTiming::default(),
+            kubernetes: None,
         }
     }
 }
@@ -241,6 +245,15 @@ impl ControllerNode {
             server.run(raft_listener, until_stop(stopped.clone())),
         ));
 
+        if let Some(k8s) = cfg.kubernetes.clone() {
+            tasks.push(tokio::spawn(reconcile_while_leading(
+                raft.clone(),
+                proposer.clone(),
+                state.clone(),
+                metrics.clone(),
+                k8s,
+            )));
+        }
         let admin = Admin::new(
             cfg.id,
             raft.clone(),
@@ -322,6 +335,58 @@ impl ControllerNode {
         for t in self.tasks {
             t.abort();
             let _ = t.await;
+        }
+    }
+}
+
+/// Runs the Kubernetes reconciler whenever this member leads, and stops it the moment it does
+/// not: only the leader writes to the cluster.
+async fn reconcile_while_leading(
+    raft: Raft,
+    proposer: Proposer,
+    state: SharedState,
+    metrics: Arc<Metrics>,
+    cfg: ReconcilerConfig,
+) {
+    let mut m = raft.metrics();
+    loop {
+        let leading = m.borrow_and_update().state == openraft::ServerState::Leader;
+        if leading {
+            let client = match kube::Client::try_default().await {
+                Ok(c) => c,
+                Err(e) => {
+                    warn!(error = %e, "cannot reach the Kubernetes API; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            info!(namespace = %cfg.namespace, "leading: reconciling Kubernetes");
+            let run = Reconciler::run(
+                client,
+                cfg.clone(),
+                proposer.clone(),
+                state.clone(),
+                metrics.clone(),
+            );
+            tokio::pin!(run);
+            let stopped_leading = async {
+                let _ = m
+                    .wait_for(|m| m.state != openraft::ServerState::Leader)
+                    .await;
+            };
+            tokio::select! {
+                r = &mut run => {
+                    if let Err(e) = r {
+                        warn!(error = %e, "reconciler stopped; restarting");
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                () = stopped_leading => info!("no longer leading: reconciler stopped"),
+            }
+            continue;
+        }
+        if m.changed().await.is_err() {
+            return;
         }
     }
 }

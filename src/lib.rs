@@ -10,6 +10,7 @@ pub mod config;
 pub mod controller;
 pub mod health_check;
 pub mod ipam;
+pub mod k8s;
 pub mod lab;
 pub mod labels;
 pub mod names;

@@ -47,6 +47,18 @@ enum Command {
     /// and a speaker, and a client), allocate the example Services, show the client resolving
     /// each address to its owner, time a failover, and remove everything.
     Demo(cli::demo::DemoArgs),
+    /// Print the CustomResourceDefinitions of ironlb.io (what deploy/crds.yaml holds).
+    Crds,
+    /// Convert MetalLB configuration objects (metallb.io) to ironlb's (ironlb.io) and print
+    /// them; other documents are left out with a note on stderr.
+    Migrate {
+        /// YAML files of MetalLB objects (`-` for standard input).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The namespace to put them in.
+        #[arg(long, default_value = "ironlb-system")]
+        namespace: String,
+    },
     /// Call a controller's admin API: status, members, pools, services, allocate, explain,
     /// release, reservations, config.
     Ctl(cli::ctl::CtlArgs),
@@ -82,5 +94,10 @@ fn main() -> Result<ExitCode> {
         Command::Standalone(args) => actor_system(cli::serve::standalone(args)),
         Command::Speaker(args) => actor_system(cli::speaker::run(args)),
         Command::Demo(args) => runtime()?.block_on(cli::demo::run(args)),
+        Command::Crds => {
+            print!("{}", ironlb::k8s::crds::yaml()?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate { files, namespace } => cli::migrate::run(&files, &namespace),
     }
 }

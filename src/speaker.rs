@@ -43,6 +43,9 @@ pub struct SpeakerConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// How often health checks run.
     pub health_interval: Duration,
+    /// Watch this node's Node object and the EndpointSlices (in-cluster credentials, or
+    /// KUBECONFIG).
+    pub kubernetes: bool,
 }
 
 impl SpeakerConfig {
@@ -58,6 +61,7 @@ impl SpeakerConfig {
             tls: None,
             metrics_listen: None,
             health_interval: Duration::from_millis(500),
+            kubernetes: false,
         }
     }
 }
@@ -77,6 +81,9 @@ pub enum SpeakerError {
     /// The TLS files are unusable.
     #[error("TLS: {0}")]
     Tls(#[from] TlsError),
+    /// No Kubernetes client could be made.
+    #[error("Kubernetes: {0}")]
+    Kubernetes(String),
     /// The metrics listener could not be bound.
     #[error("metrics listener on {0}: {1}")]
     Listen(SocketAddr, #[source] io::Error),
@@ -129,7 +136,7 @@ impl Speaker {
             .map_err(SpeakerError::Interfaces)?
         };
         let (out_tx, out_rx) = mpsc::channel(64);
-        let (checks_tx, checks_rx) = watch::channel(Vec::new());
+        let (services_tx, services_rx) = watch::channel(Vec::new());
         let session = {
             let session_cfg = SessionConfig {
                 node: cfg.node.clone(),
@@ -140,7 +147,8 @@ impl Speaker {
             };
             let (agent, gate, metrics) = (agent.clone(), gate.clone(), metrics.clone());
             crate::actors::on_arbiter(move || {
-                ControllerSession::new(session_cfg, agent, gate, metrics, out_tx, checks_tx).start()
+                ControllerSession::new(session_cfg, agent, gate, metrics, out_tx, services_tx)
+                    .start()
             })
             .await
         };
@@ -156,10 +164,21 @@ impl Speaker {
             out_rx,
         )));
         tasks.push(tokio::spawn(health::run(
-            checks_rx,
+            services_rx.clone(),
             session.clone(),
             cfg.health_interval,
         )));
+        if cfg.kubernetes {
+            let client = kube::Client::try_default()
+                .await
+                .map_err(|e| SpeakerError::Kubernetes(e.to_string()))?;
+            tasks.push(tokio::spawn(crate::k8s::endpoints::run(
+                client,
+                cfg.node.clone(),
+                services_rx.clone(),
+                session.clone(),
+            )));
+        }
         let mut metrics_addr = None;
         if let Some(addr) = cfg.metrics_listen {
             let listener = tokio::net::TcpListener::bind(addr)

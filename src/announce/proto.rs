@@ -51,8 +51,20 @@ pub struct Assignment {
     pub upsert: Vec<L2Address>,
     /// Addresses no longer announced.
     pub remove: Vec<IpAddr>,
-    /// The health checks to run, when they changed (always given in a whole set).
-    pub checks: Option<Vec<(ServiceKey, HealthCheck)>>,
+    /// What the speaker needs to know of the Services it may answer for, to judge its own
+    /// readiness (health checks, local endpoints), when it changed (always in a whole set).
+    pub services: Option<Vec<ServiceAnnounce>>,
+}
+
+/// A Service announced in Layer 2 mode, as a speaker judges its readiness for it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ServiceAnnounce {
+    /// The Service.
+    pub service: ServiceKey,
+    /// Its local health check, if it names one.
+    pub health_check: Option<HealthCheck>,
+    /// `externalTrafficPolicy: Local`: only nodes with a serving endpoint may answer.
+    pub local: bool,
 }
 
 /// A speaker's periodic report.
@@ -73,6 +85,9 @@ pub struct Heartbeat {
     pub want_full: bool,
     /// The speaker's lease ran out and it announces nothing.
     pub fenced: bool,
+    /// The node must not answer for anything: excluded from load balancers by its label, or its
+    /// network is unavailable (Kubernetes mode).
+    pub excluded: bool,
 }
 
 /// From a speaker to a controller member.
@@ -128,6 +143,7 @@ mod tests {
             }),
             want_full: false,
             fenced: false,
+            excluded: false,
         });
         let bytes = wire::encode("heartbeat", &hb).unwrap();
         assert_eq!(
@@ -147,10 +163,11 @@ mod tests {
                 interfaces: vec![],
             }],
             remove: vec![],
-            checks: Some(vec![(
-                "default/web".parse().unwrap(),
-                HealthCheck::Tcp { port: 80 },
-            )]),
+            services: Some(vec![ServiceAnnounce {
+                service: "default/web".parse().unwrap(),
+                health_check: Some(HealthCheck::Tcp { port: 80 }),
+                local: false,
+            }]),
         });
         let bytes = wire::encode("assignment", &a).unwrap();
         assert_eq!(wire::decode::<ToSpeaker>("assignment", &bytes).unwrap(), a);

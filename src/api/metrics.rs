@@ -22,6 +22,36 @@ pub struct AddressLabels {
     pub state: String,
 }
 
+/// Labels of `ironlb_k8s_reconciles_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// `changed`, `unchanged` or `error`.
+    pub result: String,
+}
+
+/// The Kubernetes reconciler's metrics.
+#[derive(Default)]
+pub struct K8sMetrics {
+    reconciles: Family<ResultLabels, Counter>,
+    /// Status (and annotation) writes to the API server.
+    pub status_writes: Counter,
+    /// 1 while the configuration objects form a valid configuration.
+    pub config_valid: Gauge,
+    /// The revision of the configuration in force.
+    pub config_revision: Gauge,
+}
+
+impl K8sMetrics {
+    /// Counts one Service reconciled with this result.
+    pub fn reconciled(&self, result: &str) {
+        self.reconciles
+            .get_or_create(&ResultLabels {
+                result: result.to_string(),
+            })
+            .inc();
+    }
+}
+
 /// Every metric the controller exports.
 pub struct Metrics {
     registry: Registry,
@@ -37,6 +67,8 @@ pub struct Metrics {
     pub owner_changes: Counter,
     /// Owner changes because the owner died or drained.
     pub failovers: Counter,
+    /// The Kubernetes reconciler's.
+    pub k8s: K8sMetrics,
 }
 
 /// What the Raft layer reports, as the metrics need it.
@@ -75,6 +107,7 @@ impl Metrics {
             allocation_duration: Histogram::new(exponential_buckets(0.0001, 2.0, 17)),
             owner_changes: Counter::default(),
             failovers: Counter::default(),
+            k8s: K8sMetrics::default(),
             registry: Registry::default(),
         };
         registry.register("ironlb_raft_term", "Current Raft term", m.raft_term.clone());
@@ -118,6 +151,26 @@ impl Metrics {
             "Layer 2 owner changes because the owner died or drained",
             m.failovers.clone(),
         );
+        registry.register(
+            "ironlb_k8s_reconciles",
+            "Services reconciled by the Kubernetes reconciler, by result",
+            m.k8s.reconciles.clone(),
+        );
+        registry.register(
+            "ironlb_k8s_status_writes",
+            "Writes of Service, pool and configuration status to the Kubernetes API",
+            m.k8s.status_writes.clone(),
+        );
+        registry.register(
+            "ironlb_config_valid",
+            "1 if the configuration objects form a valid configuration",
+            m.k8s.config_valid.clone(),
+        );
+        registry.register(
+            "ironlb_config_revision",
+            "Revision of the configuration in force",
+            m.k8s.config_revision.clone(),
+        );
         Self { registry, ..m }
     }
 
@@ -132,6 +185,9 @@ impl Metrics {
             .set(i64::try_from(raft.applied_index).unwrap_or(i64::MAX));
         self.raft_members
             .set(i64::try_from(raft.members).unwrap_or(i64::MAX));
+        self.k8s
+            .config_revision
+            .set(i64::try_from(state.config_revision).unwrap_or(i64::MAX));
         // Pools come and go with the configuration: start from nothing each time.
         self.addresses.clear();
         for (pool, stats) in state.allocator.stats() {

@@ -3,6 +3,7 @@
 pub mod check;
 pub mod ctl;
 pub mod demo;
+pub mod migrate;
 pub mod serve;
 pub mod speaker;
 pub mod table;

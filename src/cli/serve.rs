@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use ironlb::actors::controller::LeaseTiming;
 use ironlb::controller::{ControllerNode, NodeConfig, Timing};
+use ironlb::k8s::reconciler::ReconcilerConfig;
 use ironlb::raft::network::TlsConfig;
 use ironlb::standalone::sync_files;
 use tokio::signal::unix::{signal, SignalKind};
@@ -64,6 +65,16 @@ pub struct ControllerArgs {
     pub snapshot_every: u64,
     #[command(flatten)]
     pub lease: LeaseArgs,
+    /// Reconcile the Services and configuration objects of a Kubernetes cluster while leading
+    /// (in-cluster credentials, or KUBECONFIG).
+    #[arg(long)]
+    pub kubernetes: bool,
+    /// The namespace of the configuration objects and the ConfigurationState object.
+    #[arg(long, env = "IRONLB_NAMESPACE", default_value = "ironlb-system")]
+    pub namespace: String,
+    /// Only Services with this spec.loadBalancerClass (default: only Services without one).
+    #[arg(long)]
+    pub lb_class: Option<String>,
 }
 
 /// The speakers' lease clocks, set on the controllers (speakers learn them with each lease).
@@ -154,6 +165,14 @@ impl ControllerArgs {
         cfg.lease = self
             .lease
             .timing(Duration::from_millis(self.election_timeout_ms))?;
+        if self.kubernetes {
+            cfg.kubernetes = Some(ReconcilerConfig {
+                namespace: self.namespace.clone(),
+                lb_class: self.lb_class.clone(),
+                instance: std::env::var("HOSTNAME").unwrap_or_else(|_| format!("member-{id}")),
+                resync: Duration::from_secs(300),
+            });
+        }
         Ok(cfg)
     }
 }

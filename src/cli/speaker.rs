@@ -60,6 +60,11 @@ pub struct SpeakerArgs {
     /// Its private key (PEM).
     #[arg(long)]
     pub tls_key: Option<PathBuf>,
+    /// Kubernetes mode: take the node's labels from its Node object (and stop answering when it
+    /// is excluded from load balancers or its network is unavailable), and judge readiness from
+    /// the Services' EndpointSlices.
+    #[arg(long)]
+    pub kubernetes: bool,
     /// How long SIGTERM waits for the leader to move the addresses, milliseconds.
     #[arg(long, default_value_t = 2000)]
     pub drain_timeout_ms: u64,
@@ -94,6 +99,7 @@ impl SpeakerArgs {
         cfg.on_loss = self.on_control_plane_loss;
         cfg.metrics_listen = Some(self.metrics_listen);
         cfg.health_interval = Duration::from_millis(self.health_interval_ms.max(10));
+        cfg.kubernetes = self.kubernetes;
         cfg.tls = match (&self.tls_ca, &self.tls_cert, &self.tls_key) {
             (Some(ca), Some(cert), Some(key)) => Some(TlsConfig {
                 ca: ca.clone(),

@@ -21,11 +21,23 @@ impl Origin {
             document,
         }
     }
+
+    /// An object read from the Kubernetes API, named `namespace/name` (document 0: no file).
+    pub fn cluster(object: impl Into<String>) -> Self {
+        Self {
+            file: object.into(),
+            document: 0,
+        }
+    }
 }
 
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (document {})", self.file, self.document)
+        if self.document == 0 {
+            write!(f, "{}", self.file)
+        } else {
+            write!(f, "{} (document {})", self.file, self.document)
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -57,7 +58,55 @@ pub struct ObjectMeta {
 }
 
 /// A pool of addresses that ironlb gives to Services of type LoadBalancer.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema, CustomResource)]
+#[kube(
+    group = "ironlb.io",
+    version = "v1beta1",
+    kind = "IPAddressPool",
+    namespaced,
+    status = "IPAddressPoolStatus",
+    shortname = "ipp",
+    category = "ironlb",
+    doc = "A pool of addresses that ironlb gives to Services of type LoadBalancer.",
+    printcolumn(
+        name = "Auto Assign",
+        type_ = "boolean",
+        json_path = ".spec.autoAssign"
+    ),
+    printcolumn(
+        name = "Avoid Buggy IPs",
+        type_ = "boolean",
+        json_path = ".spec.avoidBuggyIPs"
+    ),
+    printcolumn(name = "Addresses", type_ = "string", json_path = ".spec.addresses"),
+    printcolumn(
+        name = "Assigned IPv4",
+        type_ = "integer",
+        json_path = ".status.assignedIPv4"
+    ),
+    printcolumn(
+        name = "Available IPv4",
+        type_ = "integer",
+        json_path = ".status.availableIPv4"
+    ),
+    printcolumn(
+        name = "Assigned IPv6",
+        type_ = "integer",
+        json_path = ".status.assignedIPv6",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Available IPv6",
+        type_ = "integer",
+        json_path = ".status.availableIPv6",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IPAddressPoolSpec {
     /// The addresses of the pool: CIDRs (`192.0.2.0/24`, `2001:db8::/64`), ranges
@@ -105,7 +154,33 @@ pub struct ServiceAllocationSpec {
 
 /// Announces the addresses of some pools on the local network by answering ARP (IPv4) and
 /// NDP (IPv6) from one node at a time.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema, CustomResource)]
+#[kube(
+    group = "ironlb.io",
+    version = "v1beta1",
+    kind = "L2Advertisement",
+    namespaced,
+    shortname = "l2adv",
+    category = "ironlb",
+    doc = "Announces some pools' addresses on the local network by ARP and NDP, one node at a time.",
+    printcolumn(
+        name = "IPAddressPools",
+        type_ = "string",
+        json_path = ".spec.ipAddressPools"
+    ),
+    printcolumn(name = "Interfaces", type_ = "string", json_path = ".spec.interfaces"),
+    printcolumn(
+        name = "Node Selectors",
+        type_ = "string",
+        json_path = ".spec.nodeSelectors",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct L2AdvertisementSpec {
     /// Names of the pools to announce. With ipAddressPoolSelectors empty too, every pool.
@@ -127,7 +202,32 @@ impl Spec for L2AdvertisementSpec {
 }
 
 /// Announces the addresses of some pools to BGP peers.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema, CustomResource)]
+#[kube(
+    group = "ironlb.io",
+    version = "v1beta1",
+    kind = "BGPAdvertisement",
+    namespaced,
+    shortname = "bgpadv",
+    category = "ironlb",
+    doc = "Announces some pools' addresses to BGP peers.",
+    printcolumn(
+        name = "IPAddressPools",
+        type_ = "string",
+        json_path = ".spec.ipAddressPools"
+    ),
+    printcolumn(name = "Peers", type_ = "string", json_path = ".spec.peers"),
+    printcolumn(
+        name = "Aggregation Length",
+        type_ = "integer",
+        json_path = ".spec.aggregationLength"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BGPAdvertisementSpec {
     /// Prefix length of the IPv4 routes announced (default 32: one route per address).
@@ -165,7 +265,29 @@ impl Spec for BGPAdvertisementSpec {
 }
 
 /// A BGP session from the selected nodes to a router.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema, CustomResource)]
+#[kube(
+    group = "ironlb.io",
+    version = "v1beta1",
+    kind = "BGPPeer",
+    namespaced,
+    shortname = "bgpp",
+    category = "ironlb",
+    doc = "A BGP router the speakers of some nodes peer with.",
+    printcolumn(name = "Address", type_ = "string", json_path = ".spec.peerAddress"),
+    printcolumn(name = "ASN", type_ = "integer", json_path = ".spec.peerASN"),
+    printcolumn(name = "BFD Profile", type_ = "string", json_path = ".spec.bfdProfile"),
+    printcolumn(
+        name = "Multi Hops",
+        type_ = "boolean",
+        json_path = ".spec.ebgpMultiHop"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BGPPeerSpec {
     /// The local AS number (1-4294967295).
@@ -257,7 +379,21 @@ pub struct SecretReferenceSpec {
 
 /// Names for BGP community values, usable in BGPAdvertisement.communities. Names are global
 /// across all Community objects.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema, CustomResource)]
+#[kube(
+    group = "ironlb.io",
+    version = "v1beta1",
+    kind = "Community",
+    plural = "communities",
+    namespaced,
+    category = "ironlb",
+    doc = "Names for BGP communities, usable in BGPAdvertisements.",
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CommunitySpec {
     /// The aliases.
@@ -282,7 +418,41 @@ pub struct CommunityAliasSpec {
 }
 
 /// Settings of the BFD sessions of the BGPPeers that name this profile.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema, CustomResource)]
+#[kube(
+    group = "ironlb.io",
+    version = "v1beta1",
+    kind = "BFDProfile",
+    namespaced,
+    shortname = "bfdp",
+    category = "ironlb",
+    doc = "Bidirectional Forwarding Detection settings for BGP sessions.",
+    printcolumn(
+        name = "Passive Mode",
+        type_ = "boolean",
+        json_path = ".spec.passiveMode"
+    ),
+    printcolumn(
+        name = "Transmit Interval",
+        type_ = "integer",
+        json_path = ".spec.transmitInterval"
+    ),
+    printcolumn(
+        name = "Receive Interval",
+        type_ = "integer",
+        json_path = ".spec.receiveInterval"
+    ),
+    printcolumn(
+        name = "Multiplier",
+        type_ = "integer",
+        json_path = ".spec.detectMultiplier"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BFDProfileSpec {
     /// The shortest interval, in milliseconds (10-60000), at which this system can receive
@@ -408,4 +578,63 @@ mod tests {
             assert!(serde_json::to_value(&schema).unwrap()["description"].is_string());
         }
     }
+}
+
+/// What the controller leader reports on a pool: addresses in use and free, per family. Counts
+/// past 2^63 (large IPv6 pools) are shown as 2^63 - 1.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IPAddressPoolStatus {
+    /// IPv4 addresses given to Services.
+    #[serde(rename = "assignedIPv4")]
+    pub assigned_ipv4: i64,
+    /// IPv4 addresses still free.
+    #[serde(rename = "availableIPv4")]
+    pub available_ipv4: i64,
+    /// IPv6 addresses given to Services.
+    #[serde(rename = "assignedIPv6")]
+    pub assigned_ipv6: i64,
+    /// IPv6 addresses still free.
+    #[serde(rename = "availableIPv6")]
+    pub available_ipv6: i64,
+}
+
+/// The cluster-wide configuration status: one object (named `ironlb`) in ironlb's namespace.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema, CustomResource)]
+#[kube(
+    group = "ironlb.io",
+    version = "v1beta1",
+    kind = "ConfigurationState",
+    namespaced,
+    status = "ConfigurationStateStatus",
+    category = "ironlb",
+    doc = "Whether the ironlb configuration objects form a valid configuration, and if not, why.",
+    printcolumn(name = "Valid", type_ = "boolean", json_path = ".status.valid"),
+    printcolumn(name = "Revision", type_ = "integer", json_path = ".status.revision"),
+    printcolumn(name = "Errors", type_ = "integer", json_path = ".status.errorCount"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConfigurationStateSpec {}
+
+/// The configuration's validity as the controller leader saw it last.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigurationStateStatus {
+    /// Whether the objects form a valid configuration (if not, the last valid one stays).
+    pub valid: bool,
+    /// The revision of the configuration in force.
+    pub revision: u64,
+    /// How many errors the objects have.
+    pub error_count: u64,
+    /// Every error, each naming the object and the field.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+    /// When the objects were last checked (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_checked: Option<String>,
 }

@@ -36,6 +36,10 @@ pub struct Proc {
     pub bin: PathBuf,
     /// Runs the process inside this network namespace, if set.
     pub netns: Option<String>,
+    /// Arguments given at every start (before the start's own).
+    pub args: Vec<String>,
+    /// Environment given at every start.
+    pub env: Vec<(String, String)>,
 }
 
 impl Proc {
@@ -60,7 +64,9 @@ impl Proc {
             .args(["--data-dir", &self.dir.display().to_string()])
             .args(["--raft-listen", &self.raft])
             .args(["--admin-listen", &self.admin])
+            .args(&self.args)
             .args(extra)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "info,openraft=warn")
             .env("RUST_BACKTRACE", "0")
             .stdout(Stdio::null())
@@ -107,6 +113,10 @@ pub struct Cluster {
     pub dir: tempfile::TempDir,
     /// The `ironlb` binary.
     pub bin: PathBuf,
+    /// Arguments every member added from now on is started with.
+    pub args: Vec<String>,
+    /// Environment every member added from now on is started with.
+    pub env: Vec<(String, String)>,
 }
 
 impl Cluster {
@@ -125,6 +135,8 @@ impl Cluster {
             procs: Vec::new(),
             dir,
             bin: bin.to_path_buf(),
+            args: Vec::new(),
+            env: Vec::new(),
         }
     }
 
@@ -178,6 +190,8 @@ impl Cluster {
             log,
             bin: self.bin.clone(),
             netns,
+            args: self.args.clone(),
+            env: self.env.clone(),
         });
         self.procs.len() - 1
     }

@@ -7,6 +7,7 @@
 
 pub mod capture;
 pub mod cluster;
+pub mod kube_api;
 pub mod l2;
 pub mod netns;
 pub mod pki;

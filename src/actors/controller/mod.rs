@@ -20,11 +20,10 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::announce::owners::{self, Target};
-use crate::announce::proto::{ToController, ToSpeaker};
+use crate::announce::proto::{ServiceAnnounce, ToController, ToSpeaker};
 use crate::api::metrics::Metrics;
 use crate::config::Config;
-use crate::health_check::HealthCheck;
-use crate::names::{NodeName, ServiceKey};
+use crate::names::NodeName;
 use crate::raft::network::{wire, SpeakerSessions, Transport};
 use crate::raft::types::LogId;
 use crate::raft::{Proposer, Raft, SharedState};
@@ -80,8 +79,8 @@ pub struct L2View {
     pub targets: Vec<Target>,
     /// The committed Layer 2 owners.
     pub owners: std::collections::BTreeMap<IpAddr, NodeName>,
-    /// Health checks of Services announced in Layer 2, by Service.
-    pub checks: Vec<(ServiceKey, HealthCheck)>,
+    /// The Services announced in Layer 2, as speakers judge their readiness for them.
+    pub services: Vec<ServiceAnnounce>,
 }
 
 impl L2View {
@@ -89,17 +88,21 @@ impl L2View {
     pub fn read(state: &crate::raft::ControllerState) -> Self {
         let config = Arc::new(state.config.clone().unwrap_or_default());
         let targets = owners::targets(&state.allocator);
-        let checks = state
+        let services = state
             .allocator
             .allocations()
             .filter(|(_, a)| owners::announced_in_l2(&config, &a.pool))
-            .filter_map(|(k, a)| Some((k.clone(), a.request.health_check.clone()?)))
+            .map(|(k, a)| ServiceAnnounce {
+                service: k.clone(),
+                health_check: a.request.health_check.clone(),
+                local: a.request.traffic_policy == crate::ipam::TrafficPolicy::Local,
+            })
             .collect();
         Self {
             config,
             targets,
             owners: state.owners.clone(),
-            checks,
+            services,
         }
     }
 }

@@ -95,7 +95,7 @@ struct NodeState {
     /// What it was last sent, and as which assignment.
     sent: BTreeMap<IpAddr, L2Address>,
     sent_id: Option<AssignmentId>,
-    sent_checks: Option<Vec<(crate::names::ServiceKey, crate::health_check::HealthCheck)>>,
+    sent_services: Option<Vec<crate::announce::proto::ServiceAnnounce>>,
     revision: u64,
     /// Taken away at this revision, not yet acknowledged.
     pending: BTreeMap<IpAddr, u64>,
@@ -114,7 +114,7 @@ impl NodeState {
             facts: NodeFacts::default(),
             sent: BTreeMap::new(),
             sent_id: None,
-            sent_checks: None,
+            sent_services: None,
             revision: 0,
             pending: BTreeMap::new(),
             synced: false,
@@ -264,7 +264,7 @@ impl AssignmentPublisher {
                 continue;
             }
             let desired = self.desired(&name, &facts);
-            let checks = self.view.checks.clone();
+            let checks = self.view.services.clone();
             let leader = self.id;
             let Some(state) = self.nodes.get_mut(&name) else {
                 continue;
@@ -274,7 +274,7 @@ impl AssignmentPublisher {
                 && state
                     .last_full
                     .is_none_or(|t| now.duration_since(t) >= leading_heartbeat(&self.timing));
-            let changed = desired != state.sent || state.sent_checks.as_ref() != Some(&checks);
+            let changed = desired != state.sent || state.sent_services.as_ref() != Some(&checks);
             if !(full_due || changed && state.sent_id.is_some()) {
                 continue;
             }
@@ -292,7 +292,7 @@ impl AssignmentPublisher {
                     base: None,
                     upsert: desired.values().cloned().collect(),
                     remove: Vec::new(),
-                    checks: Some(checks.clone()),
+                    services: Some(checks.clone()),
                 }
             } else {
                 Assignment {
@@ -309,7 +309,8 @@ impl AssignmentPublisher {
                         .filter(|a| !desired.contains_key(a))
                         .copied()
                         .collect(),
-                    checks: (state.sent_checks.as_ref() != Some(&checks)).then(|| checks.clone()),
+                    services: (state.sent_services.as_ref() != Some(&checks))
+                        .then(|| checks.clone()),
                 }
             };
             for addr in state.sent.keys() {
@@ -330,7 +331,7 @@ impl AssignmentPublisher {
             }
             state.sent = desired;
             state.sent_id = Some(id);
-            state.sent_checks = Some(checks);
+            state.sent_services = Some(checks);
         }
     }
 
@@ -383,7 +384,7 @@ impl Handler<Report> for AssignmentPublisher {
             labels: hb.labels,
             interfaces: hb.interfaces.into_iter().collect(),
             unready: hb.unready,
-            usable: !hb.fenced,
+            usable: !hb.fenced && !hb.excluded,
         };
         if hb.fenced {
             // A fenced speaker dropped everything it had.

@@ -9,7 +9,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::session::{ControllerSession, Readiness};
+use super::session::{ControllerSession, Readiness, ReadinessSource};
+use crate::announce::proto::ServiceAnnounce;
 use crate::health_check::HealthCheck;
 use crate::names::ServiceKey;
 
@@ -77,14 +78,18 @@ struct Streak {
 /// Probes every check each `interval` and reports the failing Services whenever that set
 /// changes. Ends when the session goes away.
 pub async fn run(
-    mut checks: watch::Receiver<Vec<(ServiceKey, HealthCheck)>>,
+    mut services: watch::Receiver<Vec<ServiceAnnounce>>,
     session: Addr<ControllerSession>,
     interval: Duration,
 ) {
     let mut streaks: BTreeMap<ServiceKey, Streak> = BTreeMap::new();
     let mut reported: Option<BTreeSet<ServiceKey>> = None;
     loop {
-        let list = checks.borrow_and_update().clone();
+        let list: Vec<(ServiceKey, HealthCheck)> = services
+            .borrow_and_update()
+            .iter()
+            .filter_map(|s| Some((s.service.clone(), s.health_check.clone()?)))
+            .collect();
         let results =
             futures::future::join_all(list.iter().map(|(k, c)| async move { (k, probe(c).await) }))
                 .await;
@@ -112,14 +117,18 @@ pub async fn run(
             .map(|(k, _)| k.clone())
             .collect();
         if reported.as_ref() != Some(&unready) {
-            if session.try_send(Readiness(unready.clone())).is_err() {
+            let report = Readiness {
+                source: ReadinessSource::HealthChecks,
+                unready: unready.clone(),
+            };
+            if session.try_send(report).is_err() {
                 return;
             }
             reported = Some(unready);
         }
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
-            changed = checks.changed() => if changed.is_err() { return },
+            changed = services.changed() => if changed.is_err() { return },
         }
     }
 }

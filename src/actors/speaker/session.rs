@@ -21,10 +21,9 @@ use tokio::time::Instant;
 use super::node_agent::{NodeAgent, SetAddresses};
 use super::{LeaseGate, SpeakerMetrics};
 use crate::announce::proto::{
-    Assignment, AssignmentId, Heartbeat, L2Address, ToController, ToSpeaker,
+    Assignment, AssignmentId, Heartbeat, L2Address, ServiceAnnounce, ToController, ToSpeaker,
 };
 use crate::config::model::InterfaceName;
-use crate::health_check::HealthCheck;
 use crate::labels::Labels;
 use crate::names::{NodeName, ServiceKey};
 
@@ -69,10 +68,34 @@ pub enum LinkEvent {
     Received(String, ToSpeaker),
 }
 
-/// The failing Services, from the health checks (or the endpoint watch).
+/// Who judges readiness.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ReadinessSource {
+    /// The local health checks.
+    HealthChecks,
+    /// The Kubernetes endpoints of the Services.
+    Endpoints,
+}
+
+/// The Services a source finds this node unready for (the node is unready for the union).
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
-pub struct Readiness(pub BTreeSet<ServiceKey>);
+pub struct Readiness {
+    /// Who says so.
+    pub source: ReadinessSource,
+    /// The Services.
+    pub unready: BTreeSet<ServiceKey>,
+}
+
+/// What Kubernetes says of this node: its labels, and whether it must not answer at all.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct NodeInfo {
+    /// The Node's labels.
+    pub labels: Labels,
+    /// Excluded from load balancers, or its network unavailable.
+    pub excluded: bool,
+}
 
 /// Stop answering, tell the leader, and resolve once it has moved the addresses (or the
 /// caller gives up waiting).
@@ -120,7 +143,7 @@ pub struct ControllerSession {
     gate: Arc<LeaseGate>,
     metrics: Arc<SpeakerMetrics>,
     out: mpsc::Sender<ToController>,
-    checks: watch::Sender<Vec<(ServiceKey, HealthCheck)>>,
+    services: watch::Sender<Vec<ServiceAnnounce>>,
     seq: u64,
     sent: VecDeque<(u64, Instant)>,
     heartbeat: Duration,
@@ -130,7 +153,8 @@ pub struct ControllerSession {
     assignment: BTreeMap<IpAddr, L2Address>,
     want_full: bool,
     fenced: bool,
-    unready: BTreeSet<ServiceKey>,
+    unready: BTreeMap<ReadinessSource, BTreeSet<ServiceKey>>,
+    excluded: bool,
     heard: BTreeMap<String, (MemberSays, Instant)>,
     connected: Option<String>,
     draining: Option<oneshot::Sender<()>>,
@@ -141,14 +165,15 @@ const SENT_KEPT: usize = 64;
 
 impl ControllerSession {
     /// A session for `cfg`, sending through `out` (to the link task) and applying through
-    /// `agent`; the health checks to run are published on `checks`.
+    /// `agent`; the Services it may answer for are published on `services` (for the health
+    /// checks and the endpoint watch).
     pub fn new(
         cfg: SessionConfig,
         agent: Addr<NodeAgent>,
         gate: Arc<LeaseGate>,
         metrics: Arc<SpeakerMetrics>,
         out: mpsc::Sender<ToController>,
-        checks: watch::Sender<Vec<(ServiceKey, HealthCheck)>>,
+        services: watch::Sender<Vec<ServiceAnnounce>>,
     ) -> Self {
         Self {
             cfg,
@@ -156,7 +181,7 @@ impl ControllerSession {
             gate,
             metrics,
             out,
-            checks,
+            services,
             seq: 0,
             sent: VecDeque::new(),
             heartbeat: Duration::from_millis(200),
@@ -167,7 +192,8 @@ impl ControllerSession {
             want_full: true,
             // Nothing is answered until a lease arrives.
             fenced: true,
-            unready: BTreeSet::new(),
+            unready: BTreeMap::new(),
+            excluded: false,
             heard: BTreeMap::new(),
             connected: None,
             draining: None,
@@ -185,10 +211,11 @@ impl ControllerSession {
             seq: self.seq,
             labels: self.cfg.labels.clone(),
             interfaces: self.cfg.interfaces.clone(),
-            unready: self.unready.clone(),
+            unready: self.unready.values().flatten().cloned().collect(),
             applied: self.applied,
             want_full: self.want_full,
             fenced: self.fenced,
+            excluded: self.excluded,
         };
         // While no link is up the heartbeat goes nowhere, which is what a lost network does.
         let _ = self.out.try_send(ToController::Heartbeat(hb));
@@ -313,8 +340,8 @@ impl ControllerSession {
         for u in a.upsert {
             next.insert(u.address, u);
         }
-        if let Some(checks) = a.checks {
-            self.checks.send_replace(checks);
+        if let Some(services) = a.services {
+            self.services.send_replace(services);
         }
         self.assignment = next.clone();
         let agent = self.agent.clone();
@@ -432,8 +459,23 @@ impl Handler<Readiness> for ControllerSession {
     type Result = ();
 
     fn handle(&mut self, msg: Readiness, _: &mut Context<Self>) {
-        if msg.0 != self.unready {
-            self.unready = msg.0;
+        if self.unready.get(&msg.source) != Some(&msg.unready) {
+            self.unready.insert(msg.source, msg.unready);
+            self.send_heartbeat();
+        }
+    }
+}
+
+impl Handler<NodeInfo> for ControllerSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: NodeInfo, _: &mut Context<Self>) {
+        if msg.labels != self.cfg.labels || msg.excluded != self.excluded {
+            if msg.excluded && !self.excluded {
+                tracing::warn!(node = %self.cfg.node, "the node is excluded from load balancers (label or network unavailable)");
+            }
+            self.cfg.labels = msg.labels;
+            self.excluded = msg.excluded;
             self.send_heartbeat();
         }
     }
