@@ -5,6 +5,10 @@
 //! that a bad value is reported by validation with its field path rather than failing the whole
 //! document in the parser. [`super::validate()`] turns them into the [`super::Config`] model.
 
+// Each `printcolumn(...)` of a `#[kube]` attribute repeats `type_ = ...`: clippy takes the
+// repeats for duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
 use std::collections::BTreeMap;
 
 use kube::CustomResource;

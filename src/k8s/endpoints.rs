@@ -230,7 +230,7 @@ mod tests {
             ))
             .unwrap()
         };
-        assert_eq!(node_info(&node("")).1, false);
+        assert!(!node_info(&node("")).1);
         assert!(
             node_info(&node(
                 "status:\n  conditions:\n  - {type: NetworkUnavailable, status: \"True\"}\n"

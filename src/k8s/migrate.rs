@@ -122,7 +122,7 @@ metadata: {name: config}
         assert_eq!(pool["metadata"]["namespace"], Value::from("ironlb-system"));
         assert!(pool["metadata"].get("uid").is_none());
         assert_eq!(pool["spec"]["avoidBuggyIPs"], Value::from(true));
-        assert!(matches!(&out[1], Converted::Object(p) if p["kind"] == Value::from("BGPPeer")));
+        assert!(matches!(&out[1], Converted::Object(p) if p["kind"] == "BGPPeer"));
         assert!(matches!(&out[2], Converted::Skipped(w) if w.contains("ServiceL2Status")));
         assert!(matches!(&out[3], Converted::Skipped(w) if w.contains("not a MetalLB object")));
     }

@@ -65,19 +65,47 @@ pub enum ReconcileError {
     WatchEnded(&'static str),
 }
 
+/// What a watch event asks of the reconciler (the objects themselves are in the stores).
 enum Trigger {
-    Service(watcher::Event<Service>),
-    Namespace(watcher::Event<Namespace>),
-    Config(&'static str, bool),
+    /// This Service changed or went away.
+    Service(ServiceKey),
+    /// This Namespace changed (its Services' requests carry its labels).
+    Namespace(String),
+    /// A relist of this kind began or ended (`true`: ended); what was missed is looked at again.
+    Relist(&'static str, bool),
+    /// A configuration object of this kind changed.
+    Config(&'static str),
 }
 
-fn is_init_done<K>(e: &watcher::Event<K>) -> bool {
-    matches!(e, watcher::Event::InitDone)
+fn service_trigger(e: watcher::Event<Service>) -> Trigger {
+    match e {
+        watcher::Event::Apply(s) | watcher::Event::InitApply(s) | watcher::Event::Delete(s) => {
+            match key_of(&s) {
+                Some(k) => Trigger::Service(k),
+                None => Trigger::Relist("Service", false),
+            }
+        }
+        watcher::Event::Init => Trigger::Relist("Service", false),
+        watcher::Event::InitDone => Trigger::Relist("Service", true),
+    }
+}
+
+fn namespace_trigger(e: watcher::Event<Namespace>) -> Trigger {
+    match e {
+        watcher::Event::Apply(n) | watcher::Event::InitApply(n) | watcher::Event::Delete(n) => {
+            Trigger::Namespace(n.name_any())
+        }
+        watcher::Event::Init => Trigger::Relist("Namespace", false),
+        watcher::Event::InitDone => Trigger::Relist("Namespace", true),
+    }
 }
 
 /// Any change to a configuration object of `kind` is a configuration trigger.
 fn cfg_trigger<K>(kind: &'static str) -> impl Fn(watcher::Event<K>) -> Trigger + Send + 'static {
-    move |e| Trigger::Config(kind, is_init_done(&e))
+    move |e| match e {
+        watcher::Event::InitDone => Trigger::Relist(kind, true),
+        _ => Trigger::Config(kind),
+    }
 }
 
 /// The streams of one kind: a reflector keeping `store` and the events mapped to triggers.
@@ -151,12 +179,12 @@ impl Reconciler {
             Box::pin(watch(
                 Api::<Service>::all(c.clone()),
                 w_services,
-                Trigger::Service,
+                service_trigger,
             )),
             Box::pin(watch(
                 Api::<Namespace>::all(c.clone()),
                 w_namespaces,
-                Trigger::Namespace,
+                namespace_trigger,
             )),
             Box::pin(watch(
                 Api::<IPAddressPool>::namespaced(c.clone(), &ns),
@@ -224,9 +252,8 @@ impl Reconciler {
         let mut config_dirty = true;
         while initialized < total_streams {
             match triggers.next().await {
-                Some(Trigger::Service(e)) => initialized += usize::from(is_init_done(&e)),
-                Some(Trigger::Namespace(e)) => initialized += usize::from(is_init_done(&e)),
-                Some(Trigger::Config(_, done)) => initialized += usize::from(done),
+                Some(Trigger::Relist(_, true)) => initialized += 1,
+                Some(_) => {}
                 None => return Err(ReconcileError::WatchEnded("initial")),
             }
         }
@@ -271,30 +298,22 @@ impl Reconciler {
 
     fn note(&self, t: Trigger, dirty: &mut BTreeSet<ServiceKey>, config_dirty: &mut bool) {
         match t {
-            Trigger::Service(e) => match e {
-                watcher::Event::Apply(s)
-                | watcher::Event::InitApply(s)
-                | watcher::Event::Delete(s) => {
-                    if let Some(k) = key_of(&s) {
-                        dirty.insert(k);
-                    }
-                }
-                watcher::Event::Init | watcher::Event::InitDone => {
-                    // A relist may have missed deletions: look at everything again.
-                    dirty.extend(self.all_service_keys());
-                }
-            },
-            Trigger::Namespace(e) => {
-                if let watcher::Event::Apply(ns) | watcher::Event::Delete(ns) = e {
-                    let name = ns.name_any();
-                    dirty.extend(
-                        self.all_service_keys()
-                            .into_iter()
-                            .filter(|k| k.namespace().as_str() == name),
-                    );
-                }
+            Trigger::Service(k) => {
+                dirty.insert(k);
             }
-            Trigger::Config(kind, _) => {
+            Trigger::Namespace(name) => {
+                dirty.extend(
+                    self.all_service_keys()
+                        .into_iter()
+                        .filter(|k| k.namespace().as_str() == name),
+                );
+            }
+            // A relist may have missed deletions: look at everything again.
+            Trigger::Relist("Service", _) | Trigger::Relist("Namespace", _) => {
+                dirty.extend(self.all_service_keys());
+            }
+            Trigger::Relist(_, _) => *config_dirty = true,
+            Trigger::Config(kind) => {
                 tracing::debug!(kind, "a configuration object changed");
                 *config_dirty = true;
             }

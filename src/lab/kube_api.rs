@@ -10,6 +10,9 @@
 //! It is not Kubernetes: no admission, no defaulting, no schema validation, no field ownership
 //! (apply merges), no garbage collection.
 
+// Handlers answer errors as ready HTTP responses; their size does not matter in test equipment.
+#![allow(clippy::result_large_err)]
+
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -668,12 +671,18 @@ fn tokio_stream_from(
 impl KubeApi {
     /// Starts the stand-in on a free port of 127.0.0.1.
     pub async fn start() -> KubeApi {
+        KubeApi::start_at("127.0.0.1".parse().expect("an address")).await
+    }
+
+    /// Starts the stand-in on a free port of `ip` (the lab's host leg, for processes in
+    /// network namespaces).
+    pub async fn start_at(ip: std::net::IpAddr) -> KubeApi {
         let (changed, _) = broadcast::channel(1024);
         let shared = Arc::new(Shared {
             store: Mutex::new(Store::default()),
             changed,
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let listener = tokio::net::TcpListener::bind((ip, 0))
             .await
             .expect("a port for the stand-in");
         let addr = listener.local_addr().expect("its address");

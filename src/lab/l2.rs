@@ -30,6 +30,8 @@ pub struct L2Options {
     /// Whether the nodes running a controller also run a speaker (false: a separate control
     /// plane, as when the StatefulSet runs on control-plane nodes).
     pub speakers_on_controller_nodes: bool,
+    /// Environment of every controller and speaker.
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for L2Options {
@@ -41,6 +43,7 @@ impl Default for L2Options {
             controller_args: Vec::new(),
             speaker_args: Vec::new(),
             speakers_on_controller_nodes: true,
+            env: Vec::new(),
         }
     }
 }
@@ -79,6 +82,7 @@ pub struct SpeakerProc {
     pub name: String,
     netns: String,
     args: Vec<String>,
+    env: Vec<(String, String)>,
     child: Option<Child>,
     /// Where its output goes.
     pub log: PathBuf,
@@ -93,6 +97,7 @@ impl SpeakerProc {
         let child = std::process::Command::new("ip")
             .args(["netns", "exec", &self.netns])
             .args(&args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "info")
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
@@ -165,13 +170,23 @@ impl L2Lab {
     /// Builds the LAN, starts the controllers and waits for their cluster, then starts a
     /// speaker on every node.
     pub async fn start(bin: &Path, opts: L2Options) -> L2Lab {
-        let lan = Lan::build(LanOptions {
+        L2Lab::start_on(L2Lab::lan(&opts), bin, opts).await
+    }
+
+    /// The LAN `opts` asks for, to set up more on it before [`L2Lab::start_on`].
+    pub fn lan(opts: &L2Options) -> Lan {
+        Lan::build(LanOptions {
             nodes: opts.nodes,
             client: true,
             router: false,
             second_lan: opts.second_lan,
-        });
+        })
+    }
+
+    /// Starts the controllers and speakers on a LAN built by [`L2Lab::lan`].
+    pub async fn start_on(lan: Lan, bin: &Path, opts: L2Options) -> L2Lab {
         let mut cluster = Cluster::new(bin);
+        cluster.env = opts.env.clone();
         for node in lan.nodes.iter().take(opts.controllers) {
             cluster.add_proc_at(
                 format!("{}:7481", node.addr),
@@ -208,6 +223,7 @@ impl L2Lab {
                 name,
                 netns: node.netns.clone(),
                 args,
+                env: opts.env.clone(),
                 child: None,
                 log: cluster.dir.path().join(format!("speaker{}.log", i + 1)),
                 bin: bin.to_path_buf(),

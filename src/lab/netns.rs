@@ -72,6 +72,21 @@ pub fn require_with(tools: &[&str]) -> bool {
     }
 }
 
+/// For tests that need only some tools (not root): true if every one runs; if one does not,
+/// fails the test when `IRONLB_REQUIRE_LAB=1` (CI), else says why it is skipped.
+pub fn require_tools(tools: &[&str]) -> bool {
+    match tools.iter().find(|t| !has_tool(t)) {
+        None => true,
+        Some(t) if std::env::var("IRONLB_REQUIRE_LAB").as_deref() == Ok("1") => {
+            panic!("IRONLB_REQUIRE_LAB=1 but `{t}` is missing (run scripts/install-deps)")
+        }
+        Some(t) => {
+            eprintln!("skipping: `{t}` is missing (run scripts/install-deps)");
+            false
+        }
+    }
+}
+
 /// For tests: [`require_with`] without extra tools.
 pub fn require() -> bool {
     require_with(&[])

@@ -104,6 +104,8 @@ struct NodeState {
     synced: bool,
     want_full: bool,
     last_full: Option<Instant>,
+    /// Its lease ran out: it answers nothing and takes no assignment until it has one again.
+    fenced: bool,
 }
 
 impl NodeState {
@@ -120,6 +122,7 @@ impl NodeState {
             synced: false,
             want_full: true,
             last_full: None,
+            fenced: false,
         }
     }
 
@@ -260,7 +263,9 @@ impl AssignmentPublisher {
             let Some(facts) = self.nodes.get(&name).map(|s| s.facts.clone()) else {
                 continue;
             };
-            if !facts.usable {
+            // A fenced node holds nothing and takes nothing until it has a lease again; a node
+            // that is merely ineligible (excluded, unready) must still hear what it loses.
+            if self.nodes.get(&name).is_some_and(|s| s.fenced) {
                 continue;
             }
             let desired = self.desired(&name, &facts);
@@ -386,6 +391,7 @@ impl Handler<Report> for AssignmentPublisher {
             unready: hb.unready,
             usable: !hb.fenced && !hb.excluded,
         };
+        state.fenced = hb.fenced;
         if hb.fenced {
             // A fenced speaker dropped everything it had.
             state.sent.clear();
