@@ -2,5 +2,6 @@
 //! the controller leader ([`proto`]), and the pure choice of one Layer 2 owner per address
 //! ([`owners`]).
 
+pub mod bgp;
 pub mod owners;
 pub mod proto;

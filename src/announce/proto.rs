@@ -11,10 +11,13 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::model::InterfaceName;
+use ipnet::IpNet;
+
+use super::bgp::BgpRoute;
+use crate::config::model::{InterfaceName, Peer};
 use crate::health_check::HealthCheck;
 use crate::labels::Labels;
-use crate::names::ServiceKey;
+use crate::names::{PeerName, ServiceKey};
 
 /// Which leadership an assignment comes from (its Raft term and leader), and its revision
 /// within it: revisions of different leaders are unrelated.
@@ -54,6 +57,12 @@ pub struct Assignment {
     /// What the speaker needs to know of the Services it may answer for, to judge its own
     /// readiness (health checks, local endpoints), when it changed (always in a whole set).
     pub services: Option<Vec<ServiceAnnounce>>,
+    /// The BGP sessions the node opens, when they changed (always in a whole set).
+    pub peers: Option<Vec<(PeerName, Peer)>>,
+    /// BGP routes added or changed.
+    pub routes_upsert: Vec<BgpRoute>,
+    /// BGP routes withdrawn.
+    pub routes_remove: Vec<(IpNet, PeerName)>,
 }
 
 /// A Service announced in Layer 2 mode, as a speaker judges its readiness for it.
@@ -168,6 +177,13 @@ mod tests {
                 health_check: Some(HealthCheck::Tcp { port: 80 }),
                 local: false,
             }]),
+            peers: Some(vec![]),
+            routes_upsert: vec![BgpRoute {
+                prefix: "192.0.2.10/32".parse().unwrap(),
+                peer: "tor".parse().unwrap(),
+                attrs: Default::default(),
+            }],
+            routes_remove: vec![],
         });
         let bytes = wire::encode("assignment", &a).unwrap();
         assert_eq!(wire::decode::<ToSpeaker>("assignment", &bytes).unwrap(), a);

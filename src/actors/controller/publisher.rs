@@ -16,10 +16,14 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::{L2View, LeaseTiming};
-use crate::announce::owners::{self, Inputs, NodeFacts};
+use ipnet::IpNet;
+
+use crate::announce::bgp::{self, BgpRoute, RouteAttrs};
+use crate::announce::owners::{self, Inputs, NodeFacts, Target};
 use crate::announce::proto::{Assignment, AssignmentId, Heartbeat, L2Address, ToSpeaker};
 use crate::api::metrics::Metrics;
-use crate::names::NodeName;
+use crate::config::model::Peer;
+use crate::names::{NodeName, PeerName};
 use crate::raft::{Command, Proposer, Response};
 
 /// A heartbeat that got a lease (from the LeaseTracker).
@@ -106,6 +110,11 @@ struct NodeState {
     last_full: Option<Instant>,
     /// Its lease ran out: it answers nothing and takes no assignment until it has one again.
     fenced: bool,
+    /// The BGP routes and sessions it was last sent.
+    sent_routes: BTreeMap<(IpNet, PeerName), RouteAttrs>,
+    sent_peers: Option<BTreeMap<PeerName, Peer>>,
+    /// The view revision and facts its BGP desire was computed for, and that desire.
+    bgp_cache: Option<(u64, NodeFacts, BTreeMap<(IpNet, PeerName), RouteAttrs>)>,
 }
 
 impl NodeState {
@@ -123,6 +132,9 @@ impl NodeState {
             want_full: true,
             last_full: None,
             fenced: false,
+            sent_routes: BTreeMap::new(),
+            sent_peers: None,
+            bgp_cache: None,
         }
     }
 
@@ -145,6 +157,12 @@ pub struct AssignmentPublisher {
     /// Nodes that died or drained, whose addresses move as failovers.
     departed: BTreeSet<NodeName>,
     proposing: bool,
+    /// Counts view changes, to know when cached per-node computations are stale.
+    view_revision: u64,
+    /// Something changed since the last reconcile (or a proposal should be retried).
+    dirty: bool,
+    /// Whether owners could move at the last reconcile.
+    could_move: bool,
 }
 
 impl AssignmentPublisher {
@@ -161,6 +179,9 @@ impl AssignmentPublisher {
             draining: BTreeMap::new(),
             departed: BTreeSet::new(),
             proposing: false,
+            view_revision: 0,
+            dirty: true,
+            could_move: false,
         }
     }
 
@@ -174,6 +195,13 @@ impl AssignmentPublisher {
         let moves_allowed = leading
             .confirmed_since
             .is_some_and(|c| c.elapsed() >= self.timing.dead_after());
+        // Planning and pushing cost time in proportion to the addresses: only when something
+        // they depend on changed.
+        if !self.dirty && moves_allowed == self.could_move {
+            return;
+        }
+        self.dirty = false;
+        self.could_move = moves_allowed;
         if !self.proposing {
             let facts: BTreeMap<NodeName, NodeFacts> = self
                 .nodes
@@ -213,25 +241,29 @@ impl AssignmentPublisher {
         self.proposing = true;
         let proposer = self.proposer.clone();
         let fut = async move { proposer.propose(Command::AssignOwners { moves }).await };
-        ctx.spawn(fut.into_actor(self).map(|result, act, ctx| {
+        ctx.spawn(fut.into_actor(self).map(|result, act, _| {
             act.proposing = false;
+            // The applied view arrives separately; a failure is retried at the next tick.
+            act.dirty = true;
             match result {
                 Ok(Response::OwnersAssigned(_)) => {}
                 Ok(other) => tracing::error!(?other, "unexpected answer to AssignOwners"),
                 Err(e) => tracing::warn!(error = %e, "owner changes not committed; will retry"),
             }
-            // The applied view arrives separately; a retry waits for the next tick.
-            let _ = ctx;
         }));
     }
 
-    /// What `node` should be announcing, from the committed owners.
-    fn desired(&self, node: &NodeName, facts: &NodeFacts) -> BTreeMap<IpAddr, L2Address> {
+    /// What `node` should be answering for in Layer 2 mode, from the committed owners (`owned`:
+    /// the targets it owns).
+    fn desired(
+        &self,
+        node: &NodeName,
+        facts: &NodeFacts,
+        owned: &[&Target],
+    ) -> BTreeMap<IpAddr, L2Address> {
         let sent = self.nodes.get(node).map(|s| &s.sent);
-        self.view
-            .targets
+        owned
             .iter()
-            .filter(|t| self.view.owners.get(&t.address) == Some(node))
             .map(|t| {
                 let interfaces = owners::announce_on(&self.view.config, &t.pool, facts)
                     .or_else(|| {
@@ -258,7 +290,14 @@ impl AssignmentPublisher {
             return;
         };
         let term = leading.term;
+        let mut by_owner: BTreeMap<&NodeName, Vec<&Target>> = BTreeMap::new();
+        for t in &self.view.targets {
+            if let Some(o) = self.view.owners.get(&t.address) {
+                by_owner.entry(o).or_default().push(t);
+            }
+        }
         let names: Vec<NodeName> = self.nodes.keys().cloned().collect();
+        let mut sends = Vec::new();
         for name in names {
             let Some(facts) = self.nodes.get(&name).map(|s| s.facts.clone()) else {
                 continue;
@@ -268,18 +307,30 @@ impl AssignmentPublisher {
             if self.nodes.get(&name).is_some_and(|s| s.fenced) {
                 continue;
             }
-            let desired = self.desired(&name, &facts);
-            let checks = self.view.services.clone();
+            let owned = by_owner.get(&name).map(Vec::as_slice).unwrap_or(&[]);
+            let desired = self.desired(&name, &facts, owned);
+            let peers = bgp::peers_for(&self.view.config, &facts);
+            let revision = self.view_revision;
+            let routes = match self.nodes.get(&name).and_then(|s| s.bgp_cache.as_ref()) {
+                Some((r, f, routes)) if *r == revision && *f == facts => routes.clone(),
+                _ => bgp::routes_for(&self.view.config, &self.view.targets, &facts),
+            };
+            let services = self.view.services.clone();
             let leader = self.id;
+            let heartbeat = self.timing.heartbeat;
             let Some(state) = self.nodes.get_mut(&name) else {
                 continue;
             };
+            state.bgp_cache = Some((revision, facts, routes.clone()));
             let now = Instant::now();
             let full_due = state.want_full
                 && state
                     .last_full
-                    .is_none_or(|t| now.duration_since(t) >= leading_heartbeat(&self.timing));
-            let changed = desired != state.sent || state.sent_services.as_ref() != Some(&checks);
+                    .is_none_or(|t| now.duration_since(t) >= heartbeat);
+            let changed = desired != state.sent
+                || state.sent_services.as_ref() != Some(&services)
+                || state.sent_peers.as_ref() != Some(&peers)
+                || routes != state.sent_routes;
             if !(full_due || changed && state.sent_id.is_some()) {
                 continue;
             }
@@ -289,6 +340,14 @@ impl AssignmentPublisher {
                 leader,
                 revision: state.revision,
             };
+            let route = |((prefix, peer), attrs): (&(IpNet, PeerName), &RouteAttrs)| BgpRoute {
+                prefix: *prefix,
+                peer: peer.clone(),
+                attrs: attrs.clone(),
+            };
+            let peer_list = |p: &BTreeMap<PeerName, Peer>| -> Vec<(PeerName, Peer)> {
+                p.iter().map(|(n, p)| (n.clone(), p.clone())).collect()
+            };
             let assignment = if full_due {
                 state.last_full = Some(now);
                 state.want_full = false;
@@ -297,7 +356,10 @@ impl AssignmentPublisher {
                     base: None,
                     upsert: desired.values().cloned().collect(),
                     remove: Vec::new(),
-                    services: Some(checks.clone()),
+                    services: Some(services.clone()),
+                    peers: Some(peer_list(&peers)),
+                    routes_upsert: routes.iter().map(route).collect(),
+                    routes_remove: Vec::new(),
                 }
             } else {
                 Assignment {
@@ -314,8 +376,20 @@ impl AssignmentPublisher {
                         .filter(|a| !desired.contains_key(a))
                         .copied()
                         .collect(),
-                    services: (state.sent_services.as_ref() != Some(&checks))
-                        .then(|| checks.clone()),
+                    services: (state.sent_services.as_ref() != Some(&services))
+                        .then(|| services.clone()),
+                    peers: (state.sent_peers.as_ref() != Some(&peers)).then(|| peer_list(&peers)),
+                    routes_upsert: routes
+                        .iter()
+                        .filter(|(k, a)| state.sent_routes.get(k) != Some(a))
+                        .map(route)
+                        .collect(),
+                    routes_remove: state
+                        .sent_routes
+                        .keys()
+                        .filter(|k| !routes.contains_key(k))
+                        .cloned()
+                        .collect(),
                 }
             };
             for addr in state.sent.keys() {
@@ -323,20 +397,24 @@ impl AssignmentPublisher {
                     state.pending.insert(*addr, state.revision);
                 }
             }
-            if state
-                .tx
-                .try_send(ToSpeaker::Assignment(assignment))
-                .is_err()
-            {
+            sends.push((name.clone(), state.tx.clone(), assignment));
+            state.sent = desired;
+            state.sent_id = Some(id);
+            state.sent_services = Some(services);
+            state.sent_peers = Some(peers);
+            state.sent_routes = routes;
+        }
+        for (name, tx, assignment) in sends {
+            if tx.try_send(ToSpeaker::Assignment(assignment)).is_err() {
                 // Not delivered: the speaker may still hold what it had, so ask for a whole
                 // set again rather than build on what it never saw.
                 tracing::warn!(node = %name, "cannot push an assignment; will resend");
-                state.want_full = true;
-                state.last_full = None;
+                if let Some(state) = self.nodes.get_mut(&name) {
+                    state.want_full = true;
+                    state.last_full = None;
+                    self.dirty = true;
+                }
             }
-            state.sent = desired;
-            state.sent_id = Some(id);
-            state.sent_services = Some(checks);
         }
     }
 
@@ -350,10 +428,6 @@ impl AssignmentPublisher {
             false
         });
     }
-}
-
-fn leading_heartbeat(timing: &LeaseTiming) -> std::time::Duration {
-    timing.heartbeat
 }
 
 impl Actor for AssignmentPublisher {
@@ -399,16 +473,21 @@ impl Handler<Report> for AssignmentPublisher {
             state.sent_id = None;
             state.synced = true;
         }
+        let mut acked = false;
         if let Some(applied) = hb.applied {
             if applied.term == term && applied.leader == leader {
+                let (was_synced, was_pending) = (state.synced, state.pending.len());
                 state.synced = true;
                 state.pending.retain(|_, rev| *rev > applied.revision);
+                // What a node may answer for changed: a move may now go ahead.
+                acked = !was_synced || state.pending.len() != was_pending;
             }
         }
         if hb.want_full && !hb.fenced {
             state.want_full = true;
         }
-        if state.facts != before || hb.want_full || hb.fenced {
+        if state.facts != before || hb.want_full || hb.fenced || acked {
+            self.dirty = true;
             self.reconcile(ctx);
         }
     }
@@ -423,6 +502,7 @@ impl Handler<NodeGone> for AssignmentPublisher {
         if let Gone::Drained(tx) = msg.why {
             self.draining.insert(msg.node, tx);
         }
+        self.dirty = true;
         self.reconcile(ctx);
     }
 }
@@ -432,6 +512,8 @@ impl Handler<ViewChanged> for AssignmentPublisher {
 
     fn handle(&mut self, msg: ViewChanged, ctx: &mut Context<Self>) {
         self.view = msg.0;
+        self.view_revision += 1;
+        self.dirty = true;
         self.reconcile(ctx);
     }
 }
@@ -451,6 +533,7 @@ impl Handler<Leadership> for AssignmentPublisher {
                 confirmed: None,
             }
         });
+        self.dirty = true;
         self.reconcile(ctx);
     }
 }

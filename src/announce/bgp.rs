@@ -1,0 +1,217 @@
+//! What a node announces over BGP: the sessions it opens (the BGPPeers whose node selectors
+//! match it) and, per peer, the prefixes of the addresses it is eligible for, with their
+//! attributes. Pure and deterministic, like the Layer 2 owner choice; unlike it, every eligible
+//! node announces (the routers spread traffic over them, ECMP).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use super::owners::{NodeFacts, Target};
+use crate::config::model::{Community, Peer};
+use crate::config::Config;
+use crate::names::PeerName;
+
+/// The attributes of one route to one peer.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RouteAttrs {
+    /// LOCAL_PREF (sent to iBGP peers only).
+    pub local_pref: Option<u32>,
+    /// Standard and large communities, sorted, without repeats.
+    pub communities: Vec<Community>,
+}
+
+/// One route: a prefix to one peer.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct BgpRoute {
+    /// The prefix (an address, or an aggregate of it).
+    pub prefix: IpNet,
+    /// The peer it goes to.
+    pub peer: PeerName,
+    /// Its attributes.
+    pub attrs: RouteAttrs,
+}
+
+/// The BGPPeers a node opens sessions with.
+pub fn peers_for(config: &Config, node: &NodeFacts) -> BTreeMap<PeerName, Peer> {
+    config
+        .peers
+        .iter()
+        .filter(|(_, p)| p.selects_node(&node.labels))
+        .map(|(n, p)| (n.clone(), p.clone()))
+        .collect()
+}
+
+/// The prefix an address is announced as, with an advertisement's aggregation length.
+pub fn prefix_of(addr: IpAddr, v4_len: u8, v6_len: u8) -> IpNet {
+    let len = match addr {
+        IpAddr::V4(_) => v4_len.min(32),
+        IpAddr::V6(_) => v6_len.min(128),
+    };
+    // The lengths are clamped to the family's width above, so the prefix always exists.
+    IpNet::new(addr, len)
+        .map(|n| n.trunc())
+        .unwrap_or_else(|_| IpNet::from(addr))
+}
+
+/// Every route `node` announces, keyed by prefix and peer: the addresses it is eligible for
+/// (alive, not excluded, ready for every Service holding the address) in pools a
+/// BGPAdvertisement selecting the node covers, to the peers that advertisement names (all of
+/// the node's peers when it names none). Routes for one prefix and peer from several
+/// advertisements merge: communities join, the highest LOCAL_PREF wins.
+pub fn routes_for(
+    config: &Config,
+    targets: &[Target],
+    node: &NodeFacts,
+) -> BTreeMap<(IpNet, PeerName), RouteAttrs> {
+    let mut out: BTreeMap<(IpNet, PeerName), RouteAttrs> = BTreeMap::new();
+    if !node.usable {
+        return out;
+    }
+    let peers = peers_for(config, node);
+    for t in targets {
+        if t.services.iter().any(|s| node.unready.contains(s)) {
+            continue;
+        }
+        let Some(pool_labels) = config.pools.get(&t.pool).map(|p| &p.labels) else {
+            continue;
+        };
+        for adv in &config.bgp_advertisements {
+            if !adv.pools.includes(&t.pool, pool_labels) || !adv.selects_node(&node.labels) {
+                continue;
+            }
+            let prefix = prefix_of(t.address, adv.aggregation_length, adv.aggregation_length_v6);
+            for peer in peers.keys().filter(|p| adv.selects_peer(p)) {
+                let a = out.entry((prefix, peer.clone())).or_default();
+                a.local_pref = a.local_pref.max(adv.local_pref);
+                let mut c: BTreeSet<Community> = a.communities.iter().copied().collect();
+                c.extend(adv.communities.iter().copied());
+                a.communities = c.into_iter().collect();
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Documents;
+    use crate::names::NodeName;
+
+    fn config(yaml: &str) -> Config {
+        let docs = Documents::from_str(yaml, "t.yaml").into_result().unwrap();
+        crate::config::validate(&docs).unwrap()
+    }
+
+    const CFG: &str = "apiVersion: ironlb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: public}
+spec: {addresses: [192.0.2.0/24, 2001:db8::/64]}
+---
+apiVersion: ironlb.io/v1beta1
+kind: BGPPeer
+metadata: {name: tor-a}
+spec: {myASN: 64512, peerASN: 64513, peerAddress: 198.51.100.250}
+---
+apiVersion: ironlb.io/v1beta1
+kind: BGPPeer
+metadata: {name: tor-b}
+spec:
+  myASN: 64512
+  peerASN: 64512
+  peerAddress: 198.51.100.251
+  nodeSelectors: [{matchLabels: {rack: b}}]
+---
+apiVersion: ironlb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: all}
+spec:
+  ipAddressPools: [public]
+  communities: [\"64512:100\"]
+---
+apiVersion: ironlb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: aggregated}
+spec:
+  ipAddressPools: [public]
+  aggregationLength: 24
+  aggregationLengthV6: 64
+  localPref: 200
+  peers: [tor-b]
+  communities: [\"large:64512:1:2\"]
+";
+
+    fn node(labels: &[(&str, &str)]) -> NodeFacts {
+        NodeFacts {
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            usable: true,
+            ..NodeFacts::default()
+        }
+    }
+
+    fn target(a: &str, s: &str) -> Target {
+        Target {
+            address: a.parse().unwrap(),
+            pool: "public".parse().unwrap(),
+            services: vec![s.parse().unwrap()],
+        }
+    }
+
+    #[test]
+    fn peers_follow_node_selectors() {
+        let c = config(CFG);
+        assert_eq!(peers_for(&c, &node(&[])).len(), 1);
+        assert_eq!(peers_for(&c, &node(&[("rack", "b")])).len(), 2);
+    }
+
+    #[test]
+    fn routes_go_to_the_advertised_peers_aggregated_with_merged_attributes() {
+        let c = config(CFG);
+        let ts = vec![
+            target("192.0.2.7", "d/a"),
+            target("192.0.2.9", "d/b"),
+            target("2001:db8::5", "d/c"),
+        ];
+        let r = routes_for(&c, &ts, &node(&[("rack", "b")]));
+        let tor_a: PeerName = "tor-a".parse().unwrap();
+        let tor_b: PeerName = "tor-b".parse().unwrap();
+        let p = |s: &str| s.parse::<IpNet>().unwrap();
+        // tor-a: each address as a host route, only the first advertisement's community.
+        assert_eq!(
+            r.get(&(p("192.0.2.7/32"), tor_a.clone()))
+                .unwrap()
+                .communities,
+            vec![Community::Standard(64512, 100)]
+        );
+        assert!(r.get(&(p("192.0.2.0/24"), tor_a.clone())).is_none());
+        // tor-b: host routes from the first, the /24 aggregate (once for both addresses) from
+        // the second, with its LOCAL_PREF and large community.
+        let agg = r.get(&(p("192.0.2.0/24"), tor_b.clone())).unwrap();
+        assert_eq!(agg.local_pref, Some(200));
+        assert_eq!(agg.communities, vec![Community::Large(64512, 1, 2)]);
+        assert!(r.contains_key(&(p("192.0.2.9/32"), tor_b.clone())));
+        assert!(r.contains_key(&(p("2001:db8::/64"), tor_b.clone())));
+        assert!(r.contains_key(&(p("2001:db8::5/128"), tor_a)));
+        // tor-a: three host routes; tor-b: the same three and the two aggregates.
+        assert_eq!(r.len(), 3 + 5);
+    }
+
+    #[test]
+    fn unready_services_and_unusable_nodes_announce_nothing() {
+        let c = config(CFG);
+        let ts = vec![target("192.0.2.7", "d/a"), target("192.0.2.9", "d/b")];
+        let mut n = node(&[]);
+        n.unready.insert("d/a".parse().unwrap());
+        let r = routes_for(&c, &ts, &n);
+        assert_eq!(r.len(), 1);
+        n.usable = false;
+        assert!(routes_for(&c, &ts, &n).is_empty());
+        let _ = NodeName::new("x");
+    }
+}
