@@ -23,6 +23,9 @@ pub struct RouteAttrs {
     pub communities: Vec<Community>,
 }
 
+/// What a node announces over BGP, keyed by prefix and peer.
+pub type Routes = BTreeMap<(IpNet, PeerName), RouteAttrs>;
+
 /// One route: a prefix to one peer.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct BgpRoute {
@@ -61,12 +64,8 @@ pub fn prefix_of(addr: IpAddr, v4_len: u8, v6_len: u8) -> IpNet {
 /// BGPAdvertisement selecting the node covers, to the peers that advertisement names (all of
 /// the node's peers when it names none). Routes for one prefix and peer from several
 /// advertisements merge: communities join, the highest LOCAL_PREF wins.
-pub fn routes_for(
-    config: &Config,
-    targets: &[Target],
-    node: &NodeFacts,
-) -> BTreeMap<(IpNet, PeerName), RouteAttrs> {
-    let mut out: BTreeMap<(IpNet, PeerName), RouteAttrs> = BTreeMap::new();
+pub fn routes_for(config: &Config, targets: &[Target], node: &NodeFacts) -> Routes {
+    let mut out = Routes::new();
     if !node.usable {
         return out;
     }
@@ -189,7 +188,7 @@ spec:
                 .communities,
             vec![Community::Standard(64512, 100)]
         );
-        assert!(r.get(&(p("192.0.2.0/24"), tor_a.clone())).is_none());
+        assert!(!r.contains_key(&(p("192.0.2.0/24"), tor_a.clone())));
         // tor-b: host routes from the first, the /24 aggregate (once for both addresses) from
         // the second, with its LOCAL_PREF and large community.
         let agg = r.get(&(p("192.0.2.0/24"), tor_b.clone())).unwrap();

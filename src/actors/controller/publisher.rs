@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use super::{L2View, LeaseTiming};
 use ipnet::IpNet;
 
-use crate::announce::bgp::{self, BgpRoute, RouteAttrs};
+use crate::announce::bgp::{self, BgpRoute, RouteAttrs, Routes};
 use crate::announce::owners::{self, Inputs, NodeFacts, Target};
 use crate::announce::proto::{Assignment, AssignmentId, Heartbeat, L2Address, ToSpeaker};
 use crate::api::metrics::Metrics;
@@ -111,10 +111,10 @@ struct NodeState {
     /// Its lease ran out: it answers nothing and takes no assignment until it has one again.
     fenced: bool,
     /// The BGP routes and sessions it was last sent.
-    sent_routes: BTreeMap<(IpNet, PeerName), RouteAttrs>,
+    sent_routes: Routes,
     sent_peers: Option<BTreeMap<PeerName, Peer>>,
     /// The view revision and facts its BGP desire was computed for, and that desire.
-    bgp_cache: Option<(u64, NodeFacts, BTreeMap<(IpNet, PeerName), RouteAttrs>)>,
+    bgp_cache: Option<(u64, NodeFacts, Routes)>,
 }
 
 impl NodeState {
