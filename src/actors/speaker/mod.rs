@@ -3,6 +3,7 @@
 //! and one [`ArpResponder`](responder::ArpResponder) and
 //! [`NdpResponder`](responder::NdpResponder) per interface.
 
+pub mod bgp;
 pub mod health;
 pub mod link;
 pub mod node_agent;
@@ -12,7 +13,9 @@ pub mod session;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::time::Instant;
@@ -74,6 +77,24 @@ impl LeaseGate {
     }
 }
 
+/// Labels of the per-peer BGP metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PeerLabels {
+    /// The BGPPeer's name.
+    pub peer: String,
+}
+
+/// Labels of `ironlb_bgp_notifications_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotificationLabels {
+    /// The BGPPeer's name.
+    pub peer: String,
+    /// `sent` or `received`.
+    pub direction: String,
+    /// The error code and subcode, `4/0`.
+    pub code: String,
+}
+
 /// The speaker's Prometheus metrics (`ironlb_*`, units in the names).
 #[derive(Debug)]
 pub struct SpeakerMetrics {
@@ -93,6 +114,11 @@ pub struct SpeakerMetrics {
     lease_remaining: Gauge<f64, AtomicU64>,
     /// Times the lease ran out and the speaker stopped answering.
     pub fences: Counter,
+    bgp_up: Family<PeerLabels, Gauge>,
+    bgp_transitions: Family<PeerLabels, Counter>,
+    bgp_updates: Family<PeerLabels, Counter>,
+    bgp_prefixes: Family<PeerLabels, Gauge>,
+    bgp_notifications: Family<NotificationLabels, Counter>,
 }
 
 impl Default for SpeakerMetrics {
@@ -115,6 +141,11 @@ impl SpeakerMetrics {
             gratuitous: Counter::default(),
             lease_remaining: Gauge::default(),
             fences: Counter::default(),
+            bgp_up: Family::default(),
+            bgp_transitions: Family::default(),
+            bgp_updates: Family::default(),
+            bgp_prefixes: Family::default(),
+            bgp_notifications: Family::default(),
         };
         registry.register(
             "ironlb_l2_owned_addresses",
@@ -156,6 +187,31 @@ impl SpeakerMetrics {
             "Times this speaker's lease ran out and it stopped answering",
             m.fences.clone(),
         );
+        registry.register(
+            "ironlb_bgp_session_up",
+            "1 while the BGP session to the peer is established",
+            m.bgp_up.clone(),
+        );
+        registry.register(
+            "ironlb_bgp_session_transitions",
+            "Times the BGP session to the peer went up or down",
+            m.bgp_transitions.clone(),
+        );
+        registry.register(
+            "ironlb_bgp_updates_sent",
+            "BGP UPDATE messages sent to the peer",
+            m.bgp_updates.clone(),
+        );
+        registry.register(
+            "ironlb_bgp_announced_prefixes",
+            "Prefixes announced to the peer",
+            m.bgp_prefixes.clone(),
+        );
+        registry.register(
+            "ironlb_bgp_notifications",
+            "BGP NOTIFICATION messages sent and received, by code and subcode",
+            m.bgp_notifications.clone(),
+        );
         Self { registry, ..m }
     }
 
@@ -166,6 +222,46 @@ impl SpeakerMetrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+impl crate::net::bgp::session::Observer for SpeakerMetrics {
+    fn up(&self, peer: &crate::names::PeerName, up: bool) {
+        let l = PeerLabels {
+            peer: peer.to_string(),
+        };
+        let g = self.bgp_up.get_or_create(&l);
+        let was = g.get() == 1;
+        if was != up {
+            g.set(i64::from(up));
+            self.bgp_transitions.get_or_create(&l).inc();
+        }
+    }
+
+    fn updates_sent(&self, peer: &crate::names::PeerName, n: u64) {
+        self.bgp_updates
+            .get_or_create(&PeerLabels {
+                peer: peer.to_string(),
+            })
+            .inc_by(n);
+    }
+
+    fn announced(&self, peer: &crate::names::PeerName, n: usize) {
+        self.bgp_prefixes
+            .get_or_create(&PeerLabels {
+                peer: peer.to_string(),
+            })
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    fn notification(&self, peer: &crate::names::PeerName, sent: bool, code: u8, subcode: u8) {
+        self.bgp_notifications
+            .get_or_create(&NotificationLabels {
+                peer: peer.to_string(),
+                direction: if sent { "sent" } else { "received" }.into(),
+                code: format!("{code}/{subcode}"),
+            })
+            .inc();
     }
 }
 

@@ -1,0 +1,476 @@
+//! One BGP session to one peer, driven over tokio TCP: connect (from the source address, with
+//! the TTL the hop count allows, signed with TCP MD5 when a password is set), the OPEN exchange
+//! and its checks, KEEPALIVEs and a receive-side hold timer, and, once established, the routes:
+//! everything on the watch channel is announced, every change sent as batched UPDATEs, and
+//! ROUTE-REFRESH answered with the whole table. Connection attempts back off from one second
+//! to `connectTime`.
+//!
+//! The RFC 4271 states map onto the code: Connect and Active are the connect loop; OpenSent
+//! and OpenConfirm the handshake; Established the main loop. Anything unexpected or malformed
+//! gets its NOTIFICATION and ends the session, which starts again after the backoff.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use ipnet::IpNet;
+use netgauze_bgp_pkt::BgpMessage;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::codec::Framed;
+use tracing::{debug, info, warn, Instrument};
+
+use super::packet::{self, FrameError, Frames, Notify, OpenParams, Outgoing, PeerOpen};
+use crate::announce::bgp::RouteAttrs;
+use crate::config::model::{Peer, PeerAsn};
+use crate::names::PeerName;
+
+/// The routes for one peer: prefix and attributes.
+pub type PeerRoutes = Arc<BTreeMap<IpNet, RouteAttrs>>;
+
+/// What a running session is asked to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Run {
+    /// Keep the session up.
+    Up,
+    /// Withdraw every route, say goodbye (Cease), and end.
+    Drain,
+    /// End now (the peer was removed or changed): Cease, no withdrawals.
+    Stop,
+}
+
+/// How a session reports, for metrics and logs.
+pub trait Observer: Send + Sync + 'static {
+    /// The session went up (`true`) or down.
+    fn up(&self, peer: &PeerName, up: bool);
+    /// `n` UPDATE messages were sent.
+    fn updates_sent(&self, peer: &PeerName, n: u64);
+    /// The peer now holds `n` prefixes from us.
+    fn announced(&self, peer: &PeerName, n: usize);
+    /// A NOTIFICATION went out (`sent`) or came in, with its code and subcode.
+    fn notification(&self, peer: &PeerName, sent: bool, code: u8, subcode: u8);
+}
+
+/// Why an established or starting session ended.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The TCP connection could not be made or broke.
+    #[error("connection: {0}")]
+    Io(#[from] io::Error),
+    /// The peer closed the connection.
+    #[error("the peer closed the connection")]
+    Closed,
+    /// We sent a NOTIFICATION and closed.
+    #[error("sent NOTIFICATION {0}/{1}")]
+    Sent(u8, u8),
+    /// The peer sent a NOTIFICATION.
+    #[error("received NOTIFICATION {0}/{1}")]
+    Received(u8, u8),
+    /// A frame could not be written.
+    #[error("{0}")]
+    Frame(FrameError),
+    /// The OPEN exchange did not finish in time.
+    #[error("no OPEN within {0:?}")]
+    OpenTimeout(Duration),
+    /// The session was asked to end.
+    #[error("stopped")]
+    Stopped,
+}
+
+type Transport = Framed<TcpStream, Frames>;
+
+/// Starts the session task; it runs until `run` says otherwise.
+pub fn spawn(
+    name: PeerName,
+    peer: Peer,
+    routes: watch::Receiver<PeerRoutes>,
+    run: watch::Receiver<Run>,
+    observer: Arc<dyn Observer>,
+) -> tokio::task::JoinHandle<()> {
+    let span = tracing::info_span!("bgp", peer = %name, addr = %peer.peer_address);
+    tokio::spawn(session_loop(name, peer, routes, run, observer).instrument(span))
+}
+
+async fn session_loop(
+    name: PeerName,
+    peer: Peer,
+    mut routes: watch::Receiver<PeerRoutes>,
+    mut run: watch::Receiver<Run>,
+    observer: Arc<dyn Observer>,
+) {
+    let connect_time = peer.connect_time.max(Duration::from_secs(1));
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        if *run.borrow() != Run::Up {
+            return;
+        }
+        let attempt = tokio::time::timeout(Duration::from_secs(5), connect(&peer)).await;
+        let result = match attempt {
+            Ok(Ok(stream)) => {
+                backoff = Duration::from_secs(1);
+                established(&name, &peer, stream, &mut routes, &mut run, observer.as_ref()).await
+            }
+            Ok(Err(e)) => Err(SessionError::Io(e)),
+            Err(_) => Err(SessionError::Io(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "connect timed out",
+            ))),
+        };
+        observer.up(&name, false);
+        match result {
+            Ok(()) | Err(SessionError::Stopped) => return,
+            Err(e @ SessionError::Io(_)) => debug!(error = %e, "BGP session not up; retrying"),
+            Err(e) => warn!(error = %e, "BGP session ended; retrying"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            _ = run.changed() => {}
+        }
+        backoff = (backoff * 2).min(connect_time);
+    }
+}
+
+/// Opens the TCP connection as the peer's settings ask.
+async fn connect(peer: &Peer) -> io::Result<TcpStream> {
+    let addr = SocketAddr::new(peer.peer_address, peer.peer_port);
+    let domain = if addr.is_ipv4() {
+        socket2::Domain::IPV4
+    } else {
+        socket2::Domain::IPV6
+    };
+    let s = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+    if let Some(src) = peer.source_address {
+        s.bind(&SocketAddr::new(src, 0).into())?;
+    }
+    if let Some(pw) = &peer.password {
+        super::md5::set_md5_key(&s, addr, pw.expose().as_bytes())?;
+    }
+    // A directly connected eBGP peer is one hop away; anything else may be further.
+    let ttl = if !peer.is_internal() && !peer.ebgp_multi_hop { 1 } else { 255 };
+    if addr.is_ipv4() {
+        s.set_ttl_v4(ttl)?;
+    } else {
+        s.set_unicast_hops_v6(ttl)?;
+    }
+    s.set_nonblocking(true)?;
+    let socket = TcpSocket::from_std_stream(std::net::TcpStream::from(s));
+    let stream = socket.connect(addr).await?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+async fn send(
+    t: &mut Transport,
+    name: &PeerName,
+    obs: &dyn Observer,
+    msg: BgpMessage,
+) -> Result<(), SessionError> {
+    if let BgpMessage::Notification(n) = &msg {
+        let (c, s) = packet::notification_code(n);
+        obs.notification(name, true, c, s);
+    }
+    t.send(msg).await.map_err(|e| match e {
+        FrameError::Io(e) => SessionError::Io(e),
+        other => SessionError::Frame(other),
+    })
+}
+
+/// Sends `n` and ends the session with its code.
+async fn fail(t: &mut Transport, name: &PeerName, obs: &dyn Observer, n: Notify) -> SessionError {
+    let msg = packet::notification(n);
+    let code = match &msg {
+        BgpMessage::Notification(m) => packet::notification_code(m),
+        _ => (0, 0),
+    };
+    let _ = send(t, name, obs, msg).await;
+    SessionError::Sent(code.0, code.1)
+}
+
+/// Reads the next message; a malformed one is answered with its NOTIFICATION.
+async fn next(
+    t: &mut Transport,
+    name: &PeerName,
+    obs: &dyn Observer,
+) -> Result<BgpMessage, SessionError> {
+    match t.next().await {
+        None => Err(SessionError::Closed),
+        Some(Ok(BgpMessage::Notification(n))) => {
+            let (c, s) = packet::notification_code(&n);
+            obs.notification(name, false, c, s);
+            Err(SessionError::Received(c, s))
+        }
+        Some(Ok(m)) => Ok(m),
+        Some(Err(FrameError::Io(e))) => Err(SessionError::Io(e)),
+        Some(Err(e)) => {
+            let code = match e.notification() {
+                Some(BgpMessage::Notification(n)) => packet::notification_code(&n),
+                _ => (0, 0),
+            };
+            if let Some(n) = e.notification() {
+                let _ = send(t, name, obs, n).await;
+            }
+            warn!(error = %e, "malformed message from the peer");
+            Err(SessionError::Sent(code.0, code.1))
+        }
+    }
+}
+
+/// The OPEN checks of RFC 4271 section 6.2 that the parser leaves to us.
+fn check_open(peer: &Peer, my_id: Ipv4Addr, o: &PeerOpen) -> Result<(), Notify> {
+    if o.version != 4 {
+        return Err(Notify::UnsupportedVersion);
+    }
+    let as_ok = match peer.peer_asn {
+        PeerAsn::Exact(a) => o.asn == a,
+        PeerAsn::Internal => o.asn == peer.my_asn,
+        PeerAsn::External => o.asn != peer.my_asn,
+    };
+    if !as_ok {
+        return Err(Notify::BadPeerAs);
+    }
+    if o.hold_time == 1 || o.hold_time == 2 {
+        return Err(Notify::UnacceptableHoldTime);
+    }
+    if o.router_id.is_unspecified() || (o.asn == peer.my_asn && o.router_id == my_id) {
+        return Err(Notify::BadBgpIdentifier);
+    }
+    Ok(())
+}
+
+/// The negotiated hold time and keepalive interval (both zero: no keepalives, no timer).
+pub fn negotiate(ours: Duration, keepalive: Duration, theirs: u16) -> (Duration, Duration) {
+    let hold = ours.min(Duration::from_secs(u64::from(theirs)));
+    if hold.is_zero() {
+        return (Duration::ZERO, Duration::ZERO);
+    }
+    let ka = if keepalive.is_zero() { hold / 3 } else { keepalive.min(hold / 3) };
+    (hold, ka.max(Duration::from_millis(100)))
+}
+
+/// A global address of the other family on the interface that holds `local`: the next hop of
+/// the routes of that family on this session.
+fn sibling_address(local: IpAddr, want_v6: bool) -> Option<IpAddr> {
+    let ifaces = crate::net::raw::interface_addresses().ok()?;
+    let name = ifaces.iter().find(|(_, a)| *a == local)?.0.clone();
+    ifaces.into_iter().find_map(|(n, a)| {
+        let good = match a {
+            IpAddr::V6(v6) => want_v6 && !is_link_local(v6) && !v6.is_loopback(),
+            IpAddr::V4(v4) => !want_v6 && !v4.is_loopback() && !v4.is_link_local(),
+        };
+        (n == name && good).then_some(a)
+    })
+}
+
+fn is_link_local(a: Ipv6Addr) -> bool {
+    (a.segments()[0] & 0xffc0) == 0xfe80
+}
+
+async fn established(
+    name: &PeerName,
+    peer: &Peer,
+    stream: TcpStream,
+    routes: &mut watch::Receiver<PeerRoutes>,
+    run: &mut watch::Receiver<Run>,
+    obs: &dyn Observer,
+) -> Result<(), SessionError> {
+    let local = stream.local_addr()?;
+    let my_id = peer.router_id.unwrap_or(match local.ip() {
+        IpAddr::V4(a) => a,
+        IpAddr::V6(_) => match sibling_address(local.ip(), false) {
+            Some(IpAddr::V4(a)) => a,
+            _ => Ipv4Addr::new(0, 0, 0, 1),
+        },
+    });
+    let mut t = Framed::new(stream, Frames::new());
+    let hold_secs = u16::try_from(peer.hold_time.as_secs()).unwrap_or(u16::MAX);
+    let gr = peer.graceful_restart.then_some(120);
+    send(&mut t, name, obs, packet::open(&OpenParams {
+        asn: peer.my_asn,
+        hold_time: hold_secs,
+        router_id: my_id,
+        graceful_restart: gr,
+    }))
+    .await?;
+
+    // OpenSent: RFC 4271 suggests a large hold time until the OPEN arrives.
+    let open_wait = Duration::from_secs(240);
+    let theirs = match tokio::time::timeout(open_wait, next(&mut t, name, obs)).await {
+        Err(_) => return Err(fail(&mut t, name, obs, Notify::HoldTimerExpired).await),
+        Ok(Err(e)) => return Err(e),
+        Ok(Ok(BgpMessage::Open(o))) => packet::read_open(&o),
+        Ok(Ok(_)) => return Err(fail(&mut t, name, obs, Notify::UnexpectedMessage(1)).await),
+    };
+    if let Err(n) = check_open(peer, my_id, &theirs) {
+        return Err(fail(&mut t, name, obs, n).await);
+    }
+    t.codec_mut().set_asn4(theirs.four_octet_as);
+    let (hold, keepalive) = negotiate(peer.hold_time, peer.keepalive_time, theirs.hold_time);
+    send(&mut t, name, obs, BgpMessage::KeepAlive).await?;
+
+    // OpenConfirm.
+    let confirm_wait = if hold.is_zero() { open_wait } else { hold };
+    match tokio::time::timeout(confirm_wait, next(&mut t, name, obs)).await {
+        Err(_) => return Err(fail(&mut t, name, obs, Notify::HoldTimerExpired).await),
+        Ok(Err(e)) => return Err(e),
+        Ok(Ok(BgpMessage::KeepAlive)) => {}
+        Ok(Ok(_)) => return Err(fail(&mut t, name, obs, Notify::UnexpectedMessage(2)).await),
+    }
+
+    let out = Outgoing {
+        my_asn: peer.my_asn,
+        ibgp: peer.is_internal(),
+        asn4: theirs.four_octet_as,
+        next_hop_v4: match local.ip() {
+            IpAddr::V4(a) => Some(a),
+            ip => match sibling_address(ip, false) {
+                Some(IpAddr::V4(a)) => Some(a),
+                _ => None,
+            },
+        },
+        next_hop_v6: match local.ip() {
+            IpAddr::V6(a) => Some(a),
+            ip => match sibling_address(ip, true) {
+                Some(IpAddr::V6(a)) => Some(a),
+                _ => None,
+            },
+        },
+        ipv4: theirs.ipv4_unicast,
+        ipv6: theirs.ipv6_unicast,
+    };
+    info!(hold = ?hold, asn = theirs.asn, router_id = %theirs.router_id, ipv6 = out.ipv6 && out.next_hop_v6.is_some(), "BGP session established");
+    obs.up(name, true);
+
+    let mut sent: BTreeMap<IpNet, RouteAttrs> = BTreeMap::new();
+    let full = |sent: &mut BTreeMap<IpNet, RouteAttrs>, want: &BTreeMap<IpNet, RouteAttrs>| {
+        sent.clear();
+        let announce: Vec<(IpNet, RouteAttrs)> = want
+            .iter()
+            .filter(|(p, _)| out.carries(p))
+            .map(|(p, a)| (*p, a.clone()))
+            .collect();
+        sent.extend(announce.iter().cloned());
+        packet::updates(&out, &announce, &[])
+    };
+    let want = routes.borrow_and_update().clone();
+    let mut msgs = full(&mut sent, &want);
+    if out.ipv4 {
+        msgs.push(packet::end_of_rib(false));
+    }
+    if out.ipv6 {
+        msgs.push(packet::end_of_rib(true));
+    }
+    send_all(&mut t, name, obs, msgs).await?;
+    obs.announced(name, sent.len());
+
+    let mut hold_deadline = Instant::now() + hold;
+    let mut keepalive_at = Instant::now() + keepalive;
+    let far = Duration::from_secs(86_400 * 365);
+    loop {
+        let hold_at = if hold.is_zero() { Instant::now() + far } else { hold_deadline };
+        let ka_at = if keepalive.is_zero() { Instant::now() + far } else { keepalive_at };
+        tokio::select! {
+            m = next(&mut t, name, obs) => {
+                match m? {
+                    BgpMessage::KeepAlive | BgpMessage::Update(_) => {}
+                    BgpMessage::RouteRefresh(_) => {
+                        debug!("route refresh: sending every route again");
+                        let want = routes.borrow().clone();
+                        let mut msgs = full(&mut sent, &want);
+                        if out.ipv4 { msgs.push(packet::end_of_rib(false)); }
+                        if out.ipv6 { msgs.push(packet::end_of_rib(true)); }
+                        send_all(&mut t, name, obs, msgs).await?;
+                    }
+                    BgpMessage::Open(_) | BgpMessage::Notification(_) => {
+                        return Err(fail(&mut t, name, obs, Notify::UnexpectedMessage(3)).await);
+                    }
+                }
+                hold_deadline = Instant::now() + hold;
+            }
+            () = tokio::time::sleep_until(hold_at) => {
+                warn!(hold = ?hold, "no message from the peer within the hold time");
+                return Err(fail(&mut t, name, obs, Notify::HoldTimerExpired).await);
+            }
+            () = tokio::time::sleep_until(ka_at) => {
+                send(&mut t, name, obs, BgpMessage::KeepAlive).await?;
+                keepalive_at = Instant::now() + keepalive;
+            }
+            changed = routes.changed() => {
+                if changed.is_err() {
+                    return Err(SessionError::Stopped);
+                }
+                let want = routes.borrow_and_update().clone();
+                let withdraw: Vec<IpNet> = sent.keys().filter(|p| !want.contains_key(p)).copied().collect();
+                let announce: Vec<(IpNet, RouteAttrs)> = want
+                    .iter()
+                    .filter(|(p, a)| out.carries(p) && sent.get(p) != Some(a))
+                    .map(|(p, a)| (*p, a.clone()))
+                    .collect();
+                for p in &withdraw {
+                    sent.remove(p);
+                }
+                sent.extend(announce.iter().cloned());
+                let msgs = packet::updates(&out, &announce, &withdraw);
+                send_all(&mut t, name, obs, msgs).await?;
+                obs.announced(name, sent.len());
+                keepalive_at = Instant::now() + keepalive;
+            }
+            r = run.changed() => {
+                let mode = if r.is_err() { Run::Stop } else { *run.borrow() };
+                match mode {
+                    Run::Up => {}
+                    Run::Drain => {
+                        let withdraw: Vec<IpNet> = sent.keys().copied().collect();
+                        let msgs = packet::updates(&out, &[], &withdraw);
+                        let _ = send_all(&mut t, name, obs, msgs).await;
+                        obs.announced(name, 0);
+                        let _ = fail(&mut t, name, obs, Notify::AdministrativeShutdown).await;
+                        return Err(SessionError::Stopped);
+                    }
+                    Run::Stop => {
+                        let _ = fail(&mut t, name, obs, Notify::OtherConfigurationChange).await;
+                        return Err(SessionError::Stopped);
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn send_all(
+    t: &mut Transport,
+    name: &PeerName,
+    obs: &dyn Observer,
+    msgs: Vec<BgpMessage>,
+) -> Result<(), SessionError> {
+    let n = msgs.iter().filter(|m| matches!(m, BgpMessage::Update(_))).count();
+    for m in msgs {
+        // Fed without flushing each: the framed sink writes them out in large chunks.
+        t.feed(m).await.map_err(|e| match e {
+            FrameError::Io(e) => SessionError::Io(e),
+            other => SessionError::Frame(other),
+        })?;
+    }
+    t.flush().await.map_err(|e| match e {
+        FrameError::Io(e) => SessionError::Io(e),
+        other => SessionError::Frame(other),
+    })?;
+    obs.updates_sent(name, n as u64);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hold_and_keepalive_negotiate_to_the_smaller_hold_and_a_third_of_it() {
+        let s = Duration::from_secs;
+        assert_eq!(negotiate(s(90), s(30), 9), (s(9), s(3)));
+        assert_eq!(negotiate(s(9), Duration::ZERO, 90), (s(9), s(3)));
+        assert_eq!(negotiate(s(90), s(10), 0), (Duration::ZERO, Duration::ZERO));
+    }
+}
