@@ -12,7 +12,7 @@ use pnet_base::MacAddr;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::actors::speaker::node_agent::{Macs, NodeAgent};
+use crate::actors::speaker::node_agent::{EndBgp, Macs, NodeAgent};
 use crate::actors::speaker::session::{
     ControllerSession, Drain, GetStatus, OnControlPlaneLoss, SessionConfig, SessionStatus,
 };
@@ -213,13 +213,15 @@ impl Speaker {
         self.agent.send(Macs).await.unwrap_or_default()
     }
 
-    /// Stops answering and hands the addresses over; true if the leader confirmed within
-    /// `timeout`.
+    /// Stops answering and hands the addresses over, then ends the BGP sessions (see
+    /// [`EndBgp`]); true if the leader confirmed the handover within `timeout`.
     pub async fn drain(&self, timeout: Duration) -> bool {
-        let Ok(done) = self.session.send(Drain).await else {
-            return false;
+        let handed_over = match self.session.send(Drain).await {
+            Ok(done) => matches!(tokio::time::timeout(timeout, done).await, Ok(Ok(()))),
+            Err(_) => false,
         };
-        matches!(tokio::time::timeout(timeout, done).await, Ok(Ok(())))
+        let _ = self.agent.send(EndBgp).await;
+        handed_over
     }
 
     /// Stops the link, the checks and the metrics server (the actors end with them).

@@ -311,6 +311,22 @@ pub enum CommunityError {
     },
 }
 
+impl Community {
+    /// The well-known communities by their names (RFC 1997, 7999, 8326, 3765).
+    pub fn well_known(name: &str) -> Option<Community> {
+        let low = match name {
+            "graceful-shutdown" => 0,
+            "blackhole" => 666,
+            "no-export" => 0xff01,
+            "no-advertise" => 0xff02,
+            "no-export-subconfed" | "local-as" => 0xff03,
+            "no-peer" => 0xff04,
+            _ => return None,
+        };
+        Some(Community::Standard(0xffff, low))
+    }
+}
+
 impl FromStr for Community {
     type Err = CommunityError;
 

@@ -907,10 +907,14 @@ impl Validator {
                 }
                 continue;
             }
+            if let Some(c) = Community::well_known(text) {
+                out.insert(c);
+                continue;
+            }
             if !text.contains(':') {
                 let message = format!(
                     "{text:?}: no Community object defines this alias, and it is not a \
-                     community value (a:b or large:a:b:c)"
+                     community value (a:b, large:a:b:c, or a well-known name such as no-export)"
                 );
                 self.error(ctx, path.index(i), message);
                 ok = false;
@@ -2334,7 +2338,7 @@ mod tests {
                 &[
                     "t.yaml (document 2): BGPAdvertisement/adv: spec.communities[0]: \"gold\": \
                      no Community object defines this alias, and it is not a community value \
-                     (a:b or large:a:b:c)",
+                     (a:b, large:a:b:c, or a well-known name such as no-export)",
                     "t.yaml (document 2): BGPAdvertisement/adv: spec.communities[1]: \"65536:1\" \
                      is not a community value: \"65536\" is not a 16-bit number",
                     "t.yaml (document 2): BGPAdvertisement/adv: spec.communities[2]: \"1:2:3\" \
@@ -2784,7 +2788,7 @@ mod tests {
                      BGPPeer has this name",
                     "t.yaml (document 4): BGPAdvertisement/adv: spec.communities[0]: \"nope\": \
                      no Community object defines this alias, and it is not a community value \
-                     (a:b or large:a:b:c)",
+                     (a:b, large:a:b:c, or a well-known name such as no-export)",
                     "t.yaml (document 4): BGPAdvertisement/adv: spec.aggregationLength: \
                      aggregationLength 8 is shorter than the /24 of pool a's 192.0.2.0/24",
                     "t.yaml (document 4): BGPAdvertisement/adv: spec.aggregationLength: \

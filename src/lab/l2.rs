@@ -32,6 +32,8 @@ pub struct L2Options {
     pub speakers_on_controller_nodes: bool,
     /// Environment of every controller and speaker.
     pub env: Vec<(String, String)>,
+    /// A router namespace on LAN 1 (`.250`), for BGP.
+    pub router: bool,
 }
 
 impl Default for L2Options {
@@ -44,6 +46,7 @@ impl Default for L2Options {
             speaker_args: Vec::new(),
             speakers_on_controller_nodes: true,
             env: Vec::new(),
+            router: false,
         }
     }
 }
@@ -98,7 +101,10 @@ impl SpeakerProc {
             .args(["netns", "exec", &self.netns])
             .args(&args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("IRONLB_SPEAKER_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(
@@ -178,7 +184,7 @@ impl L2Lab {
         Lan::build(LanOptions {
             nodes: opts.nodes,
             client: true,
-            router: false,
+            router: opts.router,
             second_lan: opts.second_lan,
         })
     }

@@ -5,6 +5,7 @@
 //! test that uses it with the reason.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+pub mod bgp;
 pub mod capture;
 pub mod cluster;
 pub mod kube_api;

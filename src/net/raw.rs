@@ -126,12 +126,16 @@ pub fn interface_addresses() -> io::Result<Vec<(String, std::net::IpAddr)>> {
                 libc::AF_INET => {
                     // SAFETY: an AF_INET sockaddr is a sockaddr_in.
                     let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
-                    Some(std::net::IpAddr::V4(std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr))))
+                    Some(std::net::IpAddr::V4(std::net::Ipv4Addr::from(
+                        u32::from_be(sin.sin_addr.s_addr),
+                    )))
                 }
                 libc::AF_INET6 => {
                     // SAFETY: an AF_INET6 sockaddr is a sockaddr_in6.
                     let sin6 = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in6) };
-                    Some(std::net::IpAddr::V6(std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr)))
+                    Some(std::net::IpAddr::V6(std::net::Ipv6Addr::from(
+                        sin6.sin6_addr.s6_addr,
+                    )))
                 }
                 _ => None,
             };

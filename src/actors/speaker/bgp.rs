@@ -34,9 +34,15 @@ pub struct BgpPeer {
 }
 
 impl BgpPeer {
-    /// Starts the session to `peer`; must run within a tokio runtime.
-    pub fn start_session(name: PeerName, peer: Peer, metrics: Arc<SpeakerMetrics>) -> Self {
-        let (routes, routes_rx) = watch::channel(Arc::new(BTreeMap::new()));
+    /// Starts the session to `peer`, to announce `initial` once established (so that a
+    /// restarted speaker's End-of-RIB follows its whole table); must run within a tokio runtime.
+    pub fn start_session(
+        name: PeerName,
+        peer: Peer,
+        initial: BTreeMap<IpNet, RouteAttrs>,
+        metrics: Arc<SpeakerMetrics>,
+    ) -> Self {
+        let (routes, routes_rx) = watch::channel(Arc::new(initial));
         let (run, run_rx) = watch::channel(Run::Up);
         let observer: Arc<dyn Observer> = metrics;
         let task = session::spawn(name, peer, routes_rx, run_rx, observer);

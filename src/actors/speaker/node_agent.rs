@@ -1,5 +1,6 @@
-//! The NodeAgent: the node's desired state (which address to answer for on which interface),
-//! fanned out to the interfaces' responders.
+//! The NodeAgent: the node's desired state (which address to answer for on which interface,
+//! which BGP sessions to hold and what to announce on each), fanned out to the interfaces'
+//! responders and the BgpPeer actors.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -9,10 +10,33 @@ use std::sync::Arc;
 use actix::{Actor, Addr, Context, Handler, Message, ResponseFuture};
 use pnet_base::MacAddr;
 
+use super::bgp::{BgpPeer, SetRoutes, Shutdown};
 use super::responder::{ArpResponder, NdpResponder, Own};
 use super::{LeaseGate, SpeakerMetrics};
+use crate::announce::bgp::{RouteAttrs, Routes};
 use crate::announce::proto::L2Address;
+use crate::config::model::Peer;
+use crate::names::PeerName;
+use crate::net::bgp::session::Run;
 use crate::net::local;
+use ipnet::IpNet;
+
+/// Hold exactly these BGP sessions and announce exactly these routes on them.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetBgp {
+    /// The sessions.
+    pub peers: BTreeMap<PeerName, Peer>,
+    /// The routes, by prefix and peer.
+    pub routes: Routes,
+}
+
+/// End every BGP session: a peer that negotiated graceful restart is left without a word (it
+/// keeps our routes until the speaker is back), every other peer gets its withdrawals first.
+/// Resolves once the sessions have ended.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct EndBgp;
 
 /// Answer for exactly these addresses (an empty map: for nothing). Resolves once every
 /// responder answers accordingly.
@@ -37,6 +61,16 @@ pub struct NodeAgent {
     current: BTreeMap<IpAddr, L2Address>,
     bind_local: bool,
     metrics: Arc<SpeakerMetrics>,
+    bgp: BTreeMap<PeerName, (Peer, Addr<BgpPeer>)>,
+}
+
+/// The routes of `routes` that go to `peer`.
+fn routes_to(routes: &Routes, peer: &PeerName) -> BTreeMap<IpNet, RouteAttrs> {
+    routes
+        .iter()
+        .filter(|((_, p), _)| p == peer)
+        .map(|((prefix, _), a)| (*prefix, a.clone()))
+        .collect()
 }
 
 impl NodeAgent {
@@ -71,6 +105,7 @@ impl NodeAgent {
             current: BTreeMap::new(),
             bind_local,
             metrics,
+            bgp: BTreeMap::new(),
         })
     }
 }
@@ -152,6 +187,74 @@ impl Handler<SetAddresses> for NodeAgent {
                     }
                 }
             }
+        })
+    }
+}
+
+impl Handler<SetBgp> for NodeAgent {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, msg: SetBgp, _: &mut Context<Self>) -> Self::Result {
+        let SetBgp { peers, routes } = msg;
+        tracing::debug!(
+            peers = peers.len(),
+            routes = routes.len(),
+            "BGP desired state"
+        );
+        let mut ending = Vec::new();
+        let names: Vec<PeerName> = self.bgp.keys().cloned().collect();
+        for name in names {
+            let keep = matches!((peers.get(&name), self.bgp.get(&name)), (Some(want), Some((have, _))) if want == have);
+            if !keep {
+                if let Some((_, addr)) = self.bgp.remove(&name) {
+                    tracing::info!(peer = %name, "BGP peer removed or changed: ending its session");
+                    ending.push(addr);
+                }
+            }
+        }
+        let mut updates = Vec::new();
+        for (name, peer) in peers {
+            let mine = routes_to(&routes, &name);
+            match self.bgp.get(&name) {
+                Some((_, addr)) => updates.push((addr.clone(), mine)),
+                None => {
+                    let actor = BgpPeer::start_session(
+                        name.clone(),
+                        peer.clone(),
+                        mine,
+                        self.metrics.clone(),
+                    )
+                    .start();
+                    self.bgp.insert(name, (peer, actor));
+                }
+            }
+        }
+        Box::pin(async move {
+            for addr in ending {
+                let _ = addr.send(Shutdown(Run::Stop)).await;
+            }
+            for (addr, mine) in updates {
+                let _ = addr.send(SetRoutes(mine)).await;
+            }
+        })
+    }
+}
+
+impl Handler<EndBgp> for NodeAgent {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: EndBgp, _: &mut Context<Self>) -> Self::Result {
+        let peers = std::mem::take(&mut self.bgp);
+        Box::pin(async move {
+            let ends = peers.into_values().map(|(peer, addr)| async move {
+                let how = if peer.graceful_restart {
+                    Run::Restart
+                } else {
+                    Run::Drain
+                };
+                let _ = addr.send(Shutdown(how)).await;
+            });
+            futures::future::join_all(ends).await;
         })
     }
 }

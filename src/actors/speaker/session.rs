@@ -18,14 +18,15 @@ use actix::{
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use super::node_agent::{NodeAgent, SetAddresses};
+use super::node_agent::{NodeAgent, SetAddresses, SetBgp};
 use super::{LeaseGate, SpeakerMetrics};
+use crate::announce::bgp::Routes;
 use crate::announce::proto::{
     Assignment, AssignmentId, Heartbeat, L2Address, ServiceAnnounce, ToController, ToSpeaker,
 };
-use crate::config::model::InterfaceName;
+use crate::config::model::{InterfaceName, Peer};
 use crate::labels::Labels;
-use crate::names::{NodeName, ServiceKey};
+use crate::names::{NodeName, PeerName, ServiceKey};
 
 /// What a speaker does when no controller can renew its lease.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -151,6 +152,8 @@ pub struct ControllerSession {
     lease_timer: Option<SpawnHandle>,
     applied: Option<AssignmentId>,
     assignment: BTreeMap<IpAddr, L2Address>,
+    bgp_peers: BTreeMap<PeerName, Peer>,
+    bgp_routes: Routes,
     want_full: bool,
     fenced: bool,
     unready: BTreeMap<ReadinessSource, BTreeSet<ServiceKey>>,
@@ -189,6 +192,8 @@ impl ControllerSession {
             lease_timer: None,
             applied: None,
             assignment: BTreeMap::new(),
+            bgp_peers: BTreeMap::new(),
+            bgp_routes: Routes::new(),
             want_full: true,
             // Nothing is answered until a lease arrives.
             fenced: true,
@@ -325,9 +330,11 @@ impl ControllerSession {
             // The leader sends a whole set once it knows we hold a lease again.
             return;
         }
-        let mut next = match a.base {
-            None => BTreeMap::new(),
-            Some(base) if Some(base) == self.applied => self.assignment.clone(),
+        let (mut next, mut routes) = match a.base {
+            None => (BTreeMap::new(), Routes::new()),
+            Some(base) if Some(base) == self.applied => {
+                (self.assignment.clone(), self.bgp_routes.clone())
+            }
             Some(_) => {
                 self.want_full = true;
                 self.send_heartbeat();
@@ -340,17 +347,38 @@ impl ControllerSession {
         for u in a.upsert {
             next.insert(u.address, u);
         }
+        for key in a.routes_remove {
+            routes.remove(&key);
+        }
+        for r in a.routes_upsert {
+            routes.insert((r.prefix, r.peer), r.attrs);
+        }
         if let Some(services) = a.services {
             self.services.send_replace(services);
         }
+        let mut bgp_changed = a.base.is_none() || routes != self.bgp_routes;
+        if let Some(peers) = a.peers {
+            let peers: BTreeMap<PeerName, Peer> = peers.into_iter().collect();
+            bgp_changed |= peers != self.bgp_peers;
+            self.bgp_peers = peers;
+        }
+        self.bgp_routes = routes;
         self.assignment = next.clone();
         let agent = self.agent.clone();
+        let bgp = bgp_changed.then(|| SetBgp {
+            peers: self.bgp_peers.clone(),
+            routes: self.bgp_routes.clone(),
+        });
         let id = a.id;
         // Acknowledged only once every responder answers accordingly: the leader gives an
-        // address taken from us to another node only after this acknowledgement.
+        // address taken from us to another node only after this acknowledgement. BGP routes
+        // need no such care (every eligible node announces), but go out in the same step.
         ctx.wait(
             async move {
                 let _ = agent.send(SetAddresses(next)).await;
+                if let Some(b) = bgp {
+                    let _ = agent.send(b).await;
+                }
             }
             .into_actor(self)
             .map(move |(), act, _| {

@@ -202,7 +202,11 @@ fn attributes(out: &Outgoing, attrs: &RouteAttrs, v4: bool) -> Vec<PathAttribute
         }
     } else if out.asn4 {
         AsPath::As4PathSegments(
-            vec![As4PathSegment::new(AsPathSegmentType::AsSequence, vec![out.my_asn])].into(),
+            vec![As4PathSegment::new(
+                AsPathSegmentType::AsSequence,
+                vec![out.my_asn],
+            )]
+            .into(),
         )
     } else {
         AsPath::As2PathSegments(
@@ -227,7 +231,11 @@ fn attributes(out: &Outgoing, attrs: &RouteAttrs, v4: bool) -> Vec<PathAttribute
     }
     if v4 {
         if let Some(nh) = out.next_hop_v4 {
-            a.extend(attr(false, true, PathAttributeValue::NextHop(NextHop::new(nh))));
+            a.extend(attr(
+                false,
+                true,
+                PathAttributeValue::NextHop(NextHop::new(nh)),
+            ));
         }
     }
     if out.ibgp {
@@ -243,12 +251,18 @@ fn attributes(out: &Outgoing, attrs: &RouteAttrs, v4: bool) -> Vec<PathAttribute
         .communities
         .iter()
         .filter_map(|c| match c {
-            Community::Standard(hi, lo) => Some(WireCommunity::new((u32::from(*hi) << 16) | u32::from(*lo))),
+            Community::Standard(hi, lo) => {
+                Some(WireCommunity::new((u32::from(*hi) << 16) | u32::from(*lo)))
+            }
             Community::Large(..) => None,
         })
         .collect();
     if !standard.is_empty() {
-        a.extend(attr(true, true, PathAttributeValue::Communities(Communities::new(standard))));
+        a.extend(attr(
+            true,
+            true,
+            PathAttributeValue::Communities(Communities::new(standard)),
+        ));
     }
     let large: Vec<LargeCommunity> = attrs
         .communities
@@ -259,7 +273,11 @@ fn attributes(out: &Outgoing, attrs: &RouteAttrs, v4: bool) -> Vec<PathAttribute
         })
         .collect();
     if !large.is_empty() {
-        a.extend(attr(true, true, PathAttributeValue::LargeCommunities(LargeCommunities::new(large))));
+        a.extend(attr(
+            true,
+            true,
+            PathAttributeValue::LargeCommunities(LargeCommunities::new(large)),
+        ));
     }
     a
 }
@@ -276,7 +294,11 @@ fn v6_nlri(net: ipnet::Ipv6Net) -> Option<Ipv6UnicastAddress> {
         .map(|n| Ipv6UnicastAddress::new(None, n))
 }
 
-fn update(withdrawn: Vec<Ipv4UnicastAddress>, attrs: Vec<PathAttribute>, nlri: Vec<Ipv4UnicastAddress>) -> BgpMessage {
+fn update(
+    withdrawn: Vec<Ipv4UnicastAddress>,
+    attrs: Vec<PathAttribute>,
+    nlri: Vec<Ipv4UnicastAddress>,
+) -> BgpMessage {
     BgpMessage::Update(BgpUpdateMessage::new(withdrawn, attrs, nlri))
 }
 
@@ -303,7 +325,11 @@ fn pack<T, F: Fn(&T) -> usize>(items: Vec<T>, fixed: usize, size: F) -> Vec<Vec<
 /// UPDATEs withdrawing `withdraw` and announcing `announce` (routes sharing attributes go
 /// together, as many per message as fit in 4096 bytes). Prefixes of a family the session
 /// does not carry are left out.
-pub fn updates(out: &Outgoing, announce: &[(IpNet, RouteAttrs)], withdraw: &[IpNet]) -> Vec<BgpMessage> {
+pub fn updates(
+    out: &Outgoing,
+    announce: &[(IpNet, RouteAttrs)],
+    withdraw: &[IpNet],
+) -> Vec<BgpMessage> {
     let mut msgs = Vec::new();
     // The empty UPDATE's size: header, two length fields.
     let base = HEADER_LEN + 4;
@@ -329,13 +355,20 @@ pub fn updates(out: &Outgoing, announce: &[(IpNet, RouteAttrs)], withdraw: &[IpN
     // MP_UNREACH: flags, type, 2-byte length, AFI, SAFI.
     for chunk in pack(w6, base + 4 + 3, |n| n.len()) {
         msgs.extend(
-            attr(true, false, PathAttributeValue::MpUnreach(MpUnreach::Ipv6Unicast { nlri: chunk.into() }))
-                .map(|a| update(vec![], vec![a], vec![])),
+            attr(
+                true,
+                false,
+                PathAttributeValue::MpUnreach(MpUnreach::Ipv6Unicast { nlri: chunk.into() }),
+            )
+            .map(|a| update(vec![], vec![a], vec![])),
         );
     }
     let mut groups: BTreeMap<(bool, &RouteAttrs), Vec<IpNet>> = BTreeMap::new();
     for (prefix, attrs) in announce.iter().filter(|(p, _)| out.carries(p)) {
-        groups.entry((prefix.addr().is_ipv4(), attrs)).or_default().push(*prefix);
+        groups
+            .entry((prefix.addr().is_ipv4(), attrs))
+            .or_default()
+            .push(*prefix);
     }
     for ((is_v4, attrs), prefixes) in groups {
         let shared = attributes(out, attrs, is_v4);
@@ -383,7 +416,11 @@ pub fn updates(out: &Outgoing, announce: &[(IpNet, RouteAttrs)], withdraw: &[IpN
 /// The End-of-RIB marker of a family (RFC 4724 section 2).
 pub fn end_of_rib(v6: bool) -> BgpMessage {
     if v6 {
-        let a = attr(true, false, PathAttributeValue::MpUnreach(MpUnreach::Ipv6Unicast { nlri: Box::new([]) }));
+        let a = attr(
+            true,
+            false,
+            PathAttributeValue::MpUnreach(MpUnreach::Ipv6Unicast { nlri: Box::new([]) }),
+        );
         update(vec![], a.into_iter().collect(), vec![])
     } else {
         update(vec![], vec![], vec![])
@@ -416,14 +453,21 @@ pub enum Notify {
 pub fn notification(n: Notify) -> BgpMessage {
     let empty = || -> Box<[u8]> { Box::new([]) };
     BgpMessage::Notification(match n {
-        Notify::HoldTimerExpired => BgpNotificationMessage::HoldTimerExpiredError(
-            HoldTimerExpiredError::Unspecific { sub_code: 0, value: empty() },
-        ),
+        Notify::HoldTimerExpired => {
+            BgpNotificationMessage::HoldTimerExpiredError(HoldTimerExpiredError::Unspecific {
+                sub_code: 0,
+                value: empty(),
+            })
+        }
         Notify::AdministrativeShutdown => {
-            BgpNotificationMessage::CeaseError(CeaseError::AdministrativeShutdown { value: empty() })
+            BgpNotificationMessage::CeaseError(CeaseError::AdministrativeShutdown {
+                value: empty(),
+            })
         }
         Notify::OtherConfigurationChange => {
-            BgpNotificationMessage::CeaseError(CeaseError::OtherConfigurationChange { value: empty() })
+            BgpNotificationMessage::CeaseError(CeaseError::OtherConfigurationChange {
+                value: empty(),
+            })
         }
         Notify::UnexpectedMessage(1) => BgpNotificationMessage::FiniteStateMachineError(
             FiniteStateMachineError::ReceiveUnexpectedMessageInOpenSentState { value: empty() },
@@ -434,16 +478,24 @@ pub fn notification(n: Notify) -> BgpMessage {
         Notify::UnexpectedMessage(_) => BgpNotificationMessage::FiniteStateMachineError(
             FiniteStateMachineError::ReceiveUnexpectedMessageInEstablishedState { value: empty() },
         ),
-        Notify::BadPeerAs => BgpNotificationMessage::OpenMessageError(OpenMessageError::BadPeerAs { value: empty() }),
-        Notify::UnacceptableHoldTime => BgpNotificationMessage::OpenMessageError(
-            OpenMessageError::UnacceptableHoldTime { value: empty() },
-        ),
-        Notify::BadBgpIdentifier => {
-            BgpNotificationMessage::OpenMessageError(OpenMessageError::BadBgpIdentifier { value: empty() })
+        Notify::BadPeerAs => {
+            BgpNotificationMessage::OpenMessageError(OpenMessageError::BadPeerAs { value: empty() })
         }
-        Notify::UnsupportedVersion => BgpNotificationMessage::OpenMessageError(
-            OpenMessageError::UnsupportedVersionNumber { value: Box::new([0, 4]) },
-        ),
+        Notify::UnacceptableHoldTime => {
+            BgpNotificationMessage::OpenMessageError(OpenMessageError::UnacceptableHoldTime {
+                value: empty(),
+            })
+        }
+        Notify::BadBgpIdentifier => {
+            BgpNotificationMessage::OpenMessageError(OpenMessageError::BadBgpIdentifier {
+                value: empty(),
+            })
+        }
+        Notify::UnsupportedVersion => {
+            BgpNotificationMessage::OpenMessageError(OpenMessageError::UnsupportedVersionNumber {
+                value: Box::new([0, 4]),
+            })
+        }
     })
 }
 
@@ -489,7 +541,9 @@ pub fn notification_code(n: &BgpNotificationMessage) -> (u8, u8) {
                 UpdateMessageError::MalformedAsPath { .. } => 11,
             },
         ),
-        N::HoldTimerExpiredError(HoldTimerExpiredError::Unspecific { sub_code, .. }) => (4, *sub_code),
+        N::HoldTimerExpiredError(HoldTimerExpiredError::Unspecific { sub_code, .. }) => {
+            (4, *sub_code)
+        }
         N::FiniteStateMachineError(e) => (
             5,
             match e {
@@ -556,7 +610,10 @@ pub fn strict_context(asn4: bool) -> BgpParsingContext {
 }
 
 /// Parses exactly one message.
-pub fn decode(buf: &[u8], ctx: &mut BgpParsingContext) -> Result<BgpMessage, BgpMessageParsingError> {
+pub fn decode(
+    buf: &[u8],
+    ctx: &mut BgpParsingContext,
+) -> Result<BgpMessage, BgpMessageParsingError> {
     BgpMessage::parse(&mut SliceReader::new(buf), ctx)
 }
 
@@ -664,10 +721,14 @@ pub fn prefixes(msg: &BgpMessage) -> (Vec<IpNet>, Vec<IpNet>) {
 
 /// The next hop of an IPv4 route or the global next hop of an IPv6 one, for tests.
 pub fn next_hop(msg: &BgpMessage) -> Option<IpAddr> {
-    let BgpMessage::Update(u) = msg else { return None };
+    let BgpMessage::Update(u) = msg else {
+        return None;
+    };
     u.path_attributes().iter().find_map(|a| match a.value() {
         PathAttributeValue::NextHop(n) => Some(IpAddr::V4(n.next_hop())),
-        PathAttributeValue::MpReach(MpReach::Ipv6Unicast { next_hop_global, .. }) => Some(IpAddr::V6(*next_hop_global)),
+        PathAttributeValue::MpReach(MpReach::Ipv6Unicast {
+            next_hop_global, ..
+        }) => Some(IpAddr::V6(*next_hop_global)),
         _ => None,
     })
 }
@@ -705,7 +766,9 @@ mod tests {
             router_id: "198.51.100.1".parse().unwrap(),
             graceful_restart: Some(120),
         });
-        let BgpMessage::Open(o) = roundtrip(&m) else { panic!() };
+        let BgpMessage::Open(o) = roundtrip(&m) else {
+            panic!()
+        };
         let p = read_open(&o);
         assert_eq!(p.asn, 4_200_000_001);
         assert_eq!(o.my_as(), AS_TRANS);
@@ -717,12 +780,18 @@ mod tests {
     fn ten_thousand_prefixes_pack_into_full_messages_of_at_most_4096_bytes() {
         let attrs = RouteAttrs {
             local_pref: None,
-            communities: vec![Community::Standard(64512, 100), Community::Large(64512, 1, 2)],
+            communities: vec![
+                Community::Standard(64512, 100),
+                Community::Large(64512, 1, 2),
+            ],
         };
         let announce: Vec<(IpNet, RouteAttrs)> = (0..10_000u32)
             .map(|i| {
                 let a = std::net::Ipv4Addr::from(0xc612_0000 + i); // 198.18.0.0/15
-                (IpNet::V4(ipnet::Ipv4Net::new(a, 32).unwrap()), attrs.clone())
+                (
+                    IpNet::V4(ipnet::Ipv4Net::new(a, 32).unwrap()),
+                    attrs.clone(),
+                )
             })
             .collect();
         let msgs = updates(&out(false), &announce, &[]);
@@ -760,12 +829,16 @@ mod tests {
         let mut short = BytesMut::from(&[0xffu8; 16][..]);
         short.extend_from_slice(&[0, 18, 4]);
         let e = f.decode(&mut short).unwrap_err();
-        let Some(BgpMessage::Notification(n)) = e.notification() else { panic!() };
+        let Some(BgpMessage::Notification(n)) = e.notification() else {
+            panic!()
+        };
         assert_eq!(notification_code(&n), (1, 2));
         let mut bad_marker = BytesMut::from(&[0u8; 16][..]);
         bad_marker.extend_from_slice(&[0, 19, 4]);
         let e = f.decode(&mut bad_marker).unwrap_err();
-        let Some(BgpMessage::Notification(n)) = e.notification() else { panic!() };
+        let Some(BgpMessage::Notification(n)) = e.notification() else {
+            panic!()
+        };
         assert_eq!(notification_code(&n), (1, 1));
         // Writing and reading our own NOTIFICATIONs keeps their codes.
         for (n, code) in [
@@ -774,7 +847,9 @@ mod tests {
             (Notify::BadPeerAs, (2, 2)),
             (Notify::UnexpectedMessage(1), (5, 1)),
         ] {
-            let BgpMessage::Notification(back) = roundtrip(&notification(n)) else { panic!() };
+            let BgpMessage::Notification(back) = roundtrip(&notification(n)) else {
+                panic!()
+            };
             assert_eq!(notification_code(&back), code);
         }
         let mut buf = BytesMut::new();

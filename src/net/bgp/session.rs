@@ -41,6 +41,9 @@ pub enum Run {
     Drain,
     /// End now (the peer was removed or changed): Cease, no withdrawals.
     Stop,
+    /// End without a NOTIFICATION, routes left in place: the speaker is restarting, and a peer
+    /// that negotiated graceful restart keeps forwarding on them until it is back.
+    Restart,
 }
 
 /// How a session reports, for metrics and logs.
@@ -112,7 +115,15 @@ async fn session_loop(
         let result = match attempt {
             Ok(Ok(stream)) => {
                 backoff = Duration::from_secs(1);
-                established(&name, &peer, stream, &mut routes, &mut run, observer.as_ref()).await
+                established(
+                    &name,
+                    &peer,
+                    stream,
+                    &mut routes,
+                    &mut run,
+                    observer.as_ref(),
+                )
+                .await
             }
             Ok(Err(e)) => Err(SessionError::Io(e)),
             Err(_) => Err(SessionError::Io(io::Error::new(
@@ -150,7 +161,11 @@ async fn connect(peer: &Peer) -> io::Result<TcpStream> {
         super::md5::set_md5_key(&s, addr, pw.expose().as_bytes())?;
     }
     // A directly connected eBGP peer is one hop away; anything else may be further.
-    let ttl = if !peer.is_internal() && !peer.ebgp_multi_hop { 1 } else { 255 };
+    let ttl = if !peer.is_internal() && !peer.ebgp_multi_hop {
+        1
+    } else {
+        255
+    };
     if addr.is_ipv4() {
         s.set_ttl_v4(ttl)?;
     } else {
@@ -247,7 +262,11 @@ pub fn negotiate(ours: Duration, keepalive: Duration, theirs: u16) -> (Duration,
     if hold.is_zero() {
         return (Duration::ZERO, Duration::ZERO);
     }
-    let ka = if keepalive.is_zero() { hold / 3 } else { keepalive.min(hold / 3) };
+    let ka = if keepalive.is_zero() {
+        hold / 3
+    } else {
+        keepalive.min(hold / 3)
+    };
     (hold, ka.max(Duration::from_millis(100)))
 }
 
@@ -288,12 +307,17 @@ async fn established(
     let mut t = Framed::new(stream, Frames::new());
     let hold_secs = u16::try_from(peer.hold_time.as_secs()).unwrap_or(u16::MAX);
     let gr = peer.graceful_restart.then_some(120);
-    send(&mut t, name, obs, packet::open(&OpenParams {
-        asn: peer.my_asn,
-        hold_time: hold_secs,
-        router_id: my_id,
-        graceful_restart: gr,
-    }))
+    send(
+        &mut t,
+        name,
+        obs,
+        packet::open(&OpenParams {
+            asn: peer.my_asn,
+            hold_time: hold_secs,
+            router_id: my_id,
+            graceful_restart: gr,
+        }),
+    )
     .await?;
 
     // OpenSent: RFC 4271 suggests a large hold time until the OPEN arrives.
@@ -370,8 +394,16 @@ async fn established(
     let mut keepalive_at = Instant::now() + keepalive;
     let far = Duration::from_secs(86_400 * 365);
     loop {
-        let hold_at = if hold.is_zero() { Instant::now() + far } else { hold_deadline };
-        let ka_at = if keepalive.is_zero() { Instant::now() + far } else { keepalive_at };
+        let hold_at = if hold.is_zero() {
+            Instant::now() + far
+        } else {
+            hold_deadline
+        };
+        let ka_at = if keepalive.is_zero() {
+            Instant::now() + far
+        } else {
+            keepalive_at
+        };
         tokio::select! {
             m = next(&mut t, name, obs) => {
                 match m? {
@@ -434,6 +466,7 @@ async fn established(
                         let _ = fail(&mut t, name, obs, Notify::OtherConfigurationChange).await;
                         return Err(SessionError::Stopped);
                     }
+                    Run::Restart => return Err(SessionError::Stopped),
                 }
             }
         }
@@ -446,7 +479,10 @@ async fn send_all(
     obs: &dyn Observer,
     msgs: Vec<BgpMessage>,
 ) -> Result<(), SessionError> {
-    let n = msgs.iter().filter(|m| matches!(m, BgpMessage::Update(_))).count();
+    let n = msgs
+        .iter()
+        .filter(|m| matches!(m, BgpMessage::Update(_)))
+        .count();
     for m in msgs {
         // Fed without flushing each: the framed sink writes them out in large chunks.
         t.feed(m).await.map_err(|e| match e {

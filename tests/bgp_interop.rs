@@ -1,0 +1,252 @@
+//! BGP mode against real routers (GoBGP, BIRD, FRR from Debian) in network namespaces: the
+//! sessions, the routes and their attributes as each router reads them, ECMP through zebra into
+//! the kernel, withdrawals, TCP MD5 and graceful restart. Needs root and the routers (CI runs it
+//! with IRONLB_REQUIRE_LAB=1, where anything missing fails).
+//!
+//! One lab at a time, as in the Layer 2 tests: two cores shared by several labs would measure
+//! the machine.
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use ironlb::lab::bgp::{Learned, Neighbor, Router, RouterConfig, RouterKind};
+use ironlb::lab::l2::{self, L2Lab, L2Options};
+use ironlb::lab::netns;
+use tokio::sync::{Mutex, MutexGuard};
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_ironlb"))
+}
+
+static ONE_LAB_AT_A_TIME: Mutex<()> = Mutex::const_new(());
+
+async fn lab_slot(tools: &[&str]) -> Option<MutexGuard<'static, ()>> {
+    if !netns::require_with(tools) {
+        return None;
+    }
+    Some(ONE_LAB_AT_A_TIME.lock().await)
+}
+
+const ROUTER_ASN: u32 = 64513;
+const SPEAKER_ASN: u32 = 64512;
+
+/// A pool off the LAN, announced over BGP with communities, a large community and (for iBGP)
+/// a local preference; `peer` is the BGPPeer's spec.
+fn config(peer_spec: &str) -> String {
+    format!(
+        "apiVersion: ironlb.io/v1beta1
+kind: IPAddressPool
+metadata: {{name: bgp}}
+spec: {{addresses: [203.0.113.0/24, 2001:db8:113::/64]}}
+---
+apiVersion: ironlb.io/v1beta1
+kind: BGPPeer
+metadata: {{name: router}}
+spec: {{{peer_spec}}}
+---
+apiVersion: ironlb.io/v1beta1
+kind: Community
+metadata: {{name: aliases}}
+spec:
+  communities:
+  - {{name: edge, value: \"64512:300\"}}
+---
+apiVersion: ironlb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {{name: bgp}}
+spec:
+  ipAddressPools: [bgp]
+  localPref: 150
+  communities: [\"64512:100\", no-export, edge, \"large:64512:7:9\"]
+"
+    )
+}
+
+struct BgpLab {
+    // Declared first: the router and speakers stop before the namespaces go.
+    router: Router,
+    lab: L2Lab,
+}
+
+impl BgpLab {
+    async fn start(kind: RouterKind, nodes: usize, rc: impl FnOnce(&mut RouterConfig)) -> BgpLab {
+        let opts = L2Options {
+            nodes,
+            controllers: nodes.min(3),
+            router: true,
+            ..L2Options::default()
+        };
+        let lan = L2Lab::lan(&opts);
+        let r = lan.router.clone().expect("a router");
+        let mut cfg = RouterConfig {
+            kind,
+            asn: ROUTER_ASN,
+            router_id: r.addr,
+            neighbors: lan
+                .nodes
+                .iter()
+                .map(|n| Neighbor {
+                    addr: IpAddr::V4(n.addr),
+                    asn: SPEAKER_ASN,
+                    password: None,
+                })
+                .collect(),
+            kernel: false,
+            graceful_restart: false,
+        };
+        rc(&mut cfg);
+        let dir = std::env::temp_dir().join(format!("{}-router", lan.prefix()));
+        let router = Router::start(&r.netns, &dir, &cfg);
+        let lab = L2Lab::start_on(lan, bin(), opts).await;
+        BgpLab { router, lab }
+    }
+
+    fn router_addr(&self) -> IpAddr {
+        IpAddr::V4(self.lab.lan.router.as_ref().expect("router").addr)
+    }
+
+    fn node(&self, i: usize) -> IpAddr {
+        IpAddr::V4(self.lab.lan.nodes[i].addr)
+    }
+
+    fn node6(&self, i: usize) -> IpAddr {
+        IpAddr::V6(self.lab.lan.nodes[i].addr6)
+    }
+
+    fn wait_up(&self, nodes: &[usize]) {
+        for &n in nodes {
+            self.router
+                .wait_established(self.node(n), Duration::from_secs(30));
+        }
+    }
+
+    fn logs(&self) -> String {
+        format!("{}\n{}", self.lab.logs(), self.router.log_tail())
+    }
+}
+
+fn host(a: IpAddr) -> IpNet {
+    IpNet::from(a)
+}
+
+fn sorted_hops(paths: &[Learned]) -> Vec<IpAddr> {
+    let mut v: Vec<IpAddr> = paths.iter().map(|p| p.next_hop).collect();
+    v.sort();
+    v
+}
+
+/// Checks one path's attributes as the advertisement above sets them.
+fn check_attrs(p: &Learned, as_path: &[u32], ibgp: bool) {
+    assert_eq!(p.as_path, as_path, "AS path of {p:?}");
+    let mut want = vec!["64512:100", "64512:300", "65535:65281"];
+    want.sort();
+    assert_eq!(p.communities, want, "communities of {p:?}");
+    assert_eq!(
+        p.large_communities,
+        vec!["64512:7:9"],
+        "large communities of {p:?}"
+    );
+    if ibgp {
+        assert_eq!(p.local_pref, Some(150), "local preference of {p:?}");
+    }
+}
+
+fn peer_spec(my: u32, peer: u32, router: IpAddr, extra: &str) -> String {
+    format!("myASN: {my}, peerASN: {peer}, peerAddress: {router}, holdTime: 9s, keepaliveTime: 3s, connectTime: 2s{extra}")
+}
+
+/// eBGP (or iBGP) with one router: the session comes up, the router holds the IPv4 and IPv6
+/// routes of a Service with each node as a next hop and the attributes set, and releasing the
+/// Service withdraws them.
+async fn routes_reach(kind: RouterKind, my: u32, peer: u32) {
+    let ibgp = my == peer;
+    let b = BgpLab::start(kind, 2, |c| {
+        c.asn = peer;
+        for n in &mut c.neighbors {
+            n.asn = my;
+        }
+    })
+    .await;
+    let spec = peer_spec(my, peer, b.router_addr(), "");
+    b.lab.configure(&config(&spec)).await;
+    b.wait_up(&[0, 1]);
+    let addrs = b.lab.allocate(&l2::service("web", "shop", "")).await;
+    let v4 = *addrs.iter().find(|a| a.is_ipv4()).expect("IPv4");
+    let v6 = *addrs.iter().find(|a| a.is_ipv6()).expect("IPv6");
+    let as_path: Vec<u32> = if ibgp { vec![] } else { vec![my] };
+
+    let paths = b.router.wait_paths(host(v4), 2, Duration::from_secs(20));
+    assert_eq!(
+        sorted_hops(&paths),
+        vec![b.node(0), b.node(1)],
+        "{}",
+        b.logs()
+    );
+    for p in &paths {
+        check_attrs(p, &as_path, ibgp);
+    }
+    let paths6 = b.router.wait_paths(host(v6), 2, Duration::from_secs(20));
+    assert_eq!(
+        sorted_hops(&paths6),
+        vec![b.node6(0), b.node6(1)],
+        "{}",
+        b.logs()
+    );
+    for p in &paths6 {
+        check_attrs(p, &as_path, ibgp);
+    }
+
+    b.lab.release("web", "shop").await;
+    b.router.wait_paths(host(v4), 0, Duration::from_secs(10));
+    b.router.wait_paths(host(v6), 0, Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gobgp_ebgp_routes_and_withdrawals() {
+    let Some(_slot) = lab_slot(&["gobgpd", "gobgp"]).await else {
+        return;
+    };
+    routes_reach(RouterKind::GoBgp, SPEAKER_ASN, ROUTER_ASN).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gobgp_ibgp_four_octet_asn() {
+    let Some(_slot) = lab_slot(&["gobgpd", "gobgp"]).await else {
+        return;
+    };
+    routes_reach(RouterKind::GoBgp, 4_200_000_001, 4_200_000_001).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bird_ebgp_four_octet_speaker() {
+    let Some(_slot) = lab_slot(&["bird"]).await else {
+        return;
+    };
+    routes_reach(RouterKind::Bird, 4_200_000_010, ROUTER_ASN).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bird_ibgp() {
+    let Some(_slot) = lab_slot(&["bird"]).await else {
+        return;
+    };
+    routes_reach(RouterKind::Bird, SPEAKER_ASN, SPEAKER_ASN).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frr_ebgp() {
+    let Some(_slot) = lab_slot(&["vtysh", "/usr/lib/frr/bgpd"]).await else {
+        return;
+    };
+    routes_reach(RouterKind::Frr, SPEAKER_ASN, ROUTER_ASN).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frr_ibgp_four_octet_asn() {
+    let Some(_slot) = lab_slot(&["vtysh", "/usr/lib/frr/bgpd"]).await else {
+        return;
+    };
+    routes_reach(RouterKind::Frr, 4_200_000_001, 4_200_000_001).await;
+}
