@@ -250,3 +250,94 @@ async fn frr_ibgp_four_octet_asn() {
     };
     routes_reach(RouterKind::Frr, 4_200_000_001, 4_200_000_001).await;
 }
+
+/// Waits until the router namespace's kernel has exactly `want` as next hops of `prefix`.
+async fn wait_kernel(b: &BgpLab, prefix: IpNet, want: &[IpAddr], within: Duration, what: &str) {
+    let deadline = std::time::Instant::now() + within;
+    let mut want = want.to_vec();
+    want.sort();
+    loop {
+        let have = b.router.kernel_next_hops(prefix);
+        if have == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: the kernel has {have:?} for {prefix}, not {want:?}\n{}\n{}",
+            b.router.describe(),
+            b.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// FRR with zebra and three speakers: the kernel gets a route with three next hops (ECMP). A
+/// node whose health check fails withdraws at once, a node that dies drops out within the
+/// hold time (9 s), and releasing the Service removes the route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frr_zebra_multipath_follows_eligibility_and_failures() {
+    let Some(_slot) = lab_slot(&[
+        "vtysh",
+        "/usr/lib/frr/bgpd",
+        "/usr/lib/frr/zebra",
+        "python3",
+    ])
+    .await
+    else {
+        return;
+    };
+    let mut b = BgpLab::start(RouterKind::Frr, 3, |c| c.kernel = true).await;
+    let mut backends: Vec<netns::Background> = b
+        .lab
+        .lan
+        .nodes
+        .iter()
+        .map(|n| {
+            netns::Lan::spawn_in(
+                &n.netns,
+                &[
+                    "python3",
+                    "-m",
+                    "http.server",
+                    "8080",
+                    "--bind",
+                    "127.0.0.1",
+                ],
+                &std::env::temp_dir().join(format!("{}-backend.log", n.netns)),
+            )
+        })
+        .collect();
+    let spec = peer_spec(SPEAKER_ASN, ROUTER_ASN, b.router_addr(), "");
+    b.lab.configure(&config(&spec)).await;
+    b.wait_up(&[0, 1, 2]);
+    let addrs = b
+        .lab
+        .allocate(&l2::service(
+            "web",
+            "shop",
+            "    ironlb.io/health-check: http:8080/\n",
+        ))
+        .await;
+    let v4 = host(*addrs.iter().find(|a| a.is_ipv4()).expect("IPv4"));
+    let all = [b.node(0), b.node(1), b.node(2)];
+    wait_kernel(&b, v4, &all, Duration::from_secs(20), "three speakers").await;
+
+    // Node 3's backend dies: its health check fails, it is no longer eligible.
+    backends[2].kill();
+    wait_kernel(
+        &b,
+        v4,
+        &all[..2],
+        Duration::from_secs(10),
+        "node 3 unhealthy",
+    )
+    .await;
+
+    // Node 2 fails outright (links down, speaker killed): only the hold timer tells FRR.
+    b.lab.fail_node(1);
+    wait_kernel(&b, v4, &all[..1], Duration::from_secs(12), "node 2 failed").await;
+
+    b.lab.release("web", "shop").await;
+    wait_kernel(&b, v4, &[], Duration::from_secs(10), "released").await;
+    drop(backends);
+}

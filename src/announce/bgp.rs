@@ -47,6 +47,16 @@ pub fn peers_for(config: &Config, node: &NodeFacts) -> BTreeMap<PeerName, Peer> 
         .collect()
 }
 
+/// Whether any BGPAdvertisement covers `pool` at all.
+pub fn announced_in_bgp(config: &Config, pool: &crate::names::PoolName) -> bool {
+    config.pools.get(pool).is_some_and(|p| {
+        config
+            .bgp_advertisements
+            .iter()
+            .any(|adv| adv.pools.includes(pool, &p.labels))
+    })
+}
+
 /// The prefix an address is announced as, with an advertisement's aggregation length.
 pub fn prefix_of(addr: IpAddr, v4_len: u8, v6_len: u8) -> IpNet {
     let len = match addr {

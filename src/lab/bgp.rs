@@ -291,7 +291,6 @@ impl Router {
                     &zserv,
                     "--vty_socket",
                     &dir,
-                    "-n",
                     "-S",
                 ],
                 &self.dir.join("bgpd.out"),
@@ -355,9 +354,11 @@ impl Router {
                 self.birdc("show route all")
             ),
             RouterKind::Frr => format!(
-                "{}\n{}\n{}",
+                "{}\n{}\n{}\n{}\n{}",
+                self.vtysh("show zebra client summary"),
                 self.vtysh("show bgp summary"),
                 self.vtysh("show bgp ipv4 unicast"),
+                self.vtysh("show ip route"),
                 self.vtysh("show bgp ipv6 unicast")
             ),
         }
@@ -557,7 +558,36 @@ impl Router {
         let out = Lan::try_exec_in(&self.netns, &["ip", fam, "-j", "route", "show", &p]);
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
         let mut hops = Vec::new();
+        let nexthop = |id: u64| -> serde_json::Value {
+            let id = id.to_string();
+            let out = Lan::try_exec_in(&self.netns, &["ip", "-j", "nexthop", "show", "id", &id]);
+            serde_json::from_slice::<serde_json::Value>(&out.stdout)
+                .ok()
+                .and_then(|v| v.as_array().and_then(|a| a.first().cloned()))
+                .unwrap_or_default()
+        };
         for r in v.as_array().into_iter().flatten() {
+            // zebra installs nexthop objects: a group of ids, each with its gateway.
+            if let Some(id) = r["nhid"].as_u64() {
+                let nh = nexthop(id);
+                let members: Vec<u64> = nh["group"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|m| m["id"].as_u64())
+                    .collect();
+                let objects = if members.is_empty() {
+                    vec![nh]
+                } else {
+                    members.into_iter().map(nexthop).collect()
+                };
+                for o in objects {
+                    if let Some(g) = o["gateway"].as_str().and_then(|g| g.parse().ok()) {
+                        hops.push(g);
+                    }
+                }
+                continue;
+            }
             if let Some(g) = r["gateway"].as_str().and_then(|g| g.parse().ok()) {
                 hops.push(g);
             }

@@ -79,7 +79,8 @@ pub struct L2View {
     pub targets: Vec<Target>,
     /// The committed Layer 2 owners.
     pub owners: std::collections::BTreeMap<IpAddr, NodeName>,
-    /// The Services announced in Layer 2, as speakers judge their readiness for them.
+    /// The Services announced (in Layer 2 or over BGP), as speakers judge their readiness for
+    /// them.
     pub services: Vec<ServiceAnnounce>,
 }
 
@@ -91,7 +92,10 @@ impl L2View {
         let services = state
             .allocator
             .allocations()
-            .filter(|(_, a)| owners::announced_in_l2(&config, &a.pool))
+            .filter(|(_, a)| {
+                owners::announced_in_l2(&config, &a.pool)
+                    || crate::announce::bgp::announced_in_bgp(&config, &a.pool)
+            })
             .map(|(k, a)| ServiceAnnounce {
                 service: k.clone(),
                 health_check: a.request.health_check.clone(),
