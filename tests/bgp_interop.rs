@@ -341,3 +341,120 @@ async fn frr_zebra_multipath_follows_eligibility_and_failures() {
     wait_kernel(&b, v4, &[], Duration::from_secs(10), "released").await;
     drop(backends);
 }
+
+/// Waits `for_` and fails if the session with `addr` ever comes up meanwhile.
+async fn never_established(b: &BgpLab, addr: IpAddr, for_: Duration, what: &str) {
+    let deadline = std::time::Instant::now() + for_;
+    while std::time::Instant::now() < deadline {
+        assert!(
+            !b.router.established(addr),
+            "{what}: the session came up\n{}",
+            b.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// TCP MD5 (RFC 2385): the right password establishes the session; a wrong one or none never
+/// does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn md5_right_password_establishes_wrong_or_missing_never() {
+    let Some(_slot) = lab_slot(&["gobgpd", "gobgp"]).await else {
+        return;
+    };
+    let b = BgpLab::start(RouterKind::GoBgp, 1, |c| {
+        c.neighbors[0].password = Some("s3cret-md5".into());
+    })
+    .await;
+    let router = b.router_addr();
+    let with = |extra: &str| config(&peer_spec(SPEAKER_ASN, ROUTER_ASN, router, extra));
+    b.lab.configure(&with(", password: s3cret-md5")).await;
+    b.wait_up(&[0]);
+
+    b.lab.configure(&with(", password: wrong-md5")).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    never_established(&b, b.node(0), Duration::from_secs(8), "wrong password").await;
+
+    b.lab.configure(&with("")).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    never_established(&b, b.node(0), Duration::from_secs(8), "no password").await;
+
+    // And back: the right one works again.
+    b.lab.configure(&with(", password: s3cret-md5")).await;
+    b.wait_up(&[0]);
+}
+
+/// Asserts `prefix` keeps a path from `hop` through `for_` (the router keeps forwarding).
+async fn stays(b: &BgpLab, prefix: IpNet, hop: IpAddr, for_: Duration, what: &str) -> Learned {
+    let deadline = std::time::Instant::now() + for_;
+    loop {
+        let path = b
+            .router
+            .routes()
+            .remove(&prefix)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|p| p.next_hop == hop);
+        let Some(path) = path else {
+            panic!(
+                "{what}: the router dropped {prefix} via {hop}\n{}",
+                b.logs()
+            );
+        };
+        if std::time::Instant::now() >= deadline {
+            return path;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Graceful restart (RFC 4724): a speaker that dies (SIGKILL) or is restarted (SIGTERM) leaves
+/// its routes with the router, marked stale, and once it is back and has sent its table again
+/// they are fresh; the route never goes away in between.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_restart_keeps_routes_while_the_speaker_restarts() {
+    let Some(_slot) = lab_slot(&["gobgpd", "gobgp"]).await else {
+        return;
+    };
+    let mut b = BgpLab::start(RouterKind::GoBgp, 1, |c| c.graceful_restart = true).await;
+    let spec = peer_spec(
+        SPEAKER_ASN,
+        ROUTER_ASN,
+        b.router_addr(),
+        ", enableGracefulRestart: true",
+    );
+    b.lab.configure(&config(&spec)).await;
+    b.wait_up(&[0]);
+    let addrs = b.lab.allocate(&l2::service("web", "shop", "")).await;
+    let v4 = host(*addrs.iter().find(|a| a.is_ipv4()).expect("IPv4"));
+    let hop = b.node(0);
+    b.router.wait_paths(v4, 1, Duration::from_secs(20));
+
+    for (how, stop) in [("SIGKILL", true), ("SIGTERM", false)] {
+        if stop {
+            b.lab.speakers[0].kill();
+        } else {
+            b.lab.speakers[0].terminate();
+        }
+        let kept = stays(&b, v4, hop, Duration::from_secs(3), how).await;
+        assert!(
+            kept.stale,
+            "{how}: the kept route is not marked stale: {kept:?}"
+        );
+        b.lab.speakers[0].start();
+        // Back: the session is up again and the route is refreshed, never having gone.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let p = stays(&b, v4, hop, Duration::ZERO, how).await;
+            if !p.stale && b.router.established(hop) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{how}: the route was not refreshed: {p:?}\n{}",
+                b.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
