@@ -130,11 +130,11 @@ pub fn run(opts: &Options) -> Result<()> {
 }
 
 /// What one side's workload measured.
-struct Workload {
+pub(crate) struct Workload {
     /// Latency of every acknowledged allocation, sorted.
-    latencies: Vec<Duration>,
+    pub(crate) latencies: Vec<Duration>,
     /// From the first request to the last answer.
-    wall: Duration,
+    pub(crate) wall: Duration,
     /// Transactions that lost their address to another client (baseline only).
     conflicts: usize,
 }
@@ -173,7 +173,7 @@ macro_rules! progress {
 }
 
 /// An HTTP client for `clients` concurrent workers: one kept-alive connection each.
-fn http_client(clients: usize) -> Result<reqwest::Client> {
+pub(crate) fn http_client(clients: usize) -> Result<reqwest::Client> {
     reqwest::Client::builder()
         .pool_max_idle_per_host(clients)
         .connect_timeout(Duration::from_secs(2))
@@ -185,7 +185,7 @@ fn http_client(clients: usize) -> Result<reqwest::Client> {
 
 /// Runs `clients` workers that share `total` allocations; `one(worker, i)` performs allocation
 /// `i` and returns how many conflicts it met. Returns the sorted latencies and the wall time.
-async fn drive<F, Fut>(total: usize, clients: usize, one: F) -> Result<Workload>
+pub(crate) async fn drive<F, Fut>(total: usize, clients: usize, one: F) -> Result<Workload>
 where
     F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<usize>> + Send,
@@ -305,7 +305,7 @@ async fn ours(bin: &Path, opts: &Options) -> Result<Workload> {
 
 /// One allocation; retried (same Service, so the retry cannot allocate twice) on transient
 /// failures.
-async fn allocate_ours(http: &reqwest::Client, url: &str, body: Vec<u8>) -> Result<()> {
+pub(crate) async fn allocate_ours(http: &reqwest::Client, url: &str, body: Vec<u8>) -> Result<()> {
     let mut last = String::new();
     for attempt in 0..MAX_ATTEMPTS {
         if attempt > 0 {

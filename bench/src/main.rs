@@ -2,6 +2,7 @@
 //! so figures can be compared between runs.
 
 mod alloc;
+mod bgp;
 mod common;
 mod failover;
 
@@ -50,6 +51,20 @@ enum Scenario {
         /// Where etcd's clients send their transactions.
         #[arg(long, value_enum, default_value_t = alloc::EtcdTarget::Leader)]
         etcd_target: alloc::EtcdTarget,
+        /// Print only the JSON line on stdout and no summary (progress still goes to stderr).
+        #[arg(long)]
+        json: bool,
+    },
+    /// BGP announcement (root): from N Services submitted (or released) until a GoBGP
+    /// receiver holds (or has withdrawn) all their /32 routes, ironlb's speaker against FRR's
+    /// bgpd fed the same prefixes through vtysh, as MetalLB's FRR mode does.
+    Bgp {
+        /// Services, and so prefixes, on each side (at most 131 072).
+        #[arg(long, default_value_t = 10_000)]
+        prefixes: usize,
+        /// Concurrent allocation clients.
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
         /// Print only the JSON line on stdout and no summary (progress still goes to stderr).
         #[arg(long)]
         json: bool,
@@ -171,6 +186,15 @@ fn main() -> Result<()> {
             });
             println!("{out}");
         }
+        Scenario::Bgp {
+            prefixes,
+            clients,
+            json,
+        } => bgp::run(&bgp::Options {
+            prefixes,
+            clients,
+            json,
+        })?,
         Scenario::Failover { trials, json } => failover::run(&failover::Options { trials, json })?,
         Scenario::Alloc {
             allocations,

@@ -58,3 +58,25 @@ where
         _ => panic!("the actor arbiter has stopped"),
     }
 }
+
+/// Runs `f` on a new arbiter thread of its own and returns what it returns: for an actor whose
+/// work grows with the number of Services, so that it never holds up the actors that keep
+/// leases and sessions alive.
+pub async fn on_new_arbiter<T, F>(f: F) -> T
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    // A new arbiter registers with the running System, so it is made on the shared arbiter's
+    // thread; it runs until the process exits (its handle is kept by the actors started on it).
+    let handle = on_arbiter(|| Arbiter::new().handle()).await;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let sent = handle.spawn_fn(move || {
+        let _ = tx.send(f());
+    });
+    match (sent, rx.await) {
+        (true, Ok(value)) => value,
+        // The arbiter was made just above and nothing stops it.
+        _ => panic!("a new actor arbiter has stopped"),
+    }
+}

@@ -80,6 +80,9 @@ pub fn routes_for(config: &Config, targets: &[Target], node: &NodeFacts) -> Rout
         return out;
     }
     let peers = peers_for(config, node);
+    if peers.is_empty() || config.bgp_advertisements.is_empty() {
+        return out;
+    }
     for t in targets {
         if t.services.iter().any(|s| node.unready.contains(s)) {
             continue;

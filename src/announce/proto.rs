@@ -55,8 +55,12 @@ pub struct Assignment {
     /// Addresses no longer announced.
     pub remove: Vec<IpAddr>,
     /// What the speaker needs to know of the Services it may answer for, to judge its own
-    /// readiness (health checks, local endpoints), when it changed (always in a whole set).
+    /// readiness (health checks, local endpoints): all of them, in a whole set.
     pub services: Option<Vec<ServiceAnnounce>>,
+    /// In a change: Services added or changed.
+    pub services_upsert: Vec<ServiceAnnounce>,
+    /// In a change: Services no longer announced.
+    pub services_remove: Vec<ServiceKey>,
     /// The BGP sessions the node opens, when they changed (always in a whole set).
     pub peers: Option<Vec<(PeerName, Peer)>>,
     /// BGP routes added or changed.
@@ -121,7 +125,7 @@ pub enum ToSpeaker {
         heartbeat_ms: u64,
     },
     /// What to announce.
-    Assignment(Assignment),
+    Assignment(Box<Assignment>),
     /// This member does not lead; the leader's Raft address, if known.
     NotLeader {
         /// Where the leader listens.
@@ -159,7 +163,7 @@ mod tests {
             wire::decode::<ToController>("heartbeat", &bytes).unwrap(),
             hb
         );
-        let a = ToSpeaker::Assignment(Assignment {
+        let a = ToSpeaker::Assignment(Box::new(Assignment {
             id: AssignmentId {
                 term: 3,
                 leader: 1,
@@ -184,7 +188,9 @@ mod tests {
                 attrs: Default::default(),
             }],
             routes_remove: vec![],
-        });
+            services_upsert: vec![],
+            services_remove: vec![],
+        }));
         let bytes = wire::encode("assignment", &a).unwrap();
         assert_eq!(wire::decode::<ToSpeaker>("assignment", &bytes).unwrap(), a);
     }

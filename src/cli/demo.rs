@@ -11,6 +11,7 @@ use clap::Args;
 use ironlb::api::client::Body;
 use ironlb::api::views::AllocateResult;
 use ironlb::config::Documents;
+use ironlb::lab::bgp::{Neighbor, Router, RouterConfig, RouterKind};
 use ironlb::lab::l2::{now_epoch, L2Lab, L2Options, Pinger};
 use ironlb::lab::netns;
 use reqwest::Method;
@@ -24,7 +25,7 @@ pub struct DemoArgs {
 }
 
 fn step(n: usize, text: &str) {
-    println!("\n[{n}/6] {text}");
+    println!("\n[{n}/7] {text}");
 }
 
 /// Runs the demo; everything it built is removed when it returns, also on failure.
@@ -32,7 +33,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     if let Err(why) = netns::available() {
         bail!("the demo {why}; run it as root on Linux");
     }
-    for tool in ["arping", "ndisc6", "ping"] {
+    for tool in ["arping", "ndisc6", "ping", "bird"] {
         if !netns::has_tool(tool) {
             bail!("the demo needs `{tool}`: run scripts/install-deps");
         }
@@ -56,9 +57,35 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     println!(
         "ironlb demo: the real controller and speakers in a virtual LAN of network namespaces."
     );
-    step(1, "building a LAN of 3 nodes and a client, and starting on each node a controller member and a speaker");
+    step(1, "building a LAN of 3 nodes, a client and a router (BIRD), and starting on each node a controller member and a speaker");
     let t = Instant::now();
-    let lab = L2Lab::start(&bin, L2Options::default()).await;
+    let opts = L2Options {
+        router: true,
+        ..L2Options::default()
+    };
+    let lan = L2Lab::lan(&opts);
+    let r = lan.router.clone().context("a router namespace")?;
+    let bird = Router::start(
+        &r.netns,
+        &std::env::temp_dir().join(format!("{}-bird", lan.prefix())),
+        &RouterConfig {
+            kind: RouterKind::Bird,
+            asn: 64513,
+            router_id: r.addr,
+            neighbors: lan
+                .nodes
+                .iter()
+                .map(|n| Neighbor {
+                    addr: IpAddr::V4(n.addr),
+                    asn: 64512,
+                    password: None,
+                })
+                .collect(),
+            kernel: true,
+            graceful_restart: true,
+        },
+    );
+    let lab = L2Lab::start_on(lan, &bin, opts).await;
     let leader = lab.cluster.leader().await;
     println!(
         "      namespaces {}-*; Raft leader: node{} ({:.1} s)",
@@ -74,6 +101,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         "      client {}  {}  {}",
         client.addr, client.addr6, client.mac
     );
+    println!("      router {}  {}  (BIRD, AS 64513)", r.addr, r.addr6);
 
     step(
         2,
@@ -173,8 +201,75 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         bail!("no address is announced: check the L2Advertisements");
     };
     let owner = lab.wait_owner(target, Duration::from_secs(10)).await;
+
+    step(5, "the router learned over BGP (addresses of pools a BGPAdvertisement covers, from every eligible node)");
+    let bgp_wanted = {
+        let config = ironlb::config::validate(&loaded.documents).ok();
+        addresses
+            .keys()
+            .filter(|a| {
+                let pool = config.as_ref().and_then(|c| {
+                    c.pools
+                        .iter()
+                        .find(|(_, p)| p.spec.ranges.iter().any(|r| r.contains(**a)))
+                        .map(|(n, _)| (c, n.clone()))
+                });
+                pool.is_some_and(|(c, n)| ironlb::announce::bgp::announced_in_bgp(c, &n))
+            })
+            .copied()
+            .collect::<Vec<IpAddr>>()
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let routes = bird.routes();
+        let all = bgp_wanted.iter().all(|a| {
+            routes
+                .get(&ipnet::IpNet::from(*a))
+                .is_some_and(|p| p.len() == lab.lan.nodes.len())
+        });
+        if all || Instant::now() > deadline {
+            for (prefix, paths) in &routes {
+                let hops: Vec<String> = paths
+                    .iter()
+                    .map(|p| {
+                        let node = lab
+                            .lan
+                            .nodes
+                            .iter()
+                            .position(|n| {
+                                IpAddr::V4(n.addr) == p.next_hop
+                                    || IpAddr::V6(n.addr6) == p.next_hop
+                            })
+                            .map_or(String::new(), |i| format!(" (node{})", i + 1));
+                        format!("{}{node}", p.next_hop)
+                    })
+                    .collect();
+                let attrs = paths.first().map_or(String::new(), |p| {
+                    format!(
+                        "AS path {:?}, communities {:?} {:?}",
+                        p.as_path, p.communities, p.large_communities
+                    )
+                });
+                println!("      {prefix:<18} via {}  {attrs}", hops.join(", "));
+            }
+            if routes.is_empty() {
+                println!("      nothing (no BGPAdvertisement covers an allocated address)");
+            }
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let kernel = netns::Lan::try_exec_in(&r.netns, &["ip", "route", "show", "proto", "bird"]);
+    let kernel = String::from_utf8_lossy(&kernel.stdout);
+    if !kernel.trim().is_empty() {
+        println!("      the router's kernel table (ECMP over the nodes):");
+        for line in kernel.lines() {
+            println!("        {line}");
+        }
+    }
+
     step(
-        5,
+        6,
         &format!(
             "node{} fails (links down, speaker killed) while the client pings {target} every 10 ms",
             owner + 1
@@ -210,7 +305,8 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     );
     drop(pinger);
 
-    step(6, "removing every namespace and process");
+    step(7, "removing every namespace and process");
+    drop(bird);
     drop(lab);
     println!("      done");
     Ok(ExitCode::SUCCESS)

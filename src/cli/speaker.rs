@@ -95,6 +95,10 @@ impl SpeakerArgs {
         let mut cfg = SpeakerConfig::new(node, self.controllers.clone());
         cfg.interfaces = self.interfaces.clone();
         cfg.labels = labels(&self.node_labels)?;
+        // As the kubelet does: selectors can name a node by its hostname label.
+        cfg.labels
+            .entry("kubernetes.io/hostname".to_string())
+            .or_insert_with(|| name.clone());
         cfg.bind_local = self.bind_addresses;
         cfg.on_loss = self.on_control_plane_loss;
         cfg.metrics_listen = Some(self.metrics_listen);

@@ -111,6 +111,52 @@ impl Router {
         r
     }
 
+    /// Starts FRR's bgpd (no zebra) in `netns` on configuration text `conf`: for FRR as a
+    /// speaker, the benchmark's baseline.
+    pub fn start_frr_with(netns: &str, dir: &Path, conf: &str) -> Router {
+        std::fs::create_dir_all(dir).expect("router directory");
+        let mut r = Router {
+            kind: RouterKind::Frr,
+            netns: netns.to_string(),
+            dir: dir.to_path_buf(),
+            api_port: 0,
+            procs: Vec::new(),
+        };
+        r.run_frr(conf, false);
+        r
+    }
+
+    /// Runs `vtysh -f FILE` against this FRR (a configuration change, as MetalLB's FRR mode
+    /// makes them); panics if vtysh fails.
+    pub fn vtysh_file(&self, file: &Path) {
+        let dir = self.dir.display().to_string();
+        let out = std::process::Command::new("vtysh")
+            .args(["--vty_socket", &dir, "-f"])
+            .arg(file)
+            .output()
+            .expect("vtysh runs");
+        assert!(
+            out.status.success(),
+            "vtysh -f {}: {}{}",
+            file.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// How many paths GoBGP's global table holds for `family` (`ipv4` or `ipv6`).
+    pub fn gobgp_paths(&self, family: &str) -> Option<usize> {
+        let text = self.gobgp_text(&["global", "rib", "summary", "-a", family]);
+        let after = text.split("Path:").nth(1)?;
+        after
+            .trim()
+            .trim_matches(|c: char| !c.is_ascii_digit())
+            .split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
+    }
+
     fn start_gobgp(&mut self, cfg: &RouterConfig) {
         let mut conf = format!(
             "[global.config]\n  as = {}\n  router-id = \"{}\"\n",

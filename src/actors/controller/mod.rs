@@ -69,6 +69,11 @@ impl LeaseTiming {
     }
 }
 
+/// The least time between two reads of the view on the leader while changes keep coming.
+const VIEW_MIN_GAP: Duration = Duration::from_millis(20);
+/// The same on a follower, whose view only matters once it leads (and is read again then).
+const FOLLOWER_VIEW_GAP: Duration = Duration::from_millis(500);
+
 /// What the leader announces from: the configuration, every allocated address, the committed
 /// owners and the health checks, read from the applied state.
 #[derive(Clone, Debug, Default)]
@@ -81,7 +86,7 @@ pub struct L2View {
     pub owners: std::collections::BTreeMap<IpAddr, NodeName>,
     /// The Services announced (in Layer 2 or over BGP), as speakers judge their readiness for
     /// them.
-    pub services: Vec<ServiceAnnounce>,
+    pub services: Arc<std::collections::BTreeMap<crate::names::ServiceKey, ServiceAnnounce>>,
 }
 
 impl L2View {
@@ -96,12 +101,16 @@ impl L2View {
                 owners::announced_in_l2(&config, &a.pool)
                     || crate::announce::bgp::announced_in_bgp(&config, &a.pool)
             })
-            .map(|(k, a)| ServiceAnnounce {
-                service: k.clone(),
-                health_check: a.request.health_check.clone(),
-                local: a.request.traffic_policy == crate::ipam::TrafficPolicy::Local,
+            .map(|(k, a)| {
+                let s = ServiceAnnounce {
+                    service: k.clone(),
+                    health_check: a.request.health_check.clone(),
+                    local: a.request.traffic_policy == crate::ipam::TrafficPolicy::Local,
+                };
+                (k.clone(), s)
             })
             .collect();
+        let services = Arc::new(services);
         Self {
             config,
             targets,
@@ -137,12 +146,17 @@ impl SpeakerHub {
         metrics: Arc<Metrics>,
     ) -> Self {
         let id = raft.metrics().borrow().id;
-        let (tracker, publisher) = crate::actors::on_arbiter(move || {
-            let publisher = AssignmentPublisher::new(id, proposer, timing, metrics).start();
-            let tracker = LeaseTracker::new(timing, publisher.clone()).start();
-            (tracker, publisher)
+        // The publisher's work grows with the Services (it plans every node's routes and
+        // addresses); the lease tracker's must not wait for it, or leases would run out under
+        // load. So each has its own thread.
+        let publisher = crate::actors::on_new_arbiter(move || {
+            AssignmentPublisher::new(id, proposer, timing, metrics).start()
         })
         .await;
+        let tracker = {
+            let publisher = publisher.clone();
+            crate::actors::on_arbiter(move || LeaseTracker::new(timing, publisher).start()).await
+        };
 
         // Leadership, as Raft sees it.
         {
@@ -199,12 +213,49 @@ impl SpeakerHub {
         // The applied state, as the publisher needs it.
         {
             let publisher = publisher.clone();
+            let mut metrics = raft.metrics();
             tokio::spawn(async move {
+                let mut last_read: Option<Instant> = None;
+                let mut last_cost = Duration::ZERO;
                 loop {
+                    // Reading the view costs time linear in the allocations, under the state's
+                    // read lock (which holds the state machine's writes back). Under a stream
+                    // of changes the leader reads it at most every VIEW_MIN_GAP (or three times
+                    // what a read costs, so reads never take more than a quarter of the time),
+                    // a follower at most every FOLLOWER_VIEW_GAP; becoming leader cuts the wait
+                    // short. After a quiet spell (a node failing, one Service changing) the
+                    // view is read at once.
+                    let leading = metrics.borrow().state == openraft::ServerState::Leader;
+                    let gap = if leading {
+                        VIEW_MIN_GAP.max(last_cost * 3)
+                    } else {
+                        FOLLOWER_VIEW_GAP
+                    };
+                    if let Some(at) = last_read {
+                        let until = at + gap;
+                        while Instant::now() < until {
+                            tokio::select! {
+                                () = tokio::time::sleep_until(until) => break,
+                                r = metrics.changed() => {
+                                    if r.is_err() {
+                                        return;
+                                    }
+                                    let now_leading =
+                                        metrics.borrow().state == openraft::ServerState::Leader;
+                                    if now_leading && !leading {
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                    }
                     // Marks the change seen before reading: whatever is applied while the read
-                    // runs wakes the next round, so bursts coalesce without any added wait.
+                    // runs wakes the next round.
                     applied.borrow_and_update();
+                    let started = Instant::now();
                     let view = L2View::read(&*state.read().await);
+                    last_cost = started.elapsed();
+                    last_read = Some(started);
                     if publisher.try_send(publisher::ViewChanged(view)).is_err() {
                         return;
                     }

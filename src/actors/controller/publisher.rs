@@ -20,10 +20,12 @@ use ipnet::IpNet;
 
 use crate::announce::bgp::{self, BgpRoute, RouteAttrs, Routes};
 use crate::announce::owners::{self, Inputs, NodeFacts, Target};
-use crate::announce::proto::{Assignment, AssignmentId, Heartbeat, L2Address, ToSpeaker};
+use crate::announce::proto::{
+    Assignment, AssignmentId, Heartbeat, L2Address, ServiceAnnounce, ToSpeaker,
+};
 use crate::api::metrics::Metrics;
 use crate::config::model::Peer;
-use crate::names::{NodeName, PeerName};
+use crate::names::{NodeName, PeerName, ServiceKey};
 use crate::raft::{Command, Proposer, Response};
 
 /// A heartbeat that got a lease (from the LeaseTracker).
@@ -99,7 +101,7 @@ struct NodeState {
     /// What it was last sent, and as which assignment.
     sent: BTreeMap<IpAddr, L2Address>,
     sent_id: Option<AssignmentId>,
-    sent_services: Option<Vec<crate::announce::proto::ServiceAnnounce>>,
+    sent_services: Option<Arc<BTreeMap<ServiceKey, ServiceAnnounce>>>,
     revision: u64,
     /// Taken away at this revision, not yet acknowledged.
     pending: BTreeMap<IpAddr, u64>,
@@ -111,10 +113,10 @@ struct NodeState {
     /// Its lease ran out: it answers nothing and takes no assignment until it has one again.
     fenced: bool,
     /// The BGP routes and sessions it was last sent.
-    sent_routes: Routes,
+    sent_routes: Arc<Routes>,
     sent_peers: Option<BTreeMap<PeerName, Peer>>,
     /// The view revision and facts its BGP desire was computed for, and that desire.
-    bgp_cache: Option<(u64, NodeFacts, Routes)>,
+    bgp_cache: Option<(u64, NodeFacts, Arc<Routes>)>,
 }
 
 impl NodeState {
@@ -132,7 +134,7 @@ impl NodeState {
             want_full: true,
             last_full: None,
             fenced: false,
-            sent_routes: BTreeMap::new(),
+            sent_routes: Arc::new(Routes::new()),
             sent_peers: None,
             bgp_cache: None,
         }
@@ -313,7 +315,11 @@ impl AssignmentPublisher {
             let revision = self.view_revision;
             let routes = match self.nodes.get(&name).and_then(|s| s.bgp_cache.as_ref()) {
                 Some((r, f, routes)) if *r == revision && *f == facts => routes.clone(),
-                _ => bgp::routes_for(&self.view.config, &self.view.targets, &facts),
+                _ => Arc::new(bgp::routes_for(
+                    &self.view.config,
+                    &self.view.targets,
+                    &facts,
+                )),
             };
             let services = self.view.services.clone();
             let leader = self.id;
@@ -327,10 +333,18 @@ impl AssignmentPublisher {
                 && state
                     .last_full
                     .is_none_or(|t| now.duration_since(t) >= heartbeat);
+            // The shared parts are compared by pointer first: between view changes they are
+            // the very same, and comparing ten thousand entries per heartbeat is not free.
+            let services_changed = !state
+                .sent_services
+                .as_ref()
+                .is_some_and(|s| Arc::ptr_eq(s, &services) || **s == *services);
+            let routes_changed =
+                !(Arc::ptr_eq(&routes, &state.sent_routes) || *routes == *state.sent_routes);
             let changed = desired != state.sent
-                || state.sent_services.as_ref() != Some(&services)
+                || services_changed
                 || state.sent_peers.as_ref() != Some(&peers)
-                || routes != state.sent_routes;
+                || routes_changed;
             if !(full_due || changed && state.sent_id.is_some()) {
                 continue;
             }
@@ -356,7 +370,9 @@ impl AssignmentPublisher {
                     base: None,
                     upsert: desired.values().cloned().collect(),
                     remove: Vec::new(),
-                    services: Some(services.clone()),
+                    services: Some(services.values().cloned().collect()),
+                    services_upsert: Vec::new(),
+                    services_remove: Vec::new(),
                     peers: Some(peer_list(&peers)),
                     routes_upsert: routes.iter().map(route).collect(),
                     routes_remove: Vec::new(),
@@ -376,20 +392,45 @@ impl AssignmentPublisher {
                         .filter(|a| !desired.contains_key(a))
                         .copied()
                         .collect(),
-                    services: (state.sent_services.as_ref() != Some(&services))
-                        .then(|| services.clone()),
+                    services: None,
+                    services_upsert: match (&state.sent_services, services_changed) {
+                        (Some(sent), true) => services
+                            .values()
+                            .filter(|s| sent.get(&s.service) != Some(s))
+                            .cloned()
+                            .collect(),
+                        // Never sent (cannot happen with a base): send them all.
+                        (None, _) => services.values().cloned().collect(),
+                        (Some(_), false) => Vec::new(),
+                    },
+                    services_remove: match (&state.sent_services, services_changed) {
+                        (Some(sent), true) => sent
+                            .keys()
+                            .filter(|k| !services.contains_key(k))
+                            .cloned()
+                            .collect(),
+                        _ => Vec::new(),
+                    },
                     peers: (state.sent_peers.as_ref() != Some(&peers)).then(|| peer_list(&peers)),
-                    routes_upsert: routes
-                        .iter()
-                        .filter(|(k, a)| state.sent_routes.get(k) != Some(a))
-                        .map(route)
-                        .collect(),
-                    routes_remove: state
-                        .sent_routes
-                        .keys()
-                        .filter(|k| !routes.contains_key(k))
-                        .cloned()
-                        .collect(),
+                    routes_upsert: if routes_changed {
+                        routes
+                            .iter()
+                            .filter(|(k, a)| state.sent_routes.get(k) != Some(a))
+                            .map(route)
+                            .collect()
+                    } else {
+                        Vec::new()
+                    },
+                    routes_remove: if routes_changed {
+                        state
+                            .sent_routes
+                            .keys()
+                            .filter(|k| !routes.contains_key(k))
+                            .cloned()
+                            .collect()
+                    } else {
+                        Vec::new()
+                    },
                 }
             };
             for addr in state.sent.keys() {
@@ -405,7 +446,10 @@ impl AssignmentPublisher {
             state.sent_routes = routes;
         }
         for (name, tx, assignment) in sends {
-            if tx.try_send(ToSpeaker::Assignment(assignment)).is_err() {
+            if tx
+                .try_send(ToSpeaker::Assignment(Box::new(assignment)))
+                .is_err()
+            {
                 // Not delivered: the speaker may still hold what it had, so ask for a whole
                 // set again rather than build on what it never saw.
                 tracing::warn!(node = %name, "cannot push an assignment; will resend");

@@ -152,6 +152,7 @@ pub struct ControllerSession {
     lease_timer: Option<SpawnHandle>,
     applied: Option<AssignmentId>,
     assignment: BTreeMap<IpAddr, L2Address>,
+    announced: BTreeMap<ServiceKey, ServiceAnnounce>,
     bgp_peers: BTreeMap<PeerName, Peer>,
     bgp_routes: Routes,
     want_full: bool,
@@ -192,6 +193,7 @@ impl ControllerSession {
             lease_timer: None,
             applied: None,
             assignment: BTreeMap::new(),
+            announced: BTreeMap::new(),
             bgp_peers: BTreeMap::new(),
             bgp_routes: Routes::new(),
             want_full: true,
@@ -353,9 +355,24 @@ impl ControllerSession {
         for r in a.routes_upsert {
             routes.insert((r.prefix, r.peer), r.attrs);
         }
-        if let Some(services) = a.services {
-            self.services.send_replace(services);
+        let mut announced = if a.base.is_none() {
+            BTreeMap::new()
+        } else {
+            self.announced.clone()
+        };
+        let services_changed =
+            a.services.is_some() || !a.services_upsert.is_empty() || !a.services_remove.is_empty();
+        for s in a.services.into_iter().flatten().chain(a.services_upsert) {
+            announced.insert(s.service.clone(), s);
         }
+        for k in &a.services_remove {
+            announced.remove(k);
+        }
+        if services_changed {
+            self.services
+                .send_replace(announced.values().cloned().collect());
+        }
+        self.announced = announced;
         let mut bgp_changed = a.base.is_none() || routes != self.bgp_routes;
         if let Some(peers) = a.peers {
             let peers: BTreeMap<PeerName, Peer> = peers.into_iter().collect();
@@ -465,7 +482,7 @@ impl Handler<LinkEvent> for ControllerSession {
                         Duration::from_millis(lease_ms),
                         Duration::from_millis(heartbeat_ms),
                     ),
-                    ToSpeaker::Assignment(a) => self.on_assignment(ctx, a),
+                    ToSpeaker::Assignment(a) => self.on_assignment(ctx, *a),
                     ToSpeaker::Drained => {
                         if let Some(tx) = self.draining.take() {
                             let _ = tx.send(());
