@@ -397,3 +397,50 @@ async fn addresses_services_already_hold_are_adopted_not_renumbered() {
     })
     .await;
 }
+
+/// Whether the ConfigurationState says `valid` and, if given, has an error containing `text`.
+fn state_is(lab: &K8sLab, valid: bool, text: Option<&str>) -> bool {
+    lab.api
+        .get(
+            "ironlb.io/v1beta1",
+            "ConfigurationState",
+            Some("ironlb-system"),
+            "ironlb",
+        )
+        .is_some_and(|s| {
+            s["status"]["valid"] == valid
+                && text.is_none_or(|t| {
+                    s["status"]["errors"]
+                        .as_array()
+                        .is_some_and(|e| e.iter().any(|e| e.as_str().unwrap_or("").contains(t)))
+                })
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bgp_password_comes_from_its_secret_and_a_missing_secret_is_reported() {
+    let lab = K8sLab::start(1, &[]).await;
+    let peer = |hold: &str| {
+        format!("apiVersion: ironlb.io/v1beta1\nkind: BGPPeer\nmetadata: {{name: tor, namespace: ironlb-system}}\nspec: {{myASN: 64512, peerASN: 64513, peerAddress: 198.51.100.250, holdTime: {hold}, passwordSecret: {{name: tor-md5}}}}\n")
+    };
+    lab.api.apply(&format!("{CONFIG}---\n{}", peer("9s")));
+    lab.wait_until("the missing Secret is reported", |l| {
+        state_is(
+            l,
+            false,
+            Some("BGPPeer/tor: spec.passwordSecret: Secret ironlb-system/tor-md5 does not exist"),
+        )
+    })
+    .await;
+    // "s3cret" in base64.
+    lab.api.apply("apiVersion: v1\nkind: Secret\nmetadata: {name: tor-md5, namespace: ironlb-system}\ntype: kubernetes.io/basic-auth\ndata: {password: czNjcmV0}\n");
+    lab.api.apply(&peer("10s"));
+    lab.wait_until(
+        "the configuration with the Secret's password is valid",
+        |l| state_is(l, true, None),
+    )
+    .await;
+    let config: Value = lab.cluster.client().get("/v1/config").await.unwrap();
+    let text = config.to_string();
+    assert!(!text.contains("s3cret"), "the password is shown: {text}");
+}

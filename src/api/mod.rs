@@ -672,7 +672,7 @@ async fn get_config(
         let state = a.state.read().await;
         Ok(json(&views::ConfigView {
             revision: state.config_revision,
-            config: state.config.clone(),
+            config: state.config.as_ref().map(config::Config::redacted),
         }))
     })
     .await

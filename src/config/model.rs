@@ -37,6 +37,18 @@ impl Config {
     pub fn pool_specs(&self) -> Vec<PoolSpec> {
         self.pools.values().map(|p| p.spec.clone()).collect()
     }
+
+    /// The configuration as shown to API clients: every TCP MD5 password replaced by
+    /// `<redacted>` (it travels to the speakers, never back out).
+    pub fn redacted(&self) -> Config {
+        let mut c = self.clone();
+        for p in c.peers.values_mut() {
+            if p.password.is_some() {
+                p.password = Some(Password::new("<redacted>".into()));
+            }
+        }
+        c
+    }
 }
 
 /// An address pool.
@@ -254,9 +266,29 @@ impl Peer {
 pub struct Password(String);
 
 impl Password {
+    /// The longest TCP MD5 key Linux takes (TCP_MD5SIG_MAXKEYLEN).
+    pub const MAX_LEN: usize = 80;
+
     /// Wraps a password that has been checked (no CR or LF, at most 80 bytes).
     pub(crate) fn new(password: String) -> Self {
         Self(password)
+    }
+
+    /// Checks a password read from elsewhere (a Secret); the error never echoes it.
+    pub fn parse(password: &str) -> Result<Self, String> {
+        if password.is_empty() {
+            Err("is empty".into())
+        } else if password.contains(['\r', '\n']) {
+            Err("must not contain CR or LF".into())
+        } else if password.len() > Self::MAX_LEN {
+            Err(format!(
+                "is {} bytes long; at most {} are allowed (TCP_MD5SIG_MAXKEYLEN)",
+                password.len(),
+                Self::MAX_LEN
+            ))
+        } else {
+            Ok(Self(password.to_string()))
+        }
     }
 
     /// The password itself, for the one place that configures the socket.

@@ -367,9 +367,65 @@ impl Reconciler {
 
     /// Validates the configuration objects; installs them through Raft if they are valid and
     /// differ from what is in force. Returns whether a new configuration was installed.
+    /// Reads the TCP MD5 passwords BGPPeers name by `passwordSecret` (key `password`) into the
+    /// configuration; every Secret that is missing or wrong is an error naming the peer.
+    async fn resolve_passwords(
+        &self,
+        config: &mut crate::config::Config,
+    ) -> Result<(), Vec<String>> {
+        use k8s_openapi::api::core::v1::Secret;
+        let mut errors = Vec::new();
+        for (name, peer) in config.peers.iter_mut() {
+            let Some(r) = peer.password_secret.clone() else {
+                continue;
+            };
+            let ns = r
+                .namespace
+                .as_ref()
+                .map_or_else(|| self.cfg.namespace.clone(), |n| n.to_string());
+            let what = format!(
+                "BGPPeer/{name}: spec.passwordSecret: Secret {ns}/{}",
+                r.name
+            );
+            let api: Api<Secret> = Api::namespaced(self.client.clone(), &ns);
+            match api.get_opt(&r.name).await {
+                Ok(Some(secret)) => {
+                    let value = secret
+                        .data
+                        .as_ref()
+                        .and_then(|d| d.get("password"))
+                        .map(|b| String::from_utf8(b.0.clone()));
+                    match value {
+                        Some(Ok(text)) => match crate::config::model::Password::parse(&text) {
+                            Ok(p) => peer.password = Some(p),
+                            Err(why) => errors.push(format!("{what}: key \"password\" {why}")),
+                        },
+                        Some(Err(_)) => {
+                            errors.push(format!("{what}: key \"password\" is not UTF-8"));
+                        }
+                        None => errors.push(format!("{what} has no key \"password\"")),
+                    }
+                }
+                Ok(None) => errors.push(format!("{what} does not exist")),
+                Err(e) => errors.push(format!("{what} cannot be read: {e}")),
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+
     async fn sync_config(&mut self) -> bool {
         let docs = self.cluster_config().documents();
-        let validated = crate::config::validate(&docs);
+        let validated = match crate::config::validate(&docs) {
+            Ok(mut config) => match self.resolve_passwords(&mut config).await {
+                Ok(()) => Ok(config),
+                Err(errors) => Err(errors),
+            },
+            Err(errors) => Err(errors.iter().map(|e| e.to_string()).collect()),
+        };
         let (revision, current) = {
             let s = self.state.read().await;
             (s.config_revision, s.config.clone())
@@ -377,7 +433,6 @@ impl Reconciler {
         let mut installed = false;
         let status = match validated {
             Err(errors) => {
-                let errors: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
                 warn!(count = errors.len(), "the configuration objects are invalid; the last valid configuration stays in force");
                 for e in &errors {
                     warn!("{e}");
