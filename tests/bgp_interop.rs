@@ -35,6 +35,11 @@ const SPEAKER_ASN: u32 = 64512;
 /// A pool off the LAN, announced over BGP with communities, a large community and (for iBGP)
 /// a local preference; `peer` is the BGPPeer's spec.
 fn config(peer_spec: &str) -> String {
+    config_with(peer_spec, "")
+}
+
+/// [`config`] with more lines in the BGPAdvertisement's spec.
+fn config_with(peer_spec: &str, adv_extra: &str) -> String {
     format!(
         "apiVersion: ironlb.io/v1beta1
 kind: IPAddressPool
@@ -60,7 +65,7 @@ spec:
   ipAddressPools: [bgp]
   localPref: 150
   communities: [\"64512:100\", no-export, edge, \"large:64512:7:9\"]
-"
+{adv_extra}"
     )
 }
 
@@ -196,6 +201,27 @@ async fn routes_reach(kind: RouterKind, my: u32, peer: u32) {
     );
     for p in &paths6 {
         check_attrs(p, &as_path, ibgp);
+    }
+    for node in 0..2 {
+        let metric = |name: &str| format!("{name}{{peer=\"router\"}}");
+        let up = b
+            .lab
+            .speaker_metric(node, &metric("ironlb_bgp_session_up"))
+            .await;
+        let announced = b
+            .lab
+            .speaker_metric(node, &metric("ironlb_bgp_announced_prefixes"))
+            .await;
+        let updates = b
+            .lab
+            .speaker_metric(node, &metric("ironlb_bgp_updates_sent_total"))
+            .await;
+        assert_eq!(up, Some(1.0), "session_up of node {node}");
+        assert_eq!(announced, Some(2.0), "announced_prefixes of node {node}");
+        assert!(
+            updates.is_some_and(|u| u >= 1.0),
+            "updates_sent of node {node}: {updates:?}"
+        );
     }
 
     b.lab.release("web", "shop").await;
@@ -457,4 +483,91 @@ async fn graceful_restart_keeps_routes_while_the_speaker_restarts() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// A session over IPv6 carries both families (IPv4 routes with the node's IPv4 address as next
+/// hop), and aggregation lengths announce one prefix for the addresses inside it, withdrawn
+/// only when the last of them is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_transport_and_aggregated_prefixes() {
+    let Some(_slot) = lab_slot(&["gobgpd", "gobgp"]).await else {
+        return;
+    };
+    // The router's neighbors are the nodes' IPv6 addresses.
+    let opts = L2Options {
+        nodes: 2,
+        controllers: 2,
+        router: true,
+        ..L2Options::default()
+    };
+    let lan = L2Lab::lan(&opts);
+    let r = lan.router.clone().expect("a router");
+    let cfg = RouterConfig {
+        kind: RouterKind::GoBgp,
+        asn: ROUTER_ASN,
+        router_id: r.addr,
+        neighbors: lan
+            .nodes
+            .iter()
+            .map(|n| Neighbor {
+                addr: IpAddr::V6(n.addr6),
+                asn: SPEAKER_ASN,
+                password: None,
+            })
+            .collect(),
+        kernel: false,
+        graceful_restart: false,
+    };
+    let dir = std::env::temp_dir().join(format!("{}-router", lan.prefix()));
+    let router = Router::start(&r.netns, &dir, &cfg);
+    let lab = L2Lab::start_on(lan, bin(), opts).await;
+    let b = BgpLab { router, lab };
+    let spec = peer_spec(SPEAKER_ASN, ROUTER_ASN, IpAddr::V6(r.addr6), "");
+    b.lab
+        .configure(&config_with(
+            &spec,
+            "  aggregationLength: 28\n  aggregationLengthV6: 124\n",
+        ))
+        .await;
+    for n in 0..2 {
+        b.router
+            .wait_established(b.node6(n), Duration::from_secs(30));
+    }
+    let one = b.lab.allocate(&l2::service("web", "a", "")).await;
+    let two = b.lab.allocate(&l2::service("web", "b", "")).await;
+    let agg = |a: IpAddr, len: u8| IpNet::new(a, len).expect("prefix").trunc();
+    let v4 = |v: &[IpAddr]| *v.iter().find(|a| a.is_ipv4()).expect("IPv4");
+    let v6 = |v: &[IpAddr]| *v.iter().find(|a| a.is_ipv6()).expect("IPv6");
+    let p4 = agg(v4(&one), 28);
+    let p6 = agg(v6(&one), 124);
+    assert_eq!(agg(v4(&two), 28), p4, "both IPv4 addresses in one /28");
+    assert_eq!(agg(v6(&two), 124), p6, "both IPv6 addresses in one /124");
+    let paths = b.router.wait_paths(p4, 2, Duration::from_secs(20));
+    assert_eq!(
+        sorted_hops(&paths),
+        vec![b.node(0), b.node(1)],
+        "{}",
+        b.logs()
+    );
+    let paths6 = b.router.wait_paths(p6, 2, Duration::from_secs(20));
+    assert_eq!(
+        sorted_hops(&paths6),
+        vec![b.node6(0), b.node6(1)],
+        "{}",
+        b.logs()
+    );
+    // Nothing but the aggregates.
+    let all = b.router.routes();
+    assert_eq!(
+        all.keys().copied().collect::<Vec<_>>(),
+        vec![p4, p6],
+        "{all:?}"
+    );
+
+    b.lab.release("web", "a").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    b.router.wait_paths(p4, 2, Duration::from_secs(1));
+    b.lab.release("web", "b").await;
+    b.router.wait_paths(p4, 0, Duration::from_secs(10));
+    b.router.wait_paths(p6, 0, Duration::from_secs(10));
 }
