@@ -76,7 +76,13 @@ struct BgpLab {
 }
 
 impl BgpLab {
-    async fn start(kind: RouterKind, nodes: usize, rc: impl FnOnce(&mut RouterConfig)) -> BgpLab {
+    /// A lab of `nodes` speakers and a `kind` router peering with each node's IPv4 address;
+    /// `rc` may change the router's configuration, knowing the LAN.
+    async fn start(
+        kind: RouterKind,
+        nodes: usize,
+        rc: impl FnOnce(&mut RouterConfig, &netns::Lan),
+    ) -> BgpLab {
         let opts = L2Options {
             nodes,
             controllers: nodes.min(3),
@@ -101,7 +107,7 @@ impl BgpLab {
             kernel: false,
             graceful_restart: false,
         };
-        rc(&mut cfg);
+        rc(&mut cfg, &lan);
         let dir = std::env::temp_dir().join(format!("{}-router", lan.prefix()));
         let router = Router::start(&r.netns, &dir, &cfg);
         let lab = L2Lab::start_on(lan, bin(), opts).await;
@@ -167,7 +173,7 @@ fn peer_spec(my: u32, peer: u32, router: IpAddr, extra: &str) -> String {
 /// Service withdraws them.
 async fn routes_reach(kind: RouterKind, my: u32, peer: u32) {
     let ibgp = my == peer;
-    let b = BgpLab::start(kind, 2, |c| {
+    let b = BgpLab::start(kind, 2, |c, _| {
         c.asn = peer;
         for n in &mut c.neighbors {
             n.asn = my;
@@ -312,7 +318,7 @@ async fn frr_zebra_multipath_follows_eligibility_and_failures() {
     else {
         return;
     };
-    let mut b = BgpLab::start(RouterKind::Frr, 3, |c| c.kernel = true).await;
+    let mut b = BgpLab::start(RouterKind::Frr, 3, |c, _| c.kernel = true).await;
     let mut backends: Vec<netns::Background> = b
         .lab
         .lan
@@ -388,7 +394,7 @@ async fn md5_right_password_establishes_wrong_or_missing_never() {
     let Some(_slot) = lab_slot(&["gobgpd", "gobgp"]).await else {
         return;
     };
-    let b = BgpLab::start(RouterKind::GoBgp, 1, |c| {
+    let b = BgpLab::start(RouterKind::GoBgp, 1, |c, _| {
         c.neighbors[0].password = Some("s3cret-md5".into());
     })
     .await;
@@ -442,7 +448,7 @@ async fn graceful_restart_keeps_routes_while_the_speaker_restarts() {
     let Some(_slot) = lab_slot(&["gobgpd", "gobgp"]).await else {
         return;
     };
-    let mut b = BgpLab::start(RouterKind::GoBgp, 1, |c| c.graceful_restart = true).await;
+    let mut b = BgpLab::start(RouterKind::GoBgp, 1, |c, _| c.graceful_restart = true).await;
     let spec = peer_spec(
         SPEAKER_ASN,
         ROUTER_ASN,
@@ -494,34 +500,13 @@ async fn ipv6_transport_and_aggregated_prefixes() {
         return;
     };
     // The router's neighbors are the nodes' IPv6 addresses.
-    let opts = L2Options {
-        nodes: 2,
-        controllers: 2,
-        router: true,
-        ..L2Options::default()
-    };
-    let lan = L2Lab::lan(&opts);
-    let r = lan.router.clone().expect("a router");
-    let cfg = RouterConfig {
-        kind: RouterKind::GoBgp,
-        asn: ROUTER_ASN,
-        router_id: r.addr,
-        neighbors: lan
-            .nodes
-            .iter()
-            .map(|n| Neighbor {
-                addr: IpAddr::V6(n.addr6),
-                asn: SPEAKER_ASN,
-                password: None,
-            })
-            .collect(),
-        kernel: false,
-        graceful_restart: false,
-    };
-    let dir = std::env::temp_dir().join(format!("{}-router", lan.prefix()));
-    let router = Router::start(&r.netns, &dir, &cfg);
-    let lab = L2Lab::start_on(lan, bin(), opts).await;
-    let b = BgpLab { router, lab };
+    let b = BgpLab::start(RouterKind::GoBgp, 2, |c, lan| {
+        for (n, host) in c.neighbors.iter_mut().zip(&lan.nodes) {
+            n.addr = IpAddr::V6(host.addr6);
+        }
+    })
+    .await;
+    let r = b.lab.lan.router.clone().expect("a router");
     let spec = peer_spec(SPEAKER_ASN, ROUTER_ASN, IpAddr::V6(r.addr6), "");
     b.lab
         .configure(&config_with(

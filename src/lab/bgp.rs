@@ -295,10 +295,7 @@ impl Router {
         let conf = path.display().to_string();
         let pid = format!("{dir}/bgpd.pid");
         if kernel {
-            // zebra drops to user frr: the directory must be theirs.
-            let _ = std::process::Command::new("chown")
-                .args(["-R", "frr:frr", &dir])
-                .status();
+            // zebra drops to user frr: the directory (and what is in it) must be theirs.
             let zconf = format!("{dir}/zebra.conf");
             std::fs::write(&zconf, "hostname r\n").expect("zebra.conf");
             let _ = std::process::Command::new("chown")
@@ -325,44 +322,28 @@ impl Router {
             while !Path::new(&zserv).exists() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(50));
             }
-            self.procs.push(Lan::spawn_in(
-                &self.netns,
-                &[
-                    "/usr/lib/frr/bgpd",
-                    "-f",
-                    &conf,
-                    "-i",
-                    &pid,
-                    "-z",
-                    &zserv,
-                    "--vty_socket",
-                    &dir,
-                    "-S",
-                ],
-                &self.dir.join("bgpd.out"),
-            ));
-        } else {
-            self.procs.push(Lan::spawn_in(
-                &self.netns,
-                &[
-                    "/usr/lib/frr/bgpd",
-                    "-f",
-                    &conf,
-                    "-i",
-                    &pid,
-                    "--vty_socket",
-                    &dir,
-                    "-Z",
-                    "-S",
-                    "-n",
-                    "-u",
-                    "root",
-                    "-g",
-                    "root",
-                ],
-                &self.dir.join("bgpd.out"),
-            ));
         }
+        let mut args = vec![
+            "/usr/lib/frr/bgpd",
+            "-f",
+            &conf,
+            "-i",
+            &pid,
+            "--vty_socket",
+            &dir,
+            "-S",
+        ];
+        if kernel {
+            args.extend(["-z", zserv.as_str()]);
+        } else {
+            // No zebra: -Z runs without it, -n installs nothing; root keeps the files ours.
+            args.extend(["-Z", "-n", "-u", "root", "-g", "root"]);
+        }
+        self.procs.push(Lan::spawn_in(
+            &self.netns,
+            &args,
+            &self.dir.join("bgpd.out"),
+        ));
         self.wait_for(
             |r| {
                 r.vtysh("show bgp summary json")
