@@ -319,26 +319,7 @@ async fn frr_zebra_multipath_follows_eligibility_and_failures() {
         return;
     };
     let mut b = BgpLab::start(RouterKind::Frr, 3, |c, _| c.kernel = true).await;
-    let mut backends: Vec<netns::Background> = b
-        .lab
-        .lan
-        .nodes
-        .iter()
-        .map(|n| {
-            netns::Lan::spawn_in(
-                &n.netns,
-                &[
-                    "python3",
-                    "-m",
-                    "http.server",
-                    "8080",
-                    "--bind",
-                    "127.0.0.1",
-                ],
-                &std::env::temp_dir().join(format!("{}-backend.log", n.netns)),
-            )
-        })
-        .collect();
+    let mut backends = b.lab.http_backends(8080);
     let spec = peer_spec(SPEAKER_ASN, ROUTER_ASN, b.router_addr(), "");
     b.lab.configure(&config(&spec)).await;
     b.wait_up(&[0, 1, 2]);

@@ -142,18 +142,9 @@ async fn a_service_gets_an_address_its_status_the_pool_annotation_and_an_event()
     })
     .await;
     // The configuration is reported valid, and the pool's status counts the address.
+    // The objects may arrive in one revision or several: any is fine once valid.
     lab.wait_until("the ConfigurationState says valid", |l| {
-        l.api
-            .get(
-                "ironlb.io/v1beta1",
-                "ConfigurationState",
-                Some("ironlb-system"),
-                "ironlb",
-            )
-            .is_some_and(|s| {
-                // The objects may arrive in one revision or several: any is fine once valid.
-                s["status"]["valid"] == true && s["status"]["revision"].as_u64() >= Some(1)
-            })
+        state_is(l, true, None)
     })
     .await;
     lab.wait_until("the pool status counts it", |l| {
@@ -408,7 +399,9 @@ fn state_is(lab: &K8sLab, valid: bool, text: Option<&str>) -> bool {
             "ironlb",
         )
         .is_some_and(|s| {
+            // Valid means a configuration was installed (revision 1 or later).
             s["status"]["valid"] == valid
+                && (!valid || s["status"]["revision"].as_u64() >= Some(1))
                 && text.is_none_or(|t| {
                     s["status"]["errors"]
                         .as_array()

@@ -376,28 +376,7 @@ async fn a_failing_health_check_moves_the_address_away() {
     };
     let lab = L2Lab::start(bin(), L2Options::default()).await;
     // A backend on every node, on 127.0.0.1:8080 of its namespace.
-    let mut backends: Vec<netns::Background> = lab
-        .lan
-        .nodes
-        .iter()
-        .map(|n| {
-            Lan::spawn_in(
-                &n.netns,
-                &[
-                    "python3",
-                    "-m",
-                    "http.server",
-                    "8080",
-                    "--bind",
-                    "127.0.0.1",
-                ],
-                &lab.cluster
-                    .dir
-                    .path()
-                    .join(format!("backend-{}.log", n.netns)),
-            )
-        })
-        .collect();
+    let mut backends = lab.http_backends(8080);
     lab.configure(l2::CONFIG).await;
     let addrs = lab
         .allocate(&l2::service(

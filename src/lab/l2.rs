@@ -432,6 +432,27 @@ impl L2Lab {
         .success()
     }
 
+    /// A web server on `127.0.0.1:port` in every node's namespace (what health checks probe);
+    /// each stops when its handle is dropped.
+    pub fn http_backends(&self, port: u16) -> Vec<super::netns::Background> {
+        let port = port.to_string();
+        self.lan
+            .nodes
+            .iter()
+            .map(|n| {
+                Lan::spawn_in(
+                    &n.netns,
+                    &["python3", "-m", "http.server", &port, "--bind", "127.0.0.1"],
+                    &self
+                        .cluster
+                        .dir
+                        .path()
+                        .join(format!("backend-{}.log", n.netns)),
+                )
+            })
+            .collect()
+    }
+
     /// Every process's log tail.
     pub fn logs(&self) -> String {
         let mut out = self.cluster.logs();
