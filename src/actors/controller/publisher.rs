@@ -333,14 +333,27 @@ impl AssignmentPublisher {
                 && state
                     .last_full
                     .is_none_or(|t| now.duration_since(t) >= heartbeat);
-            // The shared parts are compared by pointer first: between view changes they are
-            // the very same, and comparing ten thousand entries per heartbeat is not free.
-            let services_changed = !state
-                .sent_services
+            // The shared parts are compared by pointer first (between view changes they are
+            // the very same), else by one walk over both sorted maps.
+            let services_delta = match &state.sent_services {
+                Some(s) if Arc::ptr_eq(s, &services) => Some((Vec::new(), Vec::new())),
+                Some(s) => Some(map_delta(s, &services)),
+                None => None,
+            };
+            let services_changed = services_delta
                 .as_ref()
-                .is_some_and(|s| Arc::ptr_eq(s, &services) || **s == *services);
-            let routes_changed =
-                !(Arc::ptr_eq(&routes, &state.sent_routes) || *routes == *state.sent_routes);
+                .is_none_or(|(up, gone)| !up.is_empty() || !gone.is_empty());
+            let (routes_up, routes_gone) = if Arc::ptr_eq(&routes, &state.sent_routes) {
+                (Vec::new(), Vec::new())
+            } else {
+                map_delta(&state.sent_routes, &routes)
+            };
+            let routes_changed = !routes_up.is_empty() || !routes_gone.is_empty();
+            let (services_up, services_gone) = match services_delta {
+                Some((up, gone)) => (up.into_iter().map(|(_, s)| s).collect(), gone),
+                // Never sent (cannot happen with a base): send them all.
+                None => (services.values().cloned().collect(), Vec::new()),
+            };
             let changed = desired != state.sent
                 || services_changed
                 || state.sent_peers.as_ref() != Some(&peers)
@@ -393,44 +406,18 @@ impl AssignmentPublisher {
                         .copied()
                         .collect(),
                     services: None,
-                    services_upsert: match (&state.sent_services, services_changed) {
-                        (Some(sent), true) => services
-                            .values()
-                            .filter(|s| sent.get(&s.service) != Some(s))
-                            .cloned()
-                            .collect(),
-                        // Never sent (cannot happen with a base): send them all.
-                        (None, _) => services.values().cloned().collect(),
-                        (Some(_), false) => Vec::new(),
-                    },
-                    services_remove: match (&state.sent_services, services_changed) {
-                        (Some(sent), true) => sent
-                            .keys()
-                            .filter(|k| !services.contains_key(k))
-                            .cloned()
-                            .collect(),
-                        _ => Vec::new(),
-                    },
+                    services_upsert: services_up,
+                    services_remove: services_gone,
                     peers: (state.sent_peers.as_ref() != Some(&peers)).then(|| peer_list(&peers)),
-                    routes_upsert: if routes_changed {
-                        routes
-                            .iter()
-                            .filter(|(k, a)| state.sent_routes.get(k) != Some(a))
-                            .map(route)
-                            .collect()
-                    } else {
-                        Vec::new()
-                    },
-                    routes_remove: if routes_changed {
-                        state
-                            .sent_routes
-                            .keys()
-                            .filter(|k| !routes.contains_key(k))
-                            .cloned()
-                            .collect()
-                    } else {
-                        Vec::new()
-                    },
+                    routes_upsert: routes_up
+                        .into_iter()
+                        .map(|((prefix, peer), attrs)| BgpRoute {
+                            prefix,
+                            peer,
+                            attrs,
+                        })
+                        .collect(),
+                    routes_remove: routes_gone,
                 }
             };
             for addr in state.sent.keys() {
@@ -608,5 +595,70 @@ impl Handler<Tick> for AssignmentPublisher {
             }
         }
         self.reconcile(ctx);
+    }
+}
+
+/// What turns `old` into `new`: the entries added or changed, and the keys removed; one walk
+/// over both (they are sorted alike).
+fn map_delta<K: Ord + Clone, V: PartialEq + Clone>(
+    old: &BTreeMap<K, V>,
+    new: &BTreeMap<K, V>,
+) -> (Vec<(K, V)>, Vec<K>) {
+    use std::cmp::Ordering;
+    let (mut up, mut gone) = (Vec::new(), Vec::new());
+    let (mut a, mut b) = (old.iter().peekable(), new.iter().peekable());
+    loop {
+        match (a.peek(), b.peek()) {
+            (None, None) => break,
+            (Some((ka, _)), None) => {
+                gone.push((*ka).clone());
+                a.next();
+            }
+            (None, Some((kb, vb))) => {
+                up.push(((*kb).clone(), (*vb).clone()));
+                b.next();
+            }
+            (Some((ka, va)), Some((kb, vb))) => match ka.cmp(kb) {
+                Ordering::Less => {
+                    gone.push((*ka).clone());
+                    a.next();
+                }
+                Ordering::Greater => {
+                    up.push(((*kb).clone(), (*vb).clone()));
+                    b.next();
+                }
+                Ordering::Equal => {
+                    if va != vb {
+                        up.push(((*kb).clone(), (*vb).clone()));
+                    }
+                    a.next();
+                    b.next();
+                }
+            },
+        }
+    }
+    (up, gone)
+}
+
+#[cfg(test)]
+mod delta_tests {
+    use super::map_delta;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn the_delta_adds_changes_and_removes_what_differs() {
+        let old: BTreeMap<u8, &str> = [(1, "a"), (2, "b"), (4, "d"), (6, "f")].into();
+        let new: BTreeMap<u8, &str> = [(2, "b"), (3, "c"), (4, "D"), (7, "g")].into();
+        let (up, gone) = map_delta(&old, &new);
+        assert_eq!(up, vec![(3, "c"), (4, "D"), (7, "g")]);
+        assert_eq!(gone, vec![1, 6]);
+        assert_eq!(map_delta(&new, &new), (vec![], vec![]));
+        // Applying the delta to the old map gives the new one.
+        let mut applied = old.clone();
+        for k in gone {
+            applied.remove(&k);
+        }
+        applied.extend(up);
+        assert_eq!(applied, new);
     }
 }

@@ -27,8 +27,8 @@ use ipnet::IpNet;
 pub struct SetBgp {
     /// The sessions.
     pub peers: BTreeMap<PeerName, Peer>,
-    /// The routes, by prefix and peer.
-    pub routes: Routes,
+    /// The routes, by prefix and peer (shared with the session that sent them).
+    pub routes: Arc<Routes>,
 }
 
 /// End every BGP session: a peer that negotiated graceful restart is left without a word (it

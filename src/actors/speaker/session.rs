@@ -154,7 +154,7 @@ pub struct ControllerSession {
     assignment: BTreeMap<IpAddr, L2Address>,
     announced: BTreeMap<ServiceKey, ServiceAnnounce>,
     bgp_peers: BTreeMap<PeerName, Peer>,
-    bgp_routes: Routes,
+    bgp_routes: Arc<Routes>,
     want_full: bool,
     fenced: bool,
     unready: BTreeMap<ReadinessSource, BTreeSet<ServiceKey>>,
@@ -195,7 +195,7 @@ impl ControllerSession {
             assignment: BTreeMap::new(),
             announced: BTreeMap::new(),
             bgp_peers: BTreeMap::new(),
-            bgp_routes: Routes::new(),
+            bgp_routes: Arc::new(Routes::new()),
             want_full: true,
             // Nothing is answered until a lease arrives.
             fenced: true,
@@ -332,11 +332,15 @@ impl ControllerSession {
             // The leader sends a whole set once it knows we hold a lease again.
             return;
         }
-        let (mut next, mut routes) = match a.base {
-            None => (BTreeMap::new(), Routes::new()),
-            Some(base) if Some(base) == self.applied => {
-                (self.assignment.clone(), self.bgp_routes.clone())
-            }
+        // A change applies to what we hold, which is taken (not copied: with many Services
+        // these maps are large) and put back below; nothing returns early after this match.
+        let (mut next, mut routes, mut announced) = match a.base {
+            None => (BTreeMap::new(), Arc::new(Routes::new()), BTreeMap::new()),
+            Some(base) if Some(base) == self.applied => (
+                self.assignment.clone(),
+                self.bgp_routes.clone(),
+                std::mem::take(&mut self.announced),
+            ),
             Some(_) => {
                 self.want_full = true;
                 self.send_heartbeat();
@@ -349,17 +353,18 @@ impl ControllerSession {
         for u in a.upsert {
             next.insert(u.address, u);
         }
-        for key in a.routes_remove {
-            routes.remove(&key);
+        let mut bgp_changed =
+            a.base.is_none() || !a.routes_remove.is_empty() || !a.routes_upsert.is_empty();
+        if bgp_changed {
+            // Copies only if the node agent still holds the previous table.
+            let table = Arc::make_mut(&mut routes);
+            for key in a.routes_remove {
+                table.remove(&key);
+            }
+            for r in a.routes_upsert {
+                table.insert((r.prefix, r.peer), r.attrs);
+            }
         }
-        for r in a.routes_upsert {
-            routes.insert((r.prefix, r.peer), r.attrs);
-        }
-        let mut announced = if a.base.is_none() {
-            BTreeMap::new()
-        } else {
-            self.announced.clone()
-        };
         let services_changed =
             a.services.is_some() || !a.services_upsert.is_empty() || !a.services_remove.is_empty();
         for s in a.services.into_iter().flatten().chain(a.services_upsert) {
@@ -373,7 +378,6 @@ impl ControllerSession {
                 .send_replace(announced.values().cloned().collect());
         }
         self.announced = announced;
-        let mut bgp_changed = a.base.is_none() || routes != self.bgp_routes;
         if let Some(peers) = a.peers {
             let peers: BTreeMap<PeerName, Peer> = peers.into_iter().collect();
             bgp_changed |= peers != self.bgp_peers;
