@@ -112,6 +112,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
 
     step(3, "allocating the Services");
     let mut addresses: BTreeMap<IpAddr, Vec<String>> = BTreeMap::new();
+    let mut pool_of: BTreeMap<IpAddr, ironlb::names::PoolName> = BTreeMap::new();
     for manifest in &services {
         let r: Result<AllocateResult, _> = lab
             .cluster
@@ -124,6 +125,9 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
                 println!("      {:<24} {}", r.service.to_string(), list.join(", "));
                 for a in r.addresses {
                     addresses.entry(a).or_default().push(r.service.to_string());
+                    if let Some(pool) = &r.pool {
+                        pool_of.insert(a, pool.clone());
+                    }
                 }
             }
             Ok(r) => println!(
@@ -203,22 +207,19 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     let owner = lab.wait_owner(target, Duration::from_secs(10)).await;
 
     step(5, "the router learned over BGP (addresses of pools a BGPAdvertisement covers, from every eligible node)");
-    let bgp_wanted = {
-        let config = ironlb::config::validate(&loaded.documents).ok();
-        addresses
-            .keys()
-            .filter(|a| {
-                let pool = config.as_ref().and_then(|c| {
-                    c.pools
-                        .iter()
-                        .find(|(_, p)| p.spec.ranges.iter().any(|r| r.contains(**a)))
-                        .map(|(n, _)| (c, n.clone()))
-                });
-                pool.is_some_and(|(c, n)| ironlb::announce::bgp::announced_in_bgp(c, &n))
-            })
-            .copied()
-            .collect::<Vec<IpAddr>>()
-    };
+    // The configuration in force says which pools BGP announces.
+    let in_force: ironlb::api::views::ConfigView = lab
+        .cluster
+        .client()
+        .get("/v1/config")
+        .await
+        .context("reading the configuration in force")?;
+    let config = in_force.config.unwrap_or_default();
+    let bgp_wanted: Vec<IpAddr> = pool_of
+        .iter()
+        .filter(|(_, pool)| ironlb::announce::bgp::announced_in_bgp(&config, pool))
+        .map(|(a, _)| *a)
+        .collect();
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let routes = bird.routes();

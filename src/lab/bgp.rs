@@ -79,17 +79,18 @@ pub struct Router {
     procs: Vec<Background>,
 }
 
-/// The well-known communities by the names routers print.
-fn well_known(name: &str) -> Option<&'static str> {
-    Some(match name {
-        "no-export" | "noExport" => "65535:65281",
-        "no-advertise" | "noAdvertise" => "65535:65282",
-        "local-AS" | "no-export-subconfed" | "localAs" => "65535:65283",
-        "no-peer" | "noPeer" => "65535:65284",
-        "blackhole" => "65535:666",
-        "graceful-shutdown" | "gracefulShutdown" => "65535:0",
-        _ => return None,
-    })
+/// A well-known community as `a:b`, by the name a router prints for it (FRR writes some in
+/// camel case); the values are the configuration's own.
+fn well_known(name: &str) -> Option<String> {
+    let canonical = match name {
+        "noExport" => "no-export",
+        "noAdvertise" => "no-advertise",
+        "local-AS" | "localAs" => "local-as",
+        "noPeer" => "no-peer",
+        "gracefulShutdown" => "graceful-shutdown",
+        other => other,
+    };
+    crate::config::model::Community::well_known(canonical).map(|c| c.to_string())
 }
 
 impl Router {
@@ -694,7 +695,7 @@ fn frr_path(p: &serde_json::Value) -> Option<Learned> {
         .as_str()
         .unwrap_or("")
         .split_whitespace()
-        .map(|c| well_known(c).map_or_else(|| c.to_string(), str::to_string))
+        .map(|c| well_known(c).unwrap_or_else(|| c.to_string()))
         .collect();
     communities.sort();
     let mut large_communities: Vec<String> = p["largeCommunity"]["string"]

@@ -333,27 +333,30 @@ impl AssignmentPublisher {
                 && state
                     .last_full
                     .is_none_or(|t| now.duration_since(t) >= heartbeat);
-            // The shared parts are compared by pointer first (between view changes they are
-            // the very same), else by one walk over both sorted maps.
-            let services_delta = match &state.sent_services {
-                Some(s) if Arc::ptr_eq(s, &services) => Some((Vec::new(), Vec::new())),
-                Some(s) => Some(map_delta(s, &services)),
-                None => None,
-            };
-            let services_changed = services_delta
-                .as_ref()
-                .is_none_or(|(up, gone)| !up.is_empty() || !gone.is_empty());
-            let (routes_up, routes_gone) = if Arc::ptr_eq(&routes, &state.sent_routes) {
-                (Vec::new(), Vec::new())
-            } else {
-                map_delta(&state.sent_routes, &routes)
-            };
+            // A whole set goes as it is; only a change needs the differences. The shared parts
+            // are compared by pointer first (between view changes they are the very same),
+            // else by one walk over both sorted maps.
+            let mut services_up: Vec<ServiceAnnounce> = Vec::new();
+            let mut services_gone = Vec::new();
+            let mut routes_up = Vec::new();
+            let mut routes_gone = Vec::new();
+            if !full_due {
+                match &state.sent_services {
+                    Some(s) if Arc::ptr_eq(s, &services) => {}
+                    Some(s) => {
+                        let (up, gone) = map_delta(s, &services);
+                        services_up = up.into_iter().map(|(_, s)| s).collect();
+                        services_gone = gone;
+                    }
+                    // Never sent (cannot happen with a base): send them all.
+                    None => services_up = services.values().cloned().collect(),
+                }
+                if !Arc::ptr_eq(&routes, &state.sent_routes) {
+                    (routes_up, routes_gone) = map_delta(&state.sent_routes, &routes);
+                }
+            }
+            let services_changed = !services_up.is_empty() || !services_gone.is_empty();
             let routes_changed = !routes_up.is_empty() || !routes_gone.is_empty();
-            let (services_up, services_gone) = match services_delta {
-                Some((up, gone)) => (up.into_iter().map(|(_, s)| s).collect(), gone),
-                // Never sent (cannot happen with a base): send them all.
-                None => (services.values().cloned().collect(), Vec::new()),
-            };
             let changed = desired != state.sent
                 || services_changed
                 || state.sent_peers.as_ref() != Some(&peers)
