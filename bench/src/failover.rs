@@ -374,6 +374,7 @@ fn keepalived(trials: usize, mode: Vrrp) -> Result<Figures> {
         client: true,
         router: false,
         second_lan: false,
+        attacker: false,
     });
     let dir = tempfile::tempdir()?;
     let advert = match mode {

@@ -186,6 +186,7 @@ impl L2Lab {
             client: true,
             router: opts.router,
             second_lan: opts.second_lan,
+            ..LanOptions::default()
         })
     }
 

@@ -8,6 +8,7 @@
 //! | node i (from 1) | 198.51.100.i, 2001:db8:51::i | 203.0.113.i, 2001:db8:113::i |
 //! | client | 198.51.100.200, 2001:db8:51::200 | 203.0.113.200, 2001:db8:113::200 |
 //! | router | 198.51.100.250, 2001:db8:51::250 | |
+//! | attacker | 198.51.100.240, 2001:db8:51::240 | |
 //! | host leg | 198.51.100.254 | |
 
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -136,6 +137,8 @@ pub struct LanOptions {
     pub client: bool,
     /// A router namespace.
     pub router: bool,
+    /// An attacker namespace: a host on LAN 1 that runs nothing of ironlb (floods, probes).
+    pub attacker: bool,
     /// A second LAN on every node and the client.
     pub second_lan: bool,
 }
@@ -146,6 +149,7 @@ impl Default for LanOptions {
             nodes: 3,
             client: true,
             router: false,
+            attacker: false,
             second_lan: false,
         }
     }
@@ -193,6 +197,8 @@ pub struct Lan {
     pub client: Option<Host>,
     /// The router, if built.
     pub router: Option<Host>,
+    /// The attacker, if built.
+    pub attacker: Option<Host>,
     namespaces: Vec<String>,
 }
 
@@ -213,6 +219,7 @@ impl Lan {
             nodes: n,
             client: false,
             router: false,
+            attacker: false,
             second_lan: false,
         })
     }
@@ -234,6 +241,7 @@ impl Lan {
             nodes: Vec::new(),
             client: None,
             router: None,
+            attacker: None,
             namespaces: Vec::new(),
         };
         run(&["ip", "netns", "add", &bridge_ns]);
@@ -278,6 +286,9 @@ impl Lan {
         }
         if opts.router {
             lan.router = Some(lan.add_host("r", 250, false));
+        }
+        if opts.attacker {
+            lan.attacker = Some(lan.add_host("a", 240, false));
         }
         lan
     }

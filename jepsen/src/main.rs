@@ -1,0 +1,215 @@
+//! The `ironlb-jepsen` command line: run a test, re-check a stored run, run the short suite, and
+//! the helpers the suite starts inside namespaces (prober, flooder, netem).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use ironlb_jepsen::check::{self, Results};
+use ironlb_jepsen::checker::{linear, Validity};
+use ironlb_jepsen::nemesis::Kind;
+use ironlb_jepsen::run::{self, TestOpts, Timing};
+use ironlb_jepsen::workload::Workload;
+use ironlb_jepsen::{flood, netem, probe};
+
+#[derive(Parser)]
+#[command(name = "ironlb-jepsen", about = "Attack a real ironlb cluster and check every history")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(clap::Args, Clone)]
+struct Common {
+    /// Controller members (3 or 5).
+    #[arg(long, default_value_t = 3)]
+    members: usize,
+    /// Speakers (default: 0 for alloc, 3 for l2).
+    #[arg(long)]
+    speakers: Option<usize>,
+    /// Client processes.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// The speakers' clocks.
+    #[arg(long, value_enum, default_value_t = Timing::Default)]
+    timing: Timing,
+    /// The ironlb binary (default: `ironlb` next to this program).
+    #[arg(long)]
+    bin: Option<PathBuf>,
+    /// Where run directories go.
+    #[arg(long, default_value = "store")]
+    store: PathBuf,
+    /// RUST_LOG of the ironlb processes.
+    #[arg(long, default_value = "info,openraft=warn")]
+    log: String,
+    /// Extra arguments of every controller (repeatable).
+    #[arg(long = "controller-arg", allow_hyphen_values = true)]
+    controller_args: Vec<String>,
+    /// Configurations the linearizability search may explore before it answers unknown.
+    #[arg(long, default_value_t = 20_000_000)]
+    budget: u64,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run one test and check it.
+    Test {
+        /// What the clients do.
+        #[arg(long, value_enum)]
+        workload: Workload,
+        /// Faults, comma-separated: kinds or groups (partition, netem, kill, pause, flood, all, none).
+        #[arg(long, default_value = "none")]
+        nemesis: String,
+        /// Seconds of workload.
+        #[arg(long, default_value_t = 60)]
+        time_limit: u64,
+        /// Seeds the fault schedule and the operations.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Check a stored run again.
+    Check {
+        /// The run directory.
+        dir: PathBuf,
+        /// Configurations the linearizability search may explore.
+        #[arg(long, default_value_t = 20_000_000)]
+        budget: u64,
+    },
+    /// The short suite CI runs: a few workload and nemesis combinations.
+    Suite {
+        /// Seconds of workload per combination.
+        #[arg(long, default_value_t = 30)]
+        time_limit: u64,
+        /// Seeds every combination.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// One JSON line of headline figures per stored run (for the README's table).
+    Table {
+        /// Run directories.
+        dirs: Vec<PathBuf>,
+    },
+    /// (helper) Probe addresses with ARP, NDP and ping; runs in the client's namespace.
+    Probe(probe::ProbeArgs),
+    /// (helper) Flood ARP or NDP; runs in the attacker's namespace.
+    Flood(flood::FloodArgs),
+    /// (helper) Delay, drop and reorder queued packets; runs in a speaker's namespace.
+    Netem(netem::NetemArgs),
+}
+
+fn default_bin() -> Result<PathBuf> {
+    let me = std::env::current_exe()?;
+    Ok(me.parent().context("this program's directory")?.join("ironlb"))
+}
+
+fn opts(workload: Workload, nemesis: Vec<Kind>, time_limit: u64, seed: u64, c: &Common) -> Result<TestOpts> {
+    let bin = match &c.bin {
+        Some(b) => b.clone(),
+        None => default_bin()?,
+    };
+    anyhow::ensure!(bin.exists(), "no ironlb binary at {} (build it, or pass --bin)", bin.display());
+    Ok(TestOpts {
+        workload,
+        nemesis,
+        time_limit_s: time_limit,
+        concurrency: c.concurrency,
+        seed,
+        members: c.members,
+        speakers: c.speakers.unwrap_or(match workload {
+            Workload::Alloc => 0,
+            Workload::L2 => 3,
+        }),
+        bin,
+        store: c.store.clone(),
+        timing: c.timing,
+        controller_args: c.controller_args.clone(),
+        log_filter: c.log.clone(),
+    })
+}
+
+fn exit(v: Validity) -> ExitCode {
+    match v {
+        Validity::Valid => ExitCode::SUCCESS,
+        Validity::Invalid => ExitCode::from(1),
+        Validity::Unknown => ExitCode::from(2),
+    }
+}
+
+fn budget(configurations: u64) -> linear::Budget {
+    linear::Budget {
+        configurations,
+        ..linear::Budget::default()
+    }
+}
+
+/// The short suite: each combination attacks a promise from another side.
+fn suite_combinations() -> Vec<(Workload, &'static str)> {
+    vec![
+        (Workload::Alloc, "partition-halves,partition-leader,partition-bridge,kill-member"),
+        (Workload::Alloc, "wipe-member,membership,kill-all-members,pause-leader"),
+        (Workload::L2, "kill-member,pause-leader,partition-leader"),
+        (Workload::L2, "cut-speaker,delay,arp-flood,ndp-flood,pause-owner"),
+    ]
+}
+
+async fn test(o: TestOpts, b: u64) -> Result<Results> {
+    let dir = run::run(o).await?;
+    check::check(&dir, budget(b))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Probe(a) => probe::run(a).map(|()| ExitCode::SUCCESS),
+        Cmd::Flood(a) => flood::run(a).map(|()| ExitCode::SUCCESS),
+        Cmd::Netem(a) => netem::run(a).map(|()| ExitCode::SUCCESS),
+        Cmd::Check { dir, budget: b } => check::check(&dir, budget(b)).map(|r| exit(r.valid)),
+        Cmd::Table { dirs } => (|| {
+            for d in dirs {
+                println!("{}", check::headline(&d)?);
+            }
+            Ok(ExitCode::SUCCESS)
+        })(),
+        Cmd::Test { workload, nemesis, time_limit, seed, common } => tokio_main(async move {
+            let kinds = Kind::parse_list(&nemesis).map_err(anyhow::Error::msg)?;
+            let o = opts(workload, kinds, time_limit, seed, &common)?;
+            Ok(exit(test(o, common.budget).await?.valid))
+        }),
+        Cmd::Suite { time_limit, seed, common } => tokio_main(async move {
+            let mut worst = Validity::Valid;
+            let mut lines = Vec::new();
+            for (w, n) in suite_combinations() {
+                let kinds = Kind::parse_list(n).map_err(anyhow::Error::msg)?;
+                let o = opts(w, kinds, time_limit, seed, &common)?;
+                let r = test(o, common.budget).await?;
+                lines.push(format!("{:<6} {:<70} {:?}", w.name(), n, r.valid));
+                worst = worst.and(r.valid);
+            }
+            println!("\nsuite:");
+            for l in lines {
+                println!("  {l}");
+            }
+            Ok(exit(worst))
+        }),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ironlb-jepsen: {e:#}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+fn tokio_main<F: std::future::Future<Output = Result<ExitCode>>>(f: F) -> Result<ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?
+        .block_on(f)
+}
