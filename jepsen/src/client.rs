@@ -68,6 +68,10 @@ impl Api {
             }
         };
         let status = resp.status().as_u16();
+        let not_applied = resp
+            .headers()
+            .get("x-ironlb-outcome")
+            .is_some_and(|v| v.as_bytes() == b"not-applied");
         let text = match resp.text().await {
             Ok(t) => t,
             Err(e) => {
@@ -86,14 +90,9 @@ impl Api {
             .map(str::to_string);
         let kind = if (200..300).contains(&status) || definite.contains(&status) {
             OpType::Ok
-        } else if status == 400 || status == 422 {
-            // Refused before any proposal: the request itself is wrong.
-            OpType::Fail
-        } else if message
-            .as_deref()
-            .is_some_and(|m| m.starts_with("no leader is known"))
-        {
-            // Answered before anything was proposed.
+        } else if not_applied || status == 400 || status == 421 || status == 422 {
+            // Refused before anything was proposed: the request is wrong, or never reached a
+            // leader (the cluster says so in x-ironlb-outcome).
             OpType::Fail
         } else {
             OpType::Info

@@ -21,4 +21,22 @@ pub mod plot;
 pub mod probe;
 pub mod rawsock;
 pub mod run;
+pub mod scenario;
 pub mod workload;
+
+/// A binary of the workspace next to this program (or, for a test binary in `deps/`, next to
+/// that directory): `ironlb` or `ironlb-jepsen` as the same build made them.
+pub fn sibling_binary(name: &str) -> anyhow::Result<std::path::PathBuf> {
+    let me = std::env::current_exe()?;
+    let mut dir = me.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.pop();
+    }
+    let path = dir.join(name);
+    anyhow::ensure!(
+        path.exists(),
+        "no {name} binary at {} (build the workspace first: cargo build --workspace)",
+        path.display()
+    );
+    Ok(path)
+}

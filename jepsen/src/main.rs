@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 use ironlb_jepsen::check::{self, Results};
 use ironlb_jepsen::checker::{linear, Validity};
@@ -102,15 +102,11 @@ enum Cmd {
     Netem(netem::NetemArgs),
 }
 
-fn default_bin() -> Result<PathBuf> {
-    let me = std::env::current_exe()?;
-    Ok(me.parent().context("this program's directory")?.join("ironlb"))
-}
 
 fn opts(workload: Workload, nemesis: Vec<Kind>, time_limit: u64, seed: u64, c: &Common) -> Result<TestOpts> {
     let bin = match &c.bin {
         Some(b) => b.clone(),
-        None => default_bin()?,
+        None => ironlb_jepsen::sibling_binary("ironlb")?,
     };
     anyhow::ensure!(bin.exists(), "no ironlb binary at {} (build it, or pass --bin)", bin.display());
     Ok(TestOpts {

@@ -211,7 +211,7 @@ pub fn answers(replies: &[Reply], addresses: &[IpAddr], windows: &[Window], end_
         .caption("who answered (ARP, NDP): one row per address, one colour per MAC", ("sans-serif", 20))
         .margin(10)
         .x_label_area_size(40)
-        .y_label_area_size(60)
+        .y_label_area_size(170)
         .build_cartesian_2d(0f64..end.max(1.0), -0.5f64..rows - 0.5)
         .map_err(|e| anyhow!("{e}"))?;
     chart

@@ -23,7 +23,8 @@ use crate::workload::{alloc, l2, Workload};
 pub enum Timing {
     /// ironlb's defaults: heartbeat 200 ms, lease 1 s, margin 200 ms.
     Default,
-    /// The README's tuned timings: heartbeat 100 ms, lease 400 ms, margin 100 ms.
+    /// The README's tuned timings: heartbeat 50 ms, lease 300 ms, margin 100 ms, with Raft's
+    /// election timeout at 50 ms and its heartbeat at 15 ms so a leader change fits in a lease.
     Tuned,
 }
 
@@ -32,7 +33,7 @@ impl Timing {
     pub fn millis(self) -> (u64, u64, u64) {
         match self {
             Timing::Default => (200, 1000, 200),
-            Timing::Tuned => (100, 400, 100),
+            Timing::Tuned => (50, 300, 100),
         }
     }
 
@@ -48,6 +49,10 @@ impl Timing {
                 l.to_string(),
                 "--speaker-lease-margin-ms".into(),
                 m.to_string(),
+                "--election-timeout-ms".into(),
+                "50".into(),
+                "--heartbeat-ms".into(),
+                "15".into(),
             ],
         }
     }
@@ -230,37 +235,7 @@ pub async fn run(opts: TestOpts) -> Result<PathBuf> {
         addresses = l2::setup(&db.api, &rec, 10_000, &admins, PROBED_SERVICES).await?;
         // Let the owners answer before the probing starts.
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let client = db.lan.client().clone();
-        let exe = std::env::current_exe()?;
-        std::fs::create_dir_all(dir.join("captures"))?;
-        helpers.push(spawn_logged(
-            &client.netns,
-            &[
-                "tshark".into(),
-                "-q".into(),
-                "-i".into(),
-                "eth0".into(),
-                "-f".into(),
-                "arp[6:2] == 2 or (icmp6 and ip6[40] == 136)".into(),
-                "-w".into(),
-                dir.join("captures/client.pcap").display().to_string(),
-            ],
-            &logs.join("tshark.log"),
-        )?);
-        let mut args = vec![
-            exe.display().to_string(),
-            "probe".into(),
-            "--source-v4".into(),
-            client.addr.to_string(),
-            "--source-v6".into(),
-            client.addr6.to_string(),
-            "--start-ns".into(),
-            start_ns.to_string(),
-            "--out".into(),
-            dir.join("probes.jsonl").display().to_string(),
-        ];
-        args.extend(addresses.iter().map(IpAddr::to_string));
-        helpers.push(spawn_logged(&client.netns, &args, &logs.join("probe.log"))?);
+        helpers.extend(start_probing(&db, &dir, &addresses, start_ns)?);
     }
     let meta = Meta {
         opts: opts.clone(),
@@ -316,15 +291,64 @@ pub async fn run(opts: TestOpts) -> Result<PathBuf> {
     // The final state, once the cluster has settled.
     let finals = settle_and_read(&db).await;
     std::fs::write(dir.join("final.json"), serde_json::to_string_pretty(&finals)?)?;
-    for h in helpers {
-        stop_gently(h);
-    }
+    stop_probing(helpers);
     db.stop_all();
     rec.history().save(&dir.join("history.jsonl"))?;
     Ok(dir)
 }
 
-async fn put_config(db: &Db, admins: &[String], config: &str) -> Result<()> {
+/// Starts tshark and the prober in the client's namespace, asking for `addresses`; returns both.
+pub fn start_probing(db: &Db, dir: &Path, addresses: &[IpAddr], start_ns: u64) -> Result<Vec<Child>> {
+    let logs = dir.join("logs");
+    let client = db.lan.client().clone();
+    let exe = std::env::current_exe()?;
+    let exe = if exe.file_name().is_some_and(|n| n == "ironlb-jepsen") {
+        exe
+    } else {
+        // A test binary: the suite's own binary sits in the directory above.
+        crate::sibling_binary("ironlb-jepsen")?
+    };
+    std::fs::create_dir_all(dir.join("captures"))?;
+    let tshark = spawn_logged(
+        &client.netns,
+        &[
+            "tshark".into(),
+            "-q".into(),
+            "-i".into(),
+            "eth0".into(),
+            "-f".into(),
+            "arp[6:2] == 2 or (icmp6 and ip6[40] == 136)".into(),
+            "-w".into(),
+            dir.join("captures/client.pcap").display().to_string(),
+        ],
+        &logs.join("tshark.log"),
+    )?;
+    let mut args = vec![
+        exe.display().to_string(),
+        "probe".into(),
+        "--source-v4".into(),
+        client.addr.to_string(),
+        "--source-v6".into(),
+        client.addr6.to_string(),
+        "--start-ns".into(),
+        start_ns.to_string(),
+        "--out".into(),
+        dir.join("probes.jsonl").display().to_string(),
+    ];
+    args.extend(addresses.iter().map(IpAddr::to_string));
+    let prober = spawn_logged(&client.netns, &args, &logs.join("probe.log"))?;
+    Ok(vec![tshark, prober])
+}
+
+/// Stops what [`start_probing`] started, letting the prober write out what it has.
+pub fn stop_probing(helpers: Vec<Child>) {
+    for h in helpers {
+        stop_gently(h);
+    }
+}
+
+/// Installs `config` through any member.
+pub async fn put_config(db: &Db, admins: &[String], config: &str) -> Result<()> {
     for attempt in 0..40 {
         let admin = &admins[attempt % admins.len()];
         let a = db

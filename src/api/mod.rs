@@ -36,6 +36,18 @@ use metrics::{Metrics, RaftFigures};
 /// Marks a request forwarded by a follower, so it is never forwarded twice.
 const FORWARDED: &str = "x-ironlb-forwarded";
 
+/// On an error answer to a write: `not-applied` when the request certainly changed nothing (it
+/// never reached a leader that could propose it), so a client may retry it blindly. Without it,
+/// a failed write may or may not have taken effect.
+pub const OUTCOME: &str = "x-ironlb-outcome";
+
+/// Marks an error answer as one whose request certainly changed nothing.
+fn not_applied(mut resp: Response) -> Response {
+    resp.headers_mut()
+        .insert(OUTCOME, axum::http::HeaderValue::from_static("not-applied"));
+    resp
+}
+
 /// What every handler needs.
 pub struct Admin {
     /// This member's id.
@@ -142,13 +154,15 @@ where
                     "forwarded to a member that is not the leader either; retry",
                 );
                 e.body.leader = leader;
-                return e.into_response();
+                return not_applied(e.into_response());
             }
             let Some(leader) = leader else {
-                return ApiError::unavailable(
-                    "no leader is known: the cluster is electing one, or has no quorum",
-                )
-                .into_response();
+                return not_applied(
+                    ApiError::unavailable(
+                        "no leader is known: the cluster is electing one, or has no quorum",
+                    )
+                    .into_response(),
+                );
             };
             forward(&a, &leader, &parts.method, &parts.uri, &parts.headers, body).await
         }
@@ -180,12 +194,16 @@ async fn forward(
                 .headers()
                 .get(axum::http::header::CONTENT_TYPE)
                 .cloned();
+            let outcome = resp.headers().get(OUTCOME).cloned();
             match resp.bytes().await {
                 Ok(bytes) => {
                     let mut out = (status, bytes).into_response();
                     if let Some(ct) = content_type {
                         out.headers_mut()
                             .insert(axum::http::header::CONTENT_TYPE, ct);
+                    }
+                    if let Some(o) = outcome {
+                        out.headers_mut().insert(OUTCOME, o);
                     }
                     out
                 }
@@ -202,7 +220,12 @@ async fn forward(
                 leader.id, leader.member.admin_addr, a.id
             ));
             err.body.leader = Some(leader.clone());
-            err.into_response()
+            // A connection that never opened carried nothing to the leader.
+            if e.is_connect() {
+                not_applied(err.into_response())
+            } else {
+                err.into_response()
+            }
         }
     }
 }

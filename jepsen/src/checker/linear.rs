@@ -5,13 +5,15 @@
 //!
 //! The search keeps a cache of (operations linearized, model state) already explored, so each
 //! configuration is expanded once. Histories are cut at quiescent points (no operation with a
-//! known result is open), and each piece is searched from every state the previous piece can end
-//! in (its frontier), so the cost grows with the pieces, not the whole run. Operations whose
-//! outcome is unknown (`info`) may take effect at any moment after their invocation or never:
-//! they are optional in every piece that follows, and carried to the next while not taken. A
-//! search that exceeds its budget answers `Unknown`, never `Valid`.
+//! known result is open); each piece's search yields the states it can end in one at a time, and
+//! the next piece is searched from the first of them, going back for another only when the rest
+//! of the history cannot be explained from it. Operations whose outcome is unknown (`info`) may
+//! take effect at any moment after their invocation or never: they are optional in every piece
+//! that follows, carried to the next while not taken, and tried last (they usually did not take
+//! effect). A valid history is thus found in about linear time; proving a history invalid needs
+//! the whole tree, and a search that exceeds its budget answers `Unknown`, never `Valid`.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::hash::Hash;
 
 /// A sequential specification.
@@ -31,6 +33,13 @@ pub trait Model {
         input: &Self::Input,
         output: Option<&Self::Output>,
     ) -> Option<Self::State>;
+
+    /// Whether `input` with the known `output` is possible in `state` and leaves it as it is (a
+    /// read, a refusal); the search takes such calls without branching. Override it when a
+    /// cheaper answer than a whole step exists.
+    fn is_noop(&self, state: &Self::State, input: &Self::Input, output: &Self::Output) -> bool {
+        self.step(state, input, Some(output)).is_some_and(|next| next == *state)
+    }
 }
 
 /// One operation: when it was invoked and (if known) when it completed and with what result.
@@ -118,78 +127,77 @@ pub fn check<M: Model>(
 ) -> Outcome {
     calls.sort_by_key(|c| (c.invoke, c.id));
     let pieces = cut(&calls);
-    // Each configuration: a state and the unknown operations not yet taken.
-    let mut frontier: Vec<(M::State, BTreeSet<usize>)> = vec![(init, BTreeSet::new())];
+    if pieces.is_empty() {
+        return Outcome::Valid {
+            pieces: 0,
+            explored: 0,
+            widest_frontier: 1,
+        };
+    }
     let mut explored = 0u64;
+    // Configurations (piece, state, unknowns carried) from which the rest is known to fail.
+    let mut failed: HashSet<(usize, u128, BTreeSet<usize>)> = HashSet::new();
+    let mut levels: Vec<Piece<'_, M::Input, M::Output, M::State>> =
+        vec![Piece::new(&calls, pieces[0].clone(), BTreeSet::new(), init)];
+    let mut tried_at: Vec<HashSet<(u128, BTreeSet<usize>)>> = vec![HashSet::new()];
     let mut widest = 1usize;
-    for (p, range) in pieces.iter().enumerate() {
-        widest = widest.max(frontier.len());
-        if frontier.len() > budget.frontier {
-            return Outcome::Unknown {
-                piece: p,
-                explored,
-                why: format!(
-                    "{} possible states at the start of piece {p} (limit {})",
-                    frontier.len(),
-                    budget.frontier
-                ),
-            };
-        }
-        let mut ends: HashMap<M::State, Vec<BTreeSet<usize>>> = HashMap::new();
-        let mut deepest: Option<Deepest> = None;
-        for (state, carried) in &frontier {
-            let mut search = Piece::new(&calls, range.clone(), carried);
-            let found = search.run(model, state.clone(), &mut explored, budget.configurations);
-            match found {
-                Err(why) => {
+    // The deepest piece that could not be explained, with its longest explained prefix.
+    let mut worst: Option<(usize, Deepest)> = None;
+    loop {
+        let p = levels.len() - 1;
+        let next = levels[p].next_end(model, &mut explored, budget.configurations);
+        match next {
+            Err(why) => {
+                return Outcome::Unknown {
+                    piece: p,
+                    explored,
+                    why,
+                }
+            }
+            Ok(Some((state, rest))) => {
+                if p + 1 == pieces.len() {
+                    return Outcome::Valid {
+                        pieces: pieces.len(),
+                        explored,
+                        widest_frontier: widest,
+                    };
+                }
+                let key = (digest(&state), rest.clone());
+                if failed.contains(&(p + 1, key.0, key.1.clone())) || !tried_at[p].insert(key) {
+                    continue;
+                }
+                widest = widest.max(tried_at[p].len());
+                if tried_at[p].len() > budget.frontier {
                     return Outcome::Unknown {
                         piece: p,
                         explored,
-                        why,
-                    }
+                        why: format!("more than {} possible states after piece {p}", budget.frontier),
+                    };
                 }
-                Ok(list) => {
-                    for (s, rest) in list {
-                        add_undominated(ends.entry(s).or_default(), rest);
-                    }
+                levels.push(Piece::new(&calls, pieces[p + 1].clone(), rest, state));
+                tried_at.push(HashSet::new());
+            }
+            Ok(None) => {
+                // Every order of this piece from this start fails (somewhere later, or here).
+                let Some(done) = levels.pop() else { break };
+                tried_at.pop();
+                if worst.as_ref().is_none_or(|(wp, _)| p >= *wp) && done.stuck_here() {
+                    worst = Some((p, done.deepest.clone()));
+                }
+                failed.insert((p, digest(&done.start), done.carried.clone()));
+                if levels.is_empty() {
+                    break;
                 }
             }
-            if deepest
-                .as_ref()
-                .is_none_or(|d| search.deepest.prefix.len() > d.prefix.len())
-            {
-                deepest = Some(search.deepest.clone());
-            }
         }
-        if ends.is_empty() {
-            let d = deepest.unwrap_or_default();
-            return Outcome::Invalid {
-                piece: p,
-                ops: calls[range.clone()].iter().map(|c| c.id).collect(),
-                longest_prefix: d.prefix.iter().map(|&i| calls[i].id).collect(),
-                stuck: d.stuck.iter().map(|&i| calls[i].id).collect(),
-            };
-        }
-        frontier = ends
-            .into_iter()
-            .flat_map(|(s, sets)| sets.into_iter().map(move |r| (s.clone(), r)))
-            .collect();
     }
-    Outcome::Valid {
-        pieces: pieces.len(),
-        explored,
-        widest_frontier: widest,
+    let (piece, d) = worst.unwrap_or_default();
+    Outcome::Invalid {
+        piece,
+        ops: calls[pieces[piece].clone()].iter().map(|c| c.id).collect(),
+        longest_prefix: d.prefix.iter().map(|&i| calls[i].id).collect(),
+        stuck: d.stuck.iter().map(|&i| calls[i].id).collect(),
     }
-}
-
-/// Keeps `rest` unless a set already kept contains it (more unknown operations still open means
-/// every future a smaller set allows); drops the kept sets it contains.
-fn add_undominated(kept: &mut Vec<BTreeSet<usize>>, rest: BTreeSet<usize>) {
-    if kept.iter().any(|k| k.is_superset(&rest)) {
-        return;
-    }
-    kept.retain(|k| !rest.is_superset(k));
-    kept.push(rest);
 }
 
 /// Cuts the calls (sorted by invocation) where no call with a known result is open.
@@ -234,8 +242,9 @@ struct Deepest {
     stuck: Vec<usize>,
 }
 
-/// The search of one piece from one starting configuration.
-struct Piece<'a, I, O> {
+/// The search of one piece from one starting configuration, yielding the configurations it can
+/// end in one at a time.
+struct Piece<'a, I, O, S> {
     calls: &'a [Call<I, O>],
     /// The calls this search may take, by global index: the piece's and the carried unknowns.
     local: Vec<usize>,
@@ -243,101 +252,173 @@ struct Piece<'a, I, O> {
     known: usize,
     /// How many of `local` were invoked in this piece (the rest were carried from earlier ones).
     own: usize,
+    /// Where it started.
+    start: S,
+    carried: BTreeSet<usize>,
+    /// Depth-first: (taken set, state, order taken).
+    stack: Vec<(Vec<u64>, S, Order)>,
+    seen: HashSet<(Vec<u64>, u128)>,
+    /// Whether some order got through every known call.
+    ended: bool,
     deepest: Deepest,
 }
 
-impl<'a, I, O> Piece<'a, I, O> {
-    fn new(calls: &'a [Call<I, O>], range: std::ops::Range<usize>, carried: &BTreeSet<usize>) -> Self {
+impl<'a, I, O, S: Clone + Eq + Hash> Piece<'a, I, O, S> {
+    fn new(calls: &'a [Call<I, O>], range: std::ops::Range<usize>, carried: BTreeSet<usize>, start: S) -> Self {
         let mut local: Vec<usize> = range.clone().filter(|&i| calls[i].done.is_some()).collect();
         let known = local.len();
         local.extend(range.filter(|&i| calls[i].done.is_none()));
         let own = local.len();
         local.extend(carried.iter().copied());
+        let words = local.len().div_ceil(64).max(1);
         Self {
             calls,
             local,
             known,
             own,
+            stack: vec![(vec![0; words], start.clone(), None)],
+            start,
+            carried,
+            seen: HashSet::new(),
+            ended: false,
             deepest: Deepest::default(),
         }
     }
 
-    /// Every end configuration: a state after all known calls, and the unknowns not taken.
+    /// Whether this piece itself could not be explained (as opposed to the pieces after it).
+    fn stuck_here(&self) -> bool {
+        !self.ended
+    }
+
+    /// The next configuration this piece can end in: a state after all known calls, and the
+    /// unknowns not taken; `None` when there are no more.
     #[allow(clippy::type_complexity)]
-    fn run<M>(
-        &mut self,
-        model: &M,
-        init: M::State,
-        explored: &mut u64,
-        limit: u64,
-    ) -> Result<Vec<(M::State, BTreeSet<usize>)>, String>
+    fn next_end<M>(&mut self, model: &M, explored: &mut u64, limit: u64) -> Result<Option<(S, BTreeSet<usize>)>, String>
     where
-        M: Model<Input = I, Output = O>,
+        M: Model<Input = I, Output = O, State = S>,
     {
         let n = self.local.len();
-        let words = n.div_ceil(64).max(1);
-        let mut seen: HashSet<(Vec<u64>, u128)> = HashSet::new();
-        let mut ends = Vec::new();
-        // Depth-first, with an explicit stack: (taken set, state, order taken).
-        let mut stack: Vec<(Vec<u64>, M::State, Vec<usize>)> = vec![(vec![0; words], init, Vec::new())];
-        while let Some((taken, state, order)) = stack.pop() {
+        while let Some((mut taken, state, mut order)) = self.stack.pop() {
             *explored += 1;
             if *explored > limit {
                 return Err(format!("explored {limit} configurations"));
             }
-            let is_taken = |l: usize| taken[l / 64] & (1 << (l % 64)) != 0;
-            let known_left = (0..self.known).filter(|&l| !is_taken(l)).count();
-            if known_left == 0 {
-                let rest = (self.known..n)
-                    .filter(|&l| !is_taken(l))
-                    .map(|l| self.local[l])
-                    .collect();
-                ends.push((state.clone(), rest));
+            // Calls with a known result that leave the state as it is (reads, refusals) are taken
+            // as soon as they fit: taking such a call earlier never spoils an order that takes it
+            // later, so there is no need to branch on them.
+            loop {
+                let horizon = self.horizon(&taken);
+                let fits = (0..self.known).find(|&l| {
+                    let call = &self.calls[self.local[l]];
+                    !is_set(&taken, l)
+                        && call.invoke <= horizon
+                        && call
+                            .done
+                            .as_ref()
+                            .is_some_and(|(_, out)| model.is_noop(&state, &call.input, out))
+                });
+                let Some(l) = fits else { break };
+                set(&mut taken, l);
+                order = push(order, self.local[l]);
             }
+            let known_left = (0..self.known).filter(|&l| !is_set(&taken, l)).count();
             // A call may come next if it was invoked before every open known call completed.
-            let horizon = (0..self.known)
-                .filter(|&l| !is_taken(l))
-                .filter_map(|l| self.calls[self.local[l]].done.as_ref().map(|(t, _)| *t))
-                .min()
-                .unwrap_or(u64::MAX);
+            let horizon = self.horizon(&taken);
+            // Successors, pushed so that the most likely is tried first: known calls by how
+            // soon they completed, unknowns last.
+            let mut candidates: Vec<usize> = (0..n)
+                .filter(|&l| !is_set(&taken, l))
+                .filter(|&l| l >= self.own || self.calls[self.local[l]].invoke <= horizon)
+                .collect();
+            candidates.sort_by_key(|&l| {
+                let c = &self.calls[self.local[l]];
+                (l >= self.known, c.done.as_ref().map_or(u64::MAX, |(t, _)| *t), c.invoke)
+            });
             let mut moved = false;
-            for l in 0..n {
-                if is_taken(l) {
-                    continue;
-                }
-                let call = &self.calls[self.local[l]];
-                // Carried unknowns were invoked in an earlier piece, before every open call.
-                if l < self.own && call.invoke > horizon {
-                    continue;
-                }
-                let output = call.done.as_ref().map(|(_, o)| o);
-                let Some(next) = model.step(&state, &call.input, output) else {
+            for &l in candidates.iter().rev() {
+                let Some(next) = self.step(model, &state, l) else {
                     continue;
                 };
                 moved = true;
                 let mut t = taken.clone();
-                t[l / 64] |= 1 << (l % 64);
-                if seen.insert((t.clone(), digest(&next))) {
-                    let mut o = order.clone();
-                    o.push(self.local[l]);
-                    stack.push((t, next, o));
+                set(&mut t, l);
+                if self.seen.insert((t.clone(), digest(&next))) {
+                    self.stack.push((t, next, push(order.clone(), self.local[l])));
                 }
             }
-            if !moved && known_left > 0 && order.len() >= self.deepest.prefix.len() {
+            let depth = order.as_ref().map_or(0, |o| o.depth);
+            if !moved && known_left > 0 && depth >= self.deepest.prefix.len() {
                 self.deepest = Deepest {
-                    prefix: order.clone(),
+                    prefix: unwind(&order),
                     stuck: (0..self.known)
-                        .filter(|&l| !is_taken(l))
-                        .filter(|&l| {
-                            self.calls[self.local[l]].invoke <= horizon
-                        })
+                        .filter(|&l| !is_set(&taken, l))
+                        .filter(|&l| self.calls[self.local[l]].invoke <= horizon)
                         .map(|l| self.local[l])
                         .collect(),
                 };
             }
+            if known_left == 0 {
+                self.ended = true;
+                let rest = (self.known..n)
+                    .filter(|&l| !is_set(&taken, l))
+                    .map(|l| self.local[l])
+                    .collect();
+                return Ok(Some((state, rest)));
+            }
         }
-        Ok(ends)
+        Ok(None)
     }
+
+    /// The earliest completion of a known call not yet taken.
+    fn horizon(&self, taken: &[u64]) -> u64 {
+        (0..self.known)
+            .filter(|&l| !is_set(taken, l))
+            .filter_map(|l| self.calls[self.local[l]].done.as_ref().map(|(t, _)| *t))
+            .min()
+            .unwrap_or(u64::MAX)
+    }
+
+    fn step<M: Model<Input = I, Output = O, State = S>>(&self, model: &M, state: &S, l: usize) -> Option<S> {
+        let call = &self.calls[self.local[l]];
+        model.step(state, &call.input, call.done.as_ref().map(|(_, o)| o))
+    }
+}
+
+fn is_set(bits: &[u64], l: usize) -> bool {
+    bits[l / 64] & (1 << (l % 64)) != 0
+}
+
+fn set(bits: &mut [u64], l: usize) {
+    bits[l / 64] |= 1 << (l % 64);
+}
+
+/// The order calls were taken in, shared between the configurations that extend it.
+type Order = Option<std::rc::Rc<Link>>;
+
+struct Link {
+    call: usize,
+    depth: usize,
+    prev: Order,
+}
+
+fn push(order: Order, call: usize) -> Order {
+    let depth = order.as_ref().map_or(0, |o| o.depth) + 1;
+    Some(std::rc::Rc::new(Link {
+        call,
+        depth,
+        prev: order,
+    }))
+}
+
+fn unwind(order: &Order) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut at = order.clone();
+    while let Some(link) = at {
+        out.push(link.call);
+        at = link.prev.clone();
+    }
+    out.reverse();
+    out
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
 use ironlb::config::{self, Config, Documents};
-use ironlb::ipam::{AllocationRequest, Allocator};
+use ironlb::ipam::{Allocation, AllocationRequest, Allocator};
 use ironlb::names::{PoolName, ServiceKey};
 use k8s_openapi::api::core::v1::Service;
 
@@ -33,23 +33,36 @@ pub enum ModelError {
 /// The allocator's state, compared and hashed by a digest of its contents.
 #[derive(Clone, Debug)]
 pub struct AllocState {
-    alloc: Allocator,
+    /// Shared: most steps (reads, refusals) leave the state as it is.
+    alloc: std::sync::Arc<Allocator>,
     digest: u128,
 }
 
 impl AllocState {
     fn new(alloc: Allocator) -> Self {
-        // bincode of BTreeMaps and merged free ranges: equal states give equal bytes.
-        let bytes = bincode::serde::encode_to_vec(&alloc, bincode::config::standard())
-            .unwrap_or_default();
-        let half = |salt: u64| {
-            let mut h = std::hash::DefaultHasher::new();
-            h.write_u64(salt);
-            h.write(&bytes);
-            h.finish()
-        };
-        let digest = (u128::from(half(1)) << 64) | u128::from(half(2));
-        Self { alloc, digest }
+        let digest = alloc
+            .allocations()
+            .fold(0u128, |d, (k, a)| d.wrapping_add(entry_digest(k, a)));
+        Self {
+            alloc: std::sync::Arc::new(alloc),
+            digest,
+        }
+    }
+
+    /// The state after `key`'s allocation changed from `before` to what `next` holds: the
+    /// digest is a sum over allocations, so only the changed one is hashed again.
+    fn changed(&self, next: Allocator, key: &ServiceKey, before: Option<&Allocation>) -> Self {
+        let mut digest = self.digest;
+        if let Some(b) = before {
+            digest = digest.wrapping_sub(entry_digest(key, b));
+        }
+        if let Some(a) = next.allocation(key) {
+            digest = digest.wrapping_add(entry_digest(key, a));
+        }
+        Self {
+            alloc: std::sync::Arc::new(next),
+            digest,
+        }
     }
 
     /// Every Service's addresses, sorted.
@@ -59,6 +72,19 @@ impl AllocState {
             .map(|(k, a)| (k.clone(), sorted(a.addresses.clone())))
             .collect()
     }
+}
+
+/// A 128-bit hash of one allocation (the Service, its addresses and its request): the state's
+/// digest is their sum, since the allocator's other indexes follow from its allocations.
+fn entry_digest(key: &ServiceKey, a: &Allocation) -> u128 {
+    let bytes = bincode::serde::encode_to_vec((key, a), bincode::config::standard()).unwrap_or_default();
+    let half = |salt: u64| {
+        let mut h = std::hash::DefaultHasher::new();
+        h.write_u64(salt);
+        h.write(&bytes);
+        h.finish()
+    };
+    (u128::from(half(1)) << 64) | u128::from(half(2))
 }
 
 impl PartialEq for AllocState {
@@ -165,10 +191,27 @@ fn sorted(mut v: Vec<IpAddr>) -> Vec<IpAddr> {
     v
 }
 
+/// Whether two short address lists hold the same addresses (a Service has one or two).
+fn same_set(a: &[IpAddr], b: &[IpAddr]) -> bool {
+    a.len() == b.len() && a.iter().all(|x| b.contains(x))
+}
+
 impl Model for AllocModel {
     type State = AllocState;
     type Input = AllocInput;
     type Output = AllocOutput;
+
+    fn is_noop(&self, state: &AllocState, input: &AllocInput, output: &AllocOutput) -> bool {
+        match (input, output) {
+            (AllocInput::Read, _) | (AllocInput::Allocate(_), AllocOutput::Refused) => {
+                self.step(state, input, Some(output)).is_some()
+            }
+            (AllocInput::Release(k), AllocOutput::Released(None)) => state.alloc.allocation(k).is_none(),
+            // Allocating what a Service already holds, as it holds it, changes nothing either;
+            // it is rare, and the search branches on it like any other change.
+            _ => false,
+        }
+    }
 
     fn step(
         &self,
@@ -178,39 +221,50 @@ impl Model for AllocModel {
     ) -> Option<AllocState> {
         match input {
             AllocInput::Allocate(req) => {
-                let mut next = state.alloc.clone();
+                if let Some(AllocOutput::Refused) = output {
+                    // A refusal changes nothing: no need to copy the state to see it.
+                    return state.alloc.explain(req).outcome.is_err().then(|| state.clone());
+                }
+                let mut next = (*state.alloc).clone();
+                let before = state.alloc.allocation(&req.service);
                 let got = next
                     .allocate((**req).clone())
                     .map(|a| sorted(a.addresses.clone()));
                 match (got, output) {
-                    (Ok(a), Some(AllocOutput::Allocated(seen))) => {
-                        (a == sorted(seen.clone())).then(|| AllocState::new(next))
-                    }
-                    (Ok(_), None) => Some(AllocState::new(next)),
+                    (Ok(a), Some(AllocOutput::Allocated(seen))) => (a == sorted(seen.clone()))
+                        .then(|| state.changed(next, &req.service, before)),
+                    (Ok(_), None) => Some(state.changed(next, &req.service, before)),
                     // A refusal changes nothing.
                     (Err(_), Some(AllocOutput::Refused) | None) => Some(state.clone()),
                     _ => None,
                 }
             }
             AllocInput::Release(key) => {
-                let mut next = state.alloc.clone();
+                if state.alloc.allocation(key).is_none() {
+                    // Nothing to release: nothing changes.
+                    return match output {
+                        None | Some(AllocOutput::Released(None)) => Some(state.clone()),
+                        Some(_) => None,
+                    };
+                }
+                let before = state.alloc.allocation(key);
+                let mut next = (*state.alloc).clone();
                 let got = next.release(key).map(|a| sorted(a.addresses));
                 match output {
-                    None => Some(AllocState::new(next)),
-                    Some(AllocOutput::Released(seen)) => {
-                        (got == seen.clone().map(sorted)).then(|| AllocState::new(next))
-                    }
+                    None => Some(state.changed(next, key, before)),
+                    Some(AllocOutput::Released(seen)) => (got == seen.clone().map(sorted))
+                        .then(|| state.changed(next, key, before)),
                     Some(_) => None,
                 }
             }
             AllocInput::Read => match output {
                 None => Some(state.clone()),
                 Some(AllocOutput::Read(seen)) => {
-                    let seen: BTreeMap<_, _> = seen
-                        .iter()
-                        .map(|(k, v)| (k.clone(), sorted(v.clone())))
-                        .collect();
-                    (state.services() == seen).then(|| state.clone())
+                    let same = seen.len() == state.alloc.allocation_count()
+                        && seen.iter().all(|(k, v)| {
+                            state.alloc.allocation(k).is_some_and(|a| same_set(&a.addresses, v))
+                        });
+                    same.then(|| state.clone())
                 }
                 Some(_) => None,
             },

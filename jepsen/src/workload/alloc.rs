@@ -225,10 +225,8 @@ impl Client {
             (OpType::Ok, _) => json!({"addresses": a.body["addresses"].clone()}),
             _ => Value::Null,
         };
-        if a.kind == OpType::Info {
-            self.quarantine.insert(name.to_string(), tokio::time::Instant::now() + self.quarantine_for);
-        }
         rec.record(self.process, a.kind, Fun::Allocate, value, a.error, Some(self.admin.clone()));
+        self.after(a.kind, name).await;
     }
 
     async fn release(&mut self, api: &Api, rec: &Recorder, name: &str) {
@@ -242,10 +240,17 @@ impl Client {
             (OpType::Ok, _) => json!({"released": a.body["addresses"].clone()}),
             _ => Value::Null,
         };
-        if a.kind == OpType::Info {
-            self.quarantine.insert(name.to_string(), tokio::time::Instant::now() + self.quarantine_for);
-        }
         rec.record(self.process, a.kind, Fun::Release, value, a.error, Some(self.admin.clone()));
+        self.after(a.kind, name).await;
+    }
+
+    /// After an unknown outcome: leave the Service alone for the quarantine, and back off a
+    /// moment, as a real client would before trying again.
+    async fn after(&mut self, kind: OpType, name: &str) {
+        if kind == OpType::Info {
+            self.quarantine.insert(name.to_string(), tokio::time::Instant::now() + self.quarantine_for);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     }
 }
 
