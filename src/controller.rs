@@ -21,9 +21,10 @@ use crate::raft::network::{NetworkConfig, NetworkFactory, RaftServer, TlsConfig,
 use crate::raft::{
     self, Command, Member, NodeId, ProposeError, Proposer, Raft, Response, SharedState,
 };
+use crate::watchdog::Watchdog;
 
-/// Raft's clocks. The election timeout stays well below a speaker's lease (1 s) so a leader
-/// change never lets leases run out.
+/// Raft's clocks. A leader change must fit in a speaker's lease (see [`Timing::check`]), so
+/// that no lease runs out while a new leader is elected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timing {
     /// How often the leader sends heartbeats.
@@ -36,11 +37,109 @@ pub struct Timing {
 
 impl Default for Timing {
     fn default() -> Self {
+        Self::with_election(Duration::from_millis(150), Duration::from_millis(50))
+    }
+}
+
+/// What a new leader needs after its election before a speaker holds a new lease: its first
+/// commit, a round of leadership confirmation, and the grant's round trip, on a LAN.
+pub const LEADER_CHANGE_SLACK: Duration = Duration::from_millis(50);
+
+/// The longest shortest-election-timeout that [`Timing::for_lease`] picks.
+const ELECTION_DEFAULT: Duration = Duration::from_millis(150);
+
+/// Clocks that cannot keep leases through a leader change.
+#[derive(Debug, thiserror::Error)]
+pub enum TimingError {
+    /// The lease is shorter than a leader change and two heartbeats.
+    #[error("--speaker-lease-ms {lease} is too short to survive a leader change: with --speaker-heartbeat-ms {heartbeat} and an election timeout of {election_min}-{election_max} ms, a new leader renews leases up to {need} ms after the last renewal (2 x {election_max} for the election, since followers first wait out the old leader's lease, + {slack} to commit and confirm, + 2 x {heartbeat} of heartbeat phase); use a lease of at least {need} ms or a shorter --election-timeout-ms (at most {fits} ms for this lease)")]
+    LeaderChange {
+        /// The lease, ms.
+        lease: u128,
+        /// The speakers' heartbeat, ms.
+        heartbeat: u128,
+        /// The election timeout, ms.
+        election_min: u128,
+        /// Its upper end, ms.
+        election_max: u128,
+        /// The slack, ms.
+        slack: u128,
+        /// The lease it needs, ms.
+        need: u128,
+        /// The longest election timeout that fits, ms.
+        fits: u128,
+    },
+    /// Raft's heartbeat must be shorter than its election timeout.
+    #[error("--heartbeat-ms {heartbeat} must be shorter than --election-timeout-ms {election}")]
+    Heartbeat {
+        /// Raft's heartbeat, ms.
+        heartbeat: u128,
+        /// The election timeout, ms.
+        election: u128,
+    },
+}
+
+impl Timing {
+    /// Clocks with the shortest election timeout `min` (the longest is half again as much) and
+    /// Raft heartbeats every `heartbeat`.
+    pub fn with_election(min: Duration, heartbeat: Duration) -> Self {
         Self {
-            heartbeat: Duration::from_millis(50),
-            election_min: Duration::from_millis(150),
-            election_max: Duration::from_millis(300),
+            heartbeat,
+            election_min: min,
+            election_max: min * 3 / 2,
         }
+    }
+
+    /// The longest a leader change may take before the new leader renews a lease: openraft's
+    /// followers wait out the old leader's lease (the longest election timeout) and then their
+    /// own election timeout before they campaign, and the new leader then commits, confirms and
+    /// grants.
+    pub fn leader_change(&self) -> Duration {
+        self.election_max * 2 + LEADER_CHANGE_SLACK
+    }
+
+    /// Checks that a leader change fits in a lease: the last lease the old leader granted may
+    /// have been for a heartbeat sent one heartbeat before it died, and the new leader hears the
+    /// next one up to a heartbeat after it is ready, so `lease >= 2 x heartbeat + leader change`.
+    pub fn check(&self, lease: &crate::actors::controller::LeaseTiming) -> Result<(), TimingError> {
+        if self.heartbeat >= self.election_min {
+            return Err(TimingError::Heartbeat {
+                heartbeat: self.heartbeat.as_millis(),
+                election: self.election_min.as_millis(),
+            });
+        }
+        let need = lease.heartbeat * 2 + self.leader_change();
+        if lease.lease < need {
+            let budget = lease
+                .lease
+                .saturating_sub(lease.heartbeat * 2 + LEADER_CHANGE_SLACK);
+            return Err(TimingError::LeaderChange {
+                lease: lease.lease.as_millis(),
+                heartbeat: lease.heartbeat.as_millis(),
+                election_min: self.election_min.as_millis(),
+                election_max: self.election_max.as_millis(),
+                slack: LEADER_CHANGE_SLACK.as_millis(),
+                need: need.as_millis(),
+                fits: (budget / 3).as_millis(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Raft clocks for speakers with `lease`: the longest election timeout up to the default
+    /// that lets a leader change fit in the lease, and heartbeats a third of it (at most 50 ms).
+    pub fn for_lease(lease: &crate::actors::controller::LeaseTiming) -> Self {
+        let budget = lease
+            .lease
+            .saturating_sub(lease.heartbeat * 2 + LEADER_CHANGE_SLACK);
+        // 2 x max = 3 x min must fit in the budget.
+        let min = (budget / 3)
+            .min(ELECTION_DEFAULT)
+            .max(Duration::from_millis(10));
+        let heartbeat = (min / 3)
+            .min(Duration::from_millis(50))
+            .max(Duration::from_millis(3));
+        Self::with_election(min, heartbeat)
     }
 }
 
@@ -129,6 +228,9 @@ pub enum NodeError {
     /// Raft refused its configuration or failed to start.
     #[error("starting Raft: {0}")]
     Raft(String),
+    /// The clocks cannot keep speakers' leases through a leader change.
+    #[error(transparent)]
+    Timing(#[from] TimingError),
 }
 
 /// A running controller member.
@@ -153,6 +255,7 @@ impl ControllerNode {
     /// Opens storage, starts Raft and both listeners, and bootstraps or joins if this member
     /// has no state yet.
     pub async fn start(cfg: NodeConfig) -> Result<Self, NodeError> {
+        cfg.timing.check(&cfg.lease)?;
         let (log_store, sm) =
             raft::open_store(&cfg.data_dir)
                 .await
@@ -216,11 +319,23 @@ impl ControllerNode {
             Some(t) => (Some(t.server()?), Some(t.client()?)),
             None => (None, None),
         };
-        let net = NetworkConfig::default();
+        // A member that comes back must hear the leader before its election timeout runs out,
+        // or it campaigns and unseats a healthy leader: retry dead members that often.
+        let net = NetworkConfig {
+            backoff_max: (cfg.timing.election_min / 2).max(Duration::from_millis(20)),
+            backoff_min: Duration::from_millis(20),
+            ..NetworkConfig::default()
+        };
         let factory = NetworkFactory::new(cfg.id, net.clone(), tls_client);
-        let raft = Raft::new(cfg.id, Arc::new(raft_config), factory, log_store, sm)
-            .await
-            .map_err(|e| NodeError::Raft(e.to_string()))?;
+        let raft = Raft::new(
+            cfg.id,
+            Arc::new(raft_config),
+            factory.clone(),
+            log_store,
+            sm,
+        )
+        .await
+        .map_err(|e| NodeError::Raft(e.to_string()))?;
 
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
@@ -230,6 +345,7 @@ impl ControllerNode {
 
         let proposer = Proposer::start(raft.clone(), cfg.write_timeout);
         let metrics = Arc::new(Metrics::new());
+        let watchdog = Watchdog::new();
         let speakers = SpeakerHub::start(
             raft.clone(),
             state.clone(),
@@ -237,6 +353,8 @@ impl ControllerNode {
             proposer.clone(),
             cfg.lease,
             metrics.clone(),
+            factory,
+            watchdog.clone(),
         )
         .await;
         let server =
@@ -261,7 +379,8 @@ impl ControllerNode {
             metrics,
             proposer.clone(),
             cfg.write_timeout,
-        );
+        )
+        .with_watchdog(watchdog);
         let router = api::router(Arc::new(admin));
         let admin_stop = until_stop(stopped.clone());
         tasks.push(tokio::spawn(async move {

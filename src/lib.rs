@@ -18,3 +18,4 @@ pub mod net;
 pub mod raft;
 pub mod speaker;
 pub mod standalone;
+pub mod watchdog;

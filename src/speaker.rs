@@ -21,6 +21,7 @@ use crate::config::model::InterfaceName;
 use crate::labels::Labels;
 use crate::names::NodeName;
 use crate::raft::network::{NetworkConfig, TlsConfig, TlsError};
+use crate::watchdog::Watchdog;
 
 /// How to run a speaker.
 #[derive(Clone, Debug)]
@@ -102,6 +103,64 @@ pub struct Speaker {
     /// Where it serves metrics, if it does.
     pub metrics_addr: Option<SocketAddr>,
     tasks: Vec<JoinHandle<()>>,
+    _packets: PacketRuntime,
+}
+
+/// The runtime of the responders' sockets: one thread of its own at a lower scheduling
+/// priority, so that a flood of frames from the LAN never delays the session's heartbeats,
+/// which run elsewhere. Stopped when dropped.
+struct PacketRuntime {
+    handle: tokio::runtime::Handle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// How much lower the packet thread's priority is (a nice value).
+const PACKET_THREAD_NICE: i32 = 10;
+
+impl PacketRuntime {
+    fn start() -> io::Result<Self> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("ironlb-packets".into())
+            .spawn(move || {
+                // SAFETY: gettid and setpriority on this very thread; Linux applies a thread
+                // id's priority to that thread alone. Failing to lower it is harmless.
+                unsafe {
+                    let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+                    libc::setpriority(libc::PRIO_PROCESS, tid, PACKET_THREAD_NICE);
+                }
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = tx.send(Ok(rt.handle().clone()));
+                rt.block_on(async {
+                    let _ = stopped.await;
+                });
+            })?;
+        let handle = rx
+            .recv()
+            .map_err(|_| io::Error::other("the packet thread did not start"))??;
+        Ok(Self {
+            handle,
+            stop: Some(stop),
+        })
+    }
+}
+
+impl Drop for PacketRuntime {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
 }
 
 impl Speaker {
@@ -125,12 +184,15 @@ impl Speaker {
         let tls = cfg.tls.as_ref().map(|t| t.client()).transpose()?;
         let gate = Arc::new(LeaseGate::default());
         let metrics = Arc::new(SpeakerMetrics::new());
+        let packets = PacketRuntime::start().map_err(SpeakerError::Interfaces)?;
+        let watchdog = Watchdog::new();
 
         let agent = {
             let (interfaces, gate, metrics) = (interfaces.clone(), gate.clone(), metrics.clone());
             let bind = cfg.bind_local;
+            let handle = packets.handle.clone();
             crate::actors::on_arbiter(move || {
-                NodeAgent::open(&interfaces, bind, gate, metrics).map(Actor::start)
+                NodeAgent::open(&interfaces, bind, gate, metrics, &handle).map(Actor::start)
             })
             .await
             .map_err(SpeakerError::Interfaces)?
@@ -146,38 +208,48 @@ impl Speaker {
                 on_loss: cfg.on_loss,
             };
             let (agent, gate, metrics) = (agent.clone(), gate.clone(), metrics.clone());
+            let watchdog = watchdog.clone();
             crate::actors::on_arbiter(move || {
                 ControllerSession::new(session_cfg, agent, gate, metrics, out_tx, services_tx)
+                    .watched(&watchdog)
                     .start()
             })
             .await
         };
         let mut tasks = Vec::new();
-        tasks.push(tokio::spawn(link::run(
-            link::LinkConfig {
-                controllers: cfg.controllers.clone(),
-                node: cfg.node.clone(),
-                tls,
-                network: NetworkConfig::default(),
-            },
-            session.clone(),
-            out_rx,
-        )));
-        tasks.push(tokio::spawn(health::run(
-            services_rx.clone(),
-            session.clone(),
-            cfg.health_interval,
-        )));
+        tasks.push(watched(
+            &watchdog,
+            "controller links",
+            link::run(
+                link::LinkConfig {
+                    controllers: cfg.controllers.clone(),
+                    node: cfg.node.clone(),
+                    tls,
+                    network: NetworkConfig::default(),
+                },
+                session.clone(),
+                out_rx,
+            ),
+        ));
+        tasks.push(watched(
+            &watchdog,
+            "health checks",
+            health::run(services_rx.clone(), session.clone(), cfg.health_interval),
+        ));
         if cfg.kubernetes {
             let client = kube::Client::try_default()
                 .await
                 .map_err(|e| SpeakerError::Kubernetes(e.to_string()))?;
-            tasks.push(tokio::spawn(crate::k8s::endpoints::run(
-                client,
-                cfg.node.clone(),
-                services_rx.clone(),
-                session.clone(),
-            )));
+            tasks.push(watched(
+                &watchdog,
+                "endpoint watch",
+                crate::k8s::endpoints::run(
+                    client,
+                    cfg.node.clone(),
+                    services_rx.clone(),
+                    session.clone(),
+                ),
+            ));
         }
         let mut metrics_addr = None;
         if let Some(addr) = cfg.metrics_listen {
@@ -185,7 +257,7 @@ impl Speaker {
                 .await
                 .map_err(|e| SpeakerError::Listen(addr, e))?;
             metrics_addr = listener.local_addr().ok();
-            let router = metrics_router(gate.clone(), metrics.clone());
+            let router = metrics_router(gate.clone(), metrics.clone(), watchdog.clone());
             tasks.push(tokio::spawn(async move {
                 if let Err(e) = axum::serve(listener, router).await {
                     tracing::warn!(error = %e, "metrics server stopped");
@@ -200,6 +272,7 @@ impl Speaker {
             metrics,
             metrics_addr,
             tasks,
+            _packets: packets,
         })
     }
 
@@ -233,13 +306,35 @@ impl Speaker {
     }
 }
 
-fn metrics_router(gate: Arc<LeaseGate>, metrics: Arc<SpeakerMetrics>) -> axum::Router {
+/// Spawns `task`, counted alive on `watchdog` under `name` while it runs.
+fn watched<F>(watchdog: &Watchdog, name: &'static str, task: F) -> JoinHandle<()>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let alive = watchdog.guard(name);
+    tokio::spawn(async move {
+        let _alive = alive;
+        task.await;
+    })
+}
+
+fn metrics_router(
+    gate: Arc<LeaseGate>,
+    metrics: Arc<SpeakerMetrics>,
+    watchdog: Arc<Watchdog>,
+) -> axum::Router {
     use axum::http::{header, StatusCode};
     use axum::response::IntoResponse;
     use axum::routing::get;
     let g = gate.clone();
     axum::Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/healthz",
+            get(move || {
+                let w = watchdog.clone();
+                async move { w.healthz() }
+            }),
+        )
         .route(
             "/readyz",
             get(move || {

@@ -34,12 +34,20 @@ pub fn check(dir: &Path, budget: linear::Budget) -> Result<Results> {
     let finals: Option<alloc::Finals> = std::fs::read_to_string(dir.join("final.json"))
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok());
-    let mut verdicts = alloc::check(&history, &meta.config, finals.as_ref(), meta.quarantine_ns, budget);
+    let mut verdicts = alloc::check(
+        &history,
+        &meta.config,
+        finals.as_ref(),
+        meta.quarantine_ns,
+        budget,
+    );
     verdicts.push(availability::check(&history, &windows));
     let mut replies = Vec::new();
     if meta.opts.workload == Workload::L2 {
         replies = l2::load(&dir.join("probes.jsonl")).unwrap_or_default();
-        let end = replies.last().map_or(history.end(), |r| r.t.max(history.end()));
+        let end = replies
+            .last()
+            .map_or(history.end(), |r| r.t.max(history.end()));
         let rules = l2::Rules::default();
         verdicts.push(l2::check(&replies, &windows, &meta.addresses, end, rules));
     }
@@ -48,15 +56,24 @@ pub fn check(dir: &Path, budget: linear::Budget) -> Result<Results> {
         valid,
         checkers: verdicts,
     };
-    std::fs::write(dir.join("results.json"), serde_json::to_string_pretty(&results)?)?;
+    std::fs::write(
+        dir.join("results.json"),
+        serde_json::to_string_pretty(&results)?,
+    )?;
     let summary = summary(&meta, &history, &windows, &results);
     std::fs::write(dir.join("summary.txt"), &summary)?;
     print!("{summary}");
 
     // Plots are for people; a plot that cannot be drawn does not change the verdict.
     for (name, r) in [
-        ("latency-raw.png", plot::latency_raw(&history, &windows, &dir.join("latency-raw.png"))),
-        ("rate.png", plot::rates(&history, &windows, &dir.join("rate.png"))),
+        (
+            "latency-raw.png",
+            plot::latency_raw(&history, &windows, &dir.join("latency-raw.png")),
+        ),
+        (
+            "rate.png",
+            plot::rates(&history, &windows, &dir.join("rate.png")),
+        ),
     ] {
         if let Err(e) = r {
             eprintln!("{name}: {e}");
@@ -64,7 +81,13 @@ pub fn check(dir: &Path, budget: linear::Budget) -> Result<Results> {
     }
     if meta.opts.workload == Workload::L2 {
         let end = replies.last().map_or(history.end(), |r| r.t);
-        if let Err(e) = plot::answers(&replies, &meta.addresses, &windows, end, &dir.join("answers.png")) {
+        if let Err(e) = plot::answers(
+            &replies,
+            &meta.addresses,
+            &windows,
+            end,
+            &dir.join("answers.png"),
+        ) {
             eprintln!("answers.png: {e}");
         }
     }
@@ -177,9 +200,16 @@ pub fn summary(meta: &Meta, history: &History, windows: &[Window], results: &Res
 
 /// A one-line JSON of a run's headline figures, for tables.
 pub fn headline(dir: &Path) -> Result<serde_json::Value> {
-    let results: Results = serde_json::from_str(&std::fs::read_to_string(dir.join("results.json"))?)?;
+    let results: Results =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("results.json"))?)?;
     let meta: Meta = serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json"))?)?;
-    let get = |name: &str| results.checkers.iter().find(|c| c.checker == name).map(|c| c.figures.clone());
+    let get = |name: &str| {
+        results
+            .checkers
+            .iter()
+            .find(|c| c.checker == name)
+            .map(|c| c.figures.clone())
+    };
     let avail = get("availability").unwrap_or_default();
     let total = &avail["by_operation"];
     let (mut ops, mut ok) = (0u64, 0u64);
@@ -189,7 +219,10 @@ pub fn headline(dir: &Path) -> Result<serde_json::Value> {
             ok += v["ok"].as_u64().unwrap_or(0);
         }
     }
-    let lin = results.checkers.iter().find(|c| c.checker == "linearizable");
+    let lin = results
+        .checkers
+        .iter()
+        .find(|c| c.checker == "linearizable");
     let inv = get("invariants").unwrap_or_default();
     let l2 = get("l2");
     Ok(json!({

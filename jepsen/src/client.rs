@@ -52,13 +52,19 @@ impl Api {
     ) -> Answer {
         let mut req = self.http.request(method, format!("http://{admin}{path}"));
         if let Some((content_type, text)) = body {
-            req = req.header(reqwest::header::CONTENT_TYPE, content_type).body(text);
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, content_type)
+                .body(text);
         }
         let resp = match req.send().await {
             Ok(r) => r,
             Err(e) => {
                 // Refused before anything was sent: certainly not applied.
-                let kind = if e.is_connect() { OpType::Fail } else { OpType::Info };
+                let kind = if e.is_connect() {
+                    OpType::Fail
+                } else {
+                    OpType::Info
+                };
                 return Answer {
                     status: None,
                     body: Value::Null,
@@ -113,7 +119,9 @@ impl Api {
 
     /// `GET` a JSON document; `None` if there is no good answer.
     pub async fn get(&self, admin: &str, path: &str) -> Option<Value> {
-        let a = self.call(reqwest::Method::GET, admin, path, None, &[]).await;
+        let a = self
+            .call(reqwest::Method::GET, admin, path, None, &[])
+            .await;
         (a.kind == OpType::Ok).then_some(a.body)
     }
 }

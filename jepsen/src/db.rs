@@ -242,7 +242,11 @@ impl Db {
 
     /// Admin addresses of the members meant to be in the cluster.
     pub fn active_admins(&self) -> Vec<String> {
-        self.members.iter().filter(|m| m.active).map(Member::admin).collect()
+        self.members
+            .iter()
+            .filter(|m| m.active)
+            .map(Member::admin)
+            .collect()
     }
 
     /// Starts (or restarts) a member with the arguments it was given.
@@ -265,7 +269,13 @@ impl Db {
         ];
         args.extend(m.role_args.iter().cloned());
         args.extend(self.opts.controller_args.iter().cloned());
-        let child = spawn_in(&m.netns, &self.opts.bin, &args, &m.log, &self.opts.log_filter)?;
+        let child = spawn_in(
+            &m.netns,
+            &self.opts.bin,
+            &args,
+            &m.log,
+            &self.opts.log_filter,
+        )?;
         self.members[slot].child = Some(child);
         Ok(())
     }
@@ -273,7 +283,9 @@ impl Db {
     /// Starts the first members: slot 0 bootstraps, as a StatefulSet's ordinal 0 does, and
     /// every member is told the others (to join, or to find the cluster that already exists).
     pub async fn start_cluster(&mut self) -> Result<()> {
-        let admins: Vec<String> = (0..self.opts.members).map(|s| self.members[s].admin()).collect();
+        let admins: Vec<String> = (0..self.opts.members)
+            .map(|s| self.members[s].admin())
+            .collect();
         for slot in 0..self.opts.members {
             let others: Vec<&str> = admins
                 .iter()
@@ -343,7 +355,13 @@ impl Db {
             format!("{}:7472", s.addr),
         ];
         args.extend(self.opts.speaker_args.iter().cloned());
-        let child = spawn_in(&s.netns, &self.opts.bin, &args, &s.log, &self.opts.log_filter)?;
+        let child = spawn_in(
+            &s.netns,
+            &self.opts.bin,
+            &args,
+            &s.log,
+            &self.opts.log_filter,
+        )?;
         self.speakers[i].child = Some(child);
         Ok(())
     }

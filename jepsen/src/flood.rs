@@ -31,7 +31,11 @@ pub struct FloodArgs {
 /// Floods until SIGTERM; prints how many frames went out.
 pub fn run(args: FloodArgs) -> Result<()> {
     stop_on_signals();
-    let ethertype = if args.target.is_ipv4() { 0x0806 } else { 0x86dd };
+    let ethertype = if args.target.is_ipv4() {
+        0x0806
+    } else {
+        0x86dd
+    };
     let sock = PacketSocket::open(&args.interface, ethertype).context("raw socket")?;
     let own = sock.mac();
     let dst = match args.dst_mac.as_str() {

@@ -143,11 +143,10 @@ impl History {
             if line.trim().is_empty() {
                 continue;
             }
-            let op: Op =
-                serde_json::from_str(&line).map_err(|source| HistoryError::Parse {
-                    line: i + 1,
-                    source,
-                })?;
+            let op: Op = serde_json::from_str(&line).map_err(|source| HistoryError::Parse {
+                line: i + 1,
+                source,
+            })?;
             ops.push(op);
         }
         Ok(Self { ops })
@@ -340,7 +339,10 @@ mod tests {
                 op(1, 1, OpType::Invoke, Fun::Read),
             ],
         };
-        assert!(matches!(h.pairs(), Err(HistoryError::Malformed { index: 1, .. })));
+        assert!(matches!(
+            h.pairs(),
+            Err(HistoryError::Malformed { index: 1, .. })
+        ));
         let h = History {
             ops: vec![op(0, 1, OpType::Ok, Fun::Read)],
         };
@@ -352,8 +354,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("history.jsonl");
         let rec = Recorder::new(monotonic_ns(), Some(&path)).unwrap();
-        rec.record(0, OpType::Invoke, Fun::Read, json!({"stale": false}), None, None);
-        rec.record(0, OpType::Ok, Fun::Read, json!({"services": {}}), None, Some("n1".into()));
+        rec.record(
+            0,
+            OpType::Invoke,
+            Fun::Read,
+            json!({"stale": false}),
+            None,
+            None,
+        );
+        rec.record(
+            0,
+            OpType::Ok,
+            Fun::Read,
+            json!({"services": {}}),
+            None,
+            Some("n1".into()),
+        );
         let h = rec.history();
         assert_eq!(History::load(&path).unwrap(), h);
         assert!(h.ops[1].time >= h.ops[0].time);

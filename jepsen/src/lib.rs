@@ -28,7 +28,10 @@ pub mod workload;
 /// that directory): `ironlb` or `ironlb-jepsen` as the same build made them.
 pub fn sibling_binary(name: &str) -> anyhow::Result<std::path::PathBuf> {
     let me = std::env::current_exe()?;
-    let mut dir = me.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+    let mut dir = me
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
     if dir.file_name().is_some_and(|n| n == "deps") {
         dir.pop();
     }

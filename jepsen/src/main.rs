@@ -14,7 +14,10 @@ use ironlb_jepsen::workload::Workload;
 use ironlb_jepsen::{flood, netem, probe};
 
 #[derive(Parser)]
-#[command(name = "ironlb-jepsen", about = "Attack a real ironlb cluster and check every history")]
+#[command(
+    name = "ironlb-jepsen",
+    about = "Attack a real ironlb cluster and check every history"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -102,13 +105,22 @@ enum Cmd {
     Netem(netem::NetemArgs),
 }
 
-
-fn opts(workload: Workload, nemesis: Vec<Kind>, time_limit: u64, seed: u64, c: &Common) -> Result<TestOpts> {
+fn opts(
+    workload: Workload,
+    nemesis: Vec<Kind>,
+    time_limit: u64,
+    seed: u64,
+    c: &Common,
+) -> Result<TestOpts> {
     let bin = match &c.bin {
         Some(b) => b.clone(),
         None => ironlb_jepsen::sibling_binary("ironlb")?,
     };
-    anyhow::ensure!(bin.exists(), "no ironlb binary at {} (build it, or pass --bin)", bin.display());
+    anyhow::ensure!(
+        bin.exists(),
+        "no ironlb binary at {} (build it, or pass --bin)",
+        bin.display()
+    );
     Ok(TestOpts {
         workload,
         nemesis,
@@ -146,10 +158,19 @@ fn budget(configurations: u64) -> linear::Budget {
 /// The short suite: each combination attacks a promise from another side.
 fn suite_combinations() -> Vec<(Workload, &'static str)> {
     vec![
-        (Workload::Alloc, "partition-halves,partition-leader,partition-bridge,kill-member"),
-        (Workload::Alloc, "wipe-member,membership,kill-all-members,pause-leader"),
+        (
+            Workload::Alloc,
+            "partition-halves,partition-leader,partition-bridge,kill-member",
+        ),
+        (
+            Workload::Alloc,
+            "wipe-member,membership,kill-all-members,pause-leader",
+        ),
         (Workload::L2, "kill-member,pause-leader,partition-leader"),
-        (Workload::L2, "cut-speaker,delay,arp-flood,ndp-flood,pause-owner"),
+        (
+            Workload::L2,
+            "cut-speaker,delay,arp-flood,ndp-flood,pause-owner",
+        ),
     ]
 }
 
@@ -171,12 +192,22 @@ fn main() -> ExitCode {
             }
             Ok(ExitCode::SUCCESS)
         })(),
-        Cmd::Test { workload, nemesis, time_limit, seed, common } => tokio_main(async move {
+        Cmd::Test {
+            workload,
+            nemesis,
+            time_limit,
+            seed,
+            common,
+        } => tokio_main(async move {
             let kinds = Kind::parse_list(&nemesis).map_err(anyhow::Error::msg)?;
             let o = opts(workload, kinds, time_limit, seed, &common)?;
             Ok(exit(test(o, common.budget).await?.valid))
         }),
-        Cmd::Suite { time_limit, seed, common } => tokio_main(async move {
+        Cmd::Suite {
+            time_limit,
+            seed,
+            common,
+        } => tokio_main(async move {
             let mut worst = Validity::Valid;
             let mut lines = Vec::new();
             for (w, n) in suite_combinations() {

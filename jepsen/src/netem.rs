@@ -38,7 +38,9 @@ pub struct NetemArgs {
 pub fn run(args: NetemArgs) -> Result<()> {
     stop_on_signals();
     let mut queue = nfq::Queue::open().context("NETLINK_NETFILTER socket")?;
-    queue.bind(args.queue).with_context(|| format!("NFQUEUE {}", args.queue))?;
+    queue
+        .bind(args.queue)
+        .with_context(|| format!("NFQUEUE {}", args.queue))?;
     queue.set_queue_max_len(args.queue, 65_536)?;
     queue.set_nonblocking(true);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed);
@@ -80,7 +82,9 @@ pub fn run(args: NetemArgs) -> Result<()> {
         }
         let now = Instant::now();
         while held.peek().is_some_and(|Reverse((at, _))| *at <= now) {
-            let Some(Reverse((_, id))) = held.pop() else { break };
+            let Some(Reverse((_, id))) = held.pop() else {
+                break;
+            };
             if let Some(mut msg) = msgs.remove(&id) {
                 msg.set_verdict(nfq::Verdict::Accept);
                 queue.verdict(msg)?;
@@ -95,6 +99,9 @@ pub fn run(args: NetemArgs) -> Result<()> {
         msg.set_verdict(nfq::Verdict::Accept);
         let _ = queue.verdict(msg);
     }
-    println!("netem queue {}: {passed} packets passed, {dropped} dropped", args.queue);
+    println!(
+        "netem queue {}: {passed} packets passed, {dropped} dropped",
+        args.queue
+    );
     Ok(())
 }

@@ -38,7 +38,11 @@ fn font() -> Result<()> {
 }
 
 fn shade<DB: DrawingBackend>(
-    chart: &mut ChartContext<'_, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>,
+    chart: &mut ChartContext<
+        '_,
+        DB,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
     windows: &[Window],
     end: f64,
     y: (f64, f64),
@@ -49,10 +53,17 @@ where
     for w in windows {
         let (a, b) = (w.start as f64 / 1e9, w.end.map_or(end, |e| e as f64 / 1e9));
         chart
-            .draw_series(std::iter::once(Rectangle::new([(a, y.0), (b, y.1)], RGBColor(200, 200, 200).mix(0.35).filled())))
+            .draw_series(std::iter::once(Rectangle::new(
+                [(a, y.0), (b, y.1)],
+                RGBColor(200, 200, 200).mix(0.35).filled(),
+            )))
             .map_err(|e| anyhow!("{e}"))?;
         chart
-            .draw_series(std::iter::once(Text::new(w.name.clone(), (a, y.1), ("sans-serif", 12).into_font())))
+            .draw_series(std::iter::once(Text::new(
+                w.name.clone(),
+                (a, y.1),
+                ("sans-serif", 12).into_font(),
+            )))
             .map_err(|e| anyhow!("{e}"))?;
     }
     Ok(())
@@ -77,7 +88,9 @@ pub fn latency_raw(history: &History, windows: &[Window], path: &Path) -> Result
             let t = p.invoke.time as f64 / 1e9;
             let lat = p
                 .latency()
-                .map_or((history.end().saturating_sub(p.invoke.time)) as f64, |l| l as f64)
+                .map_or((history.end().saturating_sub(p.invoke.time)) as f64, |l| {
+                    l as f64
+                })
                 / 1e6;
             (t, lat.max(0.01), p.outcome(), p.invoke.f)
         })
@@ -86,7 +99,10 @@ pub fn latency_raw(history: &History, windows: &[Window], path: &Path) -> Result
     let root = BitMapBackend::new(path, (1400, 700)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
     let mut chart = ChartBuilder::on(&root)
-        .caption("latency of every operation (ms, log scale)", ("sans-serif", 20))
+        .caption(
+            "latency of every operation (ms, log scale)",
+            ("sans-serif", 20),
+        )
         .margin(10)
         .x_label_area_size(40)
         .y_label_area_size(60)
@@ -101,10 +117,17 @@ pub fn latency_raw(history: &History, windows: &[Window], path: &Path) -> Result
     for w in windows {
         let (a, b) = (w.start as f64 / 1e9, w.end.map_or(end, |e| e as f64 / 1e9));
         chart
-            .draw_series(std::iter::once(Rectangle::new([(a, 0.01), (b, max)], RGBColor(200, 200, 200).mix(0.35).filled())))
+            .draw_series(std::iter::once(Rectangle::new(
+                [(a, 0.01), (b, max)],
+                RGBColor(200, 200, 200).mix(0.35).filled(),
+            )))
             .map_err(|e| anyhow!("{e}"))?;
         chart
-            .draw_series(std::iter::once(Text::new(w.name.clone(), (a, max / 1.4), ("sans-serif", 12).into_font())))
+            .draw_series(std::iter::once(Text::new(
+                w.name.clone(),
+                (a, max / 1.4),
+                ("sans-serif", 12).into_font(),
+            )))
             .map_err(|e| anyhow!("{e}"))?;
     }
     for kind in [OpType::Ok, OpType::Fail, OpType::Info] {
@@ -120,9 +143,19 @@ pub fn latency_raw(history: &History, windows: &[Window], path: &Path) -> Result
             }
             let label = format!("{:?} {:?}", f, kind).to_lowercase();
             let drawn = match f {
-                Fun::Allocate => chart.draw_series(series.iter().map(|&(x, y)| Circle::new((x, y), 2, c.filled()))),
-                Fun::Release => chart.draw_series(series.iter().map(|&(x, y)| TriangleMarker::new((x, y), 3, c.filled()))),
-                Fun::Read => chart.draw_series(series.iter().map(|&(x, y)| Cross::new((x, y), 2, c))),
+                Fun::Allocate => chart.draw_series(
+                    series
+                        .iter()
+                        .map(|&(x, y)| Circle::new((x, y), 2, c.filled())),
+                ),
+                Fun::Release => chart.draw_series(
+                    series
+                        .iter()
+                        .map(|&(x, y)| TriangleMarker::new((x, y), 3, c.filled())),
+                ),
+                Fun::Read => {
+                    chart.draw_series(series.iter().map(|&(x, y)| Cross::new((x, y), 2, c)))
+                }
             }
             .map_err(|e| anyhow!("{e}"))?;
             drawn
@@ -179,7 +212,10 @@ pub fn rates(history: &History, windows: &[Window], path: &Path) -> Result<()> {
     for (kind, v) in &counts {
         let c = color(*kind);
         chart
-            .draw_series(LineSeries::new(v.iter().enumerate().map(|(i, y)| (i as f64 + 0.5, *y)), c.stroke_width(2)))
+            .draw_series(LineSeries::new(
+                v.iter().enumerate().map(|(i, y)| (i as f64 + 0.5, *y)),
+                c.stroke_width(2),
+            ))
             .map_err(|e| anyhow!("{e}"))?
             .label(format!("{kind:?}").to_lowercase())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
@@ -195,7 +231,13 @@ pub fn rates(history: &History, windows: &[Window], path: &Path) -> Result<()> {
 }
 
 /// Which MAC answered each address when (ARP and NDP), one row per address.
-pub fn answers(replies: &[Reply], addresses: &[IpAddr], windows: &[Window], end_ns: u64, path: &Path) -> Result<()> {
+pub fn answers(
+    replies: &[Reply],
+    addresses: &[IpAddr],
+    windows: &[Window],
+    end_ns: u64,
+    path: &Path,
+) -> Result<()> {
     font()?;
     let end = end_ns as f64 / 1e9;
     let rows = addresses.len().max(1) as f64;
@@ -205,10 +247,14 @@ pub fn answers(replies: &[Reply], addresses: &[IpAddr], windows: &[Window], end_
         m.dedup();
         m
     };
-    let root = BitMapBackend::new(path, (1400, 200 + 60 * addresses.len() as u32)).into_drawing_area();
+    let root =
+        BitMapBackend::new(path, (1400, 200 + 60 * addresses.len() as u32)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
     let mut chart = ChartBuilder::on(&root)
-        .caption("who answered (ARP, NDP): one row per address, one colour per MAC", ("sans-serif", 20))
+        .caption(
+            "who answered (ARP, NDP): one row per address, one colour per MAC",
+            ("sans-serif", 20),
+        )
         .margin(10)
         .x_label_area_size(40)
         .y_label_area_size(170)
@@ -234,7 +280,10 @@ pub fn answers(replies: &[Reply], addresses: &[IpAddr], windows: &[Window], end_
             .filter(|r| r.mac.as_ref() == Some(mac))
             .filter_map(|r| {
                 let row = addresses.iter().position(|a| *a == r.addr)? as f64;
-                Some((r.t as f64 / 1e9, row + (mi as f64 - macs.len() as f64 / 2.0) * 0.08))
+                Some((
+                    r.t as f64 / 1e9,
+                    row + (mi as f64 - macs.len() as f64 / 2.0) * 0.08,
+                ))
             })
             .collect();
         chart

@@ -101,8 +101,10 @@ pub fn run(args: ProbeArgs) -> Result<()> {
 
     let arp = PacketSocket::open(&args.interface, 0x0806).context("ARP socket")?;
     let ndp = PacketSocket::open(&args.interface, 0x86dd).context("IPv6 socket")?;
-    let ping4 = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4)).context("ICMP socket")?;
-    let ping6 = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6)).context("ICMPv6 socket")?;
+    let ping4 =
+        Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4)).context("ICMP socket")?;
+    let ping6 =
+        Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6)).context("ICMPv6 socket")?;
     for s in [&ping4, &ping6] {
         s.set_read_timeout(Some(Duration::from_millis(50)))?;
         s.set_recv_buffer_size(4 << 20)?;
@@ -149,7 +151,8 @@ pub fn run(args: ProbeArgs) -> Result<()> {
                 };
                 let t = stamp();
                 // SAFETY: recv_from initialised the first n bytes.
-                let bytes: &[u8] = unsafe { std::slice::from_raw_parts(buf.as_ptr() as *const u8, n) };
+                let bytes: &[u8] =
+                    unsafe { std::slice::from_raw_parts(buf.as_ptr() as *const u8, n) };
                 let Some(from) = from.as_socket().map(|s: SocketAddr| s.ip()) else {
                     continue;
                 };
@@ -163,7 +166,9 @@ pub fn run(args: ProbeArgs) -> Result<()> {
                             let payload = ip.payload().to_vec();
                             EchoReplyPacket::owned(payload)
                         })
-                        .is_some_and(|p| p.get_icmp_type() == IcmpTypes::EchoReply && p.get_identifier() == ident)
+                        .is_some_and(|p| {
+                            p.get_icmp_type() == IcmpTypes::EchoReply && p.get_identifier() == ident
+                        })
                 };
                 if ours && targets.contains(&from) {
                     let _ = tx.send(Reply {
@@ -210,11 +215,17 @@ pub fn run(args: ProbeArgs) -> Result<()> {
         seq = seq.wrapping_add(1);
         for t in &v4 {
             let _ = arp.send(&frames::arp_request(mac, args.source_v4, [0xff; 6], *t));
-            let _ = ping4.send_to(&echo4(ident, seq), &SocketAddr::new(IpAddr::V4(*t), 0).into());
+            let _ = ping4.send_to(
+                &echo4(ident, seq),
+                &SocketAddr::new(IpAddr::V4(*t), 0).into(),
+            );
         }
         for t in &v6 {
             let _ = ndp.send(&frames::neighbor_solicit(mac, args.source_v6, None, *t));
-            let _ = ping6.send_to(&echo6(ident, seq), &SocketAddr::new(IpAddr::V6(*t), 0).into());
+            let _ = ping6.send_to(
+                &echo6(ident, seq),
+                &SocketAddr::new(IpAddr::V6(*t), 0).into(),
+            );
         }
         next += interval;
         let now = std::time::Instant::now();
@@ -228,7 +239,9 @@ pub fn run(args: ProbeArgs) -> Result<()> {
     for t in threads {
         let _ = t.join();
     }
-    writer.join().map_err(|_| anyhow::anyhow!("writer panicked"))??;
+    writer
+        .join()
+        .map_err(|_| anyhow::anyhow!("writer panicked"))??;
     Ok(())
 }
 

@@ -37,7 +37,10 @@ pub fn parse_mac(text: &str) -> Option<[u8; 6]> {
 
 /// Formats a MAC as `aa:bb:cc:dd:ee:ff`.
 pub fn format_mac(mac: &[u8]) -> String {
-    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 impl PacketSocket {
@@ -51,7 +54,11 @@ impl PacketSocket {
             if ifindex == 0 {
                 return Err(last_error(&format!("interface {interface}")));
             }
-            let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(ethertype.to_be()));
+            let fd = libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW,
+                i32::from(ethertype.to_be()),
+            );
             if fd < 0 {
                 return Err(last_error("socket(AF_PACKET)"));
             }
@@ -193,7 +200,8 @@ pub mod frames {
     pub fn arp_request(src: [u8; 6], src_ip: Ipv4Addr, dst: [u8; 6], target: Ipv4Addr) -> Vec<u8> {
         let mut buf = vec![0u8; 42];
         {
-            let mut eth = MutableEthernetPacket::new(&mut buf).expect("42 bytes hold an Ethernet header");
+            let mut eth =
+                MutableEthernetPacket::new(&mut buf).expect("42 bytes hold an Ethernet header");
             eth.set_destination(mac(dst));
             eth.set_source(mac(src));
             eth.set_ethertype(EtherTypes::Arp);
@@ -228,7 +236,12 @@ pub mod frames {
 
     /// A Neighbor Solicitation for `target` from `src`, to `dst` (`None`: the solicited-node
     /// group's multicast MAC).
-    pub fn neighbor_solicit(src: [u8; 6], src_ip: Ipv6Addr, dst: Option<[u8; 6]>, target: Ipv6Addr) -> Vec<u8> {
+    pub fn neighbor_solicit(
+        src: [u8; 6],
+        src_ip: Ipv6Addr,
+        dst: Option<[u8; 6]>,
+        target: Ipv6Addr,
+    ) -> Vec<u8> {
         let group = solicited_node(target);
         let g = group.octets();
         let dst = dst.unwrap_or([0x33, 0x33, g[12], g[13], g[14], g[15]]);
@@ -295,14 +308,30 @@ pub mod frames {
 
         #[test]
         fn requests_are_well_formed() {
-            let a = arp_request([2, 0, 0, 1, 0, 1], "198.51.100.1".parse().unwrap(), [0xff; 6], "198.51.100.9".parse().unwrap());
+            let a = arp_request(
+                [2, 0, 0, 1, 0, 1],
+                "198.51.100.1".parse().unwrap(),
+                [0xff; 6],
+                "198.51.100.9".parse().unwrap(),
+            );
             assert_eq!(a.len(), 42);
             let arp = ArpPacket::new(&a[14..]).unwrap();
-            assert_eq!(arp.get_target_proto_addr(), "198.51.100.9".parse::<Ipv4Addr>().unwrap());
+            assert_eq!(
+                arp.get_target_proto_addr(),
+                "198.51.100.9".parse::<Ipv4Addr>().unwrap()
+            );
             let target: Ipv6Addr = "2001:db8::1:2345".parse().unwrap();
-            let ns = neighbor_solicit([2, 0, 0, 1, 0, 1], "2001:db8::1".parse().unwrap(), None, target);
+            let ns = neighbor_solicit(
+                [2, 0, 0, 1, 0, 1],
+                "2001:db8::1".parse().unwrap(),
+                None,
+                target,
+            );
             assert_eq!(&ns[..6], &[0x33, 0x33, 0xff, 0x01, 0x23, 0x45]);
-            assert_eq!(solicited_node(target), "ff02::1:ff01:2345".parse::<Ipv6Addr>().unwrap());
+            assert_eq!(
+                solicited_node(target),
+                "ff02::1:ff01:2345".parse::<Ipv6Addr>().unwrap()
+            );
             // Not an answer.
             assert_eq!(parse_answer(&ns), None);
             assert_eq!(parse_answer(&a), None);

@@ -148,13 +148,20 @@ fn run_name(opts: &TestOpts) -> String {
     } else if opts.nemesis.len() > 4 {
         format!("{}-faults", opts.nemesis.len())
     } else {
-        opts.nemesis.iter().map(|k| k.name()).collect::<Vec<_>>().join("+")
+        opts.nemesis
+            .iter()
+            .map(|k| k.name())
+            .collect::<Vec<_>>()
+            .join("+")
     };
     format!("{}-{nemesis}-{}", opts.workload.name(), timestamp())
 }
 
 fn spawn_logged(netns: &str, args: &[String], log: &Path) -> Result<Child> {
-    let file = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
     Command::new("ip")
         .args(["netns", "exec", netns])
         .args(args)
@@ -191,7 +198,11 @@ pub async fn run(opts: TestOpts) -> Result<PathBuf> {
     };
     std::fs::write(dir.join("config.yaml"), &config)?;
     let speakers = opts.speakers;
-    let addresses_expected = if opts.workload == Workload::L2 { PROBED_SERVICES * 2 } else { 0 };
+    let addresses_expected = if opts.workload == Workload::L2 {
+        PROBED_SERVICES * 2
+    } else {
+        0
+    };
     let plan = schedule(
         opts.seed,
         &opts.nemesis,
@@ -204,7 +215,10 @@ pub async fn run(opts: TestOpts) -> Result<PathBuf> {
             margin_ms: m,
         },
     );
-    std::fs::write(dir.join("schedule.json"), serde_json::to_string_pretty(&plan)?)?;
+    std::fs::write(
+        dir.join("schedule.json"),
+        serde_json::to_string_pretty(&plan)?,
+    )?;
 
     let mut controller_args = opts.timing.args();
     controller_args.extend(opts.controller_args.iter().cloned());
@@ -290,7 +304,10 @@ pub async fn run(opts: TestOpts) -> Result<PathBuf> {
 
     // The final state, once the cluster has settled.
     let finals = settle_and_read(&db).await;
-    std::fs::write(dir.join("final.json"), serde_json::to_string_pretty(&finals)?)?;
+    std::fs::write(
+        dir.join("final.json"),
+        serde_json::to_string_pretty(&finals)?,
+    )?;
     stop_probing(helpers);
     db.stop_all();
     rec.history().save(&dir.join("history.jsonl"))?;
@@ -298,7 +315,12 @@ pub async fn run(opts: TestOpts) -> Result<PathBuf> {
 }
 
 /// Starts tshark and the prober in the client's namespace, asking for `addresses`; returns both.
-pub fn start_probing(db: &Db, dir: &Path, addresses: &[IpAddr], start_ns: u64) -> Result<Vec<Child>> {
+pub fn start_probing(
+    db: &Db,
+    dir: &Path,
+    addresses: &[IpAddr],
+    start_ns: u64,
+) -> Result<Vec<Child>> {
     let logs = dir.join("logs");
     let client = db.lan.client().clone();
     let exe = std::env::current_exe()?;
@@ -353,7 +375,13 @@ pub async fn put_config(db: &Db, admins: &[String], config: &str) -> Result<()> 
         let admin = &admins[attempt % admins.len()];
         let a = db
             .api
-            .call(reqwest::Method::PUT, admin, "/v1/config", Some(("application/yaml", config.to_string())), &[])
+            .call(
+                reqwest::Method::PUT,
+                admin,
+                "/v1/config",
+                Some(("application/yaml", config.to_string())),
+                &[],
+            )
             .await;
         if a.kind == crate::history::OpType::Ok {
             return Ok(());
@@ -371,7 +399,12 @@ async fn settle_and_read(db: &Db) -> Finals {
     loop {
         let mut applied = Vec::new();
         for a in &admins {
-            applied.push(db.api.get(a, "/v1/status").await.and_then(|s| s["applied_index"].as_u64()));
+            applied.push(
+                db.api
+                    .get(a, "/v1/status")
+                    .await
+                    .and_then(|s| s["applied_index"].as_u64()),
+            );
         }
         let leader_ok = db.leader().await.is_some();
         let same = applied.iter().all(|x| x.is_some() && *x == applied[0]);
@@ -385,7 +418,10 @@ async fn settle_and_read(db: &Db) -> Finals {
         if let Some(body) = db.api.get(a, "/v1/services").await {
             if let Some((services, pools)) = alloc::services_of(&body) {
                 finals.read = keyed(services);
-                finals.read_pools = pools.into_iter().filter_map(|(k, p)| k.parse().ok().map(|k| (k, p))).collect();
+                finals.read_pools = pools
+                    .into_iter()
+                    .filter_map(|(k, p)| k.parse().ok().map(|k| (k, p)))
+                    .collect();
                 break;
             }
         }
@@ -401,13 +437,19 @@ async fn settle_and_read(db: &Db) -> Finals {
     for m in db.members.iter().filter(|m| m.active) {
         if let Some(body) = db.api.get(&m.admin(), "/v1/services?stale=true").await {
             if let Some((services, _)) = alloc::services_of(&body) {
-                finals.members.insert(format!("member-{}", m.slot + 1), keyed(services));
+                finals
+                    .members
+                    .insert(format!("member-{}", m.slot + 1), keyed(services));
             }
         }
     }
     finals
 }
 
-fn keyed(m: std::collections::BTreeMap<String, Vec<IpAddr>>) -> std::collections::BTreeMap<ironlb::names::ServiceKey, Vec<IpAddr>> {
-    m.into_iter().filter_map(|(k, v)| k.parse().ok().map(|k| (k, v))).collect()
+fn keyed(
+    m: std::collections::BTreeMap<String, Vec<IpAddr>>,
+) -> std::collections::BTreeMap<ironlb::names::ServiceKey, Vec<IpAddr>> {
+    m.into_iter()
+        .filter_map(|(k, v)| k.parse().ok().map(|k| (k, v)))
+        .collect()
 }

@@ -34,7 +34,13 @@ pub struct L2Scenario {
 impl L2Scenario {
     /// Builds it in `dir`: `members` controllers, `speakers` speakers, `services` dual-stack
     /// Services probed every 10 ms.
-    pub async fn start(dir: &Path, timing: Timing, members: usize, speakers: usize, services: usize) -> Result<Self> {
+    pub async fn start(
+        dir: &Path,
+        timing: Timing,
+        members: usize,
+        speakers: usize,
+        services: usize,
+    ) -> Result<Self> {
         std::fs::create_dir_all(dir)?;
         let mut db = Db::build(
             DbOptions {
@@ -104,7 +110,13 @@ impl L2Scenario {
         let replies = l2::load(&self.dir.join("probes.jsonl"))?;
         let windows = nemesis::windows(&self.log.events());
         let end = monotonic_ns().saturating_sub(self.start_ns);
-        let verdict = l2::check(&replies, &windows, &self.addresses, end, l2::Rules::default());
+        let verdict = l2::check(
+            &replies,
+            &windows,
+            &self.addresses,
+            end,
+            l2::Rules::default(),
+        );
         Ok((verdict, replies))
     }
 }

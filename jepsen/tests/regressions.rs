@@ -23,11 +23,19 @@ async fn killing_the_leader_lets_no_lease_run_out_under_any_supported_timing() {
     }
     let _one = ONE_AT_A_TIME.lock().await;
     for timing in [Timing::Default, Timing::Tuned] {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = L2Scenario::start(dir.path(), timing, 3, 3, 2).await.unwrap();
+        // Kept if the test fails, for its logs.
+        let dir = tempfile::tempdir().unwrap().keep();
+        let mut s = L2Scenario::start(&dir, timing, 3, 3, 2).await.unwrap();
         for kill in 0..5 {
-            let leader = s.db.leader().await.expect("a leader");
-            s.log.record("start", "kill-leader", json!({"member": leader + 1, "kill": kill}));
+            let leader =
+                s.db.leader()
+                    .await
+                    .unwrap_or_else(|| panic!("no leader (logs in {})", dir.display()));
+            s.log.record(
+                "start",
+                "kill-leader",
+                json!({"member": leader + 1, "kill": kill}),
+            );
             s.db.kill_member(leader);
             tokio::time::sleep(Duration::from_secs(3)).await;
             s.db.start_member(leader).unwrap();
@@ -38,12 +46,12 @@ async fn killing_the_leader_lets_no_lease_run_out_under_any_supported_timing() {
         let fences = s.fences().await;
         let (verdict, _) = s.finish().unwrap();
         if !fences.iter().all(|f| *f == Some(0.0)) || verdict.valid != Validity::Valid {
-            let kept = dir.keep();
             panic!(
                 "{timing:?}: fences per speaker {fences:?}, verdict {verdict:#?} (logs in {})",
-                kept.display()
+                dir.display()
             );
         }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
 
@@ -58,19 +66,31 @@ async fn a_flood_at_the_owner_costs_it_neither_its_lease_nor_its_exclusivity() {
         return;
     }
     let _one = ONE_AT_A_TIME.lock().await;
-    let dir = tempfile::tempdir().unwrap();
-    let s = L2Scenario::start(dir.path(), Timing::Default, 3, 3, 1).await.unwrap();
+    let dir = tempfile::tempdir().unwrap().keep();
+    let s = L2Scenario::start(&dir, Timing::Default, 3, 3, 1)
+        .await
+        .unwrap();
     let exe = ironlb_jepsen::sibling_binary("ironlb-jepsen").unwrap();
     let attacker = s.db.attacker_netns().unwrap().to_string();
     for (target, random) in [(0usize, false), (0, true), (1, false), (1, true)] {
         let addr = s.addresses[target];
         let owner = s.db.owner_of(addr).await.expect("an owner");
         let mac = s.db.speakers[owner].mac.clone();
-        let mut args = vec!["flood".to_string(), "--target".into(), addr.to_string(), "--dst-mac".into(), mac.clone()];
+        let mut args = vec![
+            "flood".to_string(),
+            "--target".into(),
+            addr.to_string(),
+            "--dst-mac".into(),
+            mac.clone(),
+        ];
         if random {
             args.push("--random-source".into());
         }
-        s.log.record("start", "flood", json!({"address": addr, "owner": mac, "random_source": random}));
+        s.log.record(
+            "start",
+            "flood",
+            json!({"address": addr, "owner": mac, "random_source": random}),
+        );
         let mut flood = std::process::Command::new("ip")
             .args(["netns", "exec", &attacker])
             .arg(&exe)
@@ -88,10 +108,10 @@ async fn a_flood_at_the_owner_costs_it_neither_its_lease_nor_its_exclusivity() {
     let fences = s.fences().await;
     let (verdict, _) = s.finish().unwrap();
     if !fences.iter().all(|f| *f == Some(0.0)) || verdict.figures["dual_answer_windows"] != 0 {
-        let kept = dir.keep();
         panic!(
             "under floods: fences per speaker {fences:?}, verdict {verdict:#?} (logs in {})",
-            kept.display()
+            dir.display()
         );
     }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,10 +1,12 @@
 //! The speaker session: what travels between a speaker and the controller member it talks to,
 //! on the Raft port's `Speaker` channel, as length-delimited bincode frames.
 //!
-//! The speaker sends a [`Heartbeat`] every heartbeat interval and the leader answers with a
-//! [`ToSpeaker::Lease`] for it; the speaker's lease runs from the moment it *sent* the
-//! heartbeat. Assignments are pushed down whenever they change, as deltas on the one the
-//! speaker last applied. Enums are encoded by variant index: append variants, never reorder.
+//! The speaker holds a session with every member and sends each [`Heartbeat`] to all of them;
+//! the leader answers with a [`ToSpeaker::Lease`] for it (the others say they do not lead), so
+//! a new leader hears from every speaker within one heartbeat of its election. The speaker's
+//! lease runs from the moment it *sent* the heartbeat. Assignments are pushed down whenever
+//! they change, as deltas on the one the speaker last applied. Enums are encoded by variant
+//! index: append variants, never reorder.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -123,6 +125,11 @@ pub enum ToSpeaker {
         lease_ms: u64,
         /// How often to send heartbeats.
         heartbeat_ms: u64,
+        /// The granting leader's Raft term: a speaker follows the newest leadership it has heard
+        /// of and ignores an older one's leases and assignments.
+        term: u64,
+        /// The granting leader's member id.
+        leader: u64,
     },
     /// What to announce.
     Assignment(Box<Assignment>),

@@ -62,6 +62,8 @@ pub struct Admin {
     pub proposer: Proposer,
     /// How long a write may wait to be committed before the caller is told there is no quorum.
     pub write_timeout: Duration,
+    /// The member's background loops, for `/healthz`.
+    pub watchdog: Arc<crate::watchdog::Watchdog>,
     http: reqwest::Client,
 }
 
@@ -83,12 +85,20 @@ impl Admin {
             metrics,
             proposer,
             write_timeout,
+            watchdog: crate::watchdog::Watchdog::new(),
             http: reqwest::Client::builder()
                 .connect_timeout(Duration::from_secs(1))
                 .timeout(Duration::from_secs(10))
                 .build()
                 .unwrap_or_default(),
         }
+    }
+}
+
+impl Admin {
+    /// The same, answering `/healthz` from `watchdog`.
+    pub fn with_watchdog(self, watchdog: Arc<crate::watchdog::Watchdog>) -> Self {
+        Self { watchdog, ..self }
     }
 }
 
@@ -111,7 +121,10 @@ impl From<ApiError> for Failure {
 /// The admin API's routes.
 pub fn router(admin: Shared) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/healthz",
+            get(|State(a): State<Shared>| async move { a.watchdog.healthz() }),
+        )
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/v1/status", get(status))

@@ -54,12 +54,15 @@ pub struct ControllerArgs {
     /// This member's private key (PEM).
     #[arg(long)]
     pub tls_key: Option<PathBuf>,
-    /// Raft heartbeat interval, milliseconds.
-    #[arg(long, default_value_t = 50)]
-    pub heartbeat_ms: u64,
-    /// Shortest election timeout, milliseconds (keep it well below the speakers' lease).
-    #[arg(long, default_value_t = 150)]
-    pub election_timeout_ms: u64,
+    /// Raft heartbeat interval, milliseconds (default: a third of the election timeout, at
+    /// most 50).
+    #[arg(long)]
+    pub heartbeat_ms: Option<u64>,
+    /// Shortest election timeout, milliseconds; the longest is half again as much (default:
+    /// the longest up to 150 with which a leader change fits in the speakers' lease). A leader
+    /// change must fit in a lease: timings for which it cannot are refused.
+    #[arg(long)]
+    pub election_timeout_ms: Option<u64>,
     /// Snapshot and compact the log after this many entries.
     #[arg(long, default_value_t = 5000)]
     pub snapshot_every: u64,
@@ -94,8 +97,8 @@ pub struct LeaseArgs {
 }
 
 impl LeaseArgs {
-    /// The timing, checked for sense against Raft's election timeout.
-    pub fn timing(&self, election_timeout: Duration) -> Result<LeaseTiming> {
+    /// The timing, checked for sense.
+    pub fn timing(&self) -> Result<LeaseTiming> {
         let t = LeaseTiming {
             heartbeat: Duration::from_millis(self.speaker_heartbeat_ms),
             lease: Duration::from_millis(self.speaker_lease_ms),
@@ -110,12 +113,6 @@ impl LeaseArgs {
         }
         if t.margin < Duration::from_millis(20) {
             anyhow::bail!("--speaker-lease-margin-ms must be at least 20");
-        }
-        if election_timeout * 2 > t.lease {
-            tracing::warn!(
-                "the Raft election timeout ({election_timeout:?}) is not well below the speaker lease ({:?}): a leader change may let leases run out",
-                t.lease
-            );
         }
         Ok(t)
     }
@@ -156,15 +153,21 @@ impl ControllerArgs {
             }),
             _ => None,
         };
-        cfg.timing = Timing {
-            heartbeat: Duration::from_millis(self.heartbeat_ms),
-            election_min: Duration::from_millis(self.election_timeout_ms),
-            election_max: Duration::from_millis(self.election_timeout_ms * 2),
+        cfg.lease = self.lease.timing()?;
+        let derived = Timing::for_lease(&cfg.lease);
+        let election = self
+            .election_timeout_ms
+            .map_or(derived.election_min, Duration::from_millis);
+        let heartbeat = match (self.heartbeat_ms, self.election_timeout_ms) {
+            (Some(h), _) => Duration::from_millis(h),
+            (None, Some(_)) => {
+                (election / 3).clamp(Duration::from_millis(3), Duration::from_millis(50))
+            }
+            (None, None) => derived.heartbeat,
         };
+        cfg.timing = Timing::with_election(election, heartbeat);
+        cfg.timing.check(&cfg.lease)?;
         cfg.snapshot_every = self.snapshot_every;
-        cfg.lease = self
-            .lease
-            .timing(Duration::from_millis(self.election_timeout_ms))?;
         if self.kubernetes {
             cfg.kubernetes = Some(ReconcilerConfig {
                 namespace: self.namespace.clone(),

@@ -234,6 +234,29 @@ impl PacketSocket {
         self.ifindex
     }
 
+    /// Sets the kernel's receive queue of this socket, in bytes.
+    pub fn set_receive_buffer(&self, bytes: usize) -> io::Result<()> {
+        self.fd.get_ref().set_recv_buffer_size(bytes)
+    }
+
+    /// Receives one frame into `buf` if one is waiting; `None` if none is.
+    pub fn try_recv(&self, buf: &mut [u8]) -> Option<io::Result<usize>> {
+        // SAFETY: `buf` is valid for writes of its length.
+        let n = unsafe {
+            libc::recv(
+                self.fd.as_raw_fd(),
+                buf.as_mut_ptr() as *mut libc::c_void,
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n >= 0 {
+            return Some(Ok(n as usize));
+        }
+        let e = io::Error::last_os_error();
+        (e.kind() != io::ErrorKind::WouldBlock).then_some(Err(e))
+    }
+
     /// Receives one frame into `buf`; returns its length (truncated to `buf`).
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         loop {

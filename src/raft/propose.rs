@@ -64,9 +64,9 @@ const MAX_BATCH: usize = 128;
 const MAX_IN_FLIGHT: usize = 2;
 
 /// A command waiting for its batch.
-struct Pending {
-    command: Command,
-    reply: oneshot::Sender<Result<Response, ProposeError>>,
+pub(crate) struct Pending {
+    pub(crate) command: Command,
+    pub(crate) reply: oneshot::Sender<Result<Response, ProposeError>>,
 }
 
 /// Proposes commands in batches: the commands that arrive while earlier batches are being
@@ -86,6 +86,13 @@ impl Proposer {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
         tokio::spawn(batch_loop(raft, rx, timeout));
         Self { tx }
+    }
+
+    /// A proposer whose commands a test receives (and answers, or holds: a commit in flight).
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> (Self, mpsc::Receiver<Pending>) {
+        let (tx, rx) = mpsc::channel(64);
+        (Self { tx }, rx)
     }
 
     /// Proposes `command` and waits until it is applied here.

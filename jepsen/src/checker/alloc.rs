@@ -130,8 +130,8 @@ fn parse<'a>(model: &AllocModel, pairs: Vec<Pair<'a>>) -> Result<Vec<Entry<'a>>,
         let result_value = pair.complete.map(|c| c.value.clone());
         let (what, result) = match pair.invoke.f {
             Fun::Allocate => {
-                let a: value::Allocate =
-                    serde_json::from_value(pair.invoke.value.clone()).map_err(|e| bad(e.to_string()))?;
+                let a: value::Allocate = serde_json::from_value(pair.invoke.value.clone())
+                    .map_err(|e| bad(e.to_string()))?;
                 let req = model
                     .request(&a.service.to_string(), &a.manifest)
                     .map_err(|e| bad(e.to_string()))?;
@@ -149,8 +149,8 @@ fn parse<'a>(model: &AllocModel, pairs: Vec<Pair<'a>>) -> Result<Vec<Entry<'a>>,
                 (What::Allocate(a.service, Box::new(req)), result)
             }
             Fun::Release => {
-                let r: value::Release =
-                    serde_json::from_value(pair.invoke.value.clone()).map_err(|e| bad(e.to_string()))?;
+                let r: value::Release = serde_json::from_value(pair.invoke.value.clone())
+                    .map_err(|e| bad(e.to_string()))?;
                 let result = match (ok, result_value) {
                     (true, Some(v)) => {
                         let r: value::Released =
@@ -162,8 +162,8 @@ fn parse<'a>(model: &AllocModel, pairs: Vec<Pair<'a>>) -> Result<Vec<Entry<'a>>,
                 (What::Release(r.service), result)
             }
             Fun::Read => {
-                let r: value::Read =
-                    serde_json::from_value(pair.invoke.value.clone()).map_err(|e| bad(e.to_string()))?;
+                let r: value::Read = serde_json::from_value(pair.invoke.value.clone())
+                    .map_err(|e| bad(e.to_string()))?;
                 let result = match (ok, result_value) {
                     (true, Some(v)) => {
                         let r: value::ReadResult =
@@ -336,20 +336,32 @@ fn linearizable(model: &AllocModel, entries: &[Entry<'_>], budget: Budget) -> Ve
         per_scope.insert(name.clone(), figures);
     }
     let problems_n = problems.len();
-    let mut v = Verdict::from_problems("linearizable", problems, json!({"pools": per_scope, "problems": problems_n}));
+    let mut v = Verdict::from_problems(
+        "linearizable",
+        problems,
+        json!({"pools": per_scope, "problems": problems_n}),
+    );
     v.valid = valid;
     v
 }
 
 fn join(ids: &[u64]) -> String {
-    ids.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+    ids.iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn brief(ids: &[u64]) -> String {
     if ids.len() <= 20 {
         join(ids)
     } else {
-        format!("{} ... {} ({} in all)", join(&ids[..10]), join(&ids[ids.len() - 5..]), ids.len())
+        format!(
+            "{} ... {} ({} in all)",
+            join(&ids[..10]),
+            join(&ids[ids.len() - 5..]),
+            ids.len()
+        )
     }
 }
 
@@ -384,23 +396,27 @@ fn invariants(entries: &[Entry<'_>], finals: Option<&Finals>, quarantine_ns: u64
         }
     }
 
-    let mut check_shared = |what: &str, services: &BTreeMap<ServiceKey, Vec<IpAddr>>, problems: &mut Vec<String>| {
-        let mut holders: BTreeMap<IpAddr, Vec<&ServiceKey>> = BTreeMap::new();
-        for (k, addrs) in services {
-            for a in addrs {
-                holders.entry(*a).or_default().push(k);
+    let mut check_shared =
+        |what: &str, services: &BTreeMap<ServiceKey, Vec<IpAddr>>, problems: &mut Vec<String>| {
+            let mut holders: BTreeMap<IpAddr, Vec<&ServiceKey>> = BTreeMap::new();
+            for (k, addrs) in services {
+                for a in addrs {
+                    holders.entry(*a).or_default().push(k);
+                }
             }
-        }
-        for (addr, hs) in holders {
-            if hs.len() > 1 && !may_share(&hs, &requests) {
-                duplicates += 1;
-                problems.push(format!(
-                    "{what}: {addr} is held by {} which may not share it",
-                    hs.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(" and ")
-                ));
+            for (addr, hs) in holders {
+                if hs.len() > 1 && !may_share(&hs, &requests) {
+                    duplicates += 1;
+                    problems.push(format!(
+                        "{what}: {addr} is held by {} which may not share it",
+                        hs.iter()
+                            .map(|k| k.to_string())
+                            .collect::<Vec<_>>()
+                            .join(" and ")
+                    ));
+                }
             }
-        }
-    };
+        };
 
     for e in entries {
         let (What::Read { stale }, Some(AllocOutput::Read(services))) = (&e.what, &e.result) else {
@@ -492,7 +508,10 @@ fn invariants(entries: &[Entry<'_>], finals: Option<&Finals>, quarantine_ns: u64
     Verdict::from_problems("invariants", problems, figures)
 }
 
-fn first_difference(a: &BTreeMap<ServiceKey, Vec<IpAddr>>, b: &BTreeMap<ServiceKey, Vec<IpAddr>>) -> String {
+fn first_difference(
+    a: &BTreeMap<ServiceKey, Vec<IpAddr>>,
+    b: &BTreeMap<ServiceKey, Vec<IpAddr>>,
+) -> String {
     for (k, v) in a {
         match b.get(k) {
             None => return format!("{k} only here"),
@@ -510,8 +529,14 @@ fn first_difference(a: &BTreeMap<ServiceKey, Vec<IpAddr>>, b: &BTreeMap<ServiceK
 
 /// Whether Services holding one address may share it: one non-empty sharing key for all, and no
 /// port and protocol used by two of them.
-fn may_share(holders: &[&ServiceKey], requests: &BTreeMap<&ServiceKey, &AllocationRequest>) -> bool {
-    let reqs: Vec<&AllocationRequest> = holders.iter().filter_map(|k| requests.get(k).copied()).collect();
+fn may_share(
+    holders: &[&ServiceKey],
+    requests: &BTreeMap<&ServiceKey, &AllocationRequest>,
+) -> bool {
+    let reqs: Vec<&AllocationRequest> = holders
+        .iter()
+        .filter_map(|k| requests.get(k).copied())
+        .collect();
     if reqs.len() != holders.len() {
         return false;
     }
@@ -520,7 +545,9 @@ fn may_share(holders: &[&ServiceKey], requests: &BTreeMap<&ServiceKey, &Allocati
         return false;
     }
     let mut used = BTreeSet::new();
-    reqs.iter().flat_map(|r| r.ports.iter()).all(|p| used.insert((p.port, p.protocol)))
+    reqs.iter()
+        .flat_map(|r| r.ports.iter())
+        .all(|p| used.insert((p.port, p.protocol)))
 }
 
 /// What `read` must show for the Service whose operations are `ops`, if anything is certain:
@@ -545,7 +572,9 @@ fn expected_at(ops: &[&Entry<'_>], read: &Entry<'_>, quarantine_ns: u64) -> Opti
         known = match (outcome, &op.what, &op.result) {
             (OpType::Fail, _, _) => known,
             (OpType::Info, _, _) => Known::Unknown,
-            (_, What::Allocate(..), Some(AllocOutput::Allocated(a))) => Known::Holds(sorted(a.clone())),
+            (_, What::Allocate(..), Some(AllocOutput::Allocated(a))) => {
+                Known::Holds(sorted(a.clone()))
+            }
             (_, What::Allocate(..), Some(AllocOutput::Refused)) => known,
             (_, What::Release(_), Some(AllocOutput::Released(_))) => Known::Absent,
             _ => Known::Unknown,

@@ -185,7 +185,13 @@ fn longest_gap(times: &[u64], from: u64, to: u64) -> u64 {
 }
 
 /// Checks the replies of a run against the fault windows.
-pub fn check(replies: &[Reply], windows: &[Window], addresses: &[IpAddr], end: u64, rules: Rules) -> Verdict {
+pub fn check(
+    replies: &[Reply],
+    windows: &[Window],
+    addresses: &[IpAddr],
+    end: u64,
+    rules: Rules,
+) -> Verdict {
     let dual = dual_windows(replies, rules);
     let mut problems: Vec<String> = dual
         .iter()
@@ -218,11 +224,19 @@ pub fn check(replies: &[Reply], windows: &[Window], addresses: &[IpAddr], end: u
     }
     let mut faults = Vec::new();
     for w in windows {
-        let to = w.end.unwrap_or(end).saturating_add(rules.recovery_ns).min(end);
+        let to = w
+            .end
+            .unwrap_or(end)
+            .saturating_add(rules.recovery_ns)
+            .min(end);
         let mut worst = (0u64, None);
         let mut worst_ping = (0u64, None);
         for a in addresses {
-            let gap = longest_gap(times.get(&(*a, false)).map_or(&[][..], Vec::as_slice), w.start, to);
+            let gap = longest_gap(
+                times.get(&(*a, false)).map_or(&[][..], Vec::as_slice),
+                w.start,
+                to,
+            );
             if gap > worst.0 {
                 worst = (gap, Some(*a));
             }
@@ -274,7 +288,9 @@ mod tests {
     }
 
     fn series(from_ms: u64, to_ms: u64, mac: &str) -> Vec<Reply> {
-        (from_ms / 10..to_ms / 10).map(|k| reply(k * 10 + 1, mac, k)).collect()
+        (from_ms / 10..to_ms / 10)
+            .map(|k| reply(k * 10 + 1, mac, k))
+            .collect()
     }
 
     #[test]
@@ -303,11 +319,18 @@ mod tests {
         // B takes over at 1000 ms while A still answers every other round until 1200 ms.
         let mut r = series(0, 1000, "a");
         r.extend(series(1000, 2000, "b"));
-        r.extend((100..120).step_by(2).map(|k| reply(k * 10 + 5, "a", k + 1000)));
+        r.extend(
+            (100..120)
+                .step_by(2)
+                .map(|k| reply(k * 10 + 5, "a", k + 1000)),
+        );
         r.sort_by_key(|x| x.t);
         let w = dual_windows(&r, Rules::default());
         assert_eq!(w.len(), 1, "{w:?}");
-        assert!(w[0].from >= 1_000_000_000 && w[0].to <= 1_200_000_000, "{w:?}");
+        assert!(
+            w[0].from >= 1_000_000_000 && w[0].to <= 1_200_000_000,
+            "{w:?}"
+        );
         // And a single late reply from the old owner counts as well.
         let mut r = series(0, 1000, "a");
         r.extend(series(1100, 2000, "b"));
@@ -333,7 +356,13 @@ mod tests {
         assert!((outage - 0.41).abs() < 0.011, "{outage}");
         // An address never answered is a problem.
         let other: IpAddr = "192.0.2.2".parse().unwrap();
-        let v = check(&r, &windows, &[addr, other], 3_000_000_000, Rules::default());
+        let v = check(
+            &r,
+            &windows,
+            &[addr, other],
+            3_000_000_000,
+            Rules::default(),
+        );
         assert_eq!(v.valid, super::super::Validity::Invalid);
     }
 }

@@ -38,7 +38,8 @@ pub trait Model {
     /// read, a refusal); the search takes such calls without branching. Override it when a
     /// cheaper answer than a whole step exists.
     fn is_noop(&self, state: &Self::State, input: &Self::Input, output: &Self::Output) -> bool {
-        self.step(state, input, Some(output)).is_some_and(|next| next == *state)
+        self.step(state, input, Some(output))
+            .is_some_and(|next| next == *state)
     }
 }
 
@@ -171,7 +172,10 @@ pub fn check<M: Model>(
                     return Outcome::Unknown {
                         piece: p,
                         explored,
-                        why: format!("more than {} possible states after piece {p}", budget.frontier),
+                        why: format!(
+                            "more than {} possible states after piece {p}",
+                            budget.frontier
+                        ),
                     };
                 }
                 levels.push(Piece::new(&calls, pieces[p + 1].clone(), rest, state));
@@ -264,7 +268,12 @@ struct Piece<'a, I, O, S> {
 }
 
 impl<'a, I, O, S: Clone + Eq + Hash> Piece<'a, I, O, S> {
-    fn new(calls: &'a [Call<I, O>], range: std::ops::Range<usize>, carried: BTreeSet<usize>, start: S) -> Self {
+    fn new(
+        calls: &'a [Call<I, O>],
+        range: std::ops::Range<usize>,
+        carried: BTreeSet<usize>,
+        start: S,
+    ) -> Self {
         let mut local: Vec<usize> = range.clone().filter(|&i| calls[i].done.is_some()).collect();
         let known = local.len();
         local.extend(range.filter(|&i| calls[i].done.is_none()));
@@ -293,7 +302,12 @@ impl<'a, I, O, S: Clone + Eq + Hash> Piece<'a, I, O, S> {
     /// The next configuration this piece can end in: a state after all known calls, and the
     /// unknowns not taken; `None` when there are no more.
     #[allow(clippy::type_complexity)]
-    fn next_end<M>(&mut self, model: &M, explored: &mut u64, limit: u64) -> Result<Option<(S, BTreeSet<usize>)>, String>
+    fn next_end<M>(
+        &mut self,
+        model: &M,
+        explored: &mut u64,
+        limit: u64,
+    ) -> Result<Option<(S, BTreeSet<usize>)>, String>
     where
         M: Model<Input = I, Output = O, State = S>,
     {
@@ -332,7 +346,11 @@ impl<'a, I, O, S: Clone + Eq + Hash> Piece<'a, I, O, S> {
                 .collect();
             candidates.sort_by_key(|&l| {
                 let c = &self.calls[self.local[l]];
-                (l >= self.known, c.done.as_ref().map_or(u64::MAX, |(t, _)| *t), c.invoke)
+                (
+                    l >= self.known,
+                    c.done.as_ref().map_or(u64::MAX, |(t, _)| *t),
+                    c.invoke,
+                )
             });
             let mut moved = false;
             for &l in candidates.iter().rev() {
@@ -343,7 +361,8 @@ impl<'a, I, O, S: Clone + Eq + Hash> Piece<'a, I, O, S> {
                 let mut t = taken.clone();
                 set(&mut t, l);
                 if self.seen.insert((t.clone(), digest(&next))) {
-                    self.stack.push((t, next, push(order.clone(), self.local[l])));
+                    self.stack
+                        .push((t, next, push(order.clone(), self.local[l])));
                 }
             }
             let depth = order.as_ref().map_or(0, |o| o.depth);
@@ -378,7 +397,12 @@ impl<'a, I, O, S: Clone + Eq + Hash> Piece<'a, I, O, S> {
             .unwrap_or(u64::MAX)
     }
 
-    fn step<M: Model<Input = I, Output = O, State = S>>(&self, model: &M, state: &S, l: usize) -> Option<S> {
+    fn step<M: Model<Input = I, Output = O, State = S>>(
+        &self,
+        model: &M,
+        state: &S,
+        l: usize,
+    ) -> Option<S> {
         let call = &self.calls[self.local[l]];
         model.step(state, &call.input, call.done.as_ref().map(|(_, o)| o))
     }
@@ -465,7 +489,10 @@ mod tests {
             call(1, 1, Some((11, 0)), Op::Write(2)),
             call(2, 12, Some((13, 1)), Op::Read),
         ];
-        assert_eq!(check(&Register, 0, calls, Budget::default()).valid(), Some(true));
+        assert_eq!(
+            check(&Register, 0, calls, Budget::default()).valid(),
+            Some(true)
+        );
     }
 
     #[test]
@@ -495,13 +522,19 @@ mod tests {
             call(2, 10, Some((11, 0)), Op::Read),
             call(3, 20, Some((21, 5)), Op::Read),
         ];
-        assert_eq!(check(&Register, 0, late, Budget::default()).valid(), Some(true));
+        assert_eq!(
+            check(&Register, 0, late, Budget::default()).valid(),
+            Some(true)
+        );
         // ... and never having happened explains reads of the old value.
         let never = vec![
             call(0, 0, None, Op::Write(5)),
             call(1, 10, Some((11, 0)), Op::Read),
         ];
-        assert_eq!(check(&Register, 0, never, Budget::default()).valid(), Some(true));
+        assert_eq!(
+            check(&Register, 0, never, Budget::default()).valid(),
+            Some(true)
+        );
         // But it takes effect once: 5, then 0 written, then 5 again is impossible.
         let twice = vec![
             call(0, 0, None, Op::Write(5)),
@@ -509,7 +542,10 @@ mod tests {
             call(2, 20, Some((21, 0)), Op::Write(0)),
             call(3, 30, Some((31, 5)), Op::Read),
         ];
-        assert_eq!(check(&Register, 0, twice, Budget::default()).valid(), Some(false));
+        assert_eq!(
+            check(&Register, 0, twice, Budget::default()).valid(),
+            Some(false)
+        );
     }
 
     #[test]
@@ -536,6 +572,9 @@ mod tests {
         };
         assert_eq!(check(&Register, 0, calls.clone(), tiny).valid(), None);
         // With room, it is decided (200 was never written).
-        assert_eq!(check(&Register, 0, calls, Budget::default()).valid(), Some(false));
+        assert_eq!(
+            check(&Register, 0, calls, Budget::default()).valid(),
+            Some(false)
+        );
     }
 }

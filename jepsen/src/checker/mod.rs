@@ -58,7 +58,11 @@ pub const MAX_PROBLEMS: usize = 200;
 
 impl Verdict {
     /// A verdict from problems found (none: valid) and figures.
-    pub fn from_problems(checker: &str, mut problems: Vec<String>, figures: serde_json::Value) -> Self {
+    pub fn from_problems(
+        checker: &str,
+        mut problems: Vec<String>,
+        figures: serde_json::Value,
+    ) -> Self {
         let valid = if problems.is_empty() {
             Validity::Valid
         } else {

@@ -77,7 +77,8 @@ impl AllocState {
 /// A 128-bit hash of one allocation (the Service, its addresses and its request): the state's
 /// digest is their sum, since the allocator's other indexes follow from its allocations.
 fn entry_digest(key: &ServiceKey, a: &Allocation) -> u128 {
-    let bytes = bincode::serde::encode_to_vec((key, a), bincode::config::standard()).unwrap_or_default();
+    let bytes =
+        bincode::serde::encode_to_vec((key, a), bincode::config::standard()).unwrap_or_default();
     let half = |salt: u64| {
         let mut h = std::hash::DefaultHasher::new();
         h.write_u64(salt);
@@ -139,7 +140,12 @@ impl AllocModel {
             return Err(ModelError::Config(e.to_string()));
         }
         let config = config::validate(&loaded.documents).map_err(|errs| {
-            ModelError::Config(errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))
+            ModelError::Config(
+                errs.iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
         })?;
         Ok(Self { config })
     }
@@ -158,7 +164,11 @@ impl AllocModel {
             why,
         };
         let svc: Service = serde_yaml::from_str(manifest).map_err(|e| bad(e.to_string()))?;
-        let ns = svc.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+        let ns = svc
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
         let labels = self
             .config
             .namespaces
@@ -167,7 +177,11 @@ impl AllocModel {
             .map(|(_, l)| l.clone())
             .unwrap_or_default();
         config::service::request_from_service(&svc, &labels).map_err(|errs| {
-            bad(errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))
+            bad(errs
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; "))
         })
     }
 
@@ -206,7 +220,9 @@ impl Model for AllocModel {
             (AllocInput::Read, _) | (AllocInput::Allocate(_), AllocOutput::Refused) => {
                 self.step(state, input, Some(output)).is_some()
             }
-            (AllocInput::Release(k), AllocOutput::Released(None)) => state.alloc.allocation(k).is_none(),
+            (AllocInput::Release(k), AllocOutput::Released(None)) => {
+                state.alloc.allocation(k).is_none()
+            }
             // Allocating what a Service already holds, as it holds it, changes nothing either;
             // it is rare, and the search branches on it like any other change.
             _ => false,
@@ -223,7 +239,12 @@ impl Model for AllocModel {
             AllocInput::Allocate(req) => {
                 if let Some(AllocOutput::Refused) = output {
                     // A refusal changes nothing: no need to copy the state to see it.
-                    return state.alloc.explain(req).outcome.is_err().then(|| state.clone());
+                    return state
+                        .alloc
+                        .explain(req)
+                        .outcome
+                        .is_err()
+                        .then(|| state.clone());
                 }
                 let mut next = (*state.alloc).clone();
                 let before = state.alloc.allocation(&req.service);
@@ -252,8 +273,9 @@ impl Model for AllocModel {
                 let got = next.release(key).map(|a| sorted(a.addresses));
                 match output {
                     None => Some(state.changed(next, key, before)),
-                    Some(AllocOutput::Released(seen)) => (got == seen.clone().map(sorted))
-                        .then(|| state.changed(next, key, before)),
+                    Some(AllocOutput::Released(seen)) => {
+                        (got == seen.clone().map(sorted)).then(|| state.changed(next, key, before))
+                    }
                     Some(_) => None,
                 }
             }
@@ -262,7 +284,10 @@ impl Model for AllocModel {
                 Some(AllocOutput::Read(seen)) => {
                     let same = seen.len() == state.alloc.allocation_count()
                         && seen.iter().all(|(k, v)| {
-                            state.alloc.allocation(k).is_some_and(|a| same_set(&a.addresses, v))
+                            state
+                                .alloc
+                                .allocation(k)
+                                .is_some_and(|a| same_set(&a.addresses, v))
                         });
                     same.then(|| state.clone())
                 }
@@ -300,18 +325,29 @@ spec:
             .expect("the lowest address");
         // Any other address is not what the allocator gives.
         let b: IpAddr = "192.0.2.1".parse().unwrap();
-        assert!(m.step(&s0, &req("a"), Some(&AllocOutput::Allocated(vec![b]))).is_none());
+        assert!(m
+            .step(&s0, &req("a"), Some(&AllocOutput::Allocated(vec![b])))
+            .is_none());
         // Four addresses: the fifth Service is refused, and a refusal is only right when full.
         let mut s = s1.clone();
         for n in ["b", "c", "d"] {
             s = m.step(&s, &req(n), None).unwrap();
         }
         assert!(m.step(&s, &req("e"), Some(&AllocOutput::Refused)).is_some());
-        assert!(m.step(&s1, &req("e"), Some(&AllocOutput::Refused)).is_none());
+        assert!(m
+            .step(&s1, &req("e"), Some(&AllocOutput::Refused))
+            .is_none());
         // Equal contents, equal states, whatever the order they were reached in.
         let x = m.step(&s0, &req("b"), None).unwrap();
-        let x = m.step(&x, &AllocInput::Release("t/b".parse().unwrap()), None).unwrap();
+        let x = m
+            .step(&x, &AllocInput::Release("t/b".parse().unwrap()), None)
+            .unwrap();
         assert_eq!(x, s0);
-        assert_eq!(m.home_pool(&m.request("a", &manifest("a", "")).unwrap()).unwrap().as_str(), "small");
+        assert_eq!(
+            m.home_pool(&m.request("a", &manifest("a", "")).unwrap())
+                .unwrap()
+                .as_str(),
+            "small"
+        );
     }
 }

@@ -36,7 +36,10 @@ pub struct Nemesis {
 }
 
 fn helper(netns: &str, exe: &PathBuf, args: &[String], log: &PathBuf) -> Result<Child> {
-    let file = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
     Command::new("ip")
         .args(["netns", "exec", netns])
         .arg(exe)
@@ -105,7 +108,11 @@ impl Nemesis {
                 }
                 json!({"leader": leader.map(|l| l + 1)})
             }
-            Fault::PartitionBridge { left, bridge, right } => {
+            Fault::PartitionBridge {
+                left,
+                bridge,
+                right,
+            } => {
                 for &l in left {
                     for &r in right {
                         db.cut(&db.members[l].netns, db.members[r].addr)?;
@@ -167,11 +174,28 @@ impl Nemesis {
                         "--seed".into(),
                         (self.seed ^ self.started).to_string(),
                     ];
-                    let log = self.logs.join(format!("netem-{}.log", db.speakers[s].node()));
+                    let log = self
+                        .logs
+                        .join(format!("netem-{}.log", db.speakers[s].node()));
                     a.helpers.push(helper(&ns, &self.exe, &args, &log)?);
                     // The controllers' port, both ways; bypassed while no netem listens.
                     for (chain, dir) in [("jepsen-out", "--dport"), ("jepsen-in", "--sport")] {
-                        iptables(&ns, &["-A", chain, "-p", "tcp", dir, "7481", "-j", "NFQUEUE", "--queue-num", &queue, "--queue-bypass"])?;
+                        iptables(
+                            &ns,
+                            &[
+                                "-A",
+                                chain,
+                                "-p",
+                                "tcp",
+                                dir,
+                                "7481",
+                                "-j",
+                                "NFQUEUE",
+                                "--queue-num",
+                                &queue,
+                                "--queue-bypass",
+                            ],
+                        )?;
                     }
                 }
                 a.partitioned = true;
@@ -184,7 +208,12 @@ impl Nemesis {
                 json!({"member": member + 1})
             }
             Fault::KillAllMembers => {
-                let all: Vec<usize> = db.members.iter().filter(|m| m.active).map(|m| m.slot).collect();
+                let all: Vec<usize> = db
+                    .members
+                    .iter()
+                    .filter(|m| m.active)
+                    .map(|m| m.slot)
+                    .collect();
                 for &m in &all {
                     db.kill_member(m);
                 }
@@ -304,12 +333,10 @@ impl Nemesis {
         while tokio::time::Instant::now() < deadline {
             for other in db.active_admins() {
                 if let Some(Value::Object(m)) = db.api.get(&other, "/v1/members").await {
-                    let voter = m
-                        .get("members")
-                        .and_then(Value::as_array)
-                        .is_some_and(|l| {
-                            l.iter().any(|x| x["admin_addr"].as_str() == Some(&admin) && x["voter"] == true)
-                        });
+                    let voter = m.get("members").and_then(Value::as_array).is_some_and(|l| {
+                        l.iter()
+                            .any(|x| x["admin_addr"].as_str() == Some(&admin) && x["voter"] == true)
+                    });
                     if voter {
                         return true;
                     }
@@ -323,7 +350,12 @@ impl Nemesis {
     async fn membership(&mut self, db: &mut Db, change: Change, member: usize) -> Result<Value> {
         let mut detail = serde_json::Map::new();
         if matches!(change, Change::Remove | Change::Replace) {
-            let active: Vec<usize> = db.members.iter().filter(|m| m.active).map(|m| m.slot).collect();
+            let active: Vec<usize> = db
+                .members
+                .iter()
+                .filter(|m| m.active)
+                .map(|m| m.slot)
+                .collect();
             let slot = active[member % active.len()];
             let id = db.member_id(slot).await;
             let mut removed = false;
@@ -331,7 +363,13 @@ impl Nemesis {
                 for admin in db.active_admins() {
                     let a = db
                         .api
-                        .call(reqwest::Method::DELETE, &admin, &format!("/v1/members/{id}"), None, &[])
+                        .call(
+                            reqwest::Method::DELETE,
+                            &admin,
+                            &format!("/v1/members/{id}"),
+                            None,
+                            &[],
+                        )
                         .await;
                     if a.kind == crate::history::OpType::Ok {
                         removed = true;
@@ -344,10 +382,18 @@ impl Nemesis {
                 let _ = std::fs::remove_dir_all(&db.members[slot].data);
                 db.members[slot].active = false;
             }
-            detail.insert("removed".into(), json!({"member": slot + 1, "id": id, "done": removed}));
+            detail.insert(
+                "removed".into(),
+                json!({"member": slot + 1, "id": id, "done": removed}),
+            );
         }
         if matches!(change, Change::Add | Change::Replace) {
-            if let Some(slot) = db.members.iter().find(|m| !m.active && m.child.is_none()).map(|m| m.slot) {
+            if let Some(slot) = db
+                .members
+                .iter()
+                .find(|m| !m.active && m.child.is_none())
+                .map(|m| m.slot)
+            {
                 let _ = std::fs::remove_dir_all(&db.members[slot].data);
                 db.members[slot].role_args = vec!["--join".into(), db.active_admins().join(",")];
                 db.start_member(slot)?;

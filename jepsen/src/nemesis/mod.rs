@@ -55,7 +55,11 @@ pub fn windows(events: &[Event]) -> Vec<Window> {
                 detail: e.detail.clone(),
             }),
             _ => {
-                if let Some(w) = out.iter_mut().rev().find(|w| w.name == e.name && w.end.is_none()) {
+                if let Some(w) = out
+                    .iter_mut()
+                    .rev()
+                    .find(|w| w.name == e.name && w.end.is_none())
+                {
                     w.end = Some(e.t);
                     if !e.detail.is_null() {
                         w.detail = serde_json::json!({"start": w.detail, "end": e.detail});
@@ -120,7 +124,11 @@ impl Log {
 
     /// Everything recorded.
     pub fn events(&self) -> Vec<Event> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).0.clone()
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .clone()
     }
 }
 
@@ -130,7 +138,11 @@ fn tracing_line(e: &Event) {
         e.t as f64 / 1e9,
         e.event,
         e.name,
-        if e.detail.is_null() { String::new() } else { e.detail.to_string() }
+        if e.detail.is_null() {
+            String::new()
+        } else {
+            e.detail.to_string()
+        }
     );
 }
 

@@ -7,7 +7,19 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 /// A kind of fault.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
     /// Members split into a majority and a minority that cannot reach each other.
@@ -112,7 +124,18 @@ impl Kind {
     /// Whether it needs speakers.
     pub fn needs_speakers(self) -> bool {
         use Kind::*;
-        matches!(self, CutSpeaker | Delay | Jitter | Loss | Reorder | KillSpeaker | PauseOwner | ArpFlood | NdpFlood)
+        matches!(
+            self,
+            CutSpeaker
+                | Delay
+                | Jitter
+                | Loss
+                | Reorder
+                | KillSpeaker
+                | PauseOwner
+                | ArpFlood
+                | NdpFlood
+        )
     }
 }
 
@@ -283,7 +306,9 @@ pub fn schedule(seed: u64, kinds: &[Kind], time_limit_ms: u64, topo: Topology) -
         .iter()
         .copied()
         .filter(|k| !k.needs_speakers() || topo.speakers > 0)
-        .filter(|k| !matches!(k, Kind::PauseOwner | Kind::ArpFlood | Kind::NdpFlood) || topo.addresses > 0)
+        .filter(|k| {
+            !matches!(k, Kind::PauseOwner | Kind::ArpFlood | Kind::NdpFlood) || topo.addresses > 0
+        })
         .collect();
     if kinds.is_empty() {
         return out;
@@ -331,9 +356,19 @@ pub fn schedule(seed: u64, kinds: &[Kind], time_limit_ms: u64, topo: Topology) -
                 let (delay_ms, jitter_ms, loss, reorder) = match kind {
                     // Between the margin and the lease: where two answerers would hide.
                     Kind::Delay => (rng.random_range(margin..=lease.max(margin)), 0, 0.0, 0.0),
-                    Kind::Jitter => (5, rng.random_range(margin / 2..=lease.max(margin)), 0.0, 0.0),
+                    Kind::Jitter => (
+                        5,
+                        rng.random_range(margin / 2..=lease.max(margin)),
+                        0.0,
+                        0.0,
+                    ),
                     Kind::Loss => (0, 0, rng.random_range(0.05..0.5), 0.0),
-                    _ => (2, rng.random_range(20..=margin.max(21)), 0.0, rng.random_range(0.1..0.5)),
+                    _ => (
+                        2,
+                        rng.random_range(20..=margin.max(21)),
+                        0.0,
+                        rng.random_range(0.1..0.5),
+                    ),
                 };
                 let mut all: Vec<usize> = (0..topo.speakers).collect();
                 all.shuffle(&mut rng);
@@ -437,12 +472,23 @@ mod tests {
     fn groups_expand_and_unknown_names_are_refused() {
         assert_eq!(
             Kind::parse_list("kill,partition-leader").unwrap(),
-            vec![Kind::KillMember, Kind::KillAllMembers, Kind::KillSpeaker, Kind::PartitionLeader]
+            vec![
+                Kind::KillMember,
+                Kind::KillAllMembers,
+                Kind::KillSpeaker,
+                Kind::PartitionLeader
+            ]
         );
-        assert!(Kind::parse_list("earthquake").unwrap_err().contains("earthquake"));
+        assert!(Kind::parse_list("earthquake")
+            .unwrap_err()
+            .contains("earthquake"));
         assert!(Kind::parse_list("none").unwrap().is_empty());
         // Speaker faults are dropped without speakers.
-        let no_speakers = Topology { speakers: 0, addresses: 0, ..TOPO };
+        let no_speakers = Topology {
+            speakers: 0,
+            addresses: 0,
+            ..TOPO
+        };
         assert!(schedule(1, &[Kind::KillSpeaker], 60_000, no_speakers).is_empty());
     }
 }

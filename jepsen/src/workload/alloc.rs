@@ -108,14 +108,19 @@ pub fn manifest(name: &str, families: &str, annotations: &[(String, String)], po
 }
 
 /// Turns an admin API list of Services into name -> addresses (and name -> pool).
-pub fn services_of(body: &Value) -> Option<(BTreeMap<String, Vec<IpAddr>>, BTreeMap<String, String>)> {
+pub fn services_of(
+    body: &Value,
+) -> Option<(BTreeMap<String, Vec<IpAddr>>, BTreeMap<String, String>)> {
     let list = body.as_array()?;
     let mut addrs = BTreeMap::new();
     let mut pools = BTreeMap::new();
     for s in list {
         let key = s["service"].as_str()?.to_string();
         let a: Vec<IpAddr> = serde_json::from_value(s["addresses"].clone()).ok()?;
-        pools.insert(key.clone(), s["pool"].as_str().unwrap_or_default().to_string());
+        pools.insert(
+            key.clone(),
+            s["pool"].as_str().unwrap_or_default().to_string(),
+        );
         addrs.insert(key, a);
     }
     Some((addrs, pools))
@@ -138,7 +143,14 @@ pub struct Client {
 
 impl Client {
     /// Client `process` of a workload seeded with `seed`.
-    pub fn new(process: u64, admin: String, pool: PoolDef, per_client: usize, seed: u64, quarantine_for: Duration) -> Self {
+    pub fn new(
+        process: u64,
+        admin: String,
+        pool: PoolDef,
+        per_client: usize,
+        seed: u64,
+        quarantine_for: Duration,
+    ) -> Self {
         let services = (0..per_client)
             .map(|i| format!("{}-c{process}-s{i}", pool.name))
             .collect();
@@ -156,17 +168,28 @@ impl Client {
     fn pick_service(&mut self) -> Option<String> {
         let now = tokio::time::Instant::now();
         self.quarantine.retain(|_, until| *until > now);
-        let free: Vec<&String> = self.services.iter().filter(|s| !self.quarantine.contains_key(*s)).collect();
+        let free: Vec<&String> = self
+            .services
+            .iter()
+            .filter(|s| !self.quarantine.contains_key(*s))
+            .collect();
         free.choose(&mut self.rng).map(|s| (*s).clone())
     }
 
     fn allocate_manifest(&mut self, name: &str) -> String {
-        let index: usize = name.rsplit('s').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+        let index: usize = name
+            .rsplit('s')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
         let mut annotations = Vec::new();
         // A quarter share addresses under one of two keys, each on a port of its own.
         let sharer = index % 4 == 0;
         if sharer {
-            annotations.push(("ironlb.io/allow-shared-ip".to_string(), format!("{}-k{}", self.pool.name, index % 8 / 4)));
+            annotations.push((
+                "ironlb.io/allow-shared-ip".to_string(),
+                format!("{}-k{}", self.pool.name, index % 8 / 4),
+            ));
         }
         if self.rng.random_bool(0.35) {
             let v4: Vec<&IpAddr> = self.pool.addresses.iter().filter(|a| a.is_ipv4()).collect();
@@ -180,7 +203,10 @@ impl Client {
             }
             annotations.push(("ironlb.io/loadBalancerIPs".to_string(), want.join(",")));
         } else {
-            annotations.push(("ironlb.io/address-pool".to_string(), self.pool.name.to_string()));
+            annotations.push((
+                "ironlb.io/address-pool".to_string(),
+                self.pool.name.to_string(),
+            ));
         }
         let port = if sharer { 1000 + index as u16 } else { 80 };
         manifest(name, self.pool.families, &annotations, port)
@@ -216,31 +242,73 @@ impl Client {
             service: service.parse().expect("the workload's names are valid"),
             manifest: manifest.clone(),
         });
-        rec.record(self.process, OpType::Invoke, Fun::Allocate, args, None, Some(self.admin.clone()));
+        rec.record(
+            self.process,
+            OpType::Invoke,
+            Fun::Allocate,
+            args,
+            None,
+            Some(self.admin.clone()),
+        );
         let a = api
-            .call(reqwest::Method::POST, &self.admin, "/v1/services", Some(("application/yaml", manifest)), &[409])
+            .call(
+                reqwest::Method::POST,
+                &self.admin,
+                "/v1/services",
+                Some(("application/yaml", manifest)),
+                &[409],
+            )
             .await;
         let value = match (a.kind, a.status) {
-            (OpType::Ok, Some(409)) => json!({"refused": a.body["error"].as_str().unwrap_or("refused")}),
+            (OpType::Ok, Some(409)) => {
+                json!({"refused": a.body["error"].as_str().unwrap_or("refused")})
+            }
             (OpType::Ok, _) => json!({"addresses": a.body["addresses"].clone()}),
             _ => Value::Null,
         };
-        rec.record(self.process, a.kind, Fun::Allocate, value, a.error, Some(self.admin.clone()));
+        rec.record(
+            self.process,
+            a.kind,
+            Fun::Allocate,
+            value,
+            a.error,
+            Some(self.admin.clone()),
+        );
         self.after(a.kind, name).await;
     }
 
     async fn release(&mut self, api: &Api, rec: &Recorder, name: &str) {
         let service = format!("{NAMESPACE}/{name}");
-        rec.record(self.process, OpType::Invoke, Fun::Release, json!({"service": service}), None, Some(self.admin.clone()));
+        rec.record(
+            self.process,
+            OpType::Invoke,
+            Fun::Release,
+            json!({"service": service}),
+            None,
+            Some(self.admin.clone()),
+        );
         let a = api
-            .call(reqwest::Method::DELETE, &self.admin, &format!("/v1/services/{NAMESPACE}/{name}"), None, &[404])
+            .call(
+                reqwest::Method::DELETE,
+                &self.admin,
+                &format!("/v1/services/{NAMESPACE}/{name}"),
+                None,
+                &[404],
+            )
             .await;
         let value = match (a.kind, a.status) {
             (OpType::Ok, Some(404)) => json!({"released": null}),
             (OpType::Ok, _) => json!({"released": a.body["addresses"].clone()}),
             _ => Value::Null,
         };
-        rec.record(self.process, a.kind, Fun::Release, value, a.error, Some(self.admin.clone()));
+        rec.record(
+            self.process,
+            a.kind,
+            Fun::Release,
+            value,
+            a.error,
+            Some(self.admin.clone()),
+        );
         self.after(a.kind, name).await;
     }
 
@@ -248,7 +316,10 @@ impl Client {
     /// moment, as a real client would before trying again.
     async fn after(&mut self, kind: OpType, name: &str) {
         if kind == OpType::Info {
-            self.quarantine.insert(name.to_string(), tokio::time::Instant::now() + self.quarantine_for);
+            self.quarantine.insert(
+                name.to_string(),
+                tokio::time::Instant::now() + self.quarantine_for,
+            );
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
@@ -256,16 +327,38 @@ impl Client {
 
 /// A read of every Service, linearizable or stale, recorded.
 pub async fn read(api: &Api, rec: &Recorder, process: u64, admin: &str, stale: bool) {
-    rec.record(process, OpType::Invoke, Fun::Read, json!({"stale": stale}), None, Some(admin.to_string()));
-    let path = if stale { "/v1/services?stale=true" } else { "/v1/services" };
+    rec.record(
+        process,
+        OpType::Invoke,
+        Fun::Read,
+        json!({"stale": stale}),
+        None,
+        Some(admin.to_string()),
+    );
+    let path = if stale {
+        "/v1/services?stale=true"
+    } else {
+        "/v1/services"
+    };
     let a = api.call(reqwest::Method::GET, admin, path, None, &[]).await;
     let (kind, value, error) = match (a.kind, services_of(&a.body)) {
         (OpType::Ok, Some((services, _))) => (OpType::Ok, json!({"services": services}), None),
-        (OpType::Ok, None) => (OpType::Fail, Value::Null, Some(format!("unreadable answer: {}", a.body))),
+        (OpType::Ok, None) => (
+            OpType::Fail,
+            Value::Null,
+            Some(format!("unreadable answer: {}", a.body)),
+        ),
         // A read changes nothing: whatever went wrong, it certainly did not take effect.
         (_, _) => (OpType::Fail, Value::Null, a.error),
     };
-    rec.record(process, kind, Fun::Read, value, error, Some(admin.to_string()));
+    rec.record(
+        process,
+        kind,
+        Fun::Read,
+        value,
+        error,
+        Some(admin.to_string()),
+    );
 }
 
 #[cfg(test)]
@@ -278,7 +371,14 @@ mod tests {
         let model = AllocModel::new(&config()).unwrap();
         for (i, pool) in pools().into_iter().enumerate() {
             assert_eq!(pool.addresses.len(), [32, 64, 32][i]);
-            let mut c = Client::new(i as u64, "x".into(), pool.clone(), 8, 1, Duration::from_secs(1));
+            let mut c = Client::new(
+                i as u64,
+                "x".into(),
+                pool.clone(),
+                8,
+                1,
+                Duration::from_secs(1),
+            );
             for name in c.services.clone() {
                 for _ in 0..20 {
                     let m = c.allocate_manifest(&name);

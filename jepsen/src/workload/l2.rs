@@ -19,7 +19,9 @@ pub fn pool() -> PoolDef {
     let mut addresses: Vec<IpAddr> = (100..=119)
         .filter_map(|i| format!("198.51.100.{i}").parse().ok())
         .collect();
-    addresses.extend((0x100..=0x119).filter_map(|i| format!("2001:db8:51::{i:x}").parse::<IpAddr>().ok()));
+    addresses.extend(
+        (0x100..=0x119).filter_map(|i| format!("2001:db8:51::{i:x}").parse::<IpAddr>().ok()),
+    );
     PoolDef {
         name: "l2",
         addresses,
@@ -46,11 +48,22 @@ spec:
 }
 
 /// Allocates the probed Services (recorded as process `process`); returns their addresses.
-pub async fn setup(api: &Api, rec: &Recorder, process: u64, admins: &[String], services: usize) -> Result<Vec<IpAddr>> {
+pub async fn setup(
+    api: &Api,
+    rec: &Recorder,
+    process: u64,
+    admins: &[String],
+    services: usize,
+) -> Result<Vec<IpAddr>> {
     let mut out = Vec::new();
     for i in 0..services {
         let name = format!("l2-probe-{i}");
-        let m = manifest(&name, pool().families, &[("ironlb.io/address-pool".into(), "l2".into())], 80);
+        let m = manifest(
+            &name,
+            pool().families,
+            &[("ironlb.io/address-pool".into(), "l2".into())],
+            80,
+        );
         let args = json!(value::Allocate {
             service: format!("{NAMESPACE}/{name}").parse()?,
             manifest: m.clone(),
@@ -58,15 +71,47 @@ pub async fn setup(api: &Api, rec: &Recorder, process: u64, admins: &[String], s
         let mut done = false;
         for attempt in 0..20 {
             let admin = &admins[attempt % admins.len()];
-            rec.record(process, OpType::Invoke, Fun::Allocate, args.clone(), None, Some(admin.clone()));
+            rec.record(
+                process,
+                OpType::Invoke,
+                Fun::Allocate,
+                args.clone(),
+                None,
+                Some(admin.clone()),
+            );
             let a = api
-                .call(reqwest::Method::POST, admin, "/v1/services", Some(("application/yaml", m.clone())), &[409])
+                .call(
+                    reqwest::Method::POST,
+                    admin,
+                    "/v1/services",
+                    Some(("application/yaml", m.clone())),
+                    &[409],
+                )
                 .await;
             let ok = a.kind == OpType::Ok && a.status == Some(200);
-            let value = if ok { json!({"addresses": a.body["addresses"].clone()}) } else { serde_json::Value::Null };
-            let kind = if a.kind == OpType::Ok && !ok { OpType::Ok } else { a.kind };
-            let value = if a.kind == OpType::Ok && !ok { json!({"refused": a.body["error"].clone()}) } else { value };
-            rec.record(process, kind, Fun::Allocate, value, a.error, Some(admin.clone()));
+            let value = if ok {
+                json!({"addresses": a.body["addresses"].clone()})
+            } else {
+                serde_json::Value::Null
+            };
+            let kind = if a.kind == OpType::Ok && !ok {
+                OpType::Ok
+            } else {
+                a.kind
+            };
+            let value = if a.kind == OpType::Ok && !ok {
+                json!({"refused": a.body["error"].clone()})
+            } else {
+                value
+            };
+            rec.record(
+                process,
+                kind,
+                Fun::Allocate,
+                value,
+                a.error,
+                Some(admin.clone()),
+            );
             if ok {
                 let addrs: Vec<IpAddr> = serde_json::from_value(a.body["addresses"].clone())?;
                 out.extend(addrs);

@@ -52,12 +52,14 @@ pub struct Disconnected {
     pub conn: u64,
 }
 
-/// A quorum confirmed this member's leadership for a request sent at `at`.
+/// A quorum confirmed this member's leadership in `term` for a request sent at `at`.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Confirmed {
     /// When the confirmed request was sent.
     pub at: Instant,
+    /// The term confirmed.
+    pub term: u64,
 }
 
 /// This member leads in `term`, or (`None`) does not lead.
@@ -84,27 +86,38 @@ struct Tracked {
 
 /// Heartbeats in, leases and dead or alive verdicts out (leader only).
 pub struct LeaseTracker {
+    id: u64,
     timing: LeaseTiming,
     publisher: Addr<AssignmentPublisher>,
-    leading: bool,
+    /// The term this member leads in, if it leads.
+    term: Option<u64>,
     confirmed: Option<Instant>,
     nodes: BTreeMap<NodeName, Tracked>,
+    _alive: crate::watchdog::Guard,
 }
 
 impl LeaseTracker {
-    /// A tracker reporting to `publisher`.
-    pub fn new(timing: LeaseTiming, publisher: Addr<AssignmentPublisher>) -> Self {
+    /// The tracker of member `id`, reporting to `publisher`; it counts as alive on `watchdog`
+    /// while it runs.
+    pub fn new(
+        id: u64,
+        timing: LeaseTiming,
+        publisher: Addr<AssignmentPublisher>,
+        watchdog: &crate::watchdog::Watchdog,
+    ) -> Self {
         Self {
+            id,
             timing,
             publisher,
-            leading: false,
+            term: None,
             confirmed: None,
             nodes: BTreeMap::new(),
+            _alive: watchdog.guard("lease tracker"),
         }
     }
 
     fn may_grant(&self, now: Instant) -> bool {
-        self.leading
+        self.term.is_some()
             && self
                 .confirmed
                 .is_some_and(|c| now.saturating_duration_since(c) <= self.timing.grant_window())
@@ -123,14 +136,16 @@ impl Handler<Beat> for LeaseTracker {
     type Result = ();
 
     fn handle(&mut self, msg: Beat, ctx: &mut Context<Self>) {
-        if !self.may_grant(Instant::now()) {
+        let Some(term) = self.term.filter(|_| self.may_grant(Instant::now())) else {
             let _ = msg.tx.try_send(ToSpeaker::NoQuorum);
             return;
-        }
+        };
         let answer = ToSpeaker::Lease {
             seq: msg.heartbeat.seq,
             lease_ms: self.timing.lease.as_millis() as u64,
             heartbeat_ms: self.timing.heartbeat.as_millis() as u64,
+            term,
+            leader: self.id,
         };
         if msg.tx.try_send(answer).is_err() {
             // The session is gone or stuck: no lease was given, so none is counted.
@@ -190,6 +205,10 @@ impl Handler<Confirmed> for LeaseTracker {
     type Result = ();
 
     fn handle(&mut self, msg: Confirmed, _: &mut Context<Self>) {
+        // A confirmation of an earlier leadership says nothing about this one.
+        if self.term != Some(msg.term) {
+            return;
+        }
         if self.confirmed.is_none_or(|c| msg.at > c) {
             self.confirmed = Some(msg.at);
         }
@@ -200,7 +219,7 @@ impl Handler<Leadership> for LeaseTracker {
     type Result = ();
 
     fn handle(&mut self, msg: Leadership, ctx: &mut Context<Self>) {
-        self.leading = msg.term.is_some();
+        self.term = msg.term;
         self.confirmed = None;
         // Leases granted by an earlier leadership are not ours to track.
         for (_, t) in std::mem::take(&mut self.nodes) {

@@ -24,9 +24,10 @@ use crate::announce::proto::{ServiceAnnounce, ToController, ToSpeaker};
 use crate::api::metrics::Metrics;
 use crate::config::Config;
 use crate::names::NodeName;
-use crate::raft::network::{wire, SpeakerSessions, Transport};
+use crate::raft::network::{wire, NetworkFactory, SpeakerSessions, Transport};
 use crate::raft::types::LogId;
 use crate::raft::{Proposer, Raft, SharedState};
+use crate::watchdog::Watchdog;
 
 pub use lease::LeaseTracker;
 pub use publisher::AssignmentPublisher;
@@ -136,7 +137,8 @@ impl std::fmt::Debug for SpeakerHub {
 
 impl SpeakerHub {
     /// Starts the actors and the tasks that feed them: leadership changes, quorum confirmations
-    /// and the applied state.
+    /// and the applied state. Every loop and actor counts as alive on `watchdog` while it runs.
+    #[allow(clippy::too_many_arguments)]
     pub async fn start(
         raft: Raft,
         state: SharedState,
@@ -144,25 +146,36 @@ impl SpeakerHub {
         proposer: Proposer,
         timing: LeaseTiming,
         metrics: Arc<Metrics>,
+        network: NetworkFactory,
+        watchdog: Arc<Watchdog>,
     ) -> Self {
         let id = raft.metrics().borrow().id;
         // The publisher's work grows with the Services (it plans every node's routes and
         // addresses); the lease tracker's must not wait for it, or leases would run out under
         // load. So each has its own thread.
-        let publisher = crate::actors::on_new_arbiter(move || {
-            AssignmentPublisher::new(id, proposer, timing, metrics).start()
-        })
-        .await;
+        let publisher = {
+            let watchdog = watchdog.clone();
+            crate::actors::on_new_arbiter(move || {
+                AssignmentPublisher::new(id, proposer, timing, metrics, &watchdog).start()
+            })
+            .await
+        };
         let tracker = {
-            let publisher = publisher.clone();
-            crate::actors::on_arbiter(move || LeaseTracker::new(timing, publisher).start()).await
+            let (publisher, watchdog) = (publisher.clone(), watchdog.clone());
+            crate::actors::on_arbiter(move || {
+                LeaseTracker::new(id, timing, publisher, &watchdog).start()
+            })
+            .await
         };
 
-        // Leadership, as Raft sees it.
+        // Leadership, as Raft sees it. `do_send` queues whatever the mailbox holds: these
+        // messages are few and must never be lost.
         {
             let mut m = raft.metrics();
             let (tracker, publisher) = (tracker.clone(), publisher.clone());
+            let alive = watchdog.guard("leadership watch");
             tokio::spawn(async move {
+                let _alive = alive;
                 let mut last = None;
                 loop {
                     let now = {
@@ -183,30 +196,20 @@ impl SpeakerHub {
         }
 
         // Quorum confirmations while leading: what makes a lease grant, and an owner move,
-        // safe.
+        // safe. Asked of every voter directly, on connections of its own, and answered from
+        // each one's vote: neither this member's log (its disk) nor its Raft core's queue stands
+        // in the way, so a stall there does not stop the grants.
         {
             let raft = raft.clone();
             let (tracker, publisher) = (tracker.clone(), publisher.clone());
-            let window = timing.grant_window();
+            let alive = watchdog.guard("lease confirmation");
             tokio::spawn(async move {
-                loop {
-                    let leading = raft.metrics().borrow().state == openraft::ServerState::Leader;
-                    if leading {
-                        let asked = Instant::now();
-                        if let Ok(Ok(_)) =
-                            tokio::time::timeout(window, raft.get_read_log_id()).await
-                        {
-                            if tracker.try_send(lease::Confirmed { at: asked }).is_err()
-                                || publisher
-                                    .try_send(publisher::Confirmed { at: asked })
-                                    .is_err()
-                            {
-                                return;
-                            }
-                        }
-                    }
-                    tokio::time::sleep(window / 3).await;
-                }
+                let _alive = alive;
+                confirm_leadership(raft, network, timing, move |at, term| {
+                    tracker.do_send(lease::Confirmed { at, term });
+                    publisher.do_send(publisher::Confirmed { at, term });
+                })
+                .await;
             });
         }
 
@@ -214,7 +217,9 @@ impl SpeakerHub {
         {
             let publisher = publisher.clone();
             let mut metrics = raft.metrics();
+            let alive = watchdog.guard("view");
             tokio::spawn(async move {
+                let _alive = alive;
                 let mut last_read: Option<Instant> = None;
                 let mut last_cost = Duration::ZERO;
                 loop {
@@ -256,7 +261,9 @@ impl SpeakerHub {
                     let view = L2View::read(&*state.read().await);
                     last_cost = started.elapsed();
                     last_read = Some(started);
-                    if publisher.try_send(publisher::ViewChanged(view)).is_err() {
+                    // Waits while the publisher's mailbox is full: views are paced by how fast
+                    // it takes them, and only a stopped publisher ends this loop.
+                    if publisher.send(publisher::ViewChanged(view)).await.is_err() {
                         return;
                     }
                     if applied.changed().await.is_err() {
@@ -354,6 +361,85 @@ impl SpeakerHub {
             }
         }
         self.tracker.do_send(lease::Disconnected { node, conn });
+    }
+}
+
+/// While this member leads, asks every voter every third of the grant window whether it still
+/// follows this leader, and calls `confirmed(at, term)` whenever a quorum (of every
+/// configuration, during a membership change) said yes to a round sent at `at`. Starts a round
+/// the moment leadership begins, so a new leader grants leases within one round trip.
+async fn confirm_leadership(
+    raft: Raft,
+    network: NetworkFactory,
+    timing: LeaseTiming,
+    confirmed: impl Fn(Instant, u64),
+) {
+    let window = timing.grant_window();
+    let mut metrics = raft.metrics();
+    let mut links: std::collections::BTreeMap<
+        u64,
+        (crate::raft::Member, crate::raft::network::NetworkConnection),
+    > = std::collections::BTreeMap::new();
+    loop {
+        let leading = {
+            let m = metrics.borrow_and_update();
+            (m.state == openraft::ServerState::Leader).then(|| {
+                let membership = m.membership_config.membership();
+                let configs: Vec<std::collections::BTreeSet<u64>> =
+                    membership.get_joint_config().clone();
+                let members: Vec<(u64, crate::raft::Member)> =
+                    membership.nodes().map(|(id, n)| (*id, n.clone())).collect();
+                (m.id, m.current_term, configs, members)
+            })
+        };
+        let Some((me, term, configs, members)) = leading else {
+            links.clear();
+            if metrics.changed().await.is_err() {
+                return;
+            }
+            continue;
+        };
+        for (id, member) in &members {
+            let stale = links.get(id).is_none_or(|(m, _)| m != member);
+            if *id != me && stale {
+                links.insert(*id, (member.clone(), network.connect_lazily(*id, member)));
+            }
+        }
+        links.retain(|id, _| members.iter().any(|(m, _)| m == id));
+        let asked = Instant::now();
+        let local = async {
+            tokio::time::timeout(
+                window,
+                crate::raft::network::server::follows(&raft, term, me),
+            )
+            .await
+            .unwrap_or(false)
+        };
+        let remote =
+            futures::future::join_all(links.iter_mut().map(|(id, (_, conn))| async move {
+                (*id, conn.confirm_leader(term, me, window).await)
+            }));
+        let (local, remote) = tokio::join!(local, remote);
+        let mut yes: std::collections::BTreeSet<u64> = remote
+            .into_iter()
+            .filter(|(_, ok)| *ok)
+            .map(|(id, _)| id)
+            .collect();
+        if local {
+            yes.insert(me);
+        }
+        if configs
+            .iter()
+            .all(|c| c.iter().filter(|v| yes.contains(v)).count() * 2 > c.len())
+        {
+            confirmed(asked, term);
+        }
+        // The next round, or at once if the leadership changes meanwhile.
+        let next = asked + window / 3;
+        tokio::select! {
+            () = tokio::time::sleep_until(next) => {}
+            r = metrics.changed() => if r.is_err() { return },
+        }
     }
 }
 

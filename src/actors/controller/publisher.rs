@@ -73,12 +73,14 @@ pub struct Leadership {
     pub term: Option<u64>,
 }
 
-/// A quorum confirmed this member's leadership for a request sent at `at`.
+/// A quorum confirmed this member's leadership in `term` for a request sent at `at`.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Confirmed {
     /// When the confirmed request was sent.
     pub at: Instant,
+    /// The term confirmed.
+    pub term: u64,
 }
 
 #[derive(Message)]
@@ -158,6 +160,10 @@ pub struct AssignmentPublisher {
     draining: BTreeMap<NodeName, mpsc::Sender<ToSpeaker>>,
     /// Nodes that died or drained, whose addresses move as failovers.
     departed: BTreeSet<NodeName>,
+    /// Addresses being taken from a node by a move proposed but not yet in the view: that node
+    /// is never given them again meanwhile, even if it comes back (a late heartbeat) while the
+    /// move is being committed.
+    moving: BTreeMap<IpAddr, NodeName>,
     proposing: bool,
     /// Counts view changes, to know when cached per-node computations are stale.
     view_revision: u64,
@@ -165,11 +171,19 @@ pub struct AssignmentPublisher {
     dirty: bool,
     /// Whether owners could move at the last reconcile.
     could_move: bool,
+    _alive: crate::watchdog::Guard,
 }
 
 impl AssignmentPublisher {
-    /// A publisher for member `id`, committing through `proposer`.
-    pub fn new(id: u64, proposer: Proposer, timing: LeaseTiming, metrics: Arc<Metrics>) -> Self {
+    /// A publisher for member `id`, committing through `proposer`; alive on `watchdog` while it
+    /// runs.
+    pub fn new(
+        id: u64,
+        proposer: Proposer,
+        timing: LeaseTiming,
+        metrics: Arc<Metrics>,
+        watchdog: &crate::watchdog::Watchdog,
+    ) -> Self {
         Self {
             id,
             proposer,
@@ -180,10 +194,12 @@ impl AssignmentPublisher {
             nodes: BTreeMap::new(),
             draining: BTreeMap::new(),
             departed: BTreeSet::new(),
+            moving: BTreeMap::new(),
             proposing: false,
             view_revision: 0,
             dirty: true,
             could_move: false,
+            _alive: watchdog.guard("assignment publisher"),
         }
     }
 
@@ -240,17 +256,33 @@ impl AssignmentPublisher {
                 tracing::info!(%addr, from = ?from.map(|n| n.as_str()), "releasing owner");
             }
         }
+        for (addr, to) in &moves {
+            match self
+                .view
+                .owners
+                .get(addr)
+                .filter(|f| Some(*f) != to.as_ref())
+            {
+                Some(from) => self.moving.insert(*addr, from.clone()),
+                None => self.moving.remove(addr),
+            };
+        }
         self.proposing = true;
         let proposer = self.proposer.clone();
+        let proposed: Vec<IpAddr> = moves.iter().map(|(a, _)| *a).collect();
         let fut = async move { proposer.propose(Command::AssignOwners { moves }).await };
-        ctx.spawn(fut.into_actor(self).map(|result, act, _| {
+        ctx.spawn(fut.into_actor(self).map(move |result, act, _| {
             act.proposing = false;
             // The applied view arrives separately; a failure is retried at the next tick.
             act.dirty = true;
             match result {
                 Ok(Response::OwnersAssigned(_)) => {}
                 Ok(other) => tracing::error!(?other, "unexpected answer to AssignOwners"),
-                Err(e) => tracing::warn!(error = %e, "owner changes not committed; will retry"),
+                Err(e) => {
+                    // Maybe committed, maybe not: the view will tell. Until it does, the old
+                    // owner stays without these addresses.
+                    tracing::warn!(error = %e, moves = proposed.len(), "owner changes not confirmed; will retry");
+                }
             }
         }));
     }
@@ -266,6 +298,8 @@ impl AssignmentPublisher {
         let sent = self.nodes.get(node).map(|s| &s.sent);
         owned
             .iter()
+            // Still the committed owner, but being moved away: it must not answer again.
+            .filter(|t| self.moving.get(&t.address) != Some(node))
             .map(|t| {
                 let interfaces = owners::announce_on(&self.view.config, &t.pool, facts)
                     .or_else(|| {
@@ -546,6 +580,10 @@ impl Handler<ViewChanged> for AssignmentPublisher {
 
     fn handle(&mut self, msg: ViewChanged, ctx: &mut Context<Self>) {
         self.view = msg.0;
+        // A move is over once the view no longer names the old owner.
+        let owners = &self.view.owners;
+        self.moving
+            .retain(|addr, from| owners.get(addr) == Some(&*from));
         self.view_revision += 1;
         self.dirty = true;
         self.reconcile(ctx);
@@ -559,6 +597,8 @@ impl Handler<Leadership> for AssignmentPublisher {
         self.nodes.clear();
         self.draining.clear();
         self.departed.clear();
+        // A move proposed by an earlier leadership may still commit: keep what it took away
+        // until the view settles it.
         self.leading = msg.term.map(|term| {
             tracing::info!(term, "leading");
             Leading {
@@ -576,7 +616,7 @@ impl Handler<Confirmed> for AssignmentPublisher {
     type Result = ();
 
     fn handle(&mut self, msg: Confirmed, _: &mut Context<Self>) {
-        if let Some(l) = &mut self.leading {
+        if let Some(l) = self.leading.as_mut().filter(|l| l.term == msg.term) {
             l.confirmed = Some(l.confirmed.map_or(msg.at, |c| c.max(msg.at)));
             if l.confirmed_since.is_none() {
                 tracing::info!(wait = ?self.timing.dead_after(), "leadership confirmed by a quorum: owners move after one lease");
@@ -641,6 +681,158 @@ fn map_delta<K: Ord + Clone, V: PartialEq + Clone>(
         }
     }
     (up, gone)
+}
+
+#[cfg(test)]
+mod revival_tests {
+    use super::*;
+    use crate::announce::owners::Target;
+    use crate::announce::proto::Heartbeat;
+    use crate::config::{self, Documents};
+    use std::time::Duration;
+
+    const CONFIG: &str = "apiVersion: ironlb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: lan}
+spec:
+  addresses: [192.0.2.10/32]
+---
+apiVersion: ironlb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: lan}
+spec:
+  ipAddressPools: [lan]
+";
+
+    fn beat(seq: u64, want_full: bool) -> Heartbeat {
+        Heartbeat {
+            seq,
+            interfaces: vec![crate::config::InterfaceName::new("eth0").unwrap()],
+            want_full,
+            ..Heartbeat::default()
+        }
+    }
+
+    /// Every address the assignments on `rx` leave the node answering for.
+    fn answering(rx: &mut mpsc::Receiver<ToSpeaker>, held: &mut BTreeMap<IpAddr, L2Address>) {
+        while let Ok(msg) = rx.try_recv() {
+            if let ToSpeaker::Assignment(a) = msg {
+                if a.base.is_none() {
+                    held.clear();
+                }
+                for r in &a.remove {
+                    held.remove(r);
+                }
+                for u in a.upsert {
+                    held.insert(u.address, u);
+                }
+            }
+        }
+    }
+
+    /// A node whose late heartbeats arrive after the leader declared it dead, while the move of
+    /// its address is still being committed, must not be given that address back: it would
+    /// answer alongside the new owner once the move commits.
+    #[actix_rt::test]
+    async fn a_node_revived_while_its_address_moves_is_not_given_the_address_back() {
+        let docs = Documents::from_str(CONFIG, "test");
+        let config = Arc::new(config::validate(&docs.documents).unwrap());
+        let timing = LeaseTiming {
+            heartbeat: Duration::from_millis(20),
+            lease: Duration::from_millis(100),
+            margin: Duration::from_millis(40),
+        };
+        let (proposer, mut commits) = Proposer::for_tests();
+        let watchdog = crate::watchdog::Watchdog::new();
+        let publisher =
+            AssignmentPublisher::new(1, proposer, timing, Arc::new(Metrics::new()), &watchdog)
+                .start();
+        publisher.do_send(Leadership { term: Some(1) });
+        // A quorum keeps confirming the leadership.
+        let confirming = {
+            let p = publisher.clone();
+            actix_rt::spawn(async move {
+                loop {
+                    p.do_send(Confirmed {
+                        at: Instant::now(),
+                        term: 1,
+                    });
+                    tokio::time::sleep(Duration::from_millis(3)).await;
+                }
+            })
+        };
+        let addr: IpAddr = "192.0.2.10".parse().unwrap();
+        let n1 = NodeName::new("n1").unwrap();
+        let n2 = NodeName::new("n2").unwrap();
+        publisher.do_send(ViewChanged(L2View {
+            config: config.clone(),
+            targets: vec![Target {
+                address: addr,
+                pool: "lan".parse().unwrap(),
+                services: vec!["default/web".parse().unwrap()],
+            }],
+            owners: [(addr, n1.clone())].into(),
+            services: Default::default(),
+        }));
+        let (tx1, mut rx1) = mpsc::channel(64);
+        let (tx2, mut rx2) = mpsc::channel(64);
+        let report = |node: &NodeName, conn, tx: &mpsc::Sender<ToSpeaker>, seq, full| Report {
+            node: node.clone(),
+            conn,
+            heartbeat: beat(seq, full),
+            tx: tx.clone(),
+        };
+        publisher.do_send(report(&n1, 1, &tx1, 1, true));
+        publisher.do_send(report(&n2, 2, &tx2, 1, true));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let (mut held1, mut held2) = (BTreeMap::new(), BTreeMap::new());
+        answering(&mut rx1, &mut held1);
+        assert!(held1.contains_key(&addr), "the owner holds its address");
+        // Owners may move once the leadership has been confirmed for a lease and a margin.
+        tokio::time::sleep(timing.dead_after() + Duration::from_millis(50)).await;
+        publisher.do_send(NodeGone {
+            node: n1.clone(),
+            why: Gone::Dead,
+        });
+        // The move to n2 is proposed, and its commit is in flight (never answered here).
+        let pending = tokio::time::timeout(Duration::from_secs(2), commits.recv())
+            .await
+            .expect("a move is proposed")
+            .unwrap();
+        assert_eq!(
+            pending.command,
+            Command::AssignOwners {
+                moves: vec![(addr, Some(n2.clone()))]
+            }
+        );
+        // n1's late heartbeat arrives, on a new session, asking for a whole set.
+        publisher.do_send(report(&n1, 3, &tx1, 7, true));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        answering(&mut rx1, &mut held1);
+        assert!(
+            !held1.contains_key(&addr),
+            "n1, being moved away from {addr}, was given it back: {held1:?}"
+        );
+        // Once the move is in the view, n2 holds it and n1 still does not.
+        publisher.do_send(ViewChanged(L2View {
+            config,
+            targets: vec![Target {
+                address: addr,
+                pool: "lan".parse().unwrap(),
+                services: vec!["default/web".parse().unwrap()],
+            }],
+            owners: [(addr, n2.clone())].into(),
+            services: Default::default(),
+        }));
+        publisher.do_send(report(&n2, 2, &tx2, 9, false));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        answering(&mut rx1, &mut held1);
+        answering(&mut rx2, &mut held2);
+        assert!(!held1.contains_key(&addr));
+        assert!(held2.contains_key(&addr), "{held2:?}");
+        confirming.abort();
+        drop(pending);
+    }
 }
 
 #[cfg(test)]

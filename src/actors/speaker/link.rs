@@ -1,7 +1,10 @@
-//! The speaker's link to the controllers: one connection at a time on a member's Raft port,
-//! following redirects to the leader and moving on from members that cannot help, relaying
-//! frames between the socket and the [`ControllerSession`].
+//! The speaker's links to the controllers: a session with every member at once, each on its
+//! own task, reconnecting on its own; every heartbeat goes to all of them. The leader answers
+//! with a lease, the others say they do not lead, so when a leader dies the new one hears from
+//! every speaker within one heartbeat of its election, on a connection already open. Frames are
+//! relayed between the sockets and the [`ControllerSession`].
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use actix::Addr;
@@ -27,51 +30,90 @@ pub struct LinkConfig {
     pub network: NetworkConfig,
 }
 
-/// Pause before trying the next member after one could not help; doubled after each full round
-/// of members, up to half a second: a speaker must find a new leader well within one lease, or
-/// the leader takes it for dead and moves its addresses.
+/// Pause after a member could not be reached, doubled after each failure up to half a second:
+/// the other members' links carry the session meanwhile.
 const RETRY_MIN: Duration = Duration::from_millis(20);
 const RETRY_MAX: Duration = Duration::from_millis(500);
 
 /// Bound on opening a connection to one member (a SYN to a partitioned member is never
-/// answered): short, so the next member is tried within the same lease.
+/// answered).
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// Heartbeats queued for one member before the oldest are dropped: a stale heartbeat is worth
+/// nothing.
+const QUEUE: usize = 8;
+
 /// How long a connection may stay silent before it counts as lost: a few heartbeats, each of
-/// which the leader answers at once.
+/// which every member answers at once.
 fn silence_after(heartbeat: Duration) -> Duration {
     (heartbeat * 5 / 2).max(Duration::from_millis(100))
 }
 
-/// Runs until the session goes away.
+/// Runs until the session goes away: one link per member, and the fan-out of what the session
+/// sends.
 pub async fn run(
     cfg: LinkConfig,
     session: Addr<ControllerSession>,
     mut out: mpsc::Receiver<ToController>,
 ) {
+    if cfg.controllers.is_empty() {
+        tracing::error!("no controller addresses: the speaker cannot get a lease");
+        return;
+    }
+    let (found_tx, mut found) = mpsc::unbounded_channel::<String>();
+    let mut links: BTreeMap<String, mpsc::Sender<ToController>> = BTreeMap::new();
+    let start = |member: String, links: &mut BTreeMap<String, mpsc::Sender<ToController>>| {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(member_link(
+            cfg.clone(),
+            member.clone(),
+            session.clone(),
+            rx,
+            found_tx.clone(),
+        ));
+        links.insert(member, tx);
+    };
+    for member in &cfg.controllers {
+        start(member.clone(), &mut links);
+    }
+    loop {
+        tokio::select! {
+            msg = out.recv() => {
+                let Some(msg) = msg else { return };
+                for tx in links.values() {
+                    // A member whose link is down or behind misses this one; the next heartbeat
+                    // is as good.
+                    let _ = tx.try_send(msg.clone());
+                }
+            }
+            Some(member) = found.recv() => {
+                if !links.contains_key(&member) {
+                    tracing::info!(%member, "learned of a controller member not in --controllers");
+                    start(member, &mut links);
+                }
+            }
+        }
+        if !session.connected() {
+            return;
+        }
+    }
+}
+
+/// The link to one member, reconnecting until the session goes away.
+async fn member_link(
+    cfg: LinkConfig,
+    member: String,
+    session: Addr<ControllerSession>,
+    mut out: mpsc::Receiver<ToController>,
+    found: mpsc::UnboundedSender<String>,
+) {
     let network = NetworkConfig {
         connect_timeout: CONNECT_TIMEOUT.min(cfg.network.connect_timeout),
         ..cfg.network.clone()
     };
-    let mut next = 0usize;
-    let mut redirect: Option<String> = None;
     let mut pause = RETRY_MIN;
     let mut silence = silence_after(Duration::from_millis(200));
-    loop {
-        let member = match redirect.take() {
-            Some(m) => m,
-            None => {
-                let Some(m) = cfg.controllers.get(next % cfg.controllers.len().max(1)) else {
-                    tracing::error!("no controller addresses: the speaker cannot get a lease");
-                    return;
-                };
-                next += 1;
-                if next.is_multiple_of(cfg.controllers.len()) {
-                    pause = (pause * 2).min(RETRY_MAX);
-                }
-                m.clone()
-            }
-        };
+    while session.connected() {
         let channel = Channel::Speaker {
             node: cfg.node.clone(),
         };
@@ -79,28 +121,23 @@ pub async fn run(
             Ok(t) => t,
             Err(e) => {
                 tracing::debug!(%member, error = %e, "cannot reach controller");
-                if session.try_send(LinkEvent::Unreachable(member)).is_err() {
-                    return;
-                }
-                // Drop what queued up meanwhile: stale heartbeats are worth nothing.
+                session.do_send(LinkEvent::Unreachable(member.clone()));
+                // What queued up meanwhile is stale.
                 while out.try_recv().is_ok() {}
                 tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(RETRY_MAX);
                 continue;
             }
         };
-        if session
-            .try_send(LinkEvent::Connected(member.clone()))
-            .is_err()
-        {
-            return;
-        }
+        pause = RETRY_MIN;
+        session.do_send(LinkEvent::Connected(member.clone()));
         let mut heard = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 () = tokio::time::sleep_until(heard + silence) => {
                     // A partition drops packets without closing anything: a member that leaves
                     // heartbeats unanswered this long is as good as gone.
-                    tracing::info!(%member, ?silence, "controller went silent; trying another");
+                    tracing::info!(%member, ?silence, "controller went silent; reconnecting");
                     break;
                 }
                 frame = transport.next() => {
@@ -120,26 +157,16 @@ pub async fn run(
                             break;
                         }
                     };
-                    if let ToSpeaker::Lease { heartbeat_ms, .. } = &msg {
-                        silence = silence_after(Duration::from_millis(*heartbeat_ms));
-                    }
-                    let leave = match &msg {
-                        ToSpeaker::NotLeader { leader: Some(l) } => {
-                            redirect = Some(l.clone()).filter(|l| *l != member);
-                            true
+                    match &msg {
+                        ToSpeaker::Lease { heartbeat_ms, .. } => {
+                            silence = silence_after(Duration::from_millis(*heartbeat_ms));
                         }
-                        ToSpeaker::NotLeader { leader: None } | ToSpeaker::NoQuorum => true,
-                        _ => {
-                            pause = RETRY_MIN;
-                            false
+                        ToSpeaker::NotLeader { leader: Some(l) } if *l != member => {
+                            let _ = found.send(l.clone());
                         }
-                    };
-                    if session.try_send(LinkEvent::Received(member.clone(), msg)).is_err() {
-                        return;
+                        _ => {}
                     }
-                    if leave {
-                        break;
-                    }
+                    session.do_send(LinkEvent::Received(member.clone(), msg));
                 }
                 msg = out.recv() => {
                     let Some(msg) = msg else { return };
@@ -157,14 +184,7 @@ pub async fn run(
                 }
             }
         }
-        if session
-            .try_send(LinkEvent::Disconnected(member.clone()))
-            .is_err()
-        {
-            return;
-        }
-        if redirect.is_none() {
-            tokio::time::sleep(pause).await;
-        }
+        session.do_send(LinkEvent::Disconnected(member.clone()));
+        tokio::time::sleep(RETRY_MIN).await;
     }
 }

@@ -38,11 +38,17 @@ pub struct SetBgp {
 #[rtype(result = "()")]
 pub struct EndBgp;
 
-/// Answer for exactly these addresses (an empty map: for nothing). Resolves once every
-/// responder answers accordingly.
+/// Answer for exactly these addresses (an empty map: for nothing), as decided in the lease
+/// gate's `epoch` (a fence in between silences them). Resolves once every responder answers
+/// accordingly.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct SetAddresses(pub BTreeMap<IpAddr, L2Address>);
+pub struct SetAddresses {
+    /// The addresses and where to answer for them.
+    pub addresses: BTreeMap<IpAddr, L2Address>,
+    /// The gate's epoch when they were decided.
+    pub epoch: u64,
+}
 
 /// The hardware address of each announcing interface.
 #[derive(Message)]
@@ -82,12 +88,15 @@ impl NodeAgent {
         bind_local: bool,
         gate: Arc<LeaseGate>,
         metrics: Arc<SpeakerMetrics>,
+        packets: &tokio::runtime::Handle,
     ) -> io::Result<Self> {
         let mut opened = BTreeMap::new();
         for name in interfaces {
             let wrap = |e: io::Error| io::Error::new(e.kind(), format!("interface {name}: {e}"));
-            let arp = ArpResponder::open(name, gate.clone(), metrics.clone()).map_err(wrap)?;
-            let ndp = NdpResponder::open(name, gate.clone(), metrics.clone()).map_err(wrap)?;
+            let arp =
+                ArpResponder::open(name, gate.clone(), metrics.clone(), packets).map_err(wrap)?;
+            let ndp =
+                NdpResponder::open(name, gate.clone(), metrics.clone(), packets).map_err(wrap)?;
             if bind_local {
                 local::strict_arp(name).map_err(wrap)?;
             }
@@ -131,7 +140,7 @@ impl Handler<SetAddresses> for NodeAgent {
     type Result = ResponseFuture<()>;
 
     fn handle(&mut self, msg: SetAddresses, _: &mut Context<Self>) -> Self::Result {
-        let wanted = msg.0;
+        let (wanted, epoch) = (msg.addresses, msg.epoch);
         let mut sends = Vec::new();
         for (name, iface) in &self.interfaces {
             let on_here = |a: &L2Address| {
@@ -172,8 +181,18 @@ impl Handler<SetAddresses> for NodeAgent {
         Box::pin(async move {
             for (arp, ndp, v4, v6) in sends {
                 // A responder that stopped has nothing to answer with; nothing to wait for.
-                let _ = arp.send(Own(v4)).await;
-                let _ = ndp.send(Own(v6)).await;
+                let _ = arp
+                    .send(Own {
+                        addresses: v4,
+                        epoch,
+                    })
+                    .await;
+                let _ = ndp
+                    .send(Own {
+                        addresses: v6,
+                        epoch,
+                    })
+                    .await;
             }
             if bind_local {
                 for addr in gone {

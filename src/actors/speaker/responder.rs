@@ -1,7 +1,12 @@
 //! One responder per interface and protocol: ARP for IPv4, NDP for IPv6. The actor holds what
-//! the interface answers for and times the announcements on acquiring an address; a tokio task
-//! owns the socket and answers each question on the spot, checking the owned set and the lease
-//! gate for every packet.
+//! the interface answers for and times the announcements on acquiring an address; a task owns
+//! the socket and answers each question on the spot, checking the owned set, the epoch it was
+//! decided in and the lease gate for every packet, and again for every announcement just before
+//! it leaves.
+//!
+//! The socket tasks run on the speaker's packet runtime, a thread of their own at a lower
+//! priority, and handle a bounded batch of frames per wake-up with a cap on answers per second:
+//! a flood from the LAN costs dropped requests, never the heartbeats that keep the lease.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -153,40 +158,73 @@ pub type ArpResponder = Responder<Arp>;
 /// Answers NDP for owned IPv6 addresses on one interface.
 pub type NdpResponder = Responder<Ndp>;
 
-/// Set what the interface answers for; returns once the answering task sees it.
+/// Set what the interface answers for, as decided in the lease gate's `epoch`; returns once
+/// the answering task sees it.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Own<A: Send + 'static>(pub BTreeSet<A>);
+pub struct Own<A: Send + 'static> {
+    /// The addresses.
+    pub addresses: BTreeSet<A>,
+    /// The gate's epoch when they were decided.
+    pub epoch: u64,
+}
 
 #[derive(Message)]
 #[rtype(result = "()")]
-struct Announce<A: Send + 'static>(A);
+struct Announce<A: Send + 'static> {
+    addr: A,
+    epoch: u64,
+}
+
+/// What the answering task answers for: a set, and the epoch it was decided in.
+#[derive(Debug)]
+struct Owned<A> {
+    epoch: u64,
+    addresses: BTreeSet<A>,
+}
+
+/// Frames handled per wake-up before the task yields.
+const BATCH: usize = 64;
+/// Answers per second an interface sends at most (per protocol); a flood beyond goes
+/// unanswered. Far above what a LAN of clients asks.
+const MAX_ANSWERS_PER_SEC: u32 = 20_000;
+/// The kernel's receive queue for a responder socket: small, so a flood is dropped by the kernel
+/// rather than piling up for us.
+const RECEIVE_BUFFER: usize = 256 << 10;
 
 /// The responder for one interface and protocol.
 pub struct Responder<P: Protocol> {
     interface: String,
     mac: MacAddr,
-    owned: watch::Sender<Arc<BTreeSet<P::Addr>>>,
-    out: mpsc::Sender<Vec<u8>>,
+    owned: watch::Sender<Arc<Owned<P::Addr>>>,
+    out: mpsc::Sender<(u64, P::Addr, Vec<u8>)>,
     extra: P::Extra,
     gate: Arc<LeaseGate>,
-    metrics: Arc<SpeakerMetrics>,
 }
 
 impl<P: Protocol> Responder<P> {
-    /// Opens the socket on `interface` and starts answering (for nothing yet). Must run on a
-    /// tokio runtime.
+    /// Opens the socket on `interface` and starts answering (for nothing yet) on `packets`, the
+    /// runtime of the socket tasks.
     pub fn open(
         interface: &str,
         gate: Arc<LeaseGate>,
         metrics: Arc<SpeakerMetrics>,
+        packets: &tokio::runtime::Handle,
     ) -> io::Result<Self> {
-        let socket = PacketSocket::open(interface, P::ETHERTYPE, &P::filter())?;
+        // The socket registers with the runtime that polls it.
+        let socket = {
+            let _enter = packets.enter();
+            PacketSocket::open(interface, P::ETHERTYPE, &P::filter())?
+        };
+        socket.set_receive_buffer(RECEIVE_BUFFER)?;
         let extra = P::extra(socket.ifindex())?;
         let mac = socket.mac();
-        let (owned, owned_rx) = watch::channel(Arc::new(BTreeSet::new()));
+        let (owned, owned_rx) = watch::channel(Arc::new(Owned {
+            epoch: 0,
+            addresses: BTreeSet::new(),
+        }));
         let (out, out_rx) = mpsc::channel(256);
-        tokio::spawn(serve::<P>(
+        packets.spawn(serve::<P>(
             socket,
             owned_rx,
             out_rx,
@@ -201,7 +239,6 @@ impl<P: Protocol> Responder<P> {
             out,
             extra,
             gate,
-            metrics,
         })
     }
 
@@ -219,11 +256,12 @@ impl<P: Protocol> Handler<Own<P::Addr>> for Responder<P> {
     type Result = ();
 
     fn handle(&mut self, msg: Own<P::Addr>, ctx: &mut Context<Self>) {
-        let new = msg.0;
+        let (new, epoch) = (msg.addresses, msg.epoch);
         let old = self.owned.borrow().clone();
-        if *old == new {
+        if old.addresses == new && old.epoch == epoch {
             return;
         }
+        let old = &old.addresses;
         for addr in old.difference(&new) {
             if let Err(e) = P::released(&mut self.extra, *addr) {
                 tracing::warn!(interface = %self.interface, %addr, error = %e, "cannot leave multicast group");
@@ -236,11 +274,14 @@ impl<P: Protocol> Handler<Own<P::Addr>> for Responder<P> {
                 tracing::warn!(interface = %self.interface, %addr, error = %e, "cannot join multicast group");
             }
         }
-        self.owned.send_replace(Arc::new(new));
+        self.owned.send_replace(Arc::new(Owned {
+            epoch,
+            addresses: new,
+        }));
         for addr in acquired {
             tracing::info!(interface = %self.interface, %addr, protocol = P::NAME, "answering");
             for at in ANNOUNCE_AT {
-                ctx.notify_later(Announce(addr), at);
+                ctx.notify_later(Announce { addr, epoch }, at);
             }
         }
     }
@@ -250,54 +291,115 @@ impl<P: Protocol> Handler<Announce<P::Addr>> for Responder<P> {
     type Result = ();
 
     fn handle(&mut self, msg: Announce<P::Addr>, _: &mut Context<Self>) {
-        if !self.gate.valid() || !self.owned.borrow().contains(&msg.0) {
+        if !self.gate.valid_for(msg.epoch) || !self.owned.borrow().addresses.contains(&msg.addr) {
             return;
         }
-        for frame in P::announce(self.mac, msg.0) {
-            if self.out.try_send(frame).is_ok() {
-                self.metrics.gratuitous.inc();
-                P::count_sent(&self.metrics, 1);
-            }
+        // Queued frames are checked again as they leave: a fence in between stops them.
+        for frame in P::announce(self.mac, msg.addr) {
+            let _ = self.out.try_send((msg.epoch, msg.addr, frame));
+        }
+    }
+}
+
+/// A token bucket: at most `rate` answers a second, in bursts of up to a tenth of that.
+struct Budget {
+    rate: u32,
+    tokens: f64,
+    last: std::time::Instant,
+}
+
+impl Budget {
+    fn new(rate: u32) -> Self {
+        Self {
+            rate,
+            tokens: f64::from(rate) / 10.0,
+            last: std::time::Instant::now(),
+        }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        let cap = f64::from(self.rate) / 10.0;
+        self.tokens = (self.tokens
+            + now.duration_since(self.last).as_secs_f64() * f64::from(self.rate))
+        .min(cap);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
         }
     }
 }
 
 async fn serve<P: Protocol>(
     socket: PacketSocket,
-    owned: watch::Receiver<Arc<BTreeSet<P::Addr>>>,
-    mut out: mpsc::Receiver<Vec<u8>>,
+    owned: watch::Receiver<Arc<Owned<P::Addr>>>,
+    mut out: mpsc::Receiver<(u64, P::Addr, Vec<u8>)>,
     gate: Arc<LeaseGate>,
     metrics: Arc<SpeakerMetrics>,
     interface: String,
 ) {
     let mut buf = vec![0u8; 2048];
     let mac = socket.mac();
+    let mut budget = Budget::new(MAX_ANSWERS_PER_SEC);
+    let mut dropped = 0u64;
     loop {
         tokio::select! {
-            received = socket.recv(&mut buf) => match received {
-                Ok(n) => {
-                    let Some(q) = P::parse(&buf[..n]) else { continue };
-                    P::count_question(&metrics);
-                    let target = P::target(&q);
-                    // The gate first: after the lease runs out nothing is answered, whatever
-                    // the actors have or have not processed yet.
-                    if !gate.valid() || !owned.borrow().contains(&target) {
-                        continue;
+            received = socket.recv(&mut buf) => {
+                let mut next = Some(received);
+                // A bounded batch per wake-up: whatever else shares this runtime gets its turn.
+                for _ in 0..BATCH {
+                    let Some(received) = next.take() else { break };
+                    match received {
+                        Ok(n) => {
+                            if let Some(q) = P::parse(&buf[..n]) {
+                                P::count_question(&metrics);
+                                let target = P::target(&q);
+                                let allowed = {
+                                    let o = owned.borrow();
+                                    // The gate first, then the epoch the set was decided in:
+                                    // after a lease lapse nothing decided before it is answered.
+                                    o.addresses.contains(&target) && gate.valid_for(o.epoch)
+                                };
+                                if allowed {
+                                    if budget.take() {
+                                        match socket.send(&P::answer(mac, &q)).await {
+                                            Ok(()) => P::count_sent(&metrics, 1),
+                                            Err(e) => tracing::warn!(%interface, error = %e, "cannot send an answer"),
+                                        }
+                                    } else {
+                                        dropped += 1;
+                                        if dropped.is_power_of_two() {
+                                            tracing::warn!(%interface, protocol = P::NAME, dropped, "more questions than answers allowed per second: dropping (a flood?)");
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(%interface, error = %e, protocol = P::NAME, "receive failed");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
                     }
-                    match socket.send(&P::answer(mac, &q)).await {
-                        Ok(()) => P::count_sent(&metrics, 1),
-                        Err(e) => tracing::warn!(%interface, error = %e, "cannot send an answer"),
-                    }
+                    next = socket.try_recv(&mut buf);
                 }
-                Err(e) => {
-                    tracing::warn!(%interface, error = %e, protocol = P::NAME, "receive failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
+                tokio::task::yield_now().await;
             },
             frame = out.recv() => match frame {
-                Some(frame) => {
-                    if let Err(e) = socket.send(&frame).await {
-                        tracing::warn!(%interface, error = %e, "cannot send an announcement");
+                Some((epoch, addr, frame)) => {
+                    // Queued before a fence, checked as it leaves.
+                    let still = gate.valid_for(epoch) && owned.borrow().addresses.contains(&addr);
+                    if !still {
+                        continue;
+                    }
+                    match socket.send(&frame).await {
+                        Ok(()) => {
+                            metrics.gratuitous.inc();
+                            P::count_sent(&metrics, 1);
+                        }
+                        Err(e) => tracing::warn!(%interface, error = %e, "cannot send an announcement"),
                     }
                 }
                 // The actor is gone: so is this interface's answering.

@@ -1,10 +1,12 @@
 //! The ControllerSession: heartbeats up, leases and assignments down, the lease timer and
-//! fencing. The socket itself is the [`link`](super::link) task's.
+//! fencing. The sockets are the [`link`](super::link) tasks', one per member.
 //!
 //! The lease runs from the moment the acknowledged heartbeat was *sent*, so it ends no later
 //! than the leader's view of it; when it runs out the speaker stops answering at once (the
 //! packet path checks the gate itself) and drops its assignment, so that a lease granted later
-//! never revives addresses the leader has meanwhile given to another node.
+//! never revives addresses the leader has meanwhile given to another node (the gate's epoch
+//! makes sure of that even before this actor runs). Leases and assignments come from the
+//! newest leadership heard of (Raft term, leader); an older one's are ignored.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::IpAddr;
@@ -118,8 +120,10 @@ pub struct SessionStatus {
     pub holding: bool,
     /// The addresses it answers for.
     pub addresses: Vec<IpAddr>,
-    /// The member it is connected to.
-    pub connected: Option<String>,
+    /// The members it has a session with.
+    pub connected: Vec<String>,
+    /// The leadership (Raft term, leader id) whose leases it follows.
+    pub leadership: Option<(u64, u64)>,
 }
 
 #[derive(Message)]
@@ -160,8 +164,11 @@ pub struct ControllerSession {
     unready: BTreeMap<ReadinessSource, BTreeSet<ServiceKey>>,
     excluded: bool,
     heard: BTreeMap<String, (MemberSays, Instant)>,
-    connected: Option<String>,
+    connected: BTreeSet<String>,
+    /// The newest leadership (term, leader) heard of.
+    leadership: Option<(u64, u64)>,
     draining: Option<oneshot::Sender<()>>,
+    _alive: Option<crate::watchdog::Guard>,
 }
 
 /// Heartbeats remembered for matching leases: a lease for an older one is not worth having.
@@ -202,8 +209,18 @@ impl ControllerSession {
             unready: BTreeMap::new(),
             excluded: false,
             heard: BTreeMap::new(),
-            connected: None,
+            connected: BTreeSet::new(),
+            leadership: None,
             draining: None,
+            _alive: None,
+        }
+    }
+
+    /// The same, counted alive on `watchdog` while it runs.
+    pub fn watched(self, watchdog: &crate::watchdog::Watchdog) -> Self {
+        Self {
+            _alive: Some(watchdog.guard("controller session")),
+            ..self
         }
     }
 
@@ -275,13 +292,38 @@ impl ControllerSession {
         self.want_full = true;
         self.assignment.clear();
         let agent = self.agent.clone();
+        let epoch = self.gate.epoch();
         ctx.wait(
             async move {
-                let _ = agent.send(SetAddresses(BTreeMap::new())).await;
+                let _ = agent
+                    .send(SetAddresses {
+                        addresses: BTreeMap::new(),
+                        epoch,
+                    })
+                    .await;
             }
             .into_actor(self),
         );
         self.send_heartbeat();
+    }
+
+    /// Follows `seen` if it is the newest leadership heard of; false if it is older than one
+    /// already followed (its messages are then ignored).
+    fn follow(&mut self, seen: (u64, u64)) -> bool {
+        match self.leadership {
+            Some(current) if seen < current => false,
+            Some(current) if seen == current => true,
+            _ => {
+                if self.leadership.is_some() {
+                    tracing::info!(node = %self.cfg.node, term = seen.0, leader = seen.1, "following a new controller leader");
+                }
+                self.leadership = Some(seen);
+                // The new leader knows nothing of what we hold: it sends a whole set, and until
+                // we acknowledge one it counts us as answering for anything.
+                self.want_full = true;
+                true
+            }
+        }
     }
 
     fn lease_ran_out(&mut self, ctx: &mut Context<Self>) {
@@ -304,10 +346,14 @@ impl ControllerSession {
         seq: u64,
         lease: Duration,
         heartbeat: Duration,
+        leadership: (u64, u64),
     ) {
         let Some(&(_, sent_at)) = self.sent.iter().find(|(s, _)| *s == seq) else {
             return;
         };
+        if !self.follow(leadership) {
+            return;
+        }
         self.gate.extend_to(sent_at + lease);
         if self.gate.remaining() == Duration::ZERO {
             // Answered too late to be of use.
@@ -330,6 +376,10 @@ impl ControllerSession {
     fn on_assignment(&mut self, ctx: &mut Context<Self>, a: Assignment) {
         if self.fenced {
             // The leader sends a whole set once it knows we hold a lease again.
+            return;
+        }
+        if self.leadership != Some((a.id.term, a.id.leader)) {
+            // An older leadership's (or one whose lease has not reached us yet).
             return;
         }
         // A change applies to what we hold, which is taken (not copied: with many Services
@@ -391,12 +441,20 @@ impl ControllerSession {
             routes: self.bgp_routes.clone(),
         });
         let id = a.id;
+        // Stamped with the lease's epoch now: if the lease lapses before the responders see
+        // this set, they never answer for it.
+        let epoch = self.gate.epoch();
         // Acknowledged only once every responder answers accordingly: the leader gives an
         // address taken from us to another node only after this acknowledgement. BGP routes
         // need no such care (every eligible node announces), but go out in the same step.
         ctx.wait(
             async move {
-                let _ = agent.send(SetAddresses(next)).await;
+                let _ = agent
+                    .send(SetAddresses {
+                        addresses: next,
+                        epoch,
+                    })
+                    .await;
                 if let Some(b) = bgp {
                     let _ = agent.send(b).await;
                 }
@@ -456,16 +514,14 @@ impl Handler<LinkEvent> for ControllerSession {
         match msg {
             LinkEvent::Connected(member) => {
                 tracing::info!(node = %self.cfg.node, %member, "connected to controller");
-                self.connected = Some(member);
+                self.connected.insert(member);
                 self.send_heartbeat();
             }
             LinkEvent::Unreachable(member) => {
                 self.heard.insert(member, (MemberSays::Unreachable, now));
             }
             LinkEvent::Disconnected(member) => {
-                if self.connected.as_ref() == Some(&member) {
-                    self.connected = None;
-                }
+                self.connected.remove(&member);
             }
             LinkEvent::Received(member, msg) => {
                 let says = match &msg {
@@ -480,11 +536,14 @@ impl Handler<LinkEvent> for ControllerSession {
                         seq,
                         lease_ms,
                         heartbeat_ms,
+                        term,
+                        leader,
                     } => self.on_lease(
                         ctx,
                         seq,
                         Duration::from_millis(lease_ms),
                         Duration::from_millis(heartbeat_ms),
+                        (term, leader),
                     ),
                     ToSpeaker::Assignment(a) => self.on_assignment(ctx, *a),
                     ToSpeaker::Drained => {
@@ -542,9 +601,15 @@ impl Handler<Drain> for ControllerSession {
         let (tx, rx) = oneshot::channel();
         self.draining = Some(tx);
         let agent = self.agent.clone();
+        let epoch = self.gate.epoch();
         Box::pin(
             async move {
-                let _ = agent.send(SetAddresses(BTreeMap::new())).await;
+                let _ = agent
+                    .send(SetAddresses {
+                        addresses: BTreeMap::new(),
+                        epoch,
+                    })
+                    .await;
             }
             .into_actor(self)
             .map(move |(), act, _| {
@@ -564,7 +629,8 @@ impl Handler<GetStatus> for ControllerSession {
             fenced: self.fenced,
             holding: self.gate.holding(),
             addresses: self.assignment.keys().copied().collect(),
-            connected: self.connected.clone(),
+            connected: self.connected.iter().cloned().collect(),
+            leadership: self.leadership,
         })
     }
 }

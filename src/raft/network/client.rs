@@ -353,6 +353,16 @@ impl NetworkConnection {
         }
     }
 
+    /// Asks the member whether it still follows `leader` in `term`, within `ttl`; false for no,
+    /// for no answer in time, and for any failure.
+    pub async fn confirm_leader(&mut self, term: u64, leader: NodeId, ttl: Duration) -> bool {
+        matches!(
+            self.call(RaftRequest::ConfirmLeader { term, leader }, ttl)
+                .await,
+            Ok(RaftResponse::ConfirmLeader(true))
+        )
+    }
+
     fn rpc_error<E: std::error::Error>(
         &self,
         action: RPCTypes,

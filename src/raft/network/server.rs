@@ -24,6 +24,20 @@ pub trait SpeakerSessions: Send + Sync + 'static {
     fn serve(&self, transport: Transport, node: NodeName) -> BoxFuture<'static, ()>;
 }
 
+/// Whether `raft`'s current vote is for `leader` in `term`, committed: asked of Raft itself (not
+/// of its metrics, which may lag a vote already cast), so a yes means that at the moment of the
+/// answer this member had voted for no later leader.
+pub async fn follows(raft: &Raft, term: u64, leader: NodeId) -> bool {
+    raft.with_raft_state(move |st| {
+        let v = st.vote_ref();
+        v.is_committed()
+            && v.leader_id().get_term() == term
+            && v.leader_id().voted_for() == Some(leader)
+    })
+    .await
+    .unwrap_or(false)
+}
+
 /// How long to pause after a failed `accept` (e.g. out of file descriptors) before the next, so
 /// the loop does not spin while connections close.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
@@ -255,6 +269,9 @@ impl Inner {
             RaftRequest::Vote(rpc) => RaftResponse::Vote(self.raft.vote(rpc).await),
             RaftRequest::InstallSnapshot(rpc) => {
                 RaftResponse::InstallSnapshot(self.raft.install_snapshot(rpc).await)
+            }
+            RaftRequest::ConfirmLeader { term, leader } => {
+                RaftResponse::ConfirmLeader(follows(&self.raft, term, leader).await)
             }
         }
     }

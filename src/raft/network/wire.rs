@@ -21,7 +21,7 @@ use crate::raft::types::{NodeId, TypeConfig};
 pub const MAGIC: [u8; 3] = *b"ILB";
 
 /// The version of this protocol, sent as the byte after [`MAGIC`].
-pub const PROTOCOL_VERSION: u8 = 1;
+pub const PROTOCOL_VERSION: u8 = 2;
 
 /// The largest frame either side sends or accepts (snapshot chunks are the biggest).
 pub const DEFAULT_MAX_FRAME_LEN: usize = 64 << 20;
@@ -89,6 +89,15 @@ pub enum RaftRequest {
     Vote(VoteRequest<NodeId>),
     /// One chunk of a snapshot.
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
+    /// Does the receiver still follow `leader` in `term`? The leader's check that a quorum
+    /// still recognises it, before it grants speakers' leases; answered from the receiver's
+    /// current vote, without touching its log.
+    ConfirmLeader {
+        /// The term the sender leads in.
+        term: u64,
+        /// The sender.
+        leader: NodeId,
+    },
 }
 
 impl RaftRequest {
@@ -98,6 +107,7 @@ impl RaftRequest {
             RaftRequest::AppendEntries(_) => "append_entries",
             RaftRequest::Vote(_) => "vote",
             RaftRequest::InstallSnapshot(_) => "install_snapshot",
+            RaftRequest::ConfirmLeader { .. } => "confirm_leader",
         }
     }
 }
@@ -113,6 +123,8 @@ pub enum RaftResponse {
     InstallSnapshot(
         Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
     ),
+    /// Answer to [`RaftRequest::ConfirmLeader`]: whether the receiver follows that leader.
+    ConfirmLeader(bool),
 }
 
 impl RaftResponse {
@@ -122,6 +134,7 @@ impl RaftResponse {
             RaftResponse::AppendEntries(_) => "append_entries",
             RaftResponse::Vote(_) => "vote",
             RaftResponse::InstallSnapshot(_) => "install_snapshot",
+            RaftResponse::ConfirmLeader(_) => "confirm_leader",
         }
     }
 }
