@@ -364,81 +364,115 @@ impl SpeakerHub {
     }
 }
 
-/// While this member leads, asks every voter every third of the grant window whether it still
-/// follows this leader, and calls `confirmed(at, term)` whenever a quorum (of every
-/// configuration, during a membership change) said yes to a round sent at `at`. Starts a round
-/// the moment leadership begins, so a new leader grants leases within one round trip.
+/// While this member leads, asks every voter (itself included) every third of the grant window
+/// whether it still follows this leader, each voter on a task and a connection of its own, and
+/// calls `confirmed(at, term)` whenever the leadership is known to have held at a later moment
+/// `at`: the latest time by which a quorum (of every configuration, during a membership change)
+/// had each answered yes to a question sent at or after it. A slow or unreachable voter holds
+/// nobody back, and a new leader starts asking the moment it leads.
 async fn confirm_leadership(
     raft: Raft,
     network: NetworkFactory,
     timing: LeaseTiming,
     confirmed: impl Fn(Instant, u64),
 ) {
-    let window = timing.grant_window();
-    let mut metrics = raft.metrics();
-    let mut links: std::collections::BTreeMap<
+    type Leading = (
         u64,
-        (crate::raft::Member, crate::raft::network::NetworkConnection),
-    > = std::collections::BTreeMap::new();
+        u64,
+        Vec<std::collections::BTreeSet<u64>>,
+        Vec<(u64, crate::raft::Member)>,
+    );
+    let window = timing.grant_window();
+    let every = (window / 3).max(Duration::from_millis(1));
+    let mut metrics = raft.metrics();
+    let (tx, mut answers) = mpsc::unbounded_channel::<(u64, u64, Instant)>();
+    let mut askers = tokio::task::JoinSet::new();
+    let mut current: Option<Leading> = None;
+    let mut last_yes: std::collections::BTreeMap<u64, Instant> = std::collections::BTreeMap::new();
+    let mut reported: Option<Instant> = None;
     loop {
-        let leading = {
+        let now_leading: Option<Leading> = {
             let m = metrics.borrow_and_update();
             (m.state == openraft::ServerState::Leader).then(|| {
                 let membership = m.membership_config.membership();
-                let configs: Vec<std::collections::BTreeSet<u64>> =
-                    membership.get_joint_config().clone();
-                let members: Vec<(u64, crate::raft::Member)> =
-                    membership.nodes().map(|(id, n)| (*id, n.clone())).collect();
-                (m.id, m.current_term, configs, members)
+                (
+                    m.id,
+                    m.current_term,
+                    membership.get_joint_config().clone(),
+                    membership.nodes().map(|(id, n)| (*id, n.clone())).collect(),
+                )
             })
         };
-        let Some((me, term, configs, members)) = leading else {
-            links.clear();
-            if metrics.changed().await.is_err() {
-                return;
+        if now_leading != current {
+            askers.abort_all();
+            last_yes.clear();
+            reported = None;
+            if let Some((me, term, _, members)) = &now_leading {
+                let (me, term) = (*me, *term);
+                for (id, member) in members.clone() {
+                    let tx = tx.clone();
+                    if id == me {
+                        let raft = raft.clone();
+                        askers.spawn(async move {
+                            loop {
+                                let sent = Instant::now();
+                                let yes = tokio::time::timeout(
+                                    window,
+                                    crate::raft::network::server::follows(&raft, term, me),
+                                )
+                                .await
+                                .unwrap_or(false);
+                                if yes && tx.send((id, term, sent)).is_err() {
+                                    return;
+                                }
+                                tokio::time::sleep_until(sent + every).await;
+                            }
+                        });
+                    } else {
+                        let mut conn = network.connect_lazily(id, &member);
+                        askers.spawn(async move {
+                            loop {
+                                let sent = Instant::now();
+                                if conn.confirm_leader(term, me, window).await
+                                    && tx.send((id, term, sent)).is_err()
+                                {
+                                    return;
+                                }
+                                tokio::time::sleep_until(sent + every).await;
+                            }
+                        });
+                    }
+                }
             }
-            continue;
-        };
-        for (id, member) in &members {
-            let stale = links.get(id).is_none_or(|(m, _)| m != member);
-            if *id != me && stale {
-                links.insert(*id, (member.clone(), network.connect_lazily(*id, member)));
-            }
+            current = now_leading;
         }
-        links.retain(|id, _| members.iter().any(|(m, _)| m == id));
-        let asked = Instant::now();
-        let local = async {
-            tokio::time::timeout(
-                window,
-                crate::raft::network::server::follows(&raft, term, me),
-            )
-            .await
-            .unwrap_or(false)
-        };
-        let remote =
-            futures::future::join_all(links.iter_mut().map(|(id, (_, conn))| async move {
-                (*id, conn.confirm_leader(term, me, window).await)
-            }));
-        let (local, remote) = tokio::join!(local, remote);
-        let mut yes: std::collections::BTreeSet<u64> = remote
-            .into_iter()
-            .filter(|(_, ok)| *ok)
-            .map(|(id, _)| id)
-            .collect();
-        if local {
-            yes.insert(me);
-        }
-        if configs
-            .iter()
-            .all(|c| c.iter().filter(|v| yes.contains(v)).count() * 2 > c.len())
-        {
-            confirmed(asked, term);
-        }
-        // The next round, or at once if the leadership changes meanwhile.
-        let next = asked + window / 3;
         tokio::select! {
-            () = tokio::time::sleep_until(next) => {}
             r = metrics.changed() => if r.is_err() { return },
+            Some((voter, term, sent)) = answers.recv() => {
+                let Some((_, leading_term, configs, _)) = &current else { continue };
+                if term != *leading_term {
+                    continue;
+                }
+                last_yes.insert(voter, sent);
+                // Per configuration, the moment by which a majority had said yes: the
+                // majority-th latest of their latest yes; the leadership held at the earliest of
+                // these over every configuration.
+                let at = configs
+                    .iter()
+                    .map(|c| {
+                        let mut times: Vec<Instant> = c.iter().filter_map(|v| last_yes.get(v).copied()).collect();
+                        times.sort_unstable_by(|a, b| b.cmp(a));
+                        times.get(c.len() / 2).copied()
+                    })
+                    .collect::<Option<Vec<Instant>>>()
+                    .and_then(|ts| ts.into_iter().min());
+                if let Some(at) = at {
+                    if reported.is_none_or(|r| at > r) {
+                        reported = Some(at);
+                        confirmed(at, term);
+                    }
+                }
+            }
         }
     }
 }

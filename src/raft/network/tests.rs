@@ -349,10 +349,10 @@ fn hello_round_trips_and_reports_foreign_versions() {
         channel: Channel::Raft { from: 1, to: 2 },
     };
     let frame = hello.encode().unwrap();
-    assert_eq!(&frame[..4], b"ILB\x01");
+    assert_eq!(&frame[..4], b"ILB\x02");
     assert_eq!(
         Hello::decode(&frame).unwrap(),
-        (1, Some(Channel::Raft { from: 1, to: 2 }))
+        (2, Some(Channel::Raft { from: 1, to: 2 }))
     );
 
     let mut future = frame.to_vec();
