@@ -17,11 +17,14 @@ use crate::api::client::{AdminClient, Body};
 use crate::api::metrics::Metrics;
 use crate::api::{self, Admin};
 use crate::k8s::reconciler::{Reconciler, ReconcilerConfig};
+use crate::raft::identity::{self, ClusterId, Identity, IdentityCell};
 use crate::raft::network::{NetworkConfig, NetworkFactory, RaftServer, TlsConfig, TlsError};
 use crate::raft::{
     self, Command, Member, NodeId, ProposeError, Proposer, Raft, Response, SharedState,
 };
 use crate::watchdog::Watchdog;
+use openraft::storage::RaftLogStorage;
+use openraft::StorageError;
 
 /// Raft's clocks. A leader change must fit in a speaker's lease (see [`Timing::check`]), so
 /// that no lease runs out while a new leader is elected.
@@ -231,6 +234,9 @@ pub enum NodeError {
     /// The clocks cannot keep speakers' leases through a leader change.
     #[error(transparent)]
     Timing(#[from] TimingError),
+    /// The member's identity file could not be read or written.
+    #[error("identity: {0}")]
+    Identity(String),
 }
 
 /// A running controller member.
@@ -256,13 +262,24 @@ impl ControllerNode {
     /// has no state yet.
     pub async fn start(cfg: NodeConfig) -> Result<Self, NodeError> {
         cfg.timing.check(&cfg.lease)?;
-        let (log_store, sm) =
+        let (mut log_store, sm) =
             raft::open_store(&cfg.data_dir)
                 .await
                 .map_err(|source| NodeError::Store {
                     dir: cfg.data_dir.clone(),
                     source,
                 })?;
+        let storage = |e: StorageError<NodeId>| NodeError::Raft(e.to_string());
+        let has_state = log_store.read_vote().await.map_err(storage)?.is_some()
+            || log_store
+                .get_log_state()
+                .await
+                .map_err(storage)?
+                .last_log_id
+                .is_some();
+        let (identity, fresh) = resolve_identity(&cfg, has_state).await?;
+        let identity = Arc::new(IdentityCell::new(&cfg.data_dir, identity));
+        let id = identity.member();
         let state = sm.state();
         let applied = sm.applied();
         let raft_listener =
@@ -326,16 +343,11 @@ impl ControllerNode {
             backoff_min: Duration::from_millis(20),
             ..NetworkConfig::default()
         };
-        let factory = NetworkFactory::new(cfg.id, net.clone(), tls_client);
-        let raft = Raft::new(
-            cfg.id,
-            Arc::new(raft_config),
-            factory.clone(),
-            log_store,
-            sm,
-        )
-        .await
-        .map_err(|e| NodeError::Raft(e.to_string()))?;
+        let factory =
+            NetworkFactory::new(id, net.clone(), tls_client).with_identity(identity.clone());
+        let raft = Raft::new(id, Arc::new(raft_config), factory.clone(), log_store, sm)
+            .await
+            .map_err(|e| NodeError::Raft(e.to_string()))?;
 
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
@@ -357,8 +369,9 @@ impl ControllerNode {
             watchdog.clone(),
         )
         .await;
-        let server =
-            RaftServer::new(raft.clone(), tls_server, net).with_speakers(Arc::new(speakers));
+        let server = RaftServer::new(raft.clone(), tls_server, net)
+            .with_speakers(Arc::new(speakers))
+            .with_identity(identity.clone());
         tasks.push(tokio::spawn(
             server.run(raft_listener, until_stop(stopped.clone())),
         ));
@@ -373,14 +386,15 @@ impl ControllerNode {
             )));
         }
         let admin = Admin::new(
-            cfg.id,
+            id,
             raft.clone(),
             state.clone(),
             metrics,
             proposer.clone(),
             cfg.write_timeout,
         )
-        .with_watchdog(watchdog);
+        .with_watchdog(watchdog)
+        .with_identity(identity.clone());
         let router = api::router(Arc::new(admin));
         let admin_stop = until_stop(stopped.clone());
         tasks.push(tokio::spawn(async move {
@@ -392,34 +406,35 @@ impl ControllerNode {
             }
         }));
 
-        let initialized = raft
-            .is_initialized()
-            .await
-            .map_err(|e| NodeError::Raft(e.to_string()))?;
-        if !initialized && cfg.bootstrap {
-            info!(id = cfg.id, "initializing a new cluster");
-            let members = BTreeMap::from([(cfg.id, me.clone())]);
-            if let Err(e) = raft.initialize(members).await {
-                // Another start raced us, or state appeared: not fatal, Raft knows better.
-                warn!(error = %e, "initialize");
+        match fresh {
+            Fresh::Bootstrap => {
+                info!(id, cluster = ?identity.cluster().map(|c| c.to_string()), "initializing a new cluster");
+                let members = BTreeMap::from([(id, me.clone())]);
+                if let Err(e) = raft.initialize(members).await {
+                    // Another start raced us, or state appeared: not fatal, Raft knows better.
+                    warn!(error = %e, "initialize");
+                }
             }
-        } else if !initialized && !cfg.join.is_empty() {
-            tasks.push(tokio::spawn(join(
-                cfg.id,
-                me.clone(),
-                cfg.join.clone(),
-                raft.clone(),
-                stopped.clone(),
-            )));
-        } else if !initialized {
-            info!(
-                id = cfg.id,
-                "no state, no --bootstrap and no --join: waiting to be added"
-            );
+            Fresh::Join => {
+                tasks.push(tokio::spawn(join(
+                    id,
+                    me.clone(),
+                    cfg.join.clone(),
+                    raft.clone(),
+                    stopped.clone(),
+                )));
+            }
+            Fresh::WaitToBeAdded => {
+                info!(
+                    id,
+                    "no state, no --bootstrap and no --join: waiting to be added"
+                );
+            }
+            Fresh::No => {}
         }
-        info!(id = cfg.id, raft = %raft_addr, admin = %admin_addr, "controller member started");
+        info!(id, raft = %raft_addr, admin = %admin_addr, "controller member started");
         Ok(Self {
-            id: cfg.id,
+            id,
             raft,
             state,
             raft_addr,
@@ -455,6 +470,135 @@ impl ControllerNode {
             t.abort();
             let _ = t.await;
         }
+    }
+}
+
+/// What a member with no Raft state does once it knows who it is.
+enum Fresh {
+    /// It has state: nothing.
+    No,
+    /// It founds a new cluster.
+    Bootstrap,
+    /// It asks the cluster to add it.
+    Join,
+    /// It waits for an operator to add it (and learns the cluster from the first member that
+    /// connects).
+    WaitToBeAdded,
+}
+
+/// How long a member told to bootstrap looks for an existing cluster among its `--join` peers
+/// before it founds one.
+const BOOTSTRAP_LOOK: Duration = Duration::from_secs(3);
+
+/// Who this member is, from its data directory; for a member without Raft state (new, or whose
+/// storage was emptied), from the cluster its peers belong to: it never reuses an identity
+/// without the log that goes with it.
+async fn resolve_identity(
+    cfg: &NodeConfig,
+    has_state: bool,
+) -> Result<(Identity, Fresh), NodeError> {
+    let io = |e: std::io::Error| NodeError::Identity(e.to_string());
+    let saved = identity::load(&cfg.data_dir).map_err(io)?;
+    if has_state {
+        return Ok(match saved {
+            Some(i) => {
+                if i.member != cfg.id {
+                    info!(
+                        id = i.member,
+                        asked = cfg.id,
+                        "this member's id is the one in its data directory"
+                    );
+                }
+                (i, Fresh::No)
+            }
+            None => {
+                // Data from before identities: it keeps the id it was started with.
+                let i = Identity {
+                    cluster: None,
+                    member: cfg.id,
+                };
+                identity::save(&cfg.data_dir, &i).map_err(io)?;
+                (i, Fresh::No)
+            }
+        });
+    }
+    if saved.is_some() {
+        warn!("an identity but no Raft state in the data directory: the log was lost; joining as a new member");
+    }
+    // Empty storage: a cluster that already exists is joined, never founded again.
+    let deadline = cfg
+        .bootstrap
+        .then(|| tokio::time::Instant::now() + BOOTSTRAP_LOOK);
+    if !cfg.join.is_empty() {
+        let mut wait = Duration::from_millis(200);
+        loop {
+            if find_cluster(&cfg.join).await {
+                let (cluster, member) = reserve_member_id(&cfg.join, cfg.id).await;
+                info!(id = member, cluster = ?cluster.as_ref().map(ToString::to_string), "joining the existing cluster");
+                let i = Identity { cluster, member };
+                identity::save(&cfg.data_dir, &i).map_err(io)?;
+                return Ok((i, Fresh::Join));
+            }
+            if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                break;
+            }
+            if deadline.is_none() {
+                info!(peers = ?cfg.join, "no cluster found among the peers yet; waiting");
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(5));
+        }
+    }
+    if cfg.bootstrap {
+        let i = Identity {
+            cluster: Some(ClusterId::generate().map_err(io)?),
+            member: cfg.id,
+        };
+        identity::save(&cfg.data_dir, &i).map_err(io)?;
+        return Ok((i, Fresh::Bootstrap));
+    }
+    Ok((
+        Identity {
+            cluster: None,
+            member: cfg.id,
+        },
+        Fresh::WaitToBeAdded,
+    ))
+}
+
+/// Whether one of `peers` belongs to a cluster that exists (has Raft state).
+async fn find_cluster(peers: &[String]) -> bool {
+    for peer in peers {
+        let client = AdminClient::new(vec![peer.clone()], Duration::from_secs(1));
+        if let Ok(c) = client.get::<api::views::ClusterView>("/v1/cluster").await {
+            if c.initialized {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// Asks the cluster (through any of `peers`) for a member id, `requested` if it was never used;
+/// retries until one answers.
+async fn reserve_member_id(peers: &[String], requested: NodeId) -> (Option<ClusterId>, NodeId) {
+    let client = AdminClient::new(peers.to_vec(), Duration::from_secs(10));
+    let body = serde_json::json!({ "requested": requested });
+    let mut wait = Duration::from_millis(200);
+    loop {
+        match client
+            .call::<api::views::ReservedMember>(
+                reqwest::Method::POST,
+                "/v1/members/reserve",
+                Body::Json(body.clone()),
+            )
+            .await
+        {
+            Ok(r) => return (r.cluster, r.id),
+            Err(e) => warn!(error = %e, "reserving a member id; will retry"),
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(5));
     }
 }
 

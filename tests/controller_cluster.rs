@@ -516,3 +516,81 @@ async fn concurrent_proposals_are_batched_into_few_log_entries_with_one_answer_e
     assert_eq!(node.state.read().await.allocator.allocation_count(), 200);
     Arc::into_inner(node).unwrap().shutdown().await;
 }
+
+/// A member restarted with an emptied data directory must come back as a new member of the same
+/// cluster: never found a second cluster (member 1 is started with --bootstrap, as a
+/// StatefulSet's ordinal 0 is), never vote under its old id with an empty log; and every
+/// allocation survives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_with_an_emptied_data_directory_rejoins_as_a_new_member_of_the_same_cluster() {
+    let mut c = Cluster::start(bin(), 3, &[]).await;
+    put_config(&c.client(), &pool_yaml("p", "192.0.2.0/24")).await;
+    for i in 0..10 {
+        allocate(
+            &c.client(),
+            "default",
+            &format!("s{i}"),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    }
+    for wiped in [0usize, 1] {
+        let others: Vec<String> = c
+            .procs
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != wiped)
+            .map(|(_, p)| p.admin.clone())
+            .collect();
+        c.procs[wiped].kill();
+        std::fs::remove_dir_all(&c.procs[wiped].dir).unwrap();
+        // Started as it was: the first member with --bootstrap, every member knowing the others.
+        let mut args = vec!["--join".to_string(), others.join(",")];
+        if wiped == 0 {
+            args.push("--bootstrap".into());
+        }
+        c.procs[wiped].start(&args);
+        // It catches up with the cluster's state, under a new id, and the cluster has three
+        // voters again (the old id replaced).
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let status: Option<ironlb::api::views::Status> =
+                c.procs[wiped].client().get("/v1/status").await.ok();
+            let list: Option<Vec<ServiceView>> = c.procs[wiped]
+                .client()
+                .get("/v1/services?stale=true")
+                .await
+                .ok();
+            let done = matches!((&status, &list), (Some(s), Some(l))
+                if s.id != (wiped as u64 + 1) && s.voters == 3 && s.members == 3 && l.len() == 10 + wiped);
+            if done {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "member {} did not rejoin the cluster: status {status:?}, {} services\n{}",
+                wiped + 1,
+                list.map_or(0, |l| l.len()),
+                c.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // One cluster: every member agrees on the members and the allocations go on.
+        let members: ironlb::api::views::Members = c.client().get("/v1/members").await.unwrap();
+        assert_eq!(members.members.len(), 3, "{members:?}");
+        assert!(
+            members.members.iter().all(|m| m.id != wiped as u64 + 1),
+            "the old id is gone: {members:?}"
+        );
+        allocate(
+            &c.client(),
+            "default",
+            &format!("after-wipe-{wiped}"),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+        wait_agree(&c, 11 + wiped).await;
+    }
+}

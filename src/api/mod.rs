@@ -64,6 +64,8 @@ pub struct Admin {
     pub write_timeout: Duration,
     /// The member's background loops, for `/healthz`.
     pub watchdog: Arc<crate::watchdog::Watchdog>,
+    /// The member's cluster and id, if it has one.
+    pub identity: Option<Arc<crate::raft::identity::IdentityCell>>,
     http: reqwest::Client,
 }
 
@@ -86,6 +88,7 @@ impl Admin {
             proposer,
             write_timeout,
             watchdog: crate::watchdog::Watchdog::new(),
+            identity: None,
             http: reqwest::Client::builder()
                 .connect_timeout(Duration::from_secs(1))
                 .timeout(Duration::from_secs(10))
@@ -99,6 +102,14 @@ impl Admin {
     /// The same, answering `/healthz` from `watchdog`.
     pub fn with_watchdog(self, watchdog: Arc<crate::watchdog::Watchdog>) -> Self {
         Self { watchdog, ..self }
+    }
+
+    /// The same, telling joiners the cluster of `identity`.
+    pub fn with_identity(self, identity: Arc<crate::raft::identity::IdentityCell>) -> Self {
+        Self {
+            identity: Some(identity),
+            ..self
+        }
     }
 }
 
@@ -128,7 +139,9 @@ pub fn router(admin: Shared) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/v1/status", get(status))
+        .route("/v1/cluster", get(cluster))
         .route("/v1/members", get(members).post(add_member))
+        .route("/v1/members/reserve", post(reserve_member_id))
         .route("/v1/members/{id}", delete(remove_member))
         .route("/v1/pools", get(pools))
         .route("/v1/services", get(services).post(allocate_service))
@@ -363,6 +376,45 @@ async fn status(State(a): State<Shared>) -> Response {
     json(&views::Status::new(a.id, &m, figures, &state))
 }
 
+/// `GET /v1/cluster`: which cluster this member belongs to and whether it has Raft state, so a
+/// member starting with an empty data directory can tell whether a cluster already exists.
+async fn cluster(State(a): State<Shared>) -> Response {
+    let initialized = a.raft.is_initialized().await.unwrap_or(false);
+    json(&views::ClusterView {
+        cluster: a.identity.as_ref().and_then(|i| i.cluster()),
+        member: a.id,
+        initialized,
+    })
+}
+
+/// `POST /v1/members/reserve`: a member id never used in this cluster, for a member joining
+/// with an empty data directory; committed, so two joiners never get the same.
+async fn reserve_member_id(State(a): State<Shared>, req: Request) -> Response {
+    leader_or_forward(a, req, |a, body| async move {
+        let ask: views::ReserveMember = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("member id request: {e}")))?;
+        match propose(
+            &a,
+            Command::ReserveMemberId {
+                requested: ask.requested,
+            },
+        )
+        .await?
+        {
+            SmResponse::MemberId(id) => Ok(json(&views::ReservedMember {
+                id,
+                cluster: a.identity.as_ref().and_then(|i| i.cluster()),
+            })),
+            other => Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("unexpected answer to a member id reservation: {other:?}"),
+            )
+            .into()),
+        }
+    })
+    .await
+}
+
 async fn members(State(a): State<Shared>) -> Response {
     let m = a.raft.metrics().borrow().clone();
     json(&views::Members::new(&m))
@@ -403,8 +455,8 @@ async fn add_member(State(a): State<Shared>, req: Request) -> Response {
         let add: views::AddMember = serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request(format!("member: {e}")))?;
         let member = Member {
-            raft_addr: add.raft_addr,
-            admin_addr: add.admin_addr,
+            raft_addr: add.raft_addr.clone(),
+            admin_addr: add.admin_addr.clone(),
         };
         // A learner first, so it catches up (through a snapshot if it must) before it votes.
         match a.raft.add_learner(add.id, member, true).await {
@@ -420,6 +472,23 @@ async fn add_member(State(a): State<Shared>, req: Request) -> Response {
             // one waits for the other's change to finish rather than failing.
             let change = openraft::ChangeMembers::AddVoterIds([add.id].into());
             change_membership_retrying(&a, change, "making member a voter").await?;
+            // A member at the same Raft address under another id is the one this replaces (it
+            // lost its data and came back as a new member): it leaves once the new one votes.
+            let replaced: std::collections::BTreeSet<NodeId> = a
+                .raft
+                .metrics()
+                .borrow()
+                .membership_config
+                .membership()
+                .nodes()
+                .filter(|(id, n)| **id != add.id && n.raft_addr == add.raft_addr)
+                .map(|(id, _)| *id)
+                .collect();
+            if !replaced.is_empty() {
+                tracing::info!(new = add.id, old = ?replaced, addr = %add.raft_addr, "a member came back with empty storage: replacing its old id");
+                let change = openraft::ChangeMembers::RemoveVoters(replaced);
+                change_membership_retrying(&a, change, "removing the replaced member").await?;
+            }
         }
         let m = a.raft.metrics().borrow().clone();
         Ok(json(&views::Members::new(&m)))

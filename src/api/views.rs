@@ -125,6 +125,34 @@ fn yes() -> bool {
     true
 }
 
+/// `GET /v1/cluster`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterView {
+    /// The cluster this member belongs to, if it knows it.
+    pub cluster: Option<crate::raft::identity::ClusterId>,
+    /// The member's id.
+    pub member: NodeId,
+    /// Whether it has Raft state (it belongs to a cluster that exists).
+    pub initialized: bool,
+}
+
+/// `POST /v1/members/reserve`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReserveMember {
+    /// The id the member would like (its `--id`).
+    #[serde(default)]
+    pub requested: Option<NodeId>,
+}
+
+/// The answer to [`ReserveMember`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReservedMember {
+    /// The id, never used in this cluster before.
+    pub id: NodeId,
+    /// The cluster.
+    pub cluster: Option<crate::raft::identity::ClusterId>,
+}
+
 /// `GET /v1/pools`: counts per pool and family.
 pub fn pools(state: &ControllerState) -> BTreeMap<PoolName, PoolStats> {
     state.allocator.stats()

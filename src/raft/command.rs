@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Config;
 use crate::ipam::{Allocation, AllocationRequest, Explanation, Recheck, Refusal, ReserveError};
 use crate::names::{NodeName, ServiceKey};
+use crate::raft::types::NodeId;
 
 /// A change to the replicated state. Each carries every input its decision needs, so applying
 /// it is deterministic on every member.
@@ -57,6 +58,13 @@ pub enum Command {
         /// The commands.
         commands: Vec<Command>,
     },
+    /// Hand out a member id never used in this cluster: `requested` if it is such an id, else
+    /// the next after every id used so far. A member joining with an empty data directory
+    /// takes its id from here, so it never comes back under an id that may have voted.
+    ReserveMemberId {
+        /// The id the member asks for (its `--id`).
+        requested: Option<NodeId>,
+    },
 }
 
 impl Command {
@@ -71,6 +79,7 @@ impl Command {
             Command::Adopt { .. } => "adopt",
             Command::AssignOwners { .. } => "assign_owners",
             Command::Batch { .. } => "batch",
+            Command::ReserveMemberId { .. } => "reserve_member_id",
         }
     }
 }
@@ -104,4 +113,6 @@ pub enum Response {
     OwnersAssigned(usize),
     /// The answers to a batch's commands, in order.
     Batch(Vec<Response>),
+    /// The member id reserved.
+    MemberId(NodeId),
 }

@@ -2,6 +2,7 @@
 //! sled storage and the network between members.
 
 pub mod command;
+pub mod identity;
 pub mod log_store;
 pub mod network;
 pub mod propose;

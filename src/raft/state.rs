@@ -26,9 +26,16 @@ pub struct ControllerState {
     pub allocator: Allocator,
     /// Which node answers for each address in Layer 2 mode.
     pub owners: BTreeMap<IpAddr, NodeName>,
+    /// Every member id ever in the membership or handed out: never given out again.
+    pub member_ids: std::collections::BTreeSet<crate::raft::NodeId>,
 }
 
 impl ControllerState {
+    /// Records the ids of a membership entry as used.
+    pub fn note_members(&mut self, ids: impl IntoIterator<Item = crate::raft::NodeId>) {
+        self.member_ids.extend(ids);
+    }
+
     /// Applies one command.
     pub fn apply(&mut self, command: Command) -> Response {
         match command {
@@ -79,7 +86,38 @@ impl ControllerState {
             Command::Batch { commands } => {
                 Response::Batch(commands.into_iter().map(|c| self.apply(c)).collect())
             }
+            Command::ReserveMemberId { requested } => {
+                let id = match requested {
+                    Some(r) if r > 0 && !self.member_ids.contains(&r) => r,
+                    _ => self.member_ids.iter().next_back().map_or(1, |m| m + 1),
+                };
+                self.member_ids.insert(id);
+                Response::MemberId(id)
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod member_id_tests {
+    use super::*;
+
+    #[test]
+    fn member_ids_are_never_handed_out_twice() {
+        let mut s = ControllerState::default();
+        s.note_members([1, 2, 3]);
+        let reserve =
+            |s: &mut ControllerState, r| match s.apply(Command::ReserveMemberId { requested: r }) {
+                Response::MemberId(id) => id,
+                other => panic!("{other:?}"),
+            };
+        // Member 1 lost its disk and asks for its old id: it gets a new one.
+        assert_eq!(reserve(&mut s, Some(1)), 4);
+        // A new member's own choice is kept while unused...
+        assert_eq!(reserve(&mut s, Some(9)), 9);
+        // ...and never again.
+        assert_eq!(reserve(&mut s, Some(9)), 10);
+        assert_eq!(reserve(&mut s, None), 11);
     }
 }
 

@@ -136,6 +136,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     EntryPayload::Blank => Response::None,
                     EntryPayload::Normal(command) => state.apply(command),
                     EntryPayload::Membership(membership) => {
+                        state.note_members(membership.nodes().map(|(id, _)| *id));
                         applied.last_membership =
                             StoredMembership::new(Some(entry.log_id), membership);
                         Response::None

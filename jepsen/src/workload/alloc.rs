@@ -107,10 +107,11 @@ pub fn manifest(name: &str, families: &str, annotations: &[(String, String)], po
     )
 }
 
+/// Services by name: their addresses, and their pools.
+pub type ServicesRead = (BTreeMap<String, Vec<IpAddr>>, BTreeMap<String, String>);
+
 /// Turns an admin API list of Services into name -> addresses (and name -> pool).
-pub fn services_of(
-    body: &Value,
-) -> Option<(BTreeMap<String, Vec<IpAddr>>, BTreeMap<String, String>)> {
+pub fn services_of(body: &Value) -> Option<ServicesRead> {
     let list = body.as_array()?;
     let mut addrs = BTreeMap::new();
     let mut pools = BTreeMap::new();
@@ -184,7 +185,7 @@ impl Client {
             .unwrap_or(0);
         let mut annotations = Vec::new();
         // A quarter share addresses under one of two keys, each on a port of its own.
-        let sharer = index % 4 == 0;
+        let sharer = index.is_multiple_of(4);
         if sharer {
             annotations.push((
                 "ironlb.io/allow-shared-ip".to_string(),

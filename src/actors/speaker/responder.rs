@@ -268,7 +268,7 @@ impl<P: Protocol> Handler<Own<P::Addr>> for Responder<P> {
             }
             tracing::info!(interface = %self.interface, %addr, protocol = P::NAME, "stopped answering");
         }
-        let acquired: Vec<P::Addr> = new.difference(&old).copied().collect();
+        let acquired: Vec<P::Addr> = new.difference(old).copied().collect();
         for addr in &acquired {
             if let Err(e) = P::acquired(&mut self.extra, *addr) {
                 tracing::warn!(interface = %self.interface, %addr, error = %e, "cannot join multicast group");

@@ -22,6 +22,7 @@ use tracing::Instrument;
 use super::tls::{server_name, TlsClient};
 use super::wire::{self, Channel, Envelope, Hello, HelloReply, RaftRequest, RaftResponse};
 use super::{BoxIo, NetworkConfig, TransportError};
+use crate::raft::identity::IdentityCell;
 use crate::raft::types::{Member, NodeId, TypeConfig};
 
 use super::Transport;
@@ -37,6 +38,8 @@ struct Shared {
     self_id: NodeId,
     config: NetworkConfig,
     tls: Option<TlsClient>,
+    /// This member's identity, whose cluster id every hello carries.
+    identity: Option<Arc<IdentityCell>>,
 }
 
 impl NetworkFactory {
@@ -47,6 +50,20 @@ impl NetworkFactory {
                 self_id,
                 config,
                 tls,
+                identity: None,
+            }),
+        }
+    }
+
+    /// The same, naming `identity`'s cluster in every hello.
+    pub fn with_identity(self, identity: Arc<IdentityCell>) -> Self {
+        let s = &self.inner;
+        NetworkFactory {
+            inner: Arc::new(Shared {
+                self_id: s.self_id,
+                config: s.config.clone(),
+                tls: s.tls.clone(),
+                identity: Some(identity),
             }),
         }
     }
@@ -143,6 +160,7 @@ async fn dial(
     let channel = Channel::Raft {
         from: shared.self_id,
         to: target,
+        cluster: shared.identity.as_ref().and_then(|i| i.cluster()),
     };
     open_channel(&addr, channel, shared.tls.as_ref(), &shared.config).await
 }

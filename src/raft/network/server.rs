@@ -16,6 +16,7 @@ use super::tls::TlsServer;
 use super::wire::{self, Channel, Envelope, Hello, HelloReply, RaftRequest, RaftResponse};
 use super::{BoxIo, NetworkConfig, Transport, TransportError};
 use crate::names::NodeName;
+use crate::raft::identity::IdentityCell;
 use crate::raft::types::{NodeId, Raft};
 
 /// Serves the speaker sessions that arrive on the Raft port.
@@ -54,6 +55,7 @@ struct Inner {
     tls: Option<TlsServer>,
     config: NetworkConfig,
     speakers: std::sync::OnceLock<Arc<dyn SpeakerSessions>>,
+    identity: std::sync::OnceLock<Arc<IdentityCell>>,
 }
 
 impl std::fmt::Debug for RaftServer {
@@ -88,8 +90,16 @@ impl RaftServer {
                 tls,
                 config,
                 speakers: std::sync::OnceLock::new(),
+                identity: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Refuses Raft peers of another cluster than `identity`'s (once; later calls are
+    /// ignored).
+    pub fn with_identity(self, identity: Arc<IdentityCell>) -> Self {
+        let _ = self.inner.identity.set(identity);
+        self
     }
 
     /// Also accepts speaker sessions, handing each to `speakers` (once; later calls are
@@ -188,8 +198,15 @@ impl Inner {
             }
         };
         match channel {
-            Channel::Raft { from, to } => {
+            Channel::Raft { from, to, cluster } => {
                 tracing::Span::current().record("from", from);
+                if let Some(identity) = self.identity.get() {
+                    if let Err(reason) = identity.admit(cluster.as_ref()) {
+                        self.reply(&mut framed, HelloReply::Rejected(reason.clone()).encode()?)
+                            .await?;
+                        return Err(TransportError::Rejected(reason));
+                    }
+                }
                 if to != self.id {
                     let reason = format!("this is member {}, not {to}", self.id);
                     self.reply(&mut framed, HelloReply::Rejected(reason.clone()).encode()?)

@@ -346,13 +346,24 @@ async fn client_for(from: NodeId, to: &TestMember, tls: Option<TlsClient>) -> Ne
 fn hello_round_trips_and_reports_foreign_versions() {
     let hello = Hello {
         version: wire::PROTOCOL_VERSION,
-        channel: Channel::Raft { from: 1, to: 2 },
+        channel: Channel::Raft {
+            from: 1,
+            to: 2,
+            cluster: None,
+        },
     };
     let frame = hello.encode().unwrap();
     assert_eq!(&frame[..4], b"ILB\x02");
     assert_eq!(
         Hello::decode(&frame).unwrap(),
-        (2, Some(Channel::Raft { from: 1, to: 2 }))
+        (
+            2,
+            Some(Channel::Raft {
+                from: 1,
+                to: 2,
+                cluster: None
+            })
+        )
     );
 
     let mut future = frame.to_vec();
@@ -710,7 +721,11 @@ async fn garbage_does_not_crash_the_server() {
     let mut framed = Framed::new(stream, wire::codec(1024));
     let hello = Hello {
         version: wire::PROTOCOL_VERSION,
-        channel: Channel::Raft { from: 1, to: 2 },
+        channel: Channel::Raft {
+            from: 1,
+            to: 2,
+            cluster: None,
+        },
     };
     framed.send(hello.encode().unwrap()).await.unwrap();
     let reply = framed.next().await.unwrap().unwrap();
@@ -729,7 +744,11 @@ async fn garbage_does_not_crash_the_server() {
     let mut framed = Framed::new(stream, wire::codec(1024));
     let hello = Hello {
         version: wire::PROTOCOL_VERSION,
-        channel: Channel::Raft { from: 1, to: 3 },
+        channel: Channel::Raft {
+            from: 1,
+            to: 3,
+            cluster: None,
+        },
     };
     framed.send(hello.encode().unwrap()).await.unwrap();
     let reply = framed.next().await.unwrap().unwrap();

@@ -15,6 +15,7 @@ use tokio_util::bytes::Bytes;
 use tokio_util::codec::LengthDelimitedCodec;
 
 use crate::names::NodeName;
+use crate::raft::identity::ClusterId;
 use crate::raft::types::{NodeId, TypeConfig};
 
 /// The first bytes of a hello and of its reply; a peer that sends anything else is not ironlb.
@@ -44,6 +45,8 @@ pub enum Channel {
         /// The member the sender believes it is talking to; a listener that is another member
         /// refuses, so a stale address never delivers votes or entries to the wrong node.
         to: NodeId,
+        /// The sender's cluster, if it knows it; a listener of another cluster refuses.
+        cluster: Option<ClusterId>,
     },
     /// A speaker's session ([`crate::announce::proto`]).
     Speaker {
