@@ -594,3 +594,114 @@ async fn a_member_with_an_emptied_data_directory_rejoins_as_a_new_member_of_the_
         wait_agree(&c, 11 + wiped).await;
     }
 }
+
+/// A stall of the leader's Raft core (what a slow fsync of its log, or a CPU stall, does) must
+/// not stop lease grants: the leadership is confirmed by asking every voter directly, not
+/// through the core, so the followers' answers keep it confirmed. (Seen: grants waited on the
+/// leader's core and every speaker fenced.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leases_are_granted_while_the_leaders_raft_core_is_stalled() {
+    use futures::{SinkExt, StreamExt};
+    use ironlb::announce::proto::{Heartbeat, ToController, ToSpeaker};
+    use ironlb::raft::network::wire::{self, Channel};
+    use ironlb::raft::network::{open_channel, NetworkConfig};
+
+    let dir = tempfile::tempdir().unwrap();
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let mut first = NodeConfig::new(1, dir.path().join("m1"), any, any);
+    first.bootstrap = true;
+    let n1 = ControllerNode::start(first).await.unwrap();
+    n1.wait_for_leader(Duration::from_secs(5)).await.unwrap();
+    let mut nodes = vec![n1];
+    for id in [2, 3] {
+        let mut cfg = NodeConfig::new(id, dir.path().join(format!("m{id}")), any, any);
+        cfg.join = vec![nodes[0].admin_addr.to_string()];
+        nodes.push(ControllerNode::start(cfg).await.unwrap());
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let leader = loop {
+        let voters = nodes[0]
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .count();
+        let leader = nodes
+            .iter()
+            .position(|n| n.raft.metrics().borrow().state == openraft::ServerState::Leader);
+        if let (3, Some(l)) = (voters, leader) {
+            break l;
+        }
+        assert!(Instant::now() < deadline, "no cluster of three");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+
+    // A speaker's session with the leader: a heartbeat every 50 ms, every lease noted.
+    let addr = nodes[leader].raft_addr.to_string();
+    let channel = Channel::Speaker {
+        node: "n1".parse().unwrap(),
+    };
+    let transport = open_channel(&addr, channel, None, &NetworkConfig::default())
+        .await
+        .unwrap();
+    let (mut sink, mut stream) = transport.split();
+    let leases = Arc::new(Mutex::new(Vec::<Instant>::new()));
+    let sender = tokio::spawn(async move {
+        for seq in 1.. {
+            let hb = ToController::Heartbeat(Heartbeat {
+                seq,
+                ..Heartbeat::default()
+            });
+            if sink.send(wire::encode("hb", &hb).unwrap()).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let noted = leases.clone();
+    let receiver = tokio::spawn(async move {
+        while let Some(Ok(frame)) = stream.next().await {
+            if let Ok(ToSpeaker::Lease { .. }) = wire::decode::<ToSpeaker>("reply", &frame) {
+                noted.lock().await.push(Instant::now());
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while leases.lock().await.is_empty() {
+        assert!(Instant::now() < deadline, "no lease before the stall");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // The leader's core stops for 300 ms: longer than the grant window (100 ms), shorter than
+    // what makes the followers elect another leader (their election timeout after the old
+    // leader's lease, 375 ms at least).
+    let raft = nodes[leader].raft.clone();
+    let stall = tokio::spawn(async move {
+        let _ = raft
+            .with_raft_state(|_| std::thread::sleep(Duration::from_millis(300)))
+            .await;
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let from = Instant::now();
+    tokio::time::sleep(Duration::from_millis(270)).await;
+    let until = Instant::now();
+    let during = leases
+        .lock()
+        .await
+        .iter()
+        .filter(|t| **t >= from && **t <= until)
+        .count();
+    stall.await.unwrap();
+    sender.abort();
+    receiver.abort();
+    // A heartbeat every 50 ms: five or so in the window when grants go on.
+    assert!(
+        during >= 3,
+        "only {during} leases granted in 270 ms of the leader's core stall (a heartbeat every 50 ms)"
+    );
+    for n in nodes {
+        n.shutdown().await;
+    }
+}

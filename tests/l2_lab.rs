@@ -509,3 +509,71 @@ async fn losing_the_control_plane_fences_by_default_and_holds_when_asked() {
         assert_eq!(back, owner, "the owner should be kept");
     }
 }
+
+/// An announcement (gratuitous ARP) queued while the lease was valid must not leave after a
+/// fence: the socket task checks the lease's epoch again as each frame goes out. Here the
+/// packet runtime is held up so the frame waits in the queue while the lease is revoked.
+#[actix_rt::test]
+async fn an_announcement_queued_before_a_fence_never_leaves_after_it() {
+    use ironlb::actors::speaker::responder::{ArpResponder, Own};
+    use ironlb::actors::speaker::{LeaseGate, SpeakerMetrics};
+    use std::sync::Arc;
+
+    let Some(_slot) = lab_slot(&["tshark"]).await else {
+        return;
+    };
+    let lan = netns::Lan::build(netns::LanOptions {
+        nodes: 1,
+        client: true,
+        ..netns::LanOptions::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let cap = Capture::start(&lan.client().netns, "eth0", dir.path());
+    // A packet runtime the test can hold up.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        tx.send(rt.handle().clone()).unwrap();
+        rt.block_on(std::future::pending::<()>());
+    });
+    let packets = rx.recv().unwrap();
+    let gate = Arc::new(LeaseGate::default());
+    gate.extend_to(tokio::time::Instant::now() + Duration::from_secs(30));
+    let responder = {
+        let (gate, packets) = (gate.clone(), packets.clone());
+        let ns = lan.nodes[0].netns.clone();
+        netns::in_netns(&ns, move || {
+            ArpResponder::open("eth0", gate, Arc::new(SpeakerMetrics::new()), &packets)
+        })
+        .unwrap()
+    };
+    let mac = responder.mac().to_string();
+    let responder = actix::Actor::start(responder);
+    let addr: std::net::Ipv4Addr = "198.51.100.77".parse().unwrap();
+    // The packet thread stops for half a second; meanwhile the address is acquired (its first
+    // announcement queued at once) and the lease revoked.
+    packets.spawn(async { std::thread::sleep(Duration::from_millis(500)) });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    responder
+        .send(Own {
+            addresses: [addr].into(),
+            epoch: gate.epoch(),
+        })
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    gate.revoke();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let answers = cap.stop();
+    let sent: Vec<_> = answers
+        .iter()
+        .filter(|a| a.addr == std::net::IpAddr::V4(addr) && a.mac == mac)
+        .collect();
+    assert!(
+        sent.is_empty(),
+        "announcements left after the fence: {sent:?}"
+    );
+}

@@ -80,3 +80,97 @@ where
         _ => panic!("a new actor arbiter has stopped"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Message, WrapFuture};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// An actor with a one-message mailbox, stuck until `release` fires.
+    struct Busy {
+        got: Arc<AtomicUsize>,
+        release: Option<tokio::sync::oneshot::Receiver<()>>,
+    }
+
+    impl Actor for Busy {
+        type Context = Context<Self>;
+        fn started(&mut self, ctx: &mut Context<Self>) {
+            ctx.set_mailbox_capacity(1);
+            if let Some(rx) = self.release.take() {
+                ctx.wait(
+                    async move {
+                        let _ = rx.await;
+                    }
+                    .into_actor(self),
+                );
+            }
+        }
+    }
+
+    #[derive(Message)]
+    #[rtype(result = "()")]
+    struct Note;
+
+    impl Handler<Note> for Busy {
+        type Result = ();
+        fn handle(&mut self, _: Note, _: &mut Context<Self>) {
+            self.got.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[derive(Message)]
+    #[rtype(result = "()")]
+    struct Stop;
+
+    impl Handler<Stop> for Busy {
+        type Result = ();
+        fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
+            ctx.stop();
+        }
+    }
+
+    /// The background loops (leadership, confirmations, views, a speaker's links) deliver with
+    /// `send().await` or `do_send`, which wait out or ignore a full mailbox; they end only when
+    /// the actor has stopped. With `try_send`, a busy actor's full mailbox ended them for good.
+    #[actix_rt::test]
+    async fn a_full_mailbox_delays_the_loops_but_never_ends_them() {
+        let got = Arc::new(AtomicUsize::new(0));
+        let (release, rx) = tokio::sync::oneshot::channel();
+        let addr = Busy {
+            got: got.clone(),
+            release: Some(rx),
+        }
+        .start();
+        // Let it start (and shrink its mailbox), then fill the mailbox.
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        for _ in 0..10 {
+            addr.do_send(Note);
+        }
+        // A sender that finds the mailbox full is parked: its next try_send fails.
+        let _ = addr.try_send(Note);
+        assert!(
+            addr.try_send(Note).is_err(),
+            "the mailbox is full: try_send gives up"
+        );
+        let relay = {
+            let addr = addr.clone();
+            actix_rt::spawn(async move {
+                for _ in 0..20 {
+                    if addr.send(Note).await.is_err() {
+                        return false;
+                    }
+                }
+                true
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let _ = release.send(());
+        assert!(relay.await.unwrap(), "the relay delivered everything");
+        assert!(got.load(Ordering::SeqCst) >= 31, "{got:?}");
+        // Only a stopped actor ends a loop.
+        addr.send(Stop).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(addr.send(Note).await.is_err());
+    }
+}

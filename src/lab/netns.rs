@@ -40,6 +40,22 @@ pub fn available() -> Result<(), String> {
     Ok(())
 }
 
+/// Runs `f` on a thread of its own inside namespace `netns` and returns what it returns: for
+/// sockets a test opens there (they stay in that namespace wherever they are used).
+pub fn in_netns<T: Send + 'static>(netns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    use std::os::fd::AsRawFd;
+    let path = format!("/var/run/netns/{netns}");
+    std::thread::spawn(move || {
+        let ns = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        // SAFETY: setns on this thread only, with a descriptor of a network namespace we own.
+        let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+        f()
+    })
+    .join()
+    .expect("the namespace thread panicked")
+}
+
 /// Whether `tool` runs (`tool --version` or `-V`).
 pub fn has_tool(tool: &str) -> bool {
     ["--version", "-V", "-h"].iter().any(|flag| {
