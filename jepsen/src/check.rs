@@ -49,7 +49,11 @@ pub fn check(dir: &Path, budget: linear::Budget) -> Result<Results> {
             .last()
             .map_or(history.end(), |r| r.t.max(history.end()));
         let rules = l2::Rules::default();
-        verdicts.push(l2::check(&replies, &windows, &meta.addresses, end, rules));
+        let mut v = l2::check(&replies, &windows, &meta.addresses, end, rules);
+        if let Some(f) = &finals {
+            v.figures["fences"] = json!(f.fences);
+        }
+        verdicts.push(v);
     }
     let valid = verdicts.iter().fold(Validity::Valid, |v, c| v.and(c.valid));
     let results = Results {
@@ -146,10 +150,11 @@ pub fn summary(meta: &Meta, history: &History, windows: &[Window], results: &Res
                 f["reads"], f["stale_reads"], f["duplicates"], f["lost"], f["members_agree"], f["pool_accounting"]
             ),
             "l2" => format!(
-                "answers {}, pings {}, dual-answer windows {} ({:.3} s), worst outage {:.3} s",
+                "answers {}, pings {}, dual-answer windows {} ({:.3} s), worst outage {:.3} s, fences {}",
                 f["replies"], f["ping_replies"], f["dual_answer_windows"],
                 f["dual_answer_s"].as_f64().unwrap_or(0.0),
-                f["worst_outage_s"].as_f64().unwrap_or(0.0)
+                f["worst_outage_s"].as_f64().unwrap_or(0.0),
+                f["fences"]
             ),
             "availability" => {
                 let mut parts = Vec::new();
@@ -236,6 +241,7 @@ pub fn headline(dir: &Path) -> Result<serde_json::Value> {
         "duplicates": inv["duplicates"],
         "linearizable": lin.map(|c| c.valid),
         "dual_answer_windows": l2.as_ref().map(|f| f["dual_answer_windows"].clone()),
+        "fences": l2.as_ref().map(|f| f["fences"].clone()),
         "worst_l2_outage_s": l2.as_ref().map(|f| f["worst_outage_s"].clone()),
         "valid": results.valid,
     }))

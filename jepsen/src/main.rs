@@ -92,6 +92,23 @@ enum Cmd {
         #[command(flatten)]
         common: Common,
     },
+    /// Runs the suite against a build that breaks the lease rule on purpose (ironlb built with
+    /// the feature `jepsen-selftest-early-moves`) and succeeds only if the suite reports the
+    /// violation: the proof that the checkers can fail.
+    Selftest {
+        /// The deliberately broken ironlb binary.
+        #[arg(long)]
+        broken_bin: PathBuf,
+        /// Seconds of workload.
+        #[arg(long, default_value_t = 25)]
+        time_limit: u64,
+        /// Seeds the faults.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Where run directories go.
+        #[arg(long, default_value = "store")]
+        store: PathBuf,
+    },
     /// One JSON line of headline figures per stored run (for the README's table).
     Table {
         /// Run directories.
@@ -202,6 +219,39 @@ fn main() -> ExitCode {
             let kinds = Kind::parse_list(&nemesis).map_err(anyhow::Error::msg)?;
             let o = opts(workload, kinds, time_limit, seed, &common)?;
             Ok(exit(test(o, common.budget).await?.valid))
+        }),
+        Cmd::Selftest {
+            broken_bin,
+            time_limit,
+            seed,
+            store,
+        } => tokio_main(async move {
+            let o = TestOpts {
+                workload: Workload::L2,
+                nemesis: vec![Kind::CutSpeaker],
+                time_limit_s: time_limit,
+                concurrency: 4,
+                seed,
+                members: 3,
+                speakers: 3,
+                bin: broken_bin,
+                store,
+                timing: Timing::Default,
+                controller_args: Vec::new(),
+                log_filter: "info,openraft=warn".into(),
+            };
+            let r = test(o, 20_000_000).await?;
+            let caught = r
+                .checkers
+                .iter()
+                .any(|c| c.checker == "l2" && c.valid == Validity::Invalid);
+            if caught {
+                println!("selftest: the suite caught the broken build (dual answers reported)");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                println!("selftest: the suite did NOT catch the broken build");
+                Ok(ExitCode::from(1))
+            }
         }),
         Cmd::Suite {
             time_limit,

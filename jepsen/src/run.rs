@@ -434,6 +434,23 @@ async fn settle_and_read(db: &Db) -> Finals {
             }
         }
     }
+    for sp in &db.speakers {
+        let url = format!("http://{}:7472/metrics", sp.addr);
+        if let Ok(Ok(text)) = tokio::time::timeout(Duration::from_secs(2), async {
+            reqwest::get(&url).await?.text().await
+        })
+        .await
+        {
+            if let Some(v) = text
+                .lines()
+                .find(|l| l.starts_with("ironlb_speaker_fences_total "))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+            {
+                finals.fences.insert(sp.node(), v);
+            }
+        }
+    }
     for m in db.members.iter().filter(|m| m.active) {
         if let Some(body) = db.api.get(&m.admin(), "/v1/services?stale=true").await {
             if let Some((services, _)) = alloc::services_of(&body) {

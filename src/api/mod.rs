@@ -213,7 +213,26 @@ async fn forward(
     if let Some(ct) = headers.get(axum::http::header::CONTENT_TYPE) {
         req = req.header(axum::http::header::CONTENT_TYPE, ct.clone());
     }
-    match req.send().await {
+    // A leader that died or was cut off never answers; once this member follows another
+    // leader, waiting on the old one only costs the client its timeout. The request may have
+    // reached it (and may yet be committed by the new leader), so the outcome is unknown.
+    let mut metrics = a.raft.metrics();
+    let deposed = async {
+        let _ = metrics
+            .wait_for(|m| m.current_leader.is_some_and(|l| l != leader.id))
+            .await;
+    };
+    let sent = tokio::select! {
+        r = req.send() => r,
+        () = deposed => {
+            return ApiError::unavailable(format!(
+                "the leader changed while member {} waited for member {}'s answer; the request may or may not have taken effect",
+                a.id, leader.id
+            ))
+            .into_response();
+        }
+    };
+    match sent {
         Ok(resp) => {
             let status = resp.status();
             let content_type = resp

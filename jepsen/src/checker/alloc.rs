@@ -39,6 +39,9 @@ pub struct Finals {
     pub read: BTreeMap<ServiceKey, Vec<IpAddr>>,
     /// The pool of each Service in that read.
     pub read_pools: BTreeMap<ServiceKey, String>,
+    /// How many times each speaker fenced (its lease ran out), from its metrics.
+    #[serde(default)]
+    pub fences: BTreeMap<String, f64>,
 }
 
 /// Operation values as the allocation workload records them.
