@@ -31,9 +31,9 @@ struct Common {
     /// Speakers (default: 0 for alloc, 3 for l2).
     #[arg(long)]
     speakers: Option<usize>,
-    /// Client processes.
-    #[arg(long, default_value_t = 16)]
-    concurrency: usize,
+    /// Client processes (default: 16 for alloc, over its three pools; 8 for l2, over its two).
+    #[arg(long)]
+    concurrency: Option<usize>,
     /// The speakers' clocks.
     #[arg(long, value_enum, default_value_t = Timing::Default)]
     timing: Timing,
@@ -52,6 +52,9 @@ struct Common {
     /// Configurations the linearizability search may explore before it answers unknown.
     #[arg(long, default_value_t = 20_000_000)]
     budget: u64,
+    /// Short faults and recoveries (2-4 s each), as the short suite runs them.
+    #[arg(long)]
+    short_faults: bool,
 }
 
 #[derive(Subcommand)]
@@ -142,7 +145,10 @@ fn opts(
         workload,
         nemesis,
         time_limit_s: time_limit,
-        concurrency: c.concurrency,
+        concurrency: c.concurrency.unwrap_or(match workload {
+            Workload::Alloc => 16,
+            Workload::L2 => 8,
+        }),
         seed,
         members: c.members,
         speakers: c.speakers.unwrap_or(match workload {
@@ -154,6 +160,7 @@ fn opts(
         timing: c.timing,
         controller_args: c.controller_args.clone(),
         log_filter: c.log.clone(),
+        short_faults: c.short_faults,
     })
 }
 
@@ -177,17 +184,18 @@ fn suite_combinations() -> Vec<(Workload, &'static str)> {
     vec![
         (
             Workload::Alloc,
-            "partition-halves,partition-leader,partition-bridge,kill-member",
+            "partition-halves,partition-leader,partition-bridge,partition-one-way",
         ),
         (
             Workload::Alloc,
-            "wipe-member,membership,kill-all-members,pause-leader",
+            "kill-leader,kill-all-members,wipe-member,membership",
         ),
-        (Workload::L2, "kill-member,pause-leader,partition-leader"),
         (
             Workload::L2,
-            "cut-speaker,delay,arp-flood,ndp-flood,pause-owner",
+            "kill-leader,pause-leader,partition-leader,wipe-member",
         ),
+        (Workload::L2, "cut-speaker,delay,loss,pause-owner"),
+        (Workload::L2, "arp-flood,ndp-flood,jitter,reorder"),
     ]
 }
 
@@ -239,6 +247,7 @@ fn main() -> ExitCode {
                 timing: Timing::Default,
                 controller_args: Vec::new(),
                 log_filter: "info,openraft=warn".into(),
+                short_faults: false,
             };
             let r = test(o, 20_000_000).await?;
             let caught = r
@@ -262,7 +271,8 @@ fn main() -> ExitCode {
             let mut lines = Vec::new();
             for (w, n) in suite_combinations() {
                 let kinds = Kind::parse_list(n).map_err(anyhow::Error::msg)?;
-                let o = opts(w, kinds, time_limit, seed, &common)?;
+                let mut o = opts(w, kinds, time_limit, seed, &common)?;
+                o.short_faults = true;
                 let r = test(o, common.budget).await?;
                 lines.push(format!("{:<6} {:<70} {:?}", w.name(), n, r.valid));
                 worst = worst.and(r.valid);

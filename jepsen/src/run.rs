@@ -86,6 +86,9 @@ pub struct TestOpts {
     pub controller_args: Vec<String>,
     /// `RUST_LOG` of the ironlb processes.
     pub log_filter: String,
+    /// Short faults and recoveries (the short suite).
+    #[serde(default)]
+    pub short_faults: bool,
 }
 
 /// What `check` needs to judge a stored run.
@@ -213,6 +216,7 @@ pub async fn run(opts: TestOpts) -> Result<PathBuf> {
             addresses: addresses_expected,
             lease_ms: l,
             margin_ms: m,
+            short: opts.short_faults,
         },
     );
     std::fs::write(
@@ -244,12 +248,14 @@ pub async fn run(opts: TestOpts) -> Result<PathBuf> {
     let rec = Recorder::new(start_ns, Some(&dir.join("history.jsonl")))?;
     let nlog = Log::new(start_ns, Some(&dir.join("nemesis.jsonl")))?;
     let mut addresses = Vec::new();
-    let mut helpers: Vec<Child> = Vec::new();
+    let mut helpers = Helpers::default();
     if opts.workload == Workload::L2 {
         addresses = l2::setup(&db.api, &rec, 10_000, &admins, PROBED_SERVICES).await?;
         // Let the owners answer before the probing starts.
         tokio::time::sleep(Duration::from_secs(2)).await;
-        helpers.extend(start_probing(&db, &dir, &addresses, start_ns)?);
+        helpers
+            .0
+            .extend(start_probing(&db, &dir, &addresses, start_ns)?);
     }
     let meta = Meta {
         opts: opts.clone(),
@@ -267,7 +273,7 @@ pub async fn run(opts: TestOpts) -> Result<PathBuf> {
     let deadline = began + Duration::from_secs(opts.time_limit_s);
     let pools = match opts.workload {
         Workload::Alloc => alloc::pools(),
-        Workload::L2 => vec![l2::pool()],
+        Workload::L2 => l2::churn_pools(),
     };
     let mut clients = Vec::new();
     for p in 0..opts.concurrency {
@@ -308,7 +314,7 @@ pub async fn run(opts: TestOpts) -> Result<PathBuf> {
         dir.join("final.json"),
         serde_json::to_string_pretty(&finals)?,
     )?;
-    stop_probing(helpers);
+    drop(helpers);
     db.stop_all();
     rec.history().save(&dir.join("history.jsonl"))?;
     Ok(dir)
@@ -366,6 +372,16 @@ pub fn start_probing(
 pub fn stop_probing(helpers: Vec<Child>) {
     for h in helpers {
         stop_gently(h);
+    }
+}
+
+/// Helper processes (prober, capture) stopped when dropped, also when a run fails midway.
+#[derive(Default)]
+pub struct Helpers(pub Vec<Child>);
+
+impl Drop for Helpers {
+    fn drop(&mut self) {
+        stop_probing(std::mem::take(&mut self.0));
     }
 }
 

@@ -4,7 +4,6 @@
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::Child;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -14,7 +13,7 @@ use crate::checker::Verdict;
 use crate::db::{Db, DbOptions};
 use crate::history::{monotonic_ns, Recorder};
 use crate::nemesis::{self, Log};
-use crate::run::{put_config, start_probing, stop_probing, Timing};
+use crate::run::{put_config, start_probing, Helpers, Timing};
 use crate::workload;
 
 /// A running Layer 2 scenario.
@@ -28,7 +27,7 @@ pub struct L2Scenario {
     /// Faults, logged as a run logs them (so the checker can name them).
     pub log: Log,
     start_ns: u64,
-    helpers: Vec<Child>,
+    helpers: Helpers,
 }
 
 impl L2Scenario {
@@ -71,7 +70,7 @@ impl L2Scenario {
             }
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let helpers = start_probing(&db, dir, &addresses, start_ns)?;
+        let helpers = Helpers(start_probing(&db, dir, &addresses, start_ns)?);
         let log = Log::new(start_ns, Some(&dir.join("nemesis.jsonl")))?;
         Ok(Self {
             db,
@@ -105,7 +104,7 @@ impl L2Scenario {
     /// Stops probing and every process; returns the Layer 2 verdict over the whole scenario
     /// and the replies it saw.
     pub fn finish(mut self) -> Result<(Verdict, Vec<Reply>)> {
-        stop_probing(std::mem::take(&mut self.helpers));
+        drop(std::mem::take(&mut self.helpers));
         self.db.stop_all();
         let replies = l2::load(&self.dir.join("probes.jsonl"))?;
         let windows = nemesis::windows(&self.log.events());

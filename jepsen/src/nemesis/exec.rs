@@ -207,6 +207,14 @@ impl Nemesis {
                 a.killed_members.push(*member);
                 json!({"member": member + 1})
             }
+            Fault::KillLeader => {
+                let leader = db.leader().await;
+                if let Some(l) = leader {
+                    db.kill_member(l);
+                    a.killed_members.push(l);
+                }
+                json!({"leader": leader.map(|l| l + 1)})
+            }
             Fault::KillAllMembers => {
                 let all: Vec<usize> = db
                     .members

@@ -1,7 +1,7 @@
 //! The fault schedule: drawn from the seed before the run, so the same seed gives the same
 //! faults at the same moments with the same choices.
 
-use rand::seq::{IndexedRandom, SliceRandom};
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -42,6 +42,8 @@ pub enum Kind {
     Reorder,
     /// SIGKILL of a random member, restarted at the end.
     KillMember,
+    /// SIGKILL of the Raft leader, restarted at the end.
+    KillLeader,
     /// SIGKILL of every member, restarted at the end.
     KillAllMembers,
     /// SIGKILL of a random speaker, restarted at the end.
@@ -75,6 +77,7 @@ impl Kind {
             Loss => "loss",
             Reorder => "reorder",
             KillMember => "kill-member",
+            KillLeader => "kill-leader",
             KillAllMembers => "kill-all-members",
             KillSpeaker => "kill-speaker",
             PauseLeader => "pause-leader",
@@ -104,7 +107,7 @@ impl Kind {
                 "all" => Kind::all(),
                 "partition" => vec![PartitionHalves, PartitionLeader, PartitionBridge, PartitionOneWay, CutSpeaker],
                 "netem" => vec![Delay, Jitter, Loss, Reorder],
-                "kill" => vec![KillMember, KillAllMembers, KillSpeaker],
+                "kill" => vec![KillMember, KillLeader, KillAllMembers, KillSpeaker],
                 "pause" => vec![PauseLeader, PauseOwner],
                 "flood" => vec![ArpFlood, NdpFlood],
                 other => vec![Kind::from_str(other, true).map_err(|_| {
@@ -211,6 +214,8 @@ pub enum Fault {
         /// The member.
         member: usize,
     },
+    /// See [`Kind::KillLeader`].
+    KillLeader,
     /// See [`Kind::KillAllMembers`].
     KillAllMembers,
     /// See [`Kind::KillSpeaker`].
@@ -261,6 +266,7 @@ impl Fault {
             Fault::CutSpeaker { .. } => Kind::CutSpeaker,
             Fault::Netem { mode, .. } | Fault::Flood { mode, .. } => *mode,
             Fault::KillMember { .. } => Kind::KillMember,
+            Fault::KillLeader => Kind::KillLeader,
             Fault::KillAllMembers => Kind::KillAllMembers,
             Fault::KillSpeaker { .. } => Kind::KillSpeaker,
             Fault::PauseLeader => Kind::PauseLeader,
@@ -295,6 +301,8 @@ pub struct Topology {
     pub lease_ms: u64,
     /// The lease margin, milliseconds.
     pub margin_ms: u64,
+    /// Short faults and recoveries (2-4 s each), for the short suite.
+    pub short: bool,
 }
 
 /// Draws the faults of a run of `time_limit_ms` from `seed`: a quiet start, then faults of the
@@ -314,14 +322,26 @@ pub fn schedule(seed: u64, kinds: &[Kind], time_limit_ms: u64, topo: Topology) -
         return out;
     }
     let mut t = 3_000;
+    let (faults, quiet) = if topo.short {
+        (2_000..4_000, 3_000..5_000)
+    } else {
+        (3_000..8_000, 4_000..8_000)
+    };
     // Membership alternates: add the spare, then take one member away (replace re-adds it).
     let mut grown = false;
+    // Every kind comes once, in an order of the seed's, before any comes again: a short run
+    // still sees each.
+    let mut order: Vec<Kind> = Vec::new();
     loop {
-        let kind = *kinds.choose(&mut rng).unwrap_or(&kinds[0]);
+        if order.is_empty() {
+            order = kinds.clone();
+            order.shuffle(&mut rng);
+        }
+        let kind = order.pop().unwrap_or(kinds[0]);
         let member = rng.random_range(0..topo.members);
         let speaker = rng.random_range(0..topo.speakers.max(1));
         let address = rng.random_range(0..topo.addresses.max(1));
-        let mut duration = rng.random_range(3_000..8_000);
+        let mut duration = rng.random_range(faults.clone());
         let fault = match kind {
             Kind::PartitionHalves => {
                 let mut slots: Vec<usize> = (0..topo.members).collect();
@@ -385,12 +405,13 @@ pub fn schedule(seed: u64, kinds: &[Kind], time_limit_ms: u64, topo: Topology) -
                 }
             }
             Kind::KillMember => Fault::KillMember { member },
+            Kind::KillLeader => Fault::KillLeader,
             Kind::KillAllMembers => Fault::KillAllMembers,
             Kind::KillSpeaker => Fault::KillSpeaker { speaker },
             Kind::PauseLeader => Fault::PauseLeader,
             Kind::PauseOwner => {
                 // Longer than the lease and the margin, so the address must move meanwhile.
-                duration = topo.lease_ms + 2 * topo.margin_ms + rng.random_range(500..3_000);
+                duration = topo.lease_ms + 2 * topo.margin_ms + rng.random_range(500..2_000);
                 Fault::PauseOwner { address }
             }
             Kind::Membership => {
@@ -422,7 +443,7 @@ pub fn schedule(seed: u64, kinds: &[Kind], time_limit_ms: u64, topo: Topology) -
             duration_ms: duration,
             fault,
         });
-        t += duration + rng.random_range(4_000..8_000);
+        t += duration + rng.random_range(quiet.clone());
     }
     out
 }
@@ -437,6 +458,7 @@ mod tests {
         addresses: 4,
         lease_ms: 1000,
         margin_ms: 200,
+        short: false,
     };
 
     #[test]
@@ -469,11 +491,27 @@ mod tests {
     }
 
     #[test]
+    fn every_kind_comes_before_any_comes_again() {
+        let kinds = vec![Kind::KillLeader, Kind::CutSpeaker, Kind::Delay];
+        let short = Topology {
+            short: true,
+            ..TOPO
+        };
+        let s = schedule(5, &kinds, 30_000, short);
+        let first: Vec<Kind> = s.iter().take(3).map(|x| x.fault.kind()).collect();
+        assert!(s.len() >= 3, "{s:?}");
+        for k in &kinds {
+            assert!(first.contains(k), "{first:?}");
+        }
+    }
+
+    #[test]
     fn groups_expand_and_unknown_names_are_refused() {
         assert_eq!(
             Kind::parse_list("kill,partition-leader").unwrap(),
             vec![
                 Kind::KillMember,
+                Kind::KillLeader,
                 Kind::KillAllMembers,
                 Kind::KillSpeaker,
                 Kind::PartitionLeader

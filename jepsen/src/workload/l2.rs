@@ -14,34 +14,67 @@ use crate::checker::alloc::value;
 use crate::client::Api;
 use crate::history::{Fun, OpType, Recorder};
 
-/// The pool: on the LAN, both families.
-pub fn pool() -> PoolDef {
-    let mut addresses: Vec<IpAddr> = (100..=119)
+fn lan_range(from: u16, to: u16) -> Vec<IpAddr> {
+    let mut addresses: Vec<IpAddr> = (from..=to)
         .filter_map(|i| format!("198.51.100.{i}").parse().ok())
         .collect();
-    addresses.extend(
-        (0x100..=0x119).filter_map(|i| format!("2001:db8:51::{i:x}").parse::<IpAddr>().ok()),
-    );
+    addresses
+        .extend((from..=to).filter_map(|i| format!("2001:db8:51::{i}").parse::<IpAddr>().ok()));
+    addresses
+}
+
+/// The probed Services' pool: on the LAN, both families.
+pub fn pool() -> PoolDef {
     PoolDef {
         name: "l2",
-        addresses,
+        addresses: lan_range(100, 109),
         families: "ipFamilyPolicy: RequireDualStack\n  ipFamilies: [IPv4, IPv6]",
     }
 }
 
-/// The configuration: the pool, announced in Layer 2 on `eth0`.
+/// The pools the clients allocate and release in meanwhile (announced too, so owners are
+/// planned under the churn), each small and shared by few clients, so each pool's history is
+/// checked on its own.
+pub fn churn_pools() -> Vec<PoolDef> {
+    vec![
+        PoolDef {
+            name: "l2a",
+            addresses: lan_range(120, 127),
+            families: "ipFamilyPolicy: RequireDualStack\n  ipFamilies: [IPv4, IPv6]",
+        },
+        PoolDef {
+            name: "l2b",
+            addresses: lan_range(130, 137),
+            families: "ipFamilyPolicy: RequireDualStack\n  ipFamilies: [IPv4, IPv6]",
+        },
+    ]
+}
+
+/// The configuration: the pools, announced in Layer 2 on `eth0`.
 pub fn config() -> String {
     "apiVersion: ironlb.io/v1beta1
 kind: IPAddressPool
 metadata: {name: l2}
 spec:
-  addresses: [198.51.100.100-198.51.100.119, 2001:db8:51::100-2001:db8:51::119]
+  addresses: [198.51.100.100-198.51.100.109, 2001:db8:51::100-2001:db8:51::109]
+---
+apiVersion: ironlb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: l2a}
+spec:
+  addresses: [198.51.100.120-198.51.100.127, 2001:db8:51::120-2001:db8:51::127]
+---
+apiVersion: ironlb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: l2b}
+spec:
+  addresses: [198.51.100.130-198.51.100.137, 2001:db8:51::130-2001:db8:51::137]
 ---
 apiVersion: ironlb.io/v1beta1
 kind: L2Advertisement
 metadata: {name: l2}
 spec:
-  ipAddressPools: [l2]
+  ipAddressPools: [l2, l2a, l2b]
   interfaces: [eth0]
 "
     .to_string()

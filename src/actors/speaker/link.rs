@@ -43,10 +43,13 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// nothing.
 const QUEUE: usize = 8;
 
-/// How long a connection may stay silent before it counts as lost: a few heartbeats, each of
-/// which every member answers at once.
-fn silence_after(heartbeat: Duration) -> Duration {
-    (heartbeat * 5 / 2).max(Duration::from_millis(100))
+/// How long a connection may stay silent before it counts as lost: a few heartbeats (each of
+/// which every member answers at once), and never less than a lease: on a slow path the first
+/// answer takes a round trip, and a link that answers within a lease still renews it.
+fn silence_after(heartbeat: Duration, lease: Duration) -> Duration {
+    (heartbeat * 5 / 2)
+        .max(lease)
+        .max(Duration::from_millis(100))
 }
 
 /// Runs until the session goes away: one link per member, and the fan-out of what the session
@@ -112,7 +115,7 @@ async fn member_link(
         ..cfg.network.clone()
     };
     let mut pause = RETRY_MIN;
-    let mut silence = silence_after(Duration::from_millis(200));
+    let mut silence = silence_after(Duration::from_millis(200), Duration::from_secs(1));
     while session.connected() {
         let channel = Channel::Speaker {
             node: cfg.node.clone(),
@@ -158,8 +161,15 @@ async fn member_link(
                         }
                     };
                     match &msg {
-                        ToSpeaker::Lease { heartbeat_ms, .. } => {
-                            silence = silence_after(Duration::from_millis(*heartbeat_ms));
+                        ToSpeaker::Lease {
+                            heartbeat_ms,
+                            lease_ms,
+                            ..
+                        } => {
+                            silence = silence_after(
+                                Duration::from_millis(*heartbeat_ms),
+                                Duration::from_millis(*lease_ms),
+                            );
                         }
                         ToSpeaker::NotLeader { leader: Some(l) } if *l != member => {
                             let _ = found.send(l.clone());

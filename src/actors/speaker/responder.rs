@@ -51,6 +51,8 @@ pub trait Protocol: Unpin + 'static {
     fn parse(frame: &[u8]) -> Option<Self::Question>;
     /// The address a question is about.
     fn target(q: &Self::Question) -> Self::Addr;
+    /// Who asks (where the answer goes).
+    fn asker(q: &Self::Question) -> MacAddr;
     /// The answer frame.
     fn answer(mac: MacAddr, q: &Self::Question) -> Vec<u8>;
     /// The frames announcing that `mac` now has `addr`.
@@ -86,6 +88,9 @@ impl Protocol for Arp {
     }
     fn target(q: &arp::WhoHas) -> Ipv4Addr {
         q.target_ip
+    }
+    fn asker(q: &arp::WhoHas) -> MacAddr {
+        q.sender_mac
     }
     fn answer(mac: MacAddr, q: &arp::WhoHas) -> Vec<u8> {
         arp::reply(mac, q)
@@ -129,6 +134,9 @@ impl Protocol for Ndp {
     }
     fn target(q: &ndp::Solicit) -> Ipv6Addr {
         q.target
+    }
+    fn asker(q: &ndp::Solicit) -> MacAddr {
+        q.reply_mac
     }
     fn answer(mac: MacAddr, q: &ndp::Solicit) -> Vec<u8> {
         ndp::answer(mac, q)
@@ -188,6 +196,12 @@ const BATCH: usize = 64;
 /// Answers per second an interface sends at most (per protocol); a flood beyond goes
 /// unanswered. Far above what a LAN of clients asks.
 const MAX_ANSWERS_PER_SEC: u32 = 20_000;
+/// Answers per second one asker (by MAC) gets at most: a flood from one host is cut down to
+/// this, so the others are still answered.
+const MAX_ANSWERS_PER_ASKER: u32 = 200;
+/// Askers remembered for their budgets; beyond this (a flood from ever new MACs) the memory is
+/// cleared and only the interface's budget holds.
+const ASKERS_KEPT: usize = 4096;
 /// The kernel's receive queue for a responder socket: small, so a flood is dropped by the kernel
 /// rather than piling up for us.
 const RECEIVE_BUFFER: usize = 256 << 10;
@@ -344,6 +358,7 @@ async fn serve<P: Protocol>(
     let mut buf = vec![0u8; 2048];
     let mac = socket.mac();
     let mut budget = Budget::new(MAX_ANSWERS_PER_SEC);
+    let mut askers: std::collections::HashMap<MacAddr, Budget> = std::collections::HashMap::new();
     let mut dropped = 0u64;
     loop {
         tokio::select! {
@@ -364,7 +379,14 @@ async fn serve<P: Protocol>(
                                     o.addresses.contains(&target) && gate.valid_for(o.epoch)
                                 };
                                 if allowed {
-                                    if budget.take() {
+                                    if askers.len() >= ASKERS_KEPT {
+                                        askers.clear();
+                                    }
+                                    let fair = askers
+                                        .entry(P::asker(&q))
+                                        .or_insert_with(|| Budget::new(MAX_ANSWERS_PER_ASKER))
+                                        .take();
+                                    if fair && budget.take() {
                                         match socket.send(&P::answer(mac, &q)).await {
                                             Ok(()) => P::count_sent(&metrics, 1),
                                             Err(e) => tracing::warn!(%interface, error = %e, "cannot send an answer"),
