@@ -131,7 +131,14 @@ pub fn signal(pid: u32, sig: i32) {
     }
 }
 
-fn spawn_in(netns: &str, bin: &Path, args: &[String], log: &Path, filter: &str) -> Result<Child> {
+/// Starts `program` with `args` inside `netns`, its output appended to `log`, with `env` set.
+pub fn spawn_in(
+    netns: &str,
+    program: &Path,
+    args: &[String],
+    log: &Path,
+    env: &[(&str, &str)],
+) -> Result<Child> {
     let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -139,18 +146,18 @@ fn spawn_in(netns: &str, bin: &Path, args: &[String], log: &Path, filter: &str) 
         .with_context(|| format!("log {}", log.display()))?;
     Command::new("ip")
         .args(["netns", "exec", netns])
-        .arg(bin)
+        .arg(program)
         .args(args)
-        .env("RUST_LOG", filter)
-        .env("RUST_BACKTRACE", "1")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(file.try_clone()?)
         .stderr(file)
         .spawn()
-        .with_context(|| format!("starting {} in {netns}", bin.display()))
+        .with_context(|| format!("starting {} {args:?} in {netns}", program.display()))
 }
 
-fn iptables(netns: &str, args: &[&str]) -> Result<()> {
+/// Runs `iptables -w ARGS` inside `netns`.
+pub fn iptables(netns: &str, args: &[&str]) -> Result<()> {
     let out = Command::new("ip")
         .args(["netns", "exec", netns, "iptables", "-w"])
         .args(args)
@@ -269,13 +276,11 @@ impl Db {
         ];
         args.extend(m.role_args.iter().cloned());
         args.extend(self.opts.controller_args.iter().cloned());
-        let child = spawn_in(
-            &m.netns,
-            &self.opts.bin,
-            &args,
-            &m.log,
-            &self.opts.log_filter,
-        )?;
+        let env = [
+            ("RUST_LOG", self.opts.log_filter.as_str()),
+            ("RUST_BACKTRACE", "1"),
+        ];
+        let child = spawn_in(&m.netns, &self.opts.bin, &args, &m.log, &env)?;
         self.members[slot].child = Some(child);
         Ok(())
     }
@@ -355,13 +360,11 @@ impl Db {
             format!("{}:7472", s.addr),
         ];
         args.extend(self.opts.speaker_args.iter().cloned());
-        let child = spawn_in(
-            &s.netns,
-            &self.opts.bin,
-            &args,
-            &s.log,
-            &self.opts.log_filter,
-        )?;
+        let env = [
+            ("RUST_LOG", self.opts.log_filter.as_str()),
+            ("RUST_BACKTRACE", "1"),
+        ];
+        let child = spawn_in(&s.netns, &self.opts.bin, &args, &s.log, &env)?;
         self.speakers[i].child = Some(child);
         Ok(())
     }

@@ -69,6 +69,27 @@ where
     Ok(())
 }
 
+/// Draws the legend and writes the picture.
+fn finish<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+) -> Result<()>
+where
+    DB: DrawingBackend + 'a,
+    DB::ErrorType: 'static,
+    X: plotters::coord::ranged1d::Ranged,
+    Y: plotters::coord::ranged1d::Ranged,
+{
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| anyhow!("{e}"))?;
+    root.present().map_err(|e| anyhow!("{e}"))?;
+    Ok(())
+}
+
 fn color(kind: OpType) -> RGBColor {
     match kind {
         OpType::Ok => RGBColor(0x3b, 0x8f, 0x3b),
@@ -163,14 +184,7 @@ pub fn latency_raw(history: &History, windows: &[Window], path: &Path) -> Result
                 .legend(move |(x, y)| Circle::new((x, y), 3, c.filled()));
         }
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| anyhow!("{e}"))?;
-    root.present().map_err(|e| anyhow!("{e}"))?;
-    Ok(())
+    finish(&mut chart, &root)
 }
 
 /// Operations completed per second, by outcome.
@@ -220,14 +234,7 @@ pub fn rates(history: &History, windows: &[Window], path: &Path) -> Result<()> {
             .label(format!("{kind:?}").to_lowercase())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| anyhow!("{e}"))?;
-    root.present().map_err(|e| anyhow!("{e}"))?;
-    Ok(())
+    finish(&mut chart, &root)
 }
 
 /// Which MAC answered each address when (ARP and NDP), one row per address.
@@ -292,12 +299,5 @@ pub fn answers(
             .label(mac.clone())
             .legend(move |(x, y)| Circle::new((x, y), 4, c.filled()));
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| anyhow!("{e}"))?;
-    root.present().map_err(|e| anyhow!("{e}"))?;
-    Ok(())
+    finish(&mut chart, &root)
 }

@@ -3,14 +3,14 @@
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::checker::alloc::Finals;
-use crate::db::{Db, DbOptions};
+use crate::db::{spawn_in, Db, DbOptions};
 use crate::history::{monotonic_ns, Recorder};
 use crate::nemesis::exec::Nemesis;
 use crate::nemesis::plan::{schedule, Kind, Scheduled, Topology};
@@ -158,21 +158,6 @@ fn run_name(opts: &TestOpts) -> String {
             .join("+")
     };
     format!("{}-{nemesis}-{}", opts.workload.name(), timestamp())
-}
-
-fn spawn_logged(netns: &str, args: &[String], log: &Path) -> Result<Child> {
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)?;
-    Command::new("ip")
-        .args(["netns", "exec", netns])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(file.try_clone()?)
-        .stderr(file)
-        .spawn()
-        .with_context(|| format!("starting {args:?}"))
 }
 
 fn stop_gently(mut child: Child) {
@@ -337,10 +322,10 @@ pub fn start_probing(
         crate::sibling_binary("ironlb-jepsen")?
     };
     std::fs::create_dir_all(dir.join("captures"))?;
-    let tshark = spawn_logged(
+    let tshark = spawn_in(
         &client.netns,
+        Path::new("tshark"),
         &[
-            "tshark".into(),
             "-q".into(),
             "-i".into(),
             "eth0".into(),
@@ -350,10 +335,10 @@ pub fn start_probing(
             dir.join("captures/client.pcap").display().to_string(),
         ],
         &logs.join("tshark.log"),
+        &[],
     )?;
     let mut args = vec![
-        exe.display().to_string(),
-        "probe".into(),
+        "probe".to_string(),
         "--source-v4".into(),
         client.addr.to_string(),
         "--source-v6".into(),
@@ -364,7 +349,7 @@ pub fn start_probing(
         dir.join("probes.jsonl").display().to_string(),
     ];
     args.extend(addresses.iter().map(IpAddr::to_string));
-    let prober = spawn_logged(&client.netns, &args, &logs.join("probe.log"))?;
+    let prober = spawn_in(&client.netns, &exe, &args, &logs.join("probe.log"), &[])?;
     Ok(vec![tshark, prober])
 }
 

@@ -2,14 +2,14 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde_json::{json, Value};
 
 use super::plan::{Change, Fault, Kind, Party};
-use crate::db::{signal, Db};
+use crate::db::{iptables, signal, spawn_in, Db};
 
 /// What a started fault left to undo.
 #[derive(Default)]
@@ -33,35 +33,6 @@ pub struct Nemesis {
     pub seed: u64,
     /// Counts helpers started, for their queue numbers and logs.
     started: u64,
-}
-
-fn helper(netns: &str, exe: &PathBuf, args: &[String], log: &PathBuf) -> Result<Child> {
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)?;
-    Command::new("ip")
-        .args(["netns", "exec", netns])
-        .arg(exe)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(file.try_clone()?)
-        .stderr(file)
-        .spawn()
-        .with_context(|| format!("starting {args:?} in {netns}"))
-}
-
-fn iptables(netns: &str, args: &[&str]) -> Result<()> {
-    let out = Command::new("ip")
-        .args(["netns", "exec", netns, "iptables", "-w"])
-        .args(args)
-        .output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "iptables {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    Ok(())
 }
 
 impl Nemesis {
@@ -177,7 +148,7 @@ impl Nemesis {
                     let log = self
                         .logs
                         .join(format!("netem-{}.log", db.speakers[s].node()));
-                    a.helpers.push(helper(&ns, &self.exe, &args, &log)?);
+                    a.helpers.push(spawn_in(&ns, &self.exe, &args, &log, &[])?);
                     // The controllers' port, both ways; bypassed while no netem listens.
                     for (chain, dir) in [("jepsen-out", "--dport"), ("jepsen-in", "--sport")] {
                         iptables(
@@ -297,7 +268,7 @@ impl Nemesis {
                         args.push("--random-source".into());
                     }
                     let log = self.logs.join("flood.log");
-                    a.helpers.push(helper(ns, &self.exe, &args, &log)?);
+                    a.helpers.push(spawn_in(ns, &self.exe, &args, &log, &[])?);
                 }
                 json!({"mode": mode.name(), "address": addr, "to": dst, "random_source": random_source,
                        "owner": owner.map(|o| db.speakers[o].node())})
