@@ -215,8 +215,9 @@ impl History {
     }
 }
 
-/// Appends operations as they happen, to memory and to `history.jsonl` (so a run that dies
-/// leaves what it did), stamping each with its index and time.
+/// Appends operations as they happen, stamping each with its index and time: to
+/// `history.jsonl` when given a path (so a long run costs no memory, and a run that dies leaves
+/// what it did), else to memory.
 #[derive(Clone)]
 pub struct Recorder {
     inner: Arc<Mutex<RecorderInner>>,
@@ -224,8 +225,10 @@ pub struct Recorder {
 }
 
 struct RecorderInner {
+    next: u64,
+    /// Kept only without a file.
     ops: Vec<Op>,
-    out: Option<BufWriter<std::fs::File>>,
+    out: Option<(BufWriter<std::fs::File>, std::path::PathBuf)>,
 }
 
 impl Recorder {
@@ -233,11 +236,12 @@ impl Recorder {
     /// given.
     pub fn new(start: u64, path: Option<&Path>) -> std::io::Result<Self> {
         let out = match path {
-            Some(p) => Some(BufWriter::new(std::fs::File::create(p)?)),
+            Some(p) => Some((BufWriter::new(std::fs::File::create(p)?), p.to_path_buf())),
             None => None,
         };
         Ok(Self {
             inner: Arc::new(Mutex::new(RecorderInner {
+                next: 0,
                 ops: Vec::new(),
                 out,
             })),
@@ -263,7 +267,7 @@ impl Recorder {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         // The time is taken under the lock, so indexes and times agree in order.
         let op = Op {
-            index: inner.ops.len() as u64,
+            index: inner.next,
             time: self.now(),
             process,
             kind,
@@ -272,23 +276,37 @@ impl Recorder {
             error,
             node,
         };
-        if let Some(out) = inner.out.as_mut() {
-            // A failed write leaves the in-memory history, which is saved again at the end.
-            let _ = serde_json::to_writer(&mut *out, &op);
-            let _ = out.write_all(b"\n");
+        inner.next += 1;
+        match inner.out.as_mut() {
+            Some((out, _)) => {
+                // A line that cannot be written is reported once the run is checked: the file
+                // is the history.
+                let _ = serde_json::to_writer(&mut *out, &op);
+                let _ = out.write_all(b"\n");
+            }
+            None => inner.ops.push(op.clone()),
         }
-        inner.ops.push(op.clone());
         op
     }
 
-    /// The history so far (and flushes the file).
-    pub fn history(&self) -> History {
+    /// Writes out what is buffered.
+    pub fn flush(&self) -> std::io::Result<()> {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(out) = inner.out.as_mut() {
-            let _ = out.flush();
+        match inner.out.as_mut() {
+            Some((out, _)) => out.flush(),
+            None => Ok(()),
         }
-        History {
-            ops: inner.ops.clone(),
+    }
+
+    /// The history so far (read back from the file, if there is one).
+    pub fn history(&self) -> Result<History, HistoryError> {
+        self.flush()?;
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        match &inner.out {
+            Some((_, path)) => History::load(path),
+            None => Ok(History {
+                ops: inner.ops.clone(),
+            }),
         }
     }
 }
@@ -370,7 +388,8 @@ mod tests {
             None,
             Some("n1".into()),
         );
-        let h = rec.history();
+        let h = rec.history().unwrap();
+        assert_eq!(h.ops.len(), 2);
         assert_eq!(History::load(&path).unwrap(), h);
         assert!(h.ops[1].time >= h.ops[0].time);
     }

@@ -55,6 +55,9 @@ struct Common {
     /// Short faults and recoveries (2-4 s each), as the short suite runs them.
     #[arg(long)]
     short_faults: bool,
+    /// Operations per second the clients aim at, all together.
+    #[arg(long, default_value_t = 200)]
+    rate: u64,
 }
 
 #[derive(Subcommand)]
@@ -161,6 +164,7 @@ fn opts(
         controller_args: c.controller_args.clone(),
         log_filter: c.log.clone(),
         short_faults: c.short_faults,
+        rate: c.rate,
     })
 }
 
@@ -248,6 +252,7 @@ fn main() -> ExitCode {
                 controller_args: Vec::new(),
                 log_filter: "info,openraft=warn".into(),
                 short_faults: false,
+                rate: 200,
             };
             let r = test(o, 20_000_000).await?;
             let caught = r
@@ -293,10 +298,25 @@ fn main() -> ExitCode {
     }
 }
 
+/// Runs `f` on a runtime; SIGINT or SIGTERM drops it, so the system under test is torn down
+/// (processes killed, namespaces removed) rather than left behind.
 fn tokio_main<F: std::future::Future<Output = Result<ExitCode>>>(f: F) -> Result<ExitCode> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?
-        .block_on(f)
+        .block_on(async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            tokio::select! {
+                r = f => r,
+                _ = tokio::signal::ctrl_c() => {
+                    eprintln!("ironlb-jepsen: interrupted; tearing down");
+                    Ok(ExitCode::from(130))
+                }
+                _ = term.recv() => {
+                    eprintln!("ironlb-jepsen: terminated; tearing down");
+                    Ok(ExitCode::from(143))
+                }
+            }
+        })
 }

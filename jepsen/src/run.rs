@@ -89,6 +89,13 @@ pub struct TestOpts {
     /// Short faults and recoveries (the short suite).
     #[serde(default)]
     pub short_faults: bool,
+    /// Operations per second the clients aim at, all together.
+    #[serde(default = "default_rate")]
+    pub rate: u64,
+}
+
+fn default_rate() -> u64 {
+    200
 }
 
 /// What `check` needs to judge a stored run.
@@ -264,7 +271,9 @@ pub async fn run(opts: TestOpts) -> Result<PathBuf> {
     for p in 0..opts.concurrency {
         let admin = admins[p % admins.len()].clone();
         let pool = pools[p % pools.len()].clone();
-        let c = alloc::Client::new(p as u64, admin, pool, 8, opts.seed, QUARANTINE);
+        let mut c = alloc::Client::new(p as u64, admin, pool, 8, opts.seed, QUARANTINE);
+        // Each client waits about concurrency / rate between its operations.
+        c.pause_ms = (opts.concurrency as u64 * 1000 / opts.rate.max(1)).max(2);
         clients.push(tokio::spawn(c.run(db.api.clone(), rec.clone(), deadline)));
     }
 
@@ -301,7 +310,7 @@ pub async fn run(opts: TestOpts) -> Result<PathBuf> {
     )?;
     drop(helpers);
     db.stop_all();
-    rec.history().save(&dir.join("history.jsonl"))?;
+    rec.flush()?;
     Ok(dir)
 }
 

@@ -21,6 +21,19 @@ pub struct Active {
     partitioned: bool,
 }
 
+impl Drop for Active {
+    fn drop(&mut self) {
+        // A run torn down in the middle of a fault leaves nothing running or stopped.
+        for pid in self.paused.drain(..) {
+            signal(pid, libc::SIGCONT);
+        }
+        for mut h in self.helpers.drain(..) {
+            let _ = h.kill();
+            let _ = h.wait();
+        }
+    }
+}
+
 /// Runs faults against a [`Db`].
 pub struct Nemesis {
     /// This program, which also serves as the netem and the flooder.

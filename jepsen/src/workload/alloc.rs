@@ -137,6 +137,9 @@ pub struct Client {
     pub pool: PoolDef,
     /// Its Services' names.
     pub services: Vec<String>,
+    /// The mean pause between its operations, milliseconds (each drawn from half to one and a
+    /// half times it).
+    pub pause_ms: u64,
     rng: ChaCha8Rng,
     quarantine: BTreeMap<String, tokio::time::Instant>,
     quarantine_for: Duration,
@@ -160,6 +163,7 @@ impl Client {
             admin,
             pool,
             services,
+            pause_ms: 15,
             rng: ChaCha8Rng::seed_from_u64(seed ^ (process.wrapping_mul(0x9e37_79b9_7f4a_7c15))),
             quarantine: BTreeMap::new(),
             quarantine_for,
@@ -230,9 +234,10 @@ impl Client {
                 let stale = roll > 0.95;
                 read(&api, &rec, self.process, &self.admin, stale).await;
             }
-            // A short think time, so a fault's effect on latency is visible and the machine
-            // is not all client.
-            let pause = self.rng.random_range(5..25);
+            // A think time, so the clients keep to their rate and a fault's effect on latency
+            // is visible.
+            let mean = self.pause_ms.max(2);
+            let pause = self.rng.random_range(mean / 2..=mean * 3 / 2);
             tokio::time::sleep(Duration::from_millis(pause)).await;
         }
     }
