@@ -306,7 +306,8 @@ fn tokio_main<F: std::future::Future<Output = Result<ExitCode>>>(f: F) -> Result
         .enable_all()
         .build()?
         .block_on(async {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
             tokio::select! {
                 r = f => r,
                 _ = tokio::signal::ctrl_c() => {
