@@ -13,9 +13,11 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::actors::controller::{LeaseTiming, SpeakerHub};
-use crate::api::client::{AdminClient, Body};
+use crate::api::auth::{AdminAuth, AdminListener, Peer};
+use crate::api::client::{AdminClient, Body, Credentials};
 use crate::api::metrics::Metrics;
 use crate::api::{self, Admin};
+use crate::auth::TokenBook;
 use crate::k8s::reconciler::{Reconciler, ReconcilerConfig};
 use crate::raft::identity::{self, ClusterId, Identity, IdentityCell};
 use crate::raft::network::{NetworkConfig, NetworkFactory, RaftServer, TlsConfig, TlsError};
@@ -165,8 +167,14 @@ pub struct NodeConfig {
     pub bootstrap: bool,
     /// Admin addresses of members to ask to add this one, if it has no state.
     pub join: Vec<String>,
-    /// TLS with client certificates between members.
+    /// TLS with client certificates between members, from speakers and on the admin API; the
+    /// certificate is this member's (it names the member's seat).
     pub tls: Option<TlsConfig>,
+    /// Bearer tokens the admin API accepts (a token file: `<token> <role> <name>` lines).
+    pub admin_tokens: Option<PathBuf>,
+    /// Serve without TLS on addresses other than loopback (nobody is authenticated on the
+    /// Raft port, and the admin API takes everyone as an admin unless `admin_tokens` is set).
+    pub insecure: bool,
     /// Raft's clocks.
     pub timing: Timing,
     /// Take a snapshot (and compact the log) after this many entries.
@@ -180,6 +188,50 @@ pub struct NodeConfig {
 }
 
 impl NodeConfig {
+    /// Refuses to serve strangers unauthenticated: without TLS, both ports must listen on
+    /// loopback only, unless the operator said `insecure`.
+    pub fn check_exposure(&self) -> Result<(), String> {
+        if self.tls.is_some() || self.insecure {
+            return Ok(());
+        }
+        for (flag, addr) in [
+            ("--raft-listen", self.raft_listen),
+            ("--admin-listen", self.admin_listen),
+        ] {
+            if !addr.ip().is_loopback() {
+                return Err(format!(
+                    "{flag} {addr} is reachable from other hosts, but no TLS is configured: give --tls-ca, --tls-cert and --tls-key (`ironlb certs` makes them), listen on 127.0.0.1, or pass --insecure to accept unauthenticated peers and clients"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// What this member shows other members' admin APIs (when joining, forwarding to the
+    /// leader): its own certificate.
+    pub fn credentials(&self) -> Credentials {
+        match &self.tls {
+            Some(t) => Credentials {
+                ca: Some(t.ca.clone()),
+                cert: Some((t.cert.clone(), t.key.clone())),
+                token: None,
+            },
+            None => Credentials::default(),
+        }
+    }
+
+    /// How the admin API authenticates requests.
+    pub fn admin_auth(&self) -> Result<AdminAuth, String> {
+        let tokens = match &self.admin_tokens {
+            Some(path) => TokenBook::load(path).map_err(|e| e.to_string())?,
+            None => TokenBook::default(),
+        };
+        Ok(AdminAuth {
+            required: self.tls.is_some() || !tokens.is_empty(),
+            tokens,
+        })
+    }
+
     /// A member with defaults for everything but where it lives.
     pub fn new(
         id: NodeId,
@@ -197,6 +249,8 @@ impl NodeConfig {
             bootstrap: false,
             join: Vec::new(),
             tls: None,
+            admin_tokens: None,
+            insecure: false,
             timing: Timing::default(),
             snapshot_every: 5_000,
             write_timeout: Duration::from_secs(5),
@@ -209,6 +263,9 @@ impl NodeConfig {
 /// Why a member could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
+    /// The member would serve strangers unauthenticated, or its credentials are unusable.
+    #[error("{0}")]
+    Exposed(String),
     /// The storage could not be opened.
     #[error("opening storage in {dir}: {source}")]
     Store {
@@ -262,6 +319,18 @@ impl ControllerNode {
     /// has no state yet.
     pub async fn start(cfg: NodeConfig) -> Result<Self, NodeError> {
         cfg.timing.check(&cfg.lease)?;
+        cfg.check_exposure().map_err(NodeError::Exposed)?;
+        let admin_auth = Arc::new(cfg.admin_auth().map_err(NodeError::Exposed)?);
+        if cfg.tls.is_none() {
+            warn!(
+                admin_tokens = !admin_auth.tokens.is_empty(),
+                "no TLS: peers and speakers are not authenticated"
+            );
+        }
+        // How this member calls other members' admin APIs (joining, forwarding to the leader).
+        let base =
+            AdminClient::with_credentials(Vec::new(), Duration::from_secs(10), &cfg.credentials())
+                .map_err(|e| NodeError::Exposed(e.to_string()))?;
         let (mut log_store, sm) =
             raft::open_store(&cfg.data_dir)
                 .await
@@ -277,7 +346,12 @@ impl ControllerNode {
                 .map_err(storage)?
                 .last_log_id
                 .is_some();
-        let (identity, fresh) = resolve_identity(&cfg, has_state).await?;
+        let (identity, fresh) = resolve_identity(&cfg, &base, has_state).await?;
+        if let Some(t) = &cfg.tls {
+            let seat = crate::auth::MemberSeat::of(identity.member)
+                .ok_or_else(|| NodeError::Exposed("member id 0 is not valid".into()))?;
+            t.expect_principal(&crate::auth::Principal::Member(seat))?;
+        }
         let identity = Arc::new(IdentityCell::new(&cfg.data_dir, identity));
         let id = identity.member();
         let state = sm.state();
@@ -394,8 +468,25 @@ impl ControllerNode {
             cfg.write_timeout,
         )
         .with_watchdog(watchdog)
-        .with_identity(identity.clone());
-        let router = api::router(Arc::new(admin));
+        .with_identity(identity.clone())
+        .with_forwarding(
+            cfg.credentials()
+                .http_client(Duration::from_secs(10))
+                .map_err(|e| NodeError::Exposed(e.to_string()))?,
+            cfg.credentials().scheme(),
+        );
+        let router =
+            api::router(Arc::new(admin), admin_auth).into_make_service_with_connect_info::<Peer>();
+        let admin_tls = cfg.tls.as_ref().map(|t| t.admin_server()).transpose()?;
+        let admin_listener = AdminListener::spawn(
+            admin_listener,
+            admin_tls,
+            crate::raft::network::server::ConnectionLimits::new(1024, 256),
+        )
+        .map_err(|source| NodeError::Listen {
+            addr: cfg.admin_listen,
+            source,
+        })?;
         let admin_stop = until_stop(stopped.clone());
         tasks.push(tokio::spawn(async move {
             if let Err(e) = axum::serve(admin_listener, router)
@@ -417,6 +508,7 @@ impl ControllerNode {
             }
             Fresh::Join => {
                 tasks.push(tokio::spawn(join(
+                    base.clone(),
                     id,
                     me.clone(),
                     cfg.join.clone(),
@@ -495,6 +587,7 @@ const BOOTSTRAP_LOOK: Duration = Duration::from_secs(3);
 /// without the log that goes with it.
 async fn resolve_identity(
     cfg: &NodeConfig,
+    base: &AdminClient,
     has_state: bool,
 ) -> Result<(Identity, Fresh), NodeError> {
     let io = |e: std::io::Error| NodeError::Identity(e.to_string());
@@ -532,8 +625,8 @@ async fn resolve_identity(
     if !cfg.join.is_empty() {
         let mut wait = Duration::from_millis(200);
         loop {
-            if find_cluster(&cfg.join).await {
-                let (cluster, member) = reserve_member_id(&cfg.join, cfg.id).await;
+            if find_cluster(base, &cfg.join).await {
+                let (cluster, member) = reserve_member_id(base, &cfg.join, cfg.id).await;
                 info!(id = member, cluster = ?cluster.as_ref().map(ToString::to_string), "joining the existing cluster");
                 let i = Identity { cluster, member };
                 identity::save(&cfg.data_dir, &i).map_err(io)?;
@@ -567,9 +660,11 @@ async fn resolve_identity(
 }
 
 /// Whether one of `peers` belongs to a cluster that exists (has Raft state).
-async fn find_cluster(peers: &[String]) -> bool {
+async fn find_cluster(base: &AdminClient, peers: &[String]) -> bool {
     for peer in peers {
-        let client = AdminClient::new(vec![peer.clone()], Duration::from_secs(1));
+        let client = base
+            .to(vec![peer.clone()])
+            .with_timeout(Duration::from_secs(1));
         if let Ok(c) = client.get::<api::views::ClusterView>("/v1/cluster").await {
             if c.initialized {
                 return true;
@@ -581,8 +676,14 @@ async fn find_cluster(peers: &[String]) -> bool {
 
 /// Asks the cluster (through any of `peers`) for a member id, `requested` if it was never used;
 /// retries until one answers.
-async fn reserve_member_id(peers: &[String], requested: NodeId) -> (Option<ClusterId>, NodeId) {
-    let client = AdminClient::new(peers.to_vec(), Duration::from_secs(10));
+async fn reserve_member_id(
+    base: &AdminClient,
+    peers: &[String],
+    requested: NodeId,
+) -> (Option<ClusterId>, NodeId) {
+    let client = base
+        .to(peers.to_vec())
+        .with_timeout(Duration::from_secs(10));
     let body = serde_json::json!({ "requested": requested });
     let mut wait = Duration::from_millis(200);
     loop {
@@ -657,13 +758,14 @@ async fn reconcile_while_leading(
 /// Asks the given members to add this one until one of them does (the leader adds it as a
 /// learner, waits until it has caught up, then makes it a voter).
 async fn join(
+    base: AdminClient,
     id: NodeId,
     me: Member,
     peers: Vec<String>,
     raft: Raft,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let client = AdminClient::new(peers.clone(), Duration::from_secs(60));
+    let client = base.to(peers.clone()).with_timeout(Duration::from_secs(60));
     let body =
         serde_json::json!({"id": id, "raft_addr": me.raft_addr, "admin_addr": me.admin_addr});
     let mut wait = Duration::from_millis(200);

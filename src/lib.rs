@@ -6,6 +6,7 @@
 pub mod actors;
 pub mod announce;
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod controller;
 pub mod health_check;

@@ -62,6 +62,9 @@ enum Command {
     /// Call a controller's admin API: status, members, pools, services, allocate, explain,
     /// release, reservations, config.
     Ctl(cli::ctl::CtlArgs),
+    /// Make a certificate authority and the certificates of members, speakers and admin API
+    /// clients (for hosts outside Kubernetes).
+    Certs(cli::certs::CertsArgs),
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -99,5 +102,6 @@ fn main() -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate { files, namespace } => cli::migrate::run(&files, &namespace),
+        Command::Certs(args) => cli::certs::run(args).map(|()| ExitCode::SUCCESS),
     }
 }

@@ -181,6 +181,9 @@ impl Speaker {
                     .map_err(|e| SpeakerError::InterfaceName(i.clone(), e.to_string()))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        if let Some(t) = &cfg.tls {
+            t.expect_principal(&crate::auth::Principal::Node(cfg.node.clone()))?;
+        }
         let tls = cfg.tls.as_ref().map(|t| t.client()).transpose()?;
         let gate = Arc::new(LeaseGate::default());
         let metrics = Arc::new(SpeakerMetrics::new());

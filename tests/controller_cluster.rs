@@ -370,19 +370,11 @@ async fn in_process_cluster_and_a_new_member_catching_up_through_a_snapshot() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_talk_over_mutual_tls_and_a_member_from_another_ca_cannot_join() {
-    let pki = ironlb::lab::pki::Pki::new("cluster");
-    let tls = pki.tls_config("member");
-    let (ca, cert, key) = (
-        tls.ca.display().to_string(),
-        tls.cert.display().to_string(),
-        tls.key.display().to_string(),
-    );
-    let mut c = Cluster::start(
-        bin(),
-        3,
-        &["--tls-ca", &ca, "--tls-cert", &cert, "--tls-key", &key],
-    )
-    .await;
+    let mut c = Cluster::new(bin()).with_tls();
+    for _ in 0..3 {
+        c.add_proc();
+    }
+    c.start_all(&[]).await;
     let client = c.client();
     put_config(&client, &pool_yaml("public", "192.0.2.0/24")).await;
     allocate(&client, "tls", "a", Duration::from_secs(5))
@@ -390,8 +382,10 @@ async fn members_talk_over_mutual_tls_and_a_member_from_another_ca_cannot_join()
         .unwrap();
     wait_agree(&c, 1).await;
 
-    let rogue = ironlb::lab::pki::Pki::new("rogue").tls_config("intruder");
     let i = c.add_proc();
+    let rogue = ironlb::lab::pki::Pki::new("rogue").member(c.procs[i].id);
+    // Only the rogue CA's material.
+    c.procs[i].args.clear();
     let join = c.procs[0].admin.clone();
     c.procs[i].start(&[
         "--tls-ca".into(),

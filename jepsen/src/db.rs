@@ -273,6 +273,9 @@ impl Db {
             m.raft(),
             "--admin-listen".into(),
             m.admin(),
+            // The suite attacks the protocols, not the authentication (tests/security.rs
+            // does): plaintext keeps its packet captures readable.
+            "--insecure".into(),
         ];
         args.extend(m.role_args.iter().cloned());
         args.extend(self.opts.controller_args.iter().cloned());

@@ -1,6 +1,7 @@
 //! A client of the admin API, for `ironlb ctl` and tests: it tries each member it knows until
 //! one answers, and lets the members forward to the leader.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
@@ -51,15 +52,112 @@ pub enum Body {
     Yaml(String),
 }
 
+/// How a client proves who it is, and which servers it trusts.
+#[derive(Clone, Default)]
+pub struct Credentials {
+    /// The CA that signed the members' certificates; with it the client speaks HTTPS.
+    pub ca: Option<PathBuf>,
+    /// A client certificate and its key (PEM), naming the client's identity.
+    pub cert: Option<(PathBuf, PathBuf)>,
+    /// A bearer token, sent when no certificate is.
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("ca", &self.ca)
+            .field("cert", &self.cert)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// Why the credentials could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The HTTP client refused the material.
+    #[error("{what}: {source}")]
+    Tls {
+        /// Which material.
+        what: String,
+        /// reqwest's reason.
+        source: reqwest::Error,
+    },
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, CredentialsError> {
+    std::fs::read(path).map_err(|source| CredentialsError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+impl Credentials {
+    /// The URL scheme these credentials talk.
+    pub fn scheme(&self) -> &'static str {
+        if self.ca.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// An HTTP client presenting these credentials' certificate and trusting only their CA.
+    pub fn http_client(&self, timeout: Duration) -> Result<reqwest::Client, CredentialsError> {
+        let mut b = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(1))
+            .timeout(timeout);
+        if let Some(ca) = &self.ca {
+            let cert = reqwest::Certificate::from_pem(&read(ca)?).map_err(|source| {
+                CredentialsError::Tls {
+                    what: format!("CA {}", ca.display()),
+                    source,
+                }
+            })?;
+            b = b
+                .use_rustls_tls()
+                .tls_built_in_root_certs(false)
+                .add_root_certificate(cert);
+        }
+        if let Some((cert, key)) = &self.cert {
+            let mut pem = read(cert)?;
+            pem.push(b'\n');
+            pem.extend(read(key)?);
+            let id = reqwest::Identity::from_pem(&pem).map_err(|source| CredentialsError::Tls {
+                what: format!("certificate {}", cert.display()),
+                source,
+            })?;
+            b = b.identity(id);
+        }
+        b.build().map_err(|source| CredentialsError::Tls {
+            what: "HTTP client".into(),
+            source,
+        })
+    }
+}
+
 /// A client of several members.
 #[derive(Clone)]
 pub struct AdminClient {
     endpoints: Vec<String>,
     http: reqwest::Client,
+    scheme: &'static str,
+    token: Option<String>,
+    timeout: Option<Duration>,
 }
 
 impl AdminClient {
-    /// A client of these `host:port` admin addresses, tried in order.
+    /// A client of these `host:port` admin addresses, tried in order, without credentials
+    /// (plain HTTP).
     pub fn new(endpoints: Vec<String>, timeout: Duration) -> Self {
         Self {
             endpoints,
@@ -68,6 +166,40 @@ impl AdminClient {
                 .timeout(timeout)
                 .build()
                 .unwrap_or_default(),
+            scheme: "http",
+            token: None,
+            timeout: None,
+        }
+    }
+
+    /// A client of these admin addresses that proves itself with `creds`.
+    pub fn with_credentials(
+        endpoints: Vec<String>,
+        timeout: Duration,
+        creds: &Credentials,
+    ) -> Result<Self, CredentialsError> {
+        Ok(Self {
+            endpoints,
+            http: creds.http_client(timeout)?,
+            scheme: creds.scheme(),
+            token: creds.token.clone(),
+            timeout: None,
+        })
+    }
+
+    /// The same credentials, talking to `endpoints`.
+    pub fn to(&self, endpoints: Vec<String>) -> Self {
+        Self {
+            endpoints,
+            ..self.clone()
+        }
+    }
+
+    /// The same, giving each request at most `timeout`.
+    pub fn with_timeout(self, timeout: Duration) -> Self {
+        Self {
+            timeout: Some(timeout),
+            ..self
         }
     }
 
@@ -87,8 +219,14 @@ impl AdminClient {
         let mut last: Option<ClientError> = None;
         let mut last_conn = String::from("no addresses given");
         for ep in &self.endpoints {
-            let url = format!("http://{ep}{path}");
+            let url = format!("{}://{ep}{path}", self.scheme);
             let mut req = self.http.request(method.clone(), &url);
+            if let Some(t) = &self.token {
+                req = req.bearer_auth(t);
+            }
+            if let Some(t) = self.timeout {
+                req = req.timeout(t);
+            }
             req = match &body {
                 Body::Empty => req,
                 Body::Json(v) => req.json(v),

@@ -2,6 +2,7 @@
 //! `/readyz`. Writes and linearizable reads that reach a follower are forwarded to the leader
 //! (one hop), so a client may talk to any member.
 
+pub mod auth;
 pub mod client;
 pub mod error;
 pub mod metrics;
@@ -67,6 +68,7 @@ pub struct Admin {
     /// The member's cluster and id, if it has one.
     pub identity: Option<Arc<crate::raft::identity::IdentityCell>>,
     http: reqwest::Client,
+    scheme: &'static str,
 }
 
 impl Admin {
@@ -94,6 +96,7 @@ impl Admin {
                 .timeout(Duration::from_secs(10))
                 .build()
                 .unwrap_or_default(),
+            scheme: "http",
         }
     }
 }
@@ -102,6 +105,16 @@ impl Admin {
     /// The same, answering `/healthz` from `watchdog`.
     pub fn with_watchdog(self, watchdog: Arc<crate::watchdog::Watchdog>) -> Self {
         Self { watchdog, ..self }
+    }
+
+    /// The same, forwarding to the leader with `http` (which presents this member's
+    /// certificate) over `scheme`.
+    pub fn with_forwarding(self, http: reqwest::Client, scheme: &'static str) -> Self {
+        Self {
+            http,
+            scheme,
+            ..self
+        }
     }
 
     /// The same, telling joiners the cluster of `identity`.
@@ -129,8 +142,15 @@ impl From<ApiError> for Failure {
     }
 }
 
-/// The admin API's routes.
-pub fn router(admin: Shared) -> Router {
+/// The admin API's routes, behind `auth` and the body limit. Serve it with
+/// `into_make_service_with_connect_info::<auth::Peer>()` on an [`auth::AdminListener`].
+pub fn router(admin: Shared, auth: Arc<auth::AdminAuth>) -> Router {
+    routes(admin)
+        .layer(axum::middleware::from_fn_with_state(auth, auth::authorize))
+        .layer(axum::extract::DefaultBodyLimit::max(auth::MAX_BODY_BYTES))
+}
+
+fn routes(admin: Shared) -> Router {
     Router::new()
         .route(
             "/healthz",
@@ -166,9 +186,28 @@ where
     Fut: Future<Output = Result<Response, Failure>>,
 {
     let (parts, body) = req.into_parts();
-    let body = match axum::body::to_bytes(body, 64 << 20).await {
+    let body = match axum::body::to_bytes(body, auth::MAX_BODY_BYTES).await {
         Ok(b) => b,
-        Err(e) => return ApiError::bad_request(format!("reading the body: {e}")).into_response(),
+        Err(e) => {
+            // The only limit on a body is its length; anything else is a broken connection.
+            let too_long = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            let status = if too_long {
+                StatusCode::PAYLOAD_TOO_LARGE
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            return not_applied(
+                ApiError::new(
+                    status,
+                    format!(
+                        "reading the body (at most {} bytes): {e}",
+                        auth::MAX_BODY_BYTES
+                    ),
+                )
+                .into_response(),
+            );
+        }
     };
     match handler(a.clone(), body.clone()).await {
         Ok(r) => r,
@@ -204,7 +243,7 @@ async fn forward(
     body: Bytes,
 ) -> Response {
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let url = format!("http://{}{}", leader.member.admin_addr, path);
+    let url = format!("{}://{}{}", a.scheme, leader.member.admin_addr, path);
     let mut req = a
         .http
         .request(method.clone(), &url)

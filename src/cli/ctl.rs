@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use ironlb::api::client::{AdminClient, Body, ClientError};
+use ironlb::api::client::{AdminClient, Body, ClientError, Credentials};
 use ironlb::api::views::{
     AllocateResult, ConfigApplied, ConfigView, Members, OwnerView, Reservation, ServiceView, Status,
 };
@@ -43,6 +43,22 @@ pub struct CtlArgs {
     /// How long to wait for an answer, in seconds.
     #[arg(long, default_value_t = 10)]
     pub timeout: u64,
+    /// The controllers' CA certificate (PEM): talk HTTPS and trust only it.
+    #[arg(long, env = "IRONLB_CA")]
+    pub ca: Option<PathBuf>,
+    /// A client certificate (PEM) naming spiffe://ironlb/<role>/<name>; with --key.
+    #[arg(long, env = "IRONLB_CERT", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// The client certificate's key (PEM).
+    #[arg(long, env = "IRONLB_KEY", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// A bearer token (a token file's, or a Kubernetes ServiceAccount token).
+    #[arg(long, env = "IRONLB_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// A credentials file (YAML: servers, ca, cert, key, token or tokenFile); flags and the
+    /// environment override it. Default: ~/.config/ironlb/credentials.yaml when it exists.
+    #[arg(long, env = "IRONLB_CREDENTIALS")]
+    pub credentials: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: CtlCommand,
@@ -209,9 +225,80 @@ fn service_rows(list: &[ServiceView]) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// A credentials file, like a kubeconfig for ironlb's admin API.
+#[derive(serde::Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct CredentialsFile {
+    servers: Option<Vec<String>>,
+    ca: Option<PathBuf>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    token: Option<String>,
+    token_file: Option<PathBuf>,
+}
+
+/// The servers and credentials from the flags, the environment and the credentials file, in
+/// that order of precedence. Paths in the file are relative to the file.
+fn credentials(args: &CtlArgs) -> Result<(Vec<String>, Credentials)> {
+    let path = args.credentials.clone().or_else(|| {
+        let p = PathBuf::from(std::env::var_os("HOME")?).join(".config/ironlb/credentials.yaml");
+        p.exists().then_some(p)
+    });
+    let file: CredentialsFile = match &path {
+        Some(p) => serde_yaml::from_str(
+            &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+        )
+        .with_context(|| format!("credentials file {}", p.display()))?,
+        None => CredentialsFile::default(),
+    };
+    let base = path
+        .as_ref()
+        .and_then(|p| p.parent())
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let rel = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+    let token = match (&args.token, file.token, file.token_file) {
+        (Some(t), _, _) => Some(t.clone()),
+        (None, Some(t), _) => Some(t),
+        (None, None, Some(f)) => {
+            let f = rel(f);
+            Some(
+                std::fs::read_to_string(&f)
+                    .with_context(|| format!("reading tokenFile {}", f.display()))?
+                    .trim()
+                    .to_owned(),
+            )
+        }
+        (None, None, None) => None,
+    };
+    let cert = match (&args.cert, &args.key) {
+        (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+        _ => match (file.cert, file.key) {
+            (Some(c), Some(k)) => Some((rel(c), rel(k))),
+            (None, None) => None,
+            _ => anyhow::bail!("the credentials file needs both cert and key, or neither"),
+        },
+    };
+    // The default server only when neither the flag nor the file names one.
+    let explicit = args.servers != ["127.0.0.1:7480"];
+    let servers = match file.servers {
+        Some(s) if !explicit => s,
+        _ => args.servers.clone(),
+    };
+    Ok((
+        servers,
+        Credentials {
+            ca: args.ca.clone().or(file.ca.map(rel)),
+            cert,
+            token,
+        },
+    ))
+}
+
 /// Runs a `ctl` call; errors are printed, and the exit code is 1.
 pub async fn run(args: CtlArgs) -> Result<ExitCode> {
-    let client = AdminClient::new(args.servers.clone(), Duration::from_secs(args.timeout));
+    let (servers, creds) = credentials(&args)?;
+    let client = AdminClient::with_credentials(servers, Duration::from_secs(args.timeout), &creds)?;
     match call(&client, &args).await {
         Ok(code) => Ok(code),
         Err(e) => {

@@ -1,5 +1,6 @@
 //! The subcommands of the `ironlb` binary.
 
+pub mod certs;
 pub mod check;
 pub mod ctl;
 pub mod demo;

@@ -45,15 +45,25 @@ pub struct ControllerArgs {
     /// Admin addresses of existing members to ask to add this one (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub join: Vec<String>,
-    /// CA certificate (PEM) for TLS between members; with --tls-cert and --tls-key.
-    #[arg(long, requires_all = ["tls_cert", "tls_key"])]
+    /// CA certificate (PEM) for TLS between members, from speakers and on the admin API; with
+    /// --tls-cert and --tls-key (`ironlb certs` makes all three).
+    #[arg(long, env = "IRONLB_TLS_CA", requires_all = ["tls_cert", "tls_key"])]
     pub tls_ca: Option<PathBuf>,
-    /// This member's certificate (PEM), presented to peers both ways.
-    #[arg(long)]
+    /// This member's certificate (PEM), naming spiffe://ironlb/member/<id>, presented to peers
+    /// both ways and to API clients.
+    #[arg(long, env = "IRONLB_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
     /// This member's private key (PEM).
-    #[arg(long)]
+    #[arg(long, env = "IRONLB_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+    /// Bearer tokens the admin API accepts: a file of `<token> <role> <name>` lines, role
+    /// `read` or `admin`.
+    #[arg(long, env = "IRONLB_ADMIN_TOKENS")]
+    pub admin_tokens: Option<PathBuf>,
+    /// Serve without TLS on addresses other than loopback: nobody is authenticated on the Raft
+    /// port, and the admin API takes everyone as an admin unless --admin-tokens is given.
+    #[arg(long)]
+    pub insecure: bool,
     /// Raft heartbeat interval, milliseconds (default: a third of the election timeout, at
     /// most 50).
     #[arg(long)]
@@ -153,6 +163,8 @@ impl ControllerArgs {
             }),
             _ => None,
         };
+        cfg.admin_tokens = self.admin_tokens.clone();
+        cfg.insecure = self.insecure;
         cfg.lease = self.lease.timing()?;
         let derived = Timing::for_lease(&cfg.lease);
         let election = self

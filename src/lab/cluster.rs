@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::api::client::{AdminClient, Body};
+use super::pki::Pki;
+use crate::api::client::{AdminClient, Body, Credentials};
 use crate::api::views::Status;
 use reqwest::Method;
 
@@ -40,6 +41,8 @@ pub struct Proc {
     pub args: Vec<String>,
     /// Environment given at every start.
     pub env: Vec<(String, String)>,
+    /// How its admin API is called.
+    pub creds: Credentials,
 }
 
 impl Proc {
@@ -86,7 +89,12 @@ impl Proc {
 
     /// A client of this member alone.
     pub fn client(&self) -> AdminClient {
-        AdminClient::new(vec![self.admin.clone()], Duration::from_secs(10))
+        AdminClient::with_credentials(
+            vec![self.admin.clone()],
+            Duration::from_secs(10),
+            &self.creds,
+        )
+        .expect("the lab's credentials load")
     }
 
     /// The last lines of its log, for failure messages.
@@ -117,6 +125,10 @@ pub struct Cluster {
     pub args: Vec<String>,
     /// Environment every member added from now on is started with.
     pub env: Vec<(String, String)>,
+    /// The CA members' certificates come from; without one, members run `--insecure`.
+    pub pki: Option<Pki>,
+    /// How the lab calls the admin API (an admin's certificate with a CA).
+    pub creds: Credentials,
 }
 
 impl Cluster {
@@ -137,7 +149,18 @@ impl Cluster {
             bin: bin.to_path_buf(),
             args: Vec::new(),
             env: Vec::new(),
+            pki: None,
+            creds: Credentials::default(),
         }
+    }
+
+    /// The same, with TLS everywhere: each member gets a certificate naming its seat, and the
+    /// lab calls the admin API as `lab`, an admin.
+    pub fn with_tls(mut self) -> Cluster {
+        let pki = Pki::new("lab");
+        self.creds = pki.client("lab", crate::auth::Role::Admin);
+        self.pki = Some(pki);
+        self
     }
 
     /// `n` members on 127.0.0.1: the first bootstraps, the others join it.
@@ -181,6 +204,21 @@ impl Cluster {
         let id = self.procs.len() as u64 + 1;
         let dir = self.dir.path().join(format!("m{id}"));
         let log = self.dir.path().join(format!("m{id}.log"));
+        let mut args = self.args.clone();
+        match &self.pki {
+            Some(pki) => {
+                let tls = pki.member(id);
+                for (flag, path) in [
+                    ("--tls-ca", tls.ca),
+                    ("--tls-cert", tls.cert),
+                    ("--tls-key", tls.key),
+                ] {
+                    args.push(flag.into());
+                    args.push(path.display().to_string());
+                }
+            }
+            None => args.push("--insecure".into()),
+        }
         self.procs.push(Proc {
             id,
             raft,
@@ -190,18 +228,21 @@ impl Cluster {
             log,
             bin: self.bin.clone(),
             netns,
-            args: self.args.clone(),
+            args,
             env: self.env.clone(),
+            creds: self.creds.clone(),
         });
         self.procs.len() - 1
     }
 
     /// A client that knows every member.
     pub fn client(&self) -> AdminClient {
-        AdminClient::new(
+        AdminClient::with_credentials(
             self.procs.iter().map(|p| p.admin.clone()).collect(),
             Duration::from_secs(10),
+            &self.creds,
         )
+        .expect("the lab's credentials load")
     }
 
     /// Waits until every running member reports `n` voting members and a leader.

@@ -1,35 +1,27 @@
-//! A throwaway certificate authority for tests of TLS between members.
+//! A throwaway certificate authority for tests: the production [`Authority`] with its files in a
+//! temporary directory, issuing certificates for 127.0.0.1 and localhost.
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
+use crate::api::client::Credentials;
+use crate::auth::pki::{Authority, LEAF_VALIDITY};
+use crate::auth::{MemberSeat, Principal, Role};
 use crate::raft::network::TlsConfig;
 
-/// A CA and the PEM files of members it signed, in a temporary directory.
+/// A CA and the PEM files it issued, in a temporary directory.
 pub struct Pki {
     dir: tempfile::TempDir,
-    /// The CA certificate.
-    pub ca: rcgen::Certificate,
-    ca_key: rcgen::KeyPair,
+    /// The CA.
+    pub authority: Authority,
 }
 
 impl Pki {
     /// A new CA named `name`.
     pub fn new(name: &str) -> Pki {
         let dir = tempfile::tempdir().unwrap();
-        let ca_key = rcgen::KeyPair::generate().unwrap();
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, format!("{name} CA"));
-        params.key_usages = vec![
-            rcgen::KeyUsagePurpose::KeyCertSign,
-            rcgen::KeyUsagePurpose::CrlSign,
-        ];
-        let ca = params.self_signed(&ca_key).unwrap();
-        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
-        Pki { dir, ca, ca_key }
+        let authority = Authority::generate(name).unwrap();
+        authority.save(dir.path()).unwrap();
+        Pki { dir, authority }
     }
 
     /// The CA certificate's PEM file.
@@ -37,35 +29,58 @@ impl Pki {
         self.dir.path().join("ca.pem")
     }
 
-    /// A member certificate for 127.0.0.1, usable as server and client; returns (cert, key).
-    pub fn member(&self, name: &str) -> (PathBuf, PathBuf) {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-        params
-            .subject_alt_names
-            .push(rcgen::SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, name);
-        params.extended_key_usages = vec![
-            rcgen::ExtendedKeyUsagePurpose::ServerAuth,
-            rcgen::ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        let cert = params.signed_by(&key, &self.ca, &self.ca_key).unwrap();
-        let cert_path = self.dir.path().join(format!("{name}.pem"));
-        let key_path = self.dir.path().join(format!("{name}-key.pem"));
-        std::fs::write(&cert_path, cert.pem()).unwrap();
-        std::fs::write(&key_path, key.serialize_pem()).unwrap();
-        (cert_path, key_path)
+    /// The CA certificate, DER.
+    pub fn ca_der(&self) -> rustls::pki_types::CertificateDer<'static> {
+        rustls_pemfile::certs(&mut self.authority.cert_pem().as_bytes())
+            .next()
+            .unwrap()
+            .unwrap()
     }
 
-    /// The TLS configuration of a member named `name`.
-    pub fn tls_config(&self, name: &str) -> TlsConfig {
-        let (cert, key) = self.member(name);
+    /// A certificate for `who` (valid for 127.0.0.1 and localhost); returns (cert, key).
+    pub fn issue(&self, who: &Principal) -> (PathBuf, PathBuf) {
+        let stem = who.to_string().replace('/', "-");
+        self.authority
+            .issue(
+                who,
+                &["127.0.0.1".into(), "localhost".into()],
+                LEAF_VALIDITY,
+            )
+            .unwrap()
+            .write(self.dir.path(), &stem)
+            .unwrap()
+    }
+
+    /// The TLS configuration of `who`.
+    pub fn tls_for(&self, who: &Principal) -> TlsConfig {
+        let (cert, key) = self.issue(who);
         TlsConfig {
             ca: self.ca_path(),
             cert,
             key,
+        }
+    }
+
+    /// The TLS configuration of the member of seat `id`.
+    pub fn member(&self, id: u64) -> TlsConfig {
+        self.tls_for(&Principal::Member(MemberSeat::new(id).unwrap()))
+    }
+
+    /// The TLS configuration of the speaker of `node`.
+    pub fn node(&self, node: &str) -> TlsConfig {
+        self.tls_for(&Principal::Node(node.parse().unwrap()))
+    }
+
+    /// Admin API credentials of the client `name` in `role`, by certificate.
+    pub fn client(&self, name: &str, role: Role) -> Credentials {
+        let (cert, key) = self.issue(&Principal::Client {
+            name: name.into(),
+            role,
+        });
+        Credentials {
+            ca: Some(self.ca_path()),
+            cert: Some((cert, key)),
+            token: None,
         }
     }
 }

@@ -87,8 +87,15 @@ impl ControllerState {
                 Response::Batch(commands.into_iter().map(|c| self.apply(c)).collect())
             }
             Command::ReserveMemberId { requested } => {
+                // A member that lost its volume asks for its old id and gets the next one of its
+                // seat, which the certificate naming the seat still covers.
                 let id = match requested {
                     Some(r) if r > 0 && !self.member_ids.contains(&r) => r,
+                    Some(r) if r > 0 => (1..)
+                        .filter_map(|k: u64| k.checked_mul(crate::auth::principal::SEAT_STRIDE))
+                        .filter_map(|step| r.checked_add(step))
+                        .find(|id| !self.member_ids.contains(id))
+                        .unwrap_or_else(|| self.member_ids.iter().next_back().map_or(1, |m| m + 1)),
                     _ => self.member_ids.iter().next_back().map_or(1, |m| m + 1),
                 };
                 self.member_ids.insert(id);
@@ -111,13 +118,15 @@ mod member_id_tests {
                 Response::MemberId(id) => id,
                 other => panic!("{other:?}"),
             };
-        // Member 1 lost its disk and asks for its old id: it gets a new one.
-        assert_eq!(reserve(&mut s, Some(1)), 4);
+        let stride = crate::auth::principal::SEAT_STRIDE;
+        // Member 1 lost its disk and asks for its old id: it gets a new one of its seat.
+        assert_eq!(reserve(&mut s, Some(1)), 1 + stride);
+        assert_eq!(reserve(&mut s, Some(1)), 1 + 2 * stride);
         // A new member's own choice is kept while unused...
         assert_eq!(reserve(&mut s, Some(9)), 9);
         // ...and never again.
-        assert_eq!(reserve(&mut s, Some(9)), 10);
-        assert_eq!(reserve(&mut s, None), 11);
+        assert_eq!(reserve(&mut s, Some(9)), 9 + stride);
+        assert_eq!(reserve(&mut s, None), 1 + 2 * stride + 1);
     }
 }
 

@@ -138,8 +138,13 @@ mod tests {
     fn expected_state(entries: &[Entry]) -> ControllerState {
         let mut state = ControllerState::default();
         for e in entries {
-            if let EntryPayload::Normal(c) = &e.payload {
-                state.apply(c.clone());
+            match &e.payload {
+                EntryPayload::Normal(c) => {
+                    state.apply(c.clone());
+                }
+                // Every id ever a member is remembered, so none is handed out again.
+                EntryPayload::Membership(m) => state.note_members(m.nodes().map(|(id, _)| *id)),
+                EntryPayload::Blank => {}
             }
         }
         state

@@ -308,6 +308,7 @@ impl SpeakerHub {
         // A speaker sends a heartbeat every few hundred milliseconds; one silent for much
         // longer than any lease is gone.
         let idle = Duration::from_secs(30);
+        let mut budget = MessageBudget::new(SPEAKER_MESSAGES_PER_SECOND, SPEAKER_MESSAGE_BURST);
         loop {
             tokio::select! {
                 frame = tokio::time::timeout(idle, transport.next()) => {
@@ -319,6 +320,13 @@ impl SpeakerHub {
                         }
                         Ok(None) | Err(_) => break,
                     };
+                    if !budget.take(Instant::now()) {
+                        tracing::warn!(
+                            limit = SPEAKER_MESSAGES_PER_SECOND,
+                            "closing a speaker session that sends more messages per second than allowed"
+                        );
+                        break;
+                    }
                     let msg: ToController = match wire::decode("speaker message", &frame) {
                         Ok(m) => m,
                         Err(e) => {
@@ -367,6 +375,48 @@ impl SpeakerHub {
             }
         }
         self.tracker.do_send(lease::Disconnected { node, conn });
+    }
+}
+
+/// Messages a speaker may send per second on average: heartbeats come every 50 ms at the
+/// shortest supported interval, so this is five times what a well-behaved speaker needs.
+pub const SPEAKER_MESSAGES_PER_SECOND: u32 = 100;
+/// How many messages a speaker may send at once above the average (a reconnect's catch-up).
+pub const SPEAKER_MESSAGE_BURST: u32 = 200;
+
+/// A token bucket: `rate` tokens a second, holding at most `burst`.
+#[derive(Debug)]
+pub struct MessageBudget {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    at: Option<Instant>,
+}
+
+impl MessageBudget {
+    /// A full bucket.
+    pub fn new(rate: u32, burst: u32) -> Self {
+        MessageBudget {
+            rate: f64::from(rate),
+            burst: f64::from(burst),
+            tokens: f64::from(burst),
+            at: None,
+        }
+    }
+
+    /// Takes one token at `now`; false when the bucket is empty.
+    pub fn take(&mut self, now: Instant) -> bool {
+        if let Some(at) = self.at {
+            let refill = now.saturating_duration_since(at).as_secs_f64() * self.rate;
+            self.tokens = (self.tokens + refill).min(self.burst);
+        }
+        self.at = Some(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
     }
 }
 
@@ -487,5 +537,27 @@ impl SpeakerSessions for SpeakerHub {
     fn serve(&self, transport: Transport, node: NodeName) -> BoxFuture<'static, ()> {
         let span = tracing::info_span!("speaker_session", %node);
         Box::pin(self.clone().session(transport, node).instrument(span))
+    }
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use super::*;
+
+    #[test]
+    fn a_budget_allows_its_rate_and_burst_and_no_more() {
+        let t0 = Instant::now();
+        let mut b = MessageBudget::new(10, 5);
+        assert!((0..5).all(|_| b.take(t0)));
+        assert!(!b.take(t0));
+        // A tenth of a second later, one more.
+        assert!(b.take(t0 + Duration::from_millis(100)));
+        assert!(!b.take(t0 + Duration::from_millis(100)));
+        // A steady 10 per second holds for ever.
+        let mut t = t0 + Duration::from_millis(100);
+        for _ in 0..100 {
+            t += Duration::from_millis(100);
+            assert!(b.take(t));
+        }
     }
 }

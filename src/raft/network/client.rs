@@ -19,9 +19,10 @@ use tokio::time::Instant;
 use tokio_util::codec::Framed;
 use tracing::Instrument;
 
-use super::tls::{server_name, TlsClient};
+use super::tls::{peer_principal, server_name, TlsClient};
 use super::wire::{self, Channel, Envelope, Hello, HelloReply, RaftRequest, RaftResponse};
 use super::{BoxIo, NetworkConfig, TransportError};
+use crate::auth::Principal;
 use crate::raft::identity::IdentityCell;
 use crate::raft::types::{Member, NodeId, TypeConfig};
 
@@ -165,6 +166,22 @@ async fn dial(
     open_channel(&addr, channel, shared.tls.as_ref(), &shared.config).await
 }
 
+/// Whether the server is a member, and for Raft the one dialled: a speaker certificate (or a
+/// member of another seat) listening at a member's address gets neither votes nor heartbeats.
+fn expect_member(conn: &rustls::CommonState, channel: &Channel) -> Result<(), TransportError> {
+    let server = peer_principal(conn)
+        .map_err(|e| TransportError::Identity(format!("the server's certificate: {e}")))?;
+    match (&server, channel) {
+        (Principal::Member(seat), Channel::Raft { to, .. }) if !seat.holds(*to) => Err(
+            TransportError::Identity(format!("dialled member {to}, reached member seat {seat}")),
+        ),
+        (Principal::Member(_), _) => Ok(()),
+        (other, _) => Err(TransportError::Identity(format!(
+            "the server is {other}, not a member"
+        ))),
+    }
+}
+
 /// Opens a connection to a member's Raft port for `channel`: TCP, TLS when `tls` is given, and
 /// the hello exchange, all within `config.connect_timeout`.
 pub async fn open_channel(
@@ -185,14 +202,21 @@ pub async fn open_channel(
         // Raft RPCs are small request/response exchanges; Nagle would add up to 40 ms each.
         tcp.set_nodelay(true).map_err(TransportError::Connect)?;
         let io: BoxIo = match (tls, name) {
-            (Some(tls), Some(name)) => Box::new(
-                tls.connect(name, tcp)
+            (Some(tls), Some(name)) => {
+                let stream = tls
+                    .connect(name, tcp)
                     .await
-                    .map_err(TransportError::Handshake)?,
-            ),
+                    .map_err(TransportError::Handshake)?;
+                expect_member(stream.get_ref().1, &channel)?;
+                Box::new(stream)
+            }
             _ => Box::new(tcp),
         };
-        let mut framed = Framed::new(io, wire::codec(config.max_frame_len));
+        let max = match channel {
+            Channel::Raft { .. } => config.max_frame_len,
+            Channel::Speaker { .. } => config.max_speaker_frame_len,
+        };
+        let mut framed = Framed::new(io, wire::codec(max));
         let hello = Hello {
             version: wire::PROTOCOL_VERSION,
             channel,

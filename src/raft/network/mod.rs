@@ -42,8 +42,14 @@ pub struct NetworkConfig {
     pub idle_timeout: Duration,
     /// Server: bound on writing one response.
     pub write_timeout: Duration,
-    /// The largest frame sent or accepted.
+    /// The largest frame sent or accepted on a Raft channel, between authenticated members.
     pub max_frame_len: usize,
+    /// The largest frame sent or accepted on a speaker's channel.
+    pub max_speaker_frame_len: usize,
+    /// Server: connections open at once, from everyone.
+    pub max_connections: usize,
+    /// Server: connections open at once from one IP address.
+    pub max_connections_per_peer: usize,
 }
 
 impl Default for NetworkConfig {
@@ -60,6 +66,11 @@ impl Default for NetworkConfig {
             idle_timeout: Duration::from_secs(300),
             write_timeout: Duration::from_secs(10),
             max_frame_len: wire::DEFAULT_MAX_FRAME_LEN,
+            // Assignments for thousands of Services fit in a few hundred KiB.
+            max_speaker_frame_len: 8 << 20,
+            max_connections: 4096,
+            // A member opens a few connections to each peer; a speaker one per member.
+            max_connections_per_peer: 128,
         }
     }
 }
@@ -104,6 +115,12 @@ pub enum TransportError {
     /// The peer refused the connection, and said why.
     #[error("peer refused the connection: {0}")]
     Rejected(String),
+    /// The peer's certificate does not name an identity allowed on this connection.
+    #[error("peer identity refused: {0}")]
+    Identity(String),
+    /// The peer used more than its share (connections, messages per second).
+    #[error("limit exceeded: {0}")]
+    Limit(String),
     /// Reading or writing an established connection failed.
     #[error("connection failed: {0}")]
     Io(#[source] io::Error),

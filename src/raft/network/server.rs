@@ -12,9 +12,10 @@ use tokio_util::bytes::Bytes;
 use tokio_util::codec::Framed;
 use tracing::Instrument;
 
-use super::tls::TlsServer;
+use super::tls::{peer_principal, TlsServer};
 use super::wire::{self, Channel, Envelope, Hello, HelloReply, RaftRequest, RaftResponse};
 use super::{BoxIo, NetworkConfig, Transport, TransportError};
+use crate::auth::{MemberSeat, Principal};
 use crate::names::NodeName;
 use crate::raft::identity::IdentityCell;
 use crate::raft::types::{NodeId, Raft};
@@ -37,6 +38,31 @@ pub async fn follows(raft: &Raft, term: u64, leader: NodeId) -> bool {
     })
     .await
     .unwrap_or(false)
+}
+
+/// Whether the peer's certificate allows `channel`: Raft only for a member of the claimed id's
+/// seat, a speaker session only for the node the certificate names. `None` is a server without
+/// TLS, which authenticates nobody and so admits everyone.
+pub fn admit(peer: Option<&Result<Principal, String>>, channel: &Channel) -> Result<(), String> {
+    let peer = match peer {
+        None => return Ok(()),
+        Some(Err(e)) => return Err(format!("the client certificate names no identity: {e}")),
+        Some(Ok(p)) => p,
+    };
+    match (channel, peer) {
+        (Channel::Raft { from, .. }, Principal::Member(seat)) if seat.holds(*from) => Ok(()),
+        (Channel::Raft { from, .. }, Principal::Member(seat)) => Err(format!(
+            "certificate of member seat {seat} cannot speak Raft as member {from} (seat {})",
+            MemberSeat::of(*from).map_or_else(|| "none".to_owned(), |s| s.to_string())
+        )),
+        (Channel::Raft { from, .. }, other) => Err(format!(
+            "only members speak Raft; {other} claimed to be member {from}"
+        )),
+        (Channel::Speaker { node }, Principal::Node(n)) if n == node => Ok(()),
+        (Channel::Speaker { node }, other) => Err(format!(
+            "{other} cannot open a speaker session for node {node}"
+        )),
+    }
 }
 
 /// How long to pause after a failed `accept` (e.g. out of file descriptors) before the next, so
@@ -114,6 +140,10 @@ impl RaftServer {
         let local = listener.local_addr().ok();
         tracing::info!(addr = ?local, id = self.inner.id, "serving Raft RPCs");
         let mut connections = JoinSet::new();
+        let limits = ConnectionLimits::new(
+            self.inner.config.max_connections,
+            self.inner.config.max_connections_per_peer,
+        );
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -127,13 +157,25 @@ impl RaftServer {
                 }
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
+                        let Some(slot) = limits.admit(peer.ip()) else {
+                            tracing::warn!(%peer, "refusing a Raft-port connection: too many open (limit {} in all, {} per address)",
+                                self.inner.config.max_connections, self.inner.config.max_connections_per_peer);
+                            drop(stream);
+                            continue;
+                        };
                         let inner = self.inner.clone();
                         let span = tracing::info_span!(
                             "raft_conn",
                             %peer,
                             from = tracing::field::Empty
                         );
-                        connections.spawn(inner.connection(stream).instrument(span));
+                        connections.spawn(
+                            async move {
+                                inner.connection(stream).await;
+                                drop(slot);
+                            }
+                            .instrument(span),
+                        );
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot accept a Raft connection");
@@ -145,6 +187,66 @@ impl RaftServer {
         drop(listener);
         connections.shutdown().await;
         tracing::info!(addr = ?local, "stopped serving Raft RPCs");
+    }
+}
+
+/// Counts open connections, in all and per peer address, so no one peer (and no crowd) can hold
+/// unbounded sockets and tasks.
+#[derive(Clone)]
+pub struct ConnectionLimits {
+    inner: Arc<std::sync::Mutex<Counts>>,
+    total: usize,
+    per_peer: usize,
+}
+
+#[derive(Default)]
+struct Counts {
+    total: usize,
+    per_peer: std::collections::HashMap<std::net::IpAddr, usize>,
+}
+
+/// One admitted connection; its slot is given back when dropped.
+pub struct ConnectionSlot {
+    limits: ConnectionLimits,
+    peer: std::net::IpAddr,
+}
+
+impl ConnectionLimits {
+    /// At most `total` connections at once, `per_peer` from one address.
+    pub fn new(total: usize, per_peer: usize) -> Self {
+        ConnectionLimits {
+            inner: Arc::default(),
+            total,
+            per_peer,
+        }
+    }
+
+    /// A slot for a connection from `peer`, if both limits allow one more.
+    pub fn admit(&self, peer: std::net::IpAddr) -> Option<ConnectionSlot> {
+        let mut c = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mine = c.per_peer.get(&peer).copied().unwrap_or(0);
+        if c.total >= self.total || mine >= self.per_peer {
+            return None;
+        }
+        c.total += 1;
+        c.per_peer.insert(peer, mine + 1);
+        Some(ConnectionSlot {
+            limits: self.clone(),
+            peer,
+        })
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut c = self.limits.inner.lock().unwrap_or_else(|p| p.into_inner());
+        c.total = c.total.saturating_sub(1);
+        if let Some(n) = c.per_peer.get_mut(&self.peer) {
+            *n -= 1;
+            if *n == 0 {
+                c.per_peer.remove(&self.peer);
+            }
+        }
     }
 }
 
@@ -166,16 +268,20 @@ impl Inner {
     async fn session(&self, stream: TcpStream) -> Result<(), TransportError> {
         let config = &self.config;
         stream.set_nodelay(true).map_err(TransportError::Io)?;
-        let io: BoxIo = match &self.tls {
-            Some(tls) => Box::new(
-                tokio::time::timeout(config.handshake_timeout, tls.accept(stream))
+        // Without TLS nobody is authenticated (a lab or a trusted network, warned at start).
+        let (io, peer): (BoxIo, Option<Result<Principal, String>>) = match &self.tls {
+            Some(tls) => {
+                let stream = tokio::time::timeout(config.handshake_timeout, tls.accept(stream))
                     .await
                     .map_err(|_| TransportError::HandshakeTimeout(config.handshake_timeout))?
-                    .map_err(TransportError::Handshake)?,
-            ),
-            None => Box::new(stream),
+                    .map_err(TransportError::Handshake)?;
+                let peer = peer_principal(stream.get_ref().1).map_err(|e| e.to_string());
+                (Box::new(stream), Some(peer))
+            }
+            None => (Box::new(stream), None),
         };
-        let mut framed = Framed::new(io, wire::codec(config.max_frame_len));
+        // Only a hello's worth of bytes until the channel is admitted.
+        let mut framed = Framed::new(io, wire::codec(wire::MAX_HELLO_LEN));
 
         let frame = tokio::time::timeout(config.handshake_timeout, framed.next())
             .await
@@ -197,9 +303,17 @@ impl Inner {
                 });
             }
         };
+        if let Err(reason) = admit(peer.as_ref(), &channel) {
+            self.reply(&mut framed, HelloReply::Rejected(reason.clone()).encode()?)
+                .await?;
+            return Err(TransportError::Identity(reason));
+        }
         match channel {
             Channel::Raft { from, to, cluster } => {
                 tracing::Span::current().record("from", from);
+                framed
+                    .codec_mut()
+                    .set_max_frame_length(config.max_frame_len);
                 if let Some(identity) = self.identity.get() {
                     if let Err(reason) = identity.admit(cluster.as_ref()) {
                         self.reply(&mut framed, HelloReply::Rejected(reason.clone()).encode()?)
@@ -225,6 +339,9 @@ impl Inner {
                         .await?;
                     return Err(TransportError::Rejected(reason));
                 };
+                framed
+                    .codec_mut()
+                    .set_max_frame_length(config.max_speaker_frame_len);
                 self.reply(&mut framed, HelloReply::Accepted.encode()?)
                     .await?;
                 tracing::debug!(%node, "speaker connected");

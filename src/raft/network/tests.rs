@@ -383,7 +383,10 @@ fn hello_round_trips_and_reports_foreign_versions() {
     let reply = HelloReply::Rejected("no".into()).encode().unwrap();
     assert_eq!(
         HelloReply::decode(&reply).unwrap(),
-        (1, Some(HelloReply::Rejected("no".into())))
+        (
+            wire::PROTOCOL_VERSION,
+            Some(HelloReply::Rejected("no".into()))
+        )
     );
 }
 
@@ -793,7 +796,7 @@ use crate::lab::pki::Pki;
 #[tokio::test]
 async fn tls_admits_members_of_the_ca_only() {
     let pki = Pki::new("cluster");
-    let server_tls = pki.tls_config("member-2");
+    let server_tls = pki.member(2);
     let member = TestMember::start(
         2,
         Some(server_tls.server().unwrap()),
@@ -802,7 +805,7 @@ async fn tls_admits_members_of_the_ca_only() {
     .await;
 
     // A member with a certificate from the CA.
-    let good = pki.tls_config("member-1").client().unwrap();
+    let good = pki.member(1).client().unwrap();
     let mut client = client_for(1, &member, Some(good.clone())).await;
     assert!(
         client
@@ -820,7 +823,7 @@ async fn tls_admits_members_of_the_ca_only() {
     .unwrap()
     .with_root_certificates({
         let mut roots = rustls::RootCertStore::empty();
-        roots.add(pki.ca.der().clone()).unwrap();
+        roots.add(pki.ca_der()).unwrap();
         roots
     })
     .with_no_client_auth();
@@ -834,7 +837,8 @@ async fn tls_admits_members_of_the_ca_only() {
 
     // A certificate from another CA (while trusting the right one for the server).
     let rogue = Pki::new("rogue");
-    let (cert, key) = rogue.member("member-1");
+    let rogue_tls = rogue.member(1);
+    let (cert, key) = (rogue_tls.cert, rogue_tls.key);
     let impostor = TlsConfig {
         ca: pki.ca_path(),
         cert,
@@ -869,13 +873,107 @@ async fn tls_admits_members_of_the_ca_only() {
 }
 
 #[tokio::test]
+async fn the_raft_port_takes_members_only_and_each_as_its_own_seat() {
+    let pki = Pki::new("cluster");
+    let server_tls = pki.member(2);
+    let member = TestMember::start(
+        2,
+        Some(server_tls.server().unwrap()),
+        Some(server_tls.client().unwrap()),
+    )
+    .await;
+    let refused = |r: Result<openraft::raft::VoteResponse<NodeId>, _>| match r {
+        Err(RPCError::Unreachable(e)) => e.to_string(),
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+
+    // Member 1's certificate claiming to be member 3: another seat.
+    let one = pki.member(1).client().unwrap();
+    let mut client = client_for(3, &member, Some(one.clone())).await;
+    let why = refused(client.vote(vote_request(), option()).await);
+    assert!(why.contains("seat 1"), "{why}");
+
+    // A speaker's certificate speaking Raft.
+    let node = pki.node("worker-1").client().unwrap();
+    let mut client = client_for(1, &member, Some(node)).await;
+    let why = refused(client.vote(vote_request(), option()).await);
+    assert!(why.contains("only members speak Raft"), "{why}");
+
+    // An admin API client's certificate.
+    let admin = pki.tls_for(&crate::auth::Principal::Client {
+        name: "alice".into(),
+        role: crate::auth::Role::Admin,
+    });
+    let mut client = client_for(1, &member, Some(admin.client().unwrap())).await;
+    refused(client.vote(vote_request(), option()).await);
+
+    // Member 1 of a later generation of its seat (it lost its volume) is still member 1's seat.
+    let mut client = client_for(1 + crate::auth::principal::SEAT_STRIDE, &member, Some(one)).await;
+    assert!(client.vote(vote_request(), option()).await.is_ok());
+
+    // A speaker session under another node's name.
+    let node = pki.node("worker-1").client().unwrap();
+    let other = open_channel(
+        &member.addr,
+        Channel::Speaker {
+            node: "worker-2".parse().unwrap(),
+        },
+        Some(&node),
+        &test_config(),
+    )
+    .await;
+    assert!(
+        matches!(&other, Err(TransportError::Rejected(r)) if r.contains("node/worker-1 cannot open a speaker session for node worker-2")),
+        "{:?}",
+        other.err()
+    );
+}
+
+#[tokio::test]
+async fn members_refuse_a_server_that_is_not_the_member_dialled() {
+    let pki = Pki::new("cluster");
+    // A speaker's certificate listening where member 2 should be.
+    let fake = pki.node("worker-1");
+    let member = TestMember::start(2, Some(fake.server().unwrap()), None).await;
+    let mut client = client_for(1, &member, Some(pki.member(1).client().unwrap())).await;
+    match client.vote(vote_request(), option()).await {
+        Err(RPCError::Unreachable(e)) => assert!(e.to_string().contains("not a member"), "{e}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // Member 3 listening where member 2 should be.
+    let wrong = pki.member(3);
+    let member = TestMember::start(2, Some(wrong.server().unwrap()), None).await;
+    let mut client = client_for(1, &member, Some(pki.member(1).client().unwrap())).await;
+    match client.vote(vote_request(), option()).await {
+        Err(RPCError::Unreachable(e)) => {
+            assert!(e.to_string().contains("dialled member 2"), "{e}")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_oversized_hello_closes_the_connection() {
+    let member = TestMember::start(2, None, None).await;
+    let tcp = tokio::net::TcpStream::connect(&member.addr).await.unwrap();
+    let mut framed = tokio_util::codec::Framed::new(tcp, wire::codec(1 << 20));
+    framed
+        .send(tokio_util::bytes::Bytes::from(vec![b'I'; 64 << 10]))
+        .await
+        .unwrap();
+    // The server reads no more than a hello's worth and hangs up.
+    let next = tokio::time::timeout(Duration::from_secs(2), framed.next()).await;
+    assert!(matches!(next, Ok(None) | Ok(Some(Err(_)))), "{next:?}");
+}
+
+#[tokio::test]
 async fn tls_clients_refuse_servers_of_another_ca() {
     let rogue = Pki::new("rogue");
-    let rogue_tls = rogue.tls_config("member-2");
+    let rogue_tls = rogue.member(2);
     let member = TestMember::start(2, Some(rogue_tls.server().unwrap()), None).await;
 
     let pki = Pki::new("cluster");
-    let client_tls = pki.tls_config("member-1").client().unwrap();
+    let client_tls = pki.member(1).client().unwrap();
     let mut client = client_for(1, &member, Some(client_tls)).await;
     match client.vote(vote_request(), option()).await {
         Err(RPCError::Unreachable(e)) => {

@@ -16,6 +16,8 @@ use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use tokio::net::TcpStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
+use crate::auth::{Principal, PrincipalError};
+
 /// Where a member's TLS material lives, as PEM files.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TlsConfig {
@@ -58,6 +60,14 @@ pub enum TlsError {
     /// rustls refused the configuration (e.g. the key does not match the certificate).
     #[error("TLS configuration refused: {0}")]
     Rustls(#[from] rustls::Error),
+    /// The certificate does not name the identity its holder acts as.
+    #[error("certificate {path}: {reason}")]
+    Identity {
+        /// The certificate file.
+        path: PathBuf,
+        /// What it names, and what was expected.
+        reason: String,
+    },
     /// A peer address has no host part usable as a TLS server name.
     #[error("no TLS server name in address {addr:?}: {reason}")]
     ServerName {
@@ -159,6 +169,45 @@ impl TlsConfig {
         Ok(TlsServer::from_config(Arc::new(config)))
     }
 
+    /// The identity this configuration's own certificate names.
+    pub fn principal(&self) -> Result<Principal, TlsError> {
+        let certs = load_certs(&self.cert)?;
+        // load_certs refuses a file without certificates, so there is a first.
+        let leaf = certs
+            .first()
+            .ok_or_else(|| TlsError::NoCertificate(self.cert.clone()))?;
+        Principal::from_certificate(leaf).map_err(|e| TlsError::Identity {
+            path: self.cert.clone(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Fails unless this configuration's certificate names `expected`.
+    pub fn expect_principal(&self, expected: &Principal) -> Result<(), TlsError> {
+        match self.principal()? {
+            p if &p == expected => Ok(()),
+            p => Err(TlsError::Identity {
+                path: self.cert.clone(),
+                reason: format!("it names {p}, but this process is {expected}"),
+            }),
+        }
+    }
+
+    /// Build the admin API's accepting side: a client certificate is verified when shown but
+    /// not required, since API clients may prove themselves with a bearer token instead.
+    pub fn admin_server(&self) -> Result<TlsServer, TlsError> {
+        let roots = load_roots(&self.ca)?;
+        let provider = provider();
+        let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider.clone())
+            .allow_unauthenticated()
+            .build()?;
+        let config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(load_certs(&self.cert)?, load_key(&self.key)?)?;
+        Ok(TlsServer::from_config(Arc::new(config)))
+    }
+
     /// Build the dialling side from the PEM files.
     pub fn client(&self) -> Result<TlsClient, TlsError> {
         let roots = load_roots(&self.ca)?;
@@ -201,6 +250,15 @@ impl TlsClient {
     ) -> io::Result<ClientStream> {
         self.connector.connect(name, stream).await
     }
+}
+
+/// The identity the peer's certificate names (its leaf's ironlb URI SAN).
+pub fn peer_principal(conn: &rustls::CommonState) -> Result<Principal, PrincipalError> {
+    let leaf = conn
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .ok_or(PrincipalError::NoIdentity)?;
+    Principal::from_certificate(leaf)
 }
 
 /// The host part of a `host:port` address, without IPv6 brackets.

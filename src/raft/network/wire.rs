@@ -27,6 +27,10 @@ pub const PROTOCOL_VERSION: u8 = 2;
 /// The largest frame either side sends or accepts (snapshot chunks are the biggest).
 pub const DEFAULT_MAX_FRAME_LEN: usize = 64 << 20;
 
+/// The largest hello (and hello reply) accepted: read before the peer's channel is admitted, so
+/// a stranger costs no more than this.
+pub const MAX_HELLO_LEN: usize = 4 << 10;
+
 /// The frame codec of the Raft port.
 pub fn codec(max_frame_len: usize) -> LengthDelimitedCodec {
     LengthDelimitedCodec::builder()
