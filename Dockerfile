@@ -4,13 +4,14 @@ WORKDIR /src
 COPY . .
 RUN cargo build --release --locked --bin ironlb
 
-# Run: a small Debian with the binary. File capabilities let the speaker open raw sockets and
-# join multicast groups as a non-root user; the controller needs none and is given none.
+# Run: a small Debian with the binary, without file capabilities: the kernel refuses to execute
+# a binary whose file capabilities exceed the bounding set, which is empty in the controller's
+# pod (it drops them all). The speaker gets NET_RAW and NET_ADMIN from its pod spec instead
+# (deploy/daemonset.yaml); tests/security.rs runs both under their manifests' contexts.
 FROM debian:bookworm-slim
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates=20230311+deb12u1 libcap2-bin=1:2.66-4+deb12u2 \
+    && apt-get install -y --no-install-recommends ca-certificates=20230311+deb12u1 \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/target/release/ironlb /usr/local/bin/ironlb
-RUN setcap cap_net_raw,cap_net_admin+ep /usr/local/bin/ironlb
 USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/ironlb"]

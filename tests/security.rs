@@ -467,3 +467,205 @@ async fn oversized_hellos_frames_and_bodies_close_the_connection_without_growing
     // Still serving.
     assert_eq!(status_of(allocate(&c.client(), "after").await), 200);
 }
+
+/// What a container's securityContext (pod level merged with container level) asks of the
+/// kernel, read from a manifest.
+#[derive(Debug)]
+struct Context {
+    user: u64,
+    group: u64,
+    add: Vec<String>,
+    no_new_privs: bool,
+    read_only_root: bool,
+}
+
+fn context_of(manifest: &str, kind: &str) -> Context {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(manifest)).unwrap();
+    let doc: serde_json::Value = serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .find(|v: &serde_json::Value| v["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} in {manifest}"));
+    let pod = &doc["spec"]["template"]["spec"];
+    let c = &pod["containers"][0]["securityContext"];
+    let pick = |k: &str| c[k].as_u64().or(pod["securityContext"][k].as_u64());
+    let drop: Vec<&str> = c["capabilities"]["drop"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(drop, ["ALL"], "{manifest}: capabilities must drop ALL");
+    Context {
+        user: pick("runAsUser").unwrap(),
+        group: pick("runAsGroup").unwrap(),
+        add: c["capabilities"]["add"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str())
+                    .map(|s| s.to_lowercase())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        no_new_privs: c["allowPrivilegeEscalation"] == false,
+        read_only_root: c["readOnlyRootFilesystem"] == true,
+    }
+}
+
+/// The command that runs `args` as a container runtime would under `ctx`: a read-only root
+/// (only `writable` stays writable, as a volume would), then setpriv for the user, group,
+/// capability bounding set and no_new_privs.
+fn contained(ctx: &Context, writable: &[&Path], args: &[String]) -> Vec<String> {
+    let bounding = std::iter::once("-all".to_string())
+        .chain(ctx.add.iter().map(|c| format!("+{c}")))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut setpriv = vec![
+        "setpriv".to_string(),
+        format!("--reuid={}", ctx.user),
+        format!("--regid={}", ctx.group),
+        "--clear-groups".into(),
+        format!("--bounding-set={bounding}"),
+        "--inh-caps=-all".into(),
+    ];
+    if ctx.no_new_privs {
+        setpriv.push("--no-new-privs".into());
+    }
+    setpriv.push("--".into());
+    setpriv.extend(args.iter().cloned());
+    let quoted: Vec<String> = setpriv.iter().map(|a| format!("'{a}'")).collect();
+    let mut script = String::from("set -e; ");
+    for w in writable {
+        script += &format!("mount --bind '{0}' '{0}'; ", w.display());
+    }
+    if ctx.read_only_root {
+        script += "mount -o remount,bind,ro /; ";
+    }
+    script += &format!("exec {}", quoted.join(" "));
+    vec![
+        "unshare".into(),
+        "--mount".into(),
+        "--propagation".into(),
+        "private".into(),
+        "--".into(),
+        "sh".into(),
+        "-c".into(),
+        script,
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controller_and_the_speaker_start_and_serve_under_their_manifests_security_contexts() {
+    use std::os::unix::fs::PermissionsExt;
+    if !ironlb::lab::netns::require_with(&["setpriv", "unshare"]) {
+        return;
+    }
+    let controller = context_of("deploy/statefulset.yaml", "StatefulSet");
+    let speaker = context_of("deploy/daemonset.yaml", "DaemonSet");
+    assert!(controller.add.is_empty() && controller.user != 0 && controller.no_new_privs);
+
+    // The image's files: the binary as shipped, and the certificates as Secrets mount them
+    // (readable by the pod's user).
+    let image = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(image.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let ironlb = image.path().join("ironlb");
+    std::fs::copy(bin(), &ironlb).unwrap();
+    let pki = Pki::new("ctx");
+    let copy = |p: &Path, name: &str| {
+        let to = image.path().join(name);
+        std::fs::copy(p, &to).unwrap();
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o644)).unwrap();
+        to.display().to_string()
+    };
+    let member = pki.member(1);
+    let node = pki.node("node-1");
+    let ca = copy(&member.ca, "ca.pem");
+    let (mcert, mkey) = (copy(&member.cert, "m.pem"), copy(&member.key, "m-key.pem"));
+    let (ncert, nkey) = (copy(&node.cert, "n.pem"), copy(&node.key, "n-key.pem"));
+    let data = image.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::os::unix::fs::chown(
+        &data,
+        Some(controller.user as u32),
+        Some(controller.group as u32),
+    )
+    .unwrap();
+
+    let lan = ironlb::lab::netns::Lan::build(ironlb::lab::netns::LanOptions {
+        nodes: 1,
+        client: false,
+        ..Default::default()
+    });
+    let host = &lan.nodes[0];
+    let raft = format!("{}:7481", host.addr);
+    let admin = format!("{}:7480", host.addr);
+    let s = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    let logs = tempfile::tempdir().unwrap();
+    let ctl_cmd = contained(
+        &controller,
+        &[&data],
+        &s(&[
+            ironlb.to_str().unwrap(),
+            "controller",
+            "--id=1",
+            "--bootstrap",
+            &format!("--data-dir={}", data.display()),
+            &format!("--raft-listen={raft}"),
+            &format!("--admin-listen={admin}"),
+            &format!("--tls-ca={ca}"),
+            &format!("--tls-cert={mcert}"),
+            &format!("--tls-key={mkey}"),
+        ]),
+    );
+    let ctl_args: Vec<&str> = ctl_cmd.iter().map(String::as_str).collect();
+    let ctl_log = logs.path().join("controller.log");
+    let _ctl = ironlb::lab::netns::Lan::spawn_in(&host.netns, &ctl_args, &ctl_log);
+    let spk_cmd = contained(
+        &speaker,
+        &[],
+        &s(&[
+            ironlb.to_str().unwrap(),
+            "speaker",
+            "--node-name=node-1",
+            &format!("--controllers={raft}"),
+            "--interfaces=eth0",
+            &format!("--tls-ca={ca}"),
+            &format!("--tls-cert={ncert}"),
+            &format!("--tls-key={nkey}"),
+        ]),
+    );
+    let spk_args: Vec<&str> = spk_cmd.iter().map(String::as_str).collect();
+    let spk_log = logs.path().join("speaker.log");
+    let _spk = ironlb::lab::netns::Lan::spawn_in(&host.netns, &spk_args, &spk_log);
+
+    // Both serve: the controller its admin API over TLS (as an admin), the speaker its
+    // health, and the speaker holds a lease from the controller (it is ready).
+    let admin_client = AdminClient::with_credentials(
+        vec![admin.clone()],
+        Duration::from_secs(2),
+        &pki.client("ops", Role::Admin),
+    )
+    .unwrap();
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ctl_ok = admin_client.get::<Status>("/v1/status").await.is_ok();
+        let spk_ok = match http
+            .get(format!("http://{}:7472/readyz", host.addr))
+            .send()
+            .await
+        {
+            Ok(r) => r.status().is_success(),
+            Err(_) => false,
+        };
+        if ctl_ok && spk_ok {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "controller serving: {ctl_ok}, speaker ready: {spk_ok}\n--- controller ---\n{}\n--- speaker ---\n{}",
+            std::fs::read_to_string(&ctl_log).unwrap_or_default(),
+            std::fs::read_to_string(&spk_log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

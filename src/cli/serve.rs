@@ -50,7 +50,7 @@ pub struct ControllerArgs {
     #[arg(long, env = "IRONLB_TLS_CA", requires_all = ["tls_cert", "tls_key"])]
     pub tls_ca: Option<PathBuf>,
     /// This member's certificate (PEM), naming spiffe://ironlb/member/<id>, presented to peers
-    /// both ways and to API clients.
+    /// both ways and to API clients; `{id}` in this path and the key's is replaced by the id.
     #[arg(long, env = "IRONLB_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
     /// This member's private key (PEM).
@@ -156,11 +156,14 @@ impl ControllerArgs {
         cfg.bootstrap = self.bootstrap || (self.id.is_none() && ordinal == Some(0));
         cfg.join = self.join.clone();
         cfg.tls = match (&self.tls_ca, &self.tls_cert, &self.tls_key) {
-            (Some(ca), Some(cert), Some(key)) => Some(TlsConfig {
-                ca: ca.clone(),
-                cert: cert.clone(),
-                key: key.clone(),
-            }),
+            (Some(ca), Some(cert), Some(key)) => Some(
+                TlsConfig {
+                    ca: ca.clone(),
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }
+                .expand("id", &id.to_string()),
+            ),
             _ => None,
         };
         cfg.admin_tokens = self.admin_tokens.clone();

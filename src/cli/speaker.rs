@@ -54,7 +54,8 @@ pub struct SpeakerArgs {
     /// CA certificate (PEM) of the controllers' TLS; with --tls-cert and --tls-key.
     #[arg(long, requires_all = ["tls_cert", "tls_key"])]
     pub tls_ca: Option<PathBuf>,
-    /// This speaker's client certificate (PEM).
+    /// This speaker's client certificate (PEM), naming spiffe://ironlb/node/<node>; `{node}` in
+    /// this path and the key's is replaced by the node's name.
     #[arg(long)]
     pub tls_cert: Option<PathBuf>,
     /// Its private key (PEM).
@@ -105,11 +106,14 @@ impl SpeakerArgs {
         cfg.health_interval = Duration::from_millis(self.health_interval_ms.max(10));
         cfg.kubernetes = self.kubernetes;
         cfg.tls = match (&self.tls_ca, &self.tls_cert, &self.tls_key) {
-            (Some(ca), Some(cert), Some(key)) => Some(TlsConfig {
-                ca: ca.clone(),
-                cert: cert.clone(),
-                key: key.clone(),
-            }),
+            (Some(ca), Some(cert), Some(key)) => Some(
+                TlsConfig {
+                    ca: ca.clone(),
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }
+                .expand("node", &name),
+            ),
             _ => None,
         };
         Ok(cfg)

@@ -169,6 +169,18 @@ impl TlsConfig {
         Ok(TlsServer::from_config(Arc::new(config)))
     }
 
+    /// The same with `{name}` in the certificate's and key's paths replaced by `value`: one
+    /// Secret can hold every member's files (`member-{id}.pem`) and each pod picks its own.
+    pub fn expand(&self, name: &str, value: &str) -> TlsConfig {
+        let sub =
+            |p: &Path| PathBuf::from(p.to_string_lossy().replace(&format!("{{{name}}}"), value));
+        TlsConfig {
+            ca: self.ca.clone(),
+            cert: sub(&self.cert),
+            key: sub(&self.key),
+        }
+    }
+
     /// The identity this configuration's own certificate names.
     pub fn principal(&self) -> Result<Principal, TlsError> {
         let certs = load_certs(&self.cert)?;
