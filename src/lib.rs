@@ -9,6 +9,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod controller;
+pub mod fuzz;
 pub mod health_check;
 pub mod ipam;
 pub mod k8s;
