@@ -16,8 +16,11 @@ use crate::net::bgp::packet::{self, Frames};
 use crate::net::{arp, ndp};
 use crate::raft::network::wire::{self, Envelope, Hello, HelloReply, RaftRequest, RaftResponse};
 
+/// A fuzz target's body.
+pub type Target = fn(&[u8]);
+
 /// The fuzz targets, by name: what `cargo fuzz run <name>` and the replay test call.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("arp_ndp", arp_ndp),
     ("bgp_message", bgp_message),
     ("bgp_session", bgp_session),
