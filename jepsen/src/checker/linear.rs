@@ -108,6 +108,13 @@ pub struct Budget {
     pub configurations: u64,
     /// States a piece may start from.
     pub frontier: usize,
+    /// How long after its invocation an operation of unknown outcome may still take effect,
+    /// in the history's time unit (nanoseconds). ironlb bounds it: the admin API abandons a
+    /// write after its write timeout (5 s), and Raft commits or discards a leader's uncommitted
+    /// entries at its successor's first commit, seconds later even when every member was
+    /// killed. Past the horizon an unknown is taken never to have happened, so unknowns stop
+    /// piling up in the pieces after them. `u64::MAX` is Knossos' (unbounded) rule.
+    pub unknown_horizon: u64,
 }
 
 impl Default for Budget {
@@ -115,6 +122,7 @@ impl Default for Budget {
         Self {
             configurations: 20_000_000,
             frontier: 20_000,
+            unknown_horizon: 30_000_000_000,
         }
     }
 }
@@ -155,7 +163,7 @@ pub fn check<M: Model>(
                     why,
                 }
             }
-            Ok(Some((state, rest))) => {
+            Ok(Some((state, mut rest))) => {
                 if p + 1 == pieces.len() {
                     return Outcome::Valid {
                         pieces: pieces.len(),
@@ -163,6 +171,10 @@ pub fn check<M: Model>(
                         widest_frontier: widest,
                     };
                 }
+                let next_start = calls[pieces[p + 1].start].invoke;
+                rest.retain(|&i| {
+                    calls[i].invoke.saturating_add(budget.unknown_horizon) >= next_start
+                });
                 let key = (digest(&state), rest.clone());
                 if failed.contains(&(p + 1, key.0, key.1.clone())) || !tried_at[p].insert(key) {
                     continue;
@@ -560,6 +572,44 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_takes_effect_within_its_horizon_or_never() {
+        const S: u64 = 1_000_000_000;
+        // write(5) of unknown outcome at 2 s; much later one read still sees 1, the next 5.
+        let history = |read_at: u64| {
+            vec![
+                call(0, 0, Some((S, 0)), Op::Write(1)),
+                call(1, 2 * S, None, Op::Write(5)),
+                call(4, 3 * S, Some((3 * S + 1, 1)), Op::Read),
+                call(2, read_at, Some((read_at + 1, 1)), Op::Read),
+                call(3, read_at + 2, Some((read_at + 3, 5)), Op::Read),
+            ]
+        };
+        let budget = Budget {
+            unknown_horizon: 30 * S,
+            ..Budget::default()
+        };
+        // Within the horizon the write may land between the two reads...
+        assert_eq!(
+            check(&Register, 0, history(10 * S), budget).valid(),
+            Some(true)
+        );
+        // ...past it, it never happened, and the second read cannot be explained.
+        assert_eq!(
+            check(&Register, 0, history(100 * S), budget).valid(),
+            Some(false)
+        );
+        // Knossos' rule (no horizon) explains both.
+        let unbounded = Budget {
+            unknown_horizon: u64::MAX,
+            ..budget
+        };
+        assert_eq!(
+            check(&Register, 0, history(100 * S), unbounded).valid(),
+            Some(true)
+        );
+    }
+
+    #[test]
     fn a_search_over_budget_is_unknown_never_valid() {
         // Twelve concurrent writes and a read: many orders to try.
         let mut calls: Vec<_> = (0..12u64)
@@ -569,6 +619,7 @@ mod tests {
         let tiny = Budget {
             configurations: 50,
             frontier: 10,
+            ..Budget::default()
         };
         assert_eq!(check(&Register, 0, calls.clone(), tiny).valid(), None);
         // With room, it is decided (200 was never written).
