@@ -92,19 +92,10 @@ pub fn parse_solicit(frame: &[u8]) -> Option<Solicit> {
         return None;
     }
     let mut source_mac = None;
-    // pnet reads options by their length byte; a zero length is invalid and would loop on the
-    // same bytes, so options are walked here with that check.
-    let mut rest = &payload[24..];
-    while !rest.is_empty() {
-        let len = usize::from(*rest.get(1)?) * 8;
-        if len == 0 || len > rest.len() {
-            return None;
+    for (kind, body) in options(&payload[24..])? {
+        if kind == NdpOptionTypes::SourceLLAddr.0 {
+            source_mac = mac_of(body);
         }
-        if rest[0] == NdpOptionTypes::SourceLLAddr.0 && len == 8 {
-            let m = &rest[2..8];
-            source_mac = Some(MacAddr(m[0], m[1], m[2], m[3], m[4], m[5]));
-        }
-        rest = &rest[len..];
     }
     if source.is_unspecified() {
         // Duplicate address detection: sent to the target's solicited-node group, never with
@@ -205,6 +196,30 @@ pub fn unsolicited(mac: MacAddr, target: Ipv6Addr) -> Vec<u8> {
     )
 }
 
+/// The options after an NDP message's fixed part, as (type, bytes after the type and length),
+/// or `None` if they are malformed. Walked here rather than by pnet, whose reader loops on a
+/// zero length and overflows (a panic in debug builds) on lengths of 32 units and more.
+fn options(mut rest: &[u8]) -> Option<Vec<(u8, &[u8])>> {
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        let len = usize::from(*rest.get(1)?) * 8;
+        if len == 0 || len > rest.len() {
+            return None;
+        }
+        out.push((rest[0], &rest[2..len]));
+        rest = &rest[len..];
+    }
+    Some(out)
+}
+
+/// The MAC address of a link-layer address option's body (one 8-byte unit: 6 bytes of address).
+fn mac_of(body: &[u8]) -> Option<MacAddr> {
+    match body {
+        [a, b, c, d, e, f] => Some(MacAddr(*a, *b, *c, *d, *e, *f)),
+        _ => None,
+    }
+}
+
 /// What an advertisement says, for tests and captures: target, flags and target link-layer
 /// address.
 pub fn describe_advert(frame: &[u8]) -> Option<(Ipv6Addr, u8, MacAddr)> {
@@ -218,17 +233,8 @@ pub fn describe_advert(frame: &[u8]) -> Option<(Ipv6Addr, u8, MacAddr)> {
         return None;
     }
     let na = pnet_packet::icmpv6::ndp::NeighborAdvertPacket::new(payload)?;
-    let opt = na.get_options().into_iter().next()?;
-    let d = opt.data;
-    let mac = MacAddr(
-        *d.first()?,
-        *d.get(1)?,
-        *d.get(2)?,
-        *d.get(3)?,
-        *d.get(4)?,
-        *d.get(5)?,
-    );
-    Some((na.get_target_addr(), na.get_flags(), mac))
+    let (_, body) = *options(payload.get(24..)?)?.first()?;
+    Some((na.get_target_addr(), na.get_flags(), mac_of(body)?))
 }
 
 /// A Neighbor Solicitation frame, as a host sends one (for tests and the lab's probes).
