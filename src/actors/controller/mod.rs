@@ -94,6 +94,9 @@ pub struct L2View {
     /// The Services announced (in Layer 2 or over BGP), as speakers judge their readiness for
     /// them.
     pub services: Arc<std::collections::BTreeMap<crate::names::ServiceKey, ServiceAnnounce>>,
+    /// The term of the last entry applied when the view was read (or later): once it is the
+    /// leader's own term, every entry of an earlier term is in the view or lost for good.
+    pub applied_term: u64,
 }
 
 impl L2View {
@@ -123,6 +126,7 @@ impl L2View {
             targets,
             owners: state.owners.clone(),
             services,
+            applied_term: 0,
         }
     }
 }
@@ -262,9 +266,16 @@ impl SpeakerHub {
                     }
                     // Marks the change seen before reading: whatever is applied while the read
                     // runs wakes the next round.
-                    applied.borrow_and_update();
+                    // The state is written before `applied` moves on: read after this, it holds
+                    // at least everything up to this entry.
+                    let applied_term = applied
+                        .borrow_and_update()
+                        .map_or(0, |l| l.leader_id.get_term());
                     let started = Instant::now();
-                    let view = L2View::read(&*state.read().await);
+                    let view = L2View {
+                        applied_term,
+                        ..L2View::read(&*state.read().await)
+                    };
                     last_cost = started.elapsed();
                     last_read = Some(started);
                     // Waits while the publisher's mailbox is full: views are paced by how fast

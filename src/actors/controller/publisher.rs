@@ -160,10 +160,11 @@ pub struct AssignmentPublisher {
     draining: BTreeMap<NodeName, mpsc::Sender<ToSpeaker>>,
     /// Nodes that died or drained, whose addresses move as failovers.
     departed: BTreeSet<NodeName>,
-    /// Addresses being taken from a node by a move proposed but not yet in the view: that node
-    /// is never given them again meanwhile, even if it comes back (a late heartbeat) while the
-    /// move is being committed.
-    moving: BTreeMap<IpAddr, NodeName>,
+    /// Addresses being taken from a node by a move proposed (in the term given) but not yet in
+    /// the view: that node is never given them again meanwhile, even if it comes back (a late
+    /// heartbeat) while the move is being committed. A move that never commits is forgotten
+    /// once an entry of a later leadership of this member is applied (it is lost for good).
+    moving: BTreeMap<IpAddr, (NodeName, u64)>,
     proposing: bool,
     /// Counts view changes, to know when cached per-node computations are stale.
     view_revision: u64,
@@ -256,6 +257,7 @@ impl AssignmentPublisher {
                 tracing::info!(%addr, from = ?from.map(|n| n.as_str()), "releasing owner");
             }
         }
+        let term = self.leading.as_ref().map_or(0, |l| l.term);
         for (addr, to) in &moves {
             match self
                 .view
@@ -263,7 +265,7 @@ impl AssignmentPublisher {
                 .get(addr)
                 .filter(|f| Some(*f) != to.as_ref())
             {
-                Some(from) => self.moving.insert(*addr, from.clone()),
+                Some(from) => self.moving.insert(*addr, (from.clone(), term)),
                 None => self.moving.remove(addr),
             };
         }
@@ -299,7 +301,7 @@ impl AssignmentPublisher {
         owned
             .iter()
             // Still the committed owner, but being moved away: it must not answer again.
-            .filter(|t| self.moving.get(&t.address) != Some(node))
+            .filter(|t| self.moving.get(&t.address).map(|(n, _)| n) != Some(node))
             .map(|t| {
                 let interfaces = owners::announce_on(&self.view.config, &t.pool, facts)
                     .or_else(|| {
@@ -583,7 +585,16 @@ impl Handler<ViewChanged> for AssignmentPublisher {
         // A move is over once the view no longer names the old owner.
         let owners = &self.view.owners;
         self.moving
-            .retain(|addr, from| owners.get(addr) == Some(&*from));
+            .retain(|addr, (from, _)| owners.get(addr) == Some(&*from));
+        // An entry of this leadership's own term is applied: any move proposed in an earlier
+        // term is in the view by now or was dropped from the log for good. Keeping it would
+        // keep its old owner from the address for ever, while the view still names it (a
+        // leader cut off in a partition proposes moves that never commit).
+        if let Some(l) = &self.leading {
+            if self.view.applied_term >= l.term {
+                self.moving.retain(|_, (_, proposed)| *proposed >= l.term);
+            }
+        }
         self.view_revision += 1;
         self.dirty = true;
         self.reconcile(ctx);
@@ -773,6 +784,7 @@ spec:
             }],
             owners: [(addr, n1.clone())].into(),
             services: Default::default(),
+            applied_term: 1,
         }));
         let (tx1, mut rx1) = mpsc::channel(64);
         let (tx2, mut rx2) = mpsc::channel(64);
@@ -823,6 +835,7 @@ spec:
             }],
             owners: [(addr, n2.clone())].into(),
             services: Default::default(),
+            applied_term: 1,
         }));
         publisher.do_send(report(&n2, 2, &tx2, 9, false));
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -832,6 +845,97 @@ spec:
         assert!(held2.contains_key(&addr), "{held2:?}");
         confirming.abort();
         drop(pending);
+    }
+
+    /// A leader cut off from the quorum declares the nodes dead and proposes moves that never
+    /// commit. When it leads again in a later term, the address must go back to the owner the
+    /// view still names, not stay unanswered for ever (seen in a Jepsen run: 17 s without an
+    /// answer, until every member was restarted).
+    #[actix_rt::test]
+    async fn a_move_that_never_committed_is_forgotten_when_a_later_term_commits() {
+        let docs = Documents::from_str(CONFIG, "test");
+        let config = Arc::new(config::validate(&docs.documents).unwrap());
+        let timing = LeaseTiming {
+            heartbeat: Duration::from_millis(20),
+            lease: Duration::from_millis(100),
+            margin: Duration::from_millis(40),
+        };
+        let (proposer, mut commits) = Proposer::for_tests();
+        let watchdog = crate::watchdog::Watchdog::new();
+        let publisher =
+            AssignmentPublisher::new(1, proposer, timing, Arc::new(Metrics::new()), &watchdog)
+                .start();
+        let addr: IpAddr = "192.0.2.10".parse().unwrap();
+        let n1 = NodeName::new("n1").unwrap();
+        let n2 = NodeName::new("n2").unwrap();
+        let view = |term: u64| L2View {
+            config: config.clone(),
+            targets: vec![Target {
+                address: addr,
+                pool: "lan".parse().unwrap(),
+                services: vec!["default/web".parse().unwrap()],
+            }],
+            owners: [(addr, n1.clone())].into(),
+            services: Default::default(),
+            applied_term: term,
+        };
+        let confirm = |term: u64| {
+            let p = publisher.clone();
+            actix_rt::spawn(async move {
+                loop {
+                    p.do_send(Confirmed {
+                        at: Instant::now(),
+                        term,
+                    });
+                    tokio::time::sleep(Duration::from_millis(3)).await;
+                }
+            })
+        };
+        let (tx1, mut rx1) = mpsc::channel(64);
+        let (tx2, _rx2) = mpsc::channel(64);
+        let report = |node: &NodeName, conn, tx: &mpsc::Sender<ToSpeaker>, seq, full| Report {
+            node: node.clone(),
+            conn,
+            heartbeat: beat(seq, full),
+            tx: tx.clone(),
+        };
+        // Term 1: n1 owns the address; then n1 "dies" and the move to n2 is proposed...
+        publisher.do_send(Leadership { term: Some(1) });
+        let confirming = confirm(1);
+        publisher.do_send(ViewChanged(view(1)));
+        publisher.do_send(report(&n1, 1, &tx1, 1, true));
+        publisher.do_send(report(&n2, 2, &tx2, 1, true));
+        tokio::time::sleep(timing.dead_after() + Duration::from_millis(50)).await;
+        publisher.do_send(NodeGone {
+            node: n1.clone(),
+            why: Gone::Dead,
+        });
+        let pending = tokio::time::timeout(Duration::from_secs(2), commits.recv())
+            .await
+            .expect("a move is proposed")
+            .unwrap();
+        // ...and never commits: the leadership is lost, the entry dropped from the log.
+        confirming.abort();
+        drop(pending);
+        publisher.do_send(Leadership { term: None });
+        // Term 3: this member leads again; its own first entry is applied, and the view still
+        // names n1, which is alive and asks for its whole set.
+        publisher.do_send(Leadership { term: Some(3) });
+        let confirming = confirm(3);
+        publisher.do_send(ViewChanged(view(3)));
+        publisher.do_send(report(&n1, 3, &tx1, 5, true));
+        let mut held1 = BTreeMap::new();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !held1.contains_key(&addr) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            publisher.do_send(report(&n1, 3, &tx1, 6, false));
+            answering(&mut rx1, &mut held1);
+        }
+        assert!(
+            held1.contains_key(&addr),
+            "n1, the committed owner, never got {addr} back"
+        );
+        confirming.abort();
     }
 }
 
