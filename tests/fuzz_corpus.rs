@@ -1,7 +1,7 @@
 //! The fuzz targets' inputs replayed as a test: seeds built from real encoders, every
-//! truncation and thousands of deterministic mutations of them, the corpus `scripts/fuzz`
-//! committed under `fuzz/corpus/<target>/`, and every input that once crashed a target, under
-//! `fuzz/regressions/<target>/`. A panic fails the test with the target and input named.
+//! truncation and thousands of deterministic mutations of them, the corpus `scripts/fuzz` grew
+//! under `fuzz/corpus/<target>/` on this machine (not committed: megabytes), and every input that
+//! once crashed a target, under `fuzz/regressions/<target>/` (committed). A panic fails the test with the target and input named.
 //!
 //! `IRONLB_FUZZ_SEEDS=<dir>` also writes the seeds to `<dir>/<target>/`, where `scripts/fuzz`
 //! starts the fuzzers from.
