@@ -39,13 +39,14 @@ impl Pki {
 
     /// A certificate for `who` (valid for 127.0.0.1 and localhost); returns (cert, key).
     pub fn issue(&self, who: &Principal) -> (PathBuf, PathBuf) {
+        self.issue_for(who, &["127.0.0.1".into(), "localhost".into()])
+    }
+
+    /// A certificate for `who` valid for `hosts`; returns (cert, key).
+    pub fn issue_for(&self, who: &Principal, hosts: &[String]) -> (PathBuf, PathBuf) {
         let stem = who.to_string().replace('/', "-");
         self.authority
-            .issue(
-                who,
-                &["127.0.0.1".into(), "localhost".into()],
-                LEAF_VALIDITY,
-            )
+            .issue(who, hosts, LEAF_VALIDITY)
             .unwrap()
             .write(self.dir.path(), &stem)
             .unwrap()
