@@ -11,8 +11,20 @@ use crate::api::client::{AdminClient, Body, Credentials};
 use crate::api::views::Status;
 use reqwest::Method;
 
-/// A free TCP port on 127.0.0.1 (bound, then released for the process to take).
+/// A free TCP port on 127.0.0.1 (bound, then released for the process to take). Chosen below
+/// the kernel's ephemeral range (32768 and up), so no outgoing connection of a test running
+/// alongside can take it before the process binds it.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let seed = std::process::id().wrapping_mul(7919);
+    for _ in 0..1000 {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed).wrapping_add(seed);
+        let port = 20_000 + (n % 12_000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
