@@ -741,11 +741,15 @@ spec:
         }
     }
 
-    /// A node whose late heartbeats arrive after the leader declared it dead, while the move of
-    /// its address is still being committed, must not be given that address back: it would
-    /// answer alongside the new owner once the move commits.
-    #[actix_rt::test]
-    async fn a_node_revived_while_its_address_moves_is_not_given_the_address_back() {
+    /// The configuration, a short lease, and a started publisher of member 1 whose proposals
+    /// arrive on the receiver (the watchdog must live as long as the publisher).
+    fn fixture() -> (
+        Arc<crate::config::Config>,
+        LeaseTiming,
+        actix::Addr<AssignmentPublisher>,
+        mpsc::Receiver<crate::raft::propose::Pending>,
+        Arc<crate::watchdog::Watchdog>,
+    ) {
         let docs = Documents::from_str(CONFIG, "test");
         let config = Arc::new(config::validate(&docs.documents).unwrap());
         let timing = LeaseTiming {
@@ -753,11 +757,20 @@ spec:
             lease: Duration::from_millis(100),
             margin: Duration::from_millis(40),
         };
-        let (proposer, mut commits) = Proposer::for_tests();
+        let (proposer, commits) = Proposer::for_tests();
         let watchdog = crate::watchdog::Watchdog::new();
         let publisher =
             AssignmentPublisher::new(1, proposer, timing, Arc::new(Metrics::new()), &watchdog)
                 .start();
+        (config, timing, publisher, commits, watchdog)
+    }
+
+    /// A node whose late heartbeats arrive after the leader declared it dead, while the move of
+    /// its address is still being committed, must not be given that address back: it would
+    /// answer alongside the new owner once the move commits.
+    #[actix_rt::test]
+    async fn a_node_revived_while_its_address_moves_is_not_given_the_address_back() {
+        let (config, timing, publisher, mut commits, _watchdog) = fixture();
         publisher.do_send(Leadership { term: Some(1) });
         // A quorum keeps confirming the leadership.
         let confirming = {
@@ -853,18 +866,7 @@ spec:
     /// answer, until every member was restarted).
     #[actix_rt::test]
     async fn a_move_that_never_committed_is_forgotten_when_a_later_term_commits() {
-        let docs = Documents::from_str(CONFIG, "test");
-        let config = Arc::new(config::validate(&docs.documents).unwrap());
-        let timing = LeaseTiming {
-            heartbeat: Duration::from_millis(20),
-            lease: Duration::from_millis(100),
-            margin: Duration::from_millis(40),
-        };
-        let (proposer, mut commits) = Proposer::for_tests();
-        let watchdog = crate::watchdog::Watchdog::new();
-        let publisher =
-            AssignmentPublisher::new(1, proposer, timing, Arc::new(Metrics::new()), &watchdog)
-                .start();
+        let (config, timing, publisher, mut commits, _watchdog) = fixture();
         let addr: IpAddr = "192.0.2.10".parse().unwrap();
         let n1 = NodeName::new("n1").unwrap();
         let n2 = NodeName::new("n2").unwrap();
