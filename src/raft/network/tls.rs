@@ -4,11 +4,18 @@
 //! A member's certificate serves both ends (it dials its peers and is dialled by them), so it
 //! needs both the serverAuth and clientAuth extended key usages, and a subject alternative name
 //! for the host part of its `raft_addr` (DNS name or IP address).
+//!
+//! Rotation needs no restart: both ends built from files look at them again before a handshake
+//! (at most once a second) and rebuild when one changed, so a renewed certificate, key or CA
+//! bundle (cert-manager rewriting a Secret, a speaker renewing its own) is used by the next
+//! connection while open ones carry on. A change that does not load keeps the previous material:
+//! a half-written or wrong file never replaces a working one.
 
 use std::fs::File;
 use std::io::{self, BufReader};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::server::WebPkiClientVerifier;
@@ -78,16 +85,106 @@ pub enum TlsError {
     },
 }
 
+/// How often the files behind a TLS end are looked at again.
+pub const RELOAD_CHECK: Duration = Duration::from_secs(1);
+
+/// What identifies a version of a file: its modification time and length (`None`: missing).
+type Stamp = Vec<Option<(SystemTime, u64)>>;
+
+fn stamp(files: &[PathBuf]) -> Stamp {
+    files
+        .iter()
+        .map(|f| {
+            // Follows symlinks: a Secret volume swaps a `..data` link, which changes the target.
+            std::fs::metadata(f)
+                .ok()
+                .map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()))
+        })
+        .collect()
+}
+
+type Build<T> = Box<dyn Fn() -> Result<T, TlsError> + Send + Sync>;
+
+/// A value built from files and rebuilt when they change.
+struct Reloading<T> {
+    files: Vec<PathBuf>,
+    build: Option<Build<T>>,
+    current: Mutex<Current<T>>,
+}
+
+struct Current<T> {
+    value: T,
+    /// The files' stamp last looked at (whether or not it loaded).
+    seen: Stamp,
+    checked: Instant,
+}
+
+impl<T: Clone> Reloading<T> {
+    fn fixed(value: T) -> Self {
+        Reloading {
+            files: Vec::new(),
+            build: None,
+            current: Mutex::new(Current {
+                value,
+                seen: Vec::new(),
+                checked: Instant::now(),
+            }),
+        }
+    }
+
+    fn from_files(files: Vec<PathBuf>, build: Build<T>) -> Result<Self, TlsError> {
+        // Stamped before building: a change made while building is seen at the next check.
+        let seen = stamp(&files);
+        let value = build()?;
+        Ok(Reloading {
+            files,
+            build: Some(build),
+            current: Mutex::new(Current {
+                value,
+                seen,
+                checked: Instant::now(),
+            }),
+        })
+    }
+
+    fn get(&self) -> T {
+        // A poisoned lock only means a panic elsewhere mid-update; the value is still whole.
+        let mut cur = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(build) = &self.build else {
+            return cur.value.clone();
+        };
+        if cur.checked.elapsed() < RELOAD_CHECK {
+            return cur.value.clone();
+        }
+        cur.checked = Instant::now();
+        let now = stamp(&self.files);
+        if now == cur.seen {
+            return cur.value.clone();
+        }
+        cur.seen = now;
+        match build() {
+            Ok(v) => {
+                tracing::info!(files = ?self.files, "TLS material changed: reloaded");
+                cur.value = v;
+            }
+            Err(e) => {
+                tracing::warn!(files = ?self.files, error = %e, "TLS material changed but does not load: keeping the previous");
+            }
+        }
+        cur.value.clone()
+    }
+}
+
 /// The accepting side: requires a client certificate signed by the CA.
 #[derive(Clone)]
 pub struct TlsServer {
-    acceptor: TlsAcceptor,
+    acceptor: Arc<Reloading<TlsAcceptor>>,
 }
 
 /// The dialling side: presents this member's certificate and checks the server's against the CA.
 #[derive(Clone)]
 pub struct TlsClient {
-    connector: TlsConnector,
+    connector: Arc<Reloading<TlsConnector>>,
 }
 
 impl std::fmt::Debug for TlsServer {
@@ -156,8 +253,28 @@ fn load_roots(path: &Path) -> Result<Arc<RootCertStore>, TlsError> {
 }
 
 impl TlsConfig {
-    /// Build the accepting side from the PEM files.
+    fn files(&self) -> Vec<PathBuf> {
+        vec![self.ca.clone(), self.cert.clone(), self.key.clone()]
+    }
+
+    fn reloading_server(
+        &self,
+        build: fn(&TlsConfig) -> Result<ServerConfig, TlsError>,
+    ) -> Result<TlsServer, TlsError> {
+        let me = self.clone();
+        let build: Build<TlsAcceptor> =
+            Box::new(move || Ok(TlsAcceptor::from(Arc::new(build(&me)?))));
+        Ok(TlsServer {
+            acceptor: Arc::new(Reloading::from_files(self.files(), build)?),
+        })
+    }
+
+    /// Build the accepting side from the PEM files (rebuilt when they change).
     pub fn server(&self) -> Result<TlsServer, TlsError> {
+        self.reloading_server(Self::server_config)
+    }
+
+    fn server_config(&self) -> Result<ServerConfig, TlsError> {
         let roots = load_roots(&self.ca)?;
         let provider = provider();
         let verifier =
@@ -166,7 +283,7 @@ impl TlsConfig {
             .with_safe_default_protocol_versions()?
             .with_client_cert_verifier(verifier)
             .with_single_cert(load_certs(&self.cert)?, load_key(&self.key)?)?;
-        Ok(TlsServer::from_config(Arc::new(config)))
+        Ok(config)
     }
 
     /// The same with `{name}` in the certificate's and key's paths replaced by `value`: one
@@ -208,6 +325,10 @@ impl TlsConfig {
     /// Build the admin API's accepting side: a client certificate is verified when shown but
     /// not required, since API clients may prove themselves with a bearer token instead.
     pub fn admin_server(&self) -> Result<TlsServer, TlsError> {
+        self.reloading_server(Self::admin_server_config)
+    }
+
+    fn admin_server_config(&self) -> Result<ServerConfig, TlsError> {
         let roots = load_roots(&self.ca)?;
         let provider = provider();
         let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider.clone())
@@ -217,17 +338,23 @@ impl TlsConfig {
             .with_safe_default_protocol_versions()?
             .with_client_cert_verifier(verifier)
             .with_single_cert(load_certs(&self.cert)?, load_key(&self.key)?)?;
-        Ok(TlsServer::from_config(Arc::new(config)))
+        Ok(config)
     }
 
-    /// Build the dialling side from the PEM files.
+    /// Build the dialling side from the PEM files (rebuilt when they change).
     pub fn client(&self) -> Result<TlsClient, TlsError> {
-        let roots = load_roots(&self.ca)?;
-        let config = ClientConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots)
-            .with_client_auth_cert(load_certs(&self.cert)?, load_key(&self.key)?)?;
-        Ok(TlsClient::from_config(Arc::new(config)))
+        let me = self.clone();
+        let build: Build<TlsConnector> = Box::new(move || {
+            let roots = load_roots(&me.ca)?;
+            let config = ClientConfig::builder_with_provider(provider())
+                .with_safe_default_protocol_versions()?
+                .with_root_certificates(roots)
+                .with_client_auth_cert(load_certs(&me.cert)?, load_key(&me.key)?)?;
+            Ok(TlsConnector::from(Arc::new(config)))
+        });
+        Ok(TlsClient {
+            connector: Arc::new(Reloading::from_files(self.files(), build)?),
+        })
     }
 }
 
@@ -235,13 +362,13 @@ impl TlsServer {
     /// Wrap a rustls server configuration built elsewhere.
     pub fn from_config(config: Arc<ServerConfig>) -> Self {
         TlsServer {
-            acceptor: TlsAcceptor::from(config),
+            acceptor: Arc::new(Reloading::fixed(TlsAcceptor::from(config))),
         }
     }
 
     /// Run the server side of the handshake (unbounded: the caller sets the timeout).
     pub async fn accept(&self, stream: TcpStream) -> io::Result<ServerStream> {
-        self.acceptor.accept(stream).await
+        self.acceptor.get().accept(stream).await
     }
 }
 
@@ -249,7 +376,7 @@ impl TlsClient {
     /// Wrap a rustls client configuration built elsewhere.
     pub fn from_config(config: Arc<ClientConfig>) -> Self {
         TlsClient {
-            connector: TlsConnector::from(config),
+            connector: Arc::new(Reloading::fixed(TlsConnector::from(config))),
         }
     }
 
@@ -260,7 +387,7 @@ impl TlsClient {
         name: ServerName<'static>,
         stream: TcpStream,
     ) -> io::Result<ClientStream> {
-        self.connector.connect(name, stream).await
+        self.connector.get().connect(name, stream).await
     }
 }
 
@@ -315,6 +442,71 @@ mod tests {
         assert_eq!(host_of("2001:db8::1"), "2001:db8::1");
         assert_eq!(host_of("ctl-0.ctl.ns.svc:7001"), "ctl-0.ctl.ns.svc");
         assert_eq!(host_of("localhost"), "localhost");
+    }
+
+    /// The certificate the server showed in a handshake made now.
+    async fn served_cert(server: &TlsServer, client: &TlsClient) -> Vec<u8> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = server.clone();
+        let accept = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            server.accept(tcp).await.unwrap()
+        });
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let s = client
+            .connect(server_name("127.0.0.1:1").unwrap(), tcp)
+            .await
+            .unwrap();
+        accept.await.unwrap();
+        s.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+    }
+
+    #[tokio::test]
+    async fn renewed_files_are_used_by_the_next_handshake_and_broken_ones_never() {
+        use crate::auth::pki::Authority;
+        use crate::auth::{MemberSeat, Principal};
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Authority::generate("test").unwrap();
+        ca.save(dir.path()).unwrap();
+        let me = Principal::Member(MemberSeat::new(1).unwrap());
+        let issue = |secs| {
+            ca.issue(&me, &["127.0.0.1".into()], Duration::from_secs(secs))
+                .unwrap()
+                .write(dir.path(), "member")
+                .unwrap();
+        };
+        issue(3600);
+        let cfg = TlsConfig {
+            ca: dir.path().join("ca.pem"),
+            cert: dir.path().join("member.pem"),
+            key: dir.path().join("member-key.pem"),
+        };
+        let (server, client) = (cfg.server().unwrap(), cfg.client().unwrap());
+        let first = served_cert(&server, &client).await;
+        assert_eq!(served_cert(&server, &client).await, first);
+
+        issue(7200);
+        tokio::time::sleep(RELOAD_CHECK + Duration::from_millis(100)).await;
+        let renewed = served_cert(&server, &client).await;
+        assert_ne!(renewed, first, "the renewed certificate is served");
+        assert_eq!(
+            renewed,
+            load_certs(&cfg.cert).unwrap()[0].to_vec(),
+            "exactly the one on disk"
+        );
+
+        // A certificate file cut short, and one that does not match the key: both kept out.
+        let whole = std::fs::read_to_string(&cfg.cert).unwrap();
+        std::fs::write(&cfg.cert, &whole[..whole.len() / 2]).unwrap();
+        tokio::time::sleep(RELOAD_CHECK + Duration::from_millis(100)).await;
+        assert_eq!(served_cert(&server, &client).await, renewed);
+        let other = ca
+            .issue(&me, &["127.0.0.1".into()], Duration::from_secs(60))
+            .unwrap();
+        std::fs::write(&cfg.cert, other.cert_pem).unwrap();
+        tokio::time::sleep(RELOAD_CHECK + Duration::from_millis(100)).await;
+        assert_eq!(served_cert(&server, &client).await, renewed);
     }
 
     #[test]
