@@ -3,11 +3,11 @@
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DnType,
+    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType,
 };
 
 use super::principal::Principal;
@@ -36,6 +36,89 @@ pub enum PkiError {
     /// A host name is neither an IP address nor a DNS name.
     #[error("host {0:?} is neither an IP address nor a DNS name")]
     Host(String),
+    /// A PEM text holds no certificate, or one that does not parse.
+    #[error("not a PEM certificate: {0}")]
+    NotACertificate(String),
+}
+
+/// A certificate signing request and the key it was made with: the key stays with whoever asks,
+/// only the request (its public half, signed) travels.
+pub struct SigningRequest {
+    /// The request, as PEM.
+    pub csr_pem: String,
+    /// Its private key (PKCS#8), as PEM.
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for SigningRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SigningRequest { .. }")
+    }
+}
+
+impl SigningRequest {
+    /// A fresh key and a request naming `who` (the signer decides what the certificate says).
+    pub fn new(who: &Principal) -> Result<Self, PkiError> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, who.to_string());
+        let csr = params.serialize_request(&key)?;
+        Ok(SigningRequest {
+            csr_pem: csr.pem()?,
+            key_pem: key.serialize_pem(),
+        })
+    }
+}
+
+/// When the first certificate in `cert_pem` stops being valid.
+pub fn not_after(cert_pem: &str) -> Result<SystemTime, PkiError> {
+    let der = rustls_pemfile::certs(&mut cert_pem.as_bytes())
+        .next()
+        .ok_or_else(|| PkiError::NotACertificate("no CERTIFICATE block".into()))?
+        .map_err(|e| PkiError::NotACertificate(e.to_string()))?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der)
+        .map_err(|e| PkiError::NotACertificate(e.to_string()))?;
+    let secs = cert.validity().not_after.timestamp();
+    Ok(SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).unwrap_or(0)))
+}
+
+/// What every leaf certificate says: its principal as common name and URI SAN, its hosts, TLS
+/// server and client use, and its validity.
+fn leaf_params(
+    who: &Principal,
+    hosts: &[String],
+    valid_for: Duration,
+) -> Result<CertificateParams, PkiError> {
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, who.to_string());
+    params
+        .subject_alt_names
+        .push(SanType::URI(who.uri().try_into()?));
+    for host in hosts {
+        let san = match host.parse::<IpAddr>() {
+            Ok(ip) => SanType::IpAddress(ip),
+            Err(_) => SanType::DnsName(
+                host.clone()
+                    .try_into()
+                    .map_err(|_| PkiError::Host(host.clone()))?,
+            ),
+        };
+        params.subject_alt_names.push(san);
+    }
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    validity(&mut params, valid_for);
+    Ok(params)
 }
 
 /// A certificate and its private key, as PEM.
@@ -165,38 +248,26 @@ impl Authority {
         valid_for: Duration,
     ) -> Result<Issued, PkiError> {
         let key = KeyPair::generate()?;
-        let mut params = CertificateParams::new(Vec::<String>::new())?;
-        params
-            .distinguished_name
-            .push(DnType::CommonName, who.to_string());
-        params
-            .subject_alt_names
-            .push(SanType::URI(who.uri().try_into()?));
-        for host in hosts {
-            let san = match host.parse::<IpAddr>() {
-                Ok(ip) => SanType::IpAddress(ip),
-                Err(_) => SanType::DnsName(
-                    host.clone()
-                        .try_into()
-                        .map_err(|_| PkiError::Host(host.clone()))?,
-                ),
-            };
-            params.subject_alt_names.push(san);
-        }
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        validity(&mut params, valid_for);
-        let cert = params.signed_by(&key, &self.cert, &self.key)?;
+        let cert = leaf_params(who, hosts, valid_for)?.signed_by(&key, &self.cert, &self.key)?;
         Ok(Issued {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
         })
+    }
+
+    /// A certificate for the key of a signing request (whose signature proves the requester
+    /// holds it), naming `who`: what the request itself asks for (names, uses, validity) is
+    /// ignored, the caller has decided who the requester is.
+    pub fn sign(
+        &self,
+        csr_pem: &str,
+        who: &Principal,
+        hosts: &[String],
+        valid_for: Duration,
+    ) -> Result<String, PkiError> {
+        let mut csr = CertificateSigningRequestParams::from_pem(csr_pem)?;
+        csr.params = leaf_params(who, hosts, valid_for)?;
+        Ok(csr.signed_by(&self.cert, &self.key)?.pem())
     }
 }
 
@@ -233,6 +304,45 @@ mod tests {
                 .unwrap();
             assert_eq!(Principal::from_certificate(&der(&issued.cert_pem)), Ok(who));
         }
+    }
+
+    #[test]
+    fn a_signed_request_names_whom_the_signer_says_and_fits_the_requesters_key() {
+        let ca = Authority::generate("test").unwrap();
+        let asked = Principal::Member(MemberSeat::new(1).unwrap());
+        let node = Principal::Node("n1".parse().unwrap());
+        let req = SigningRequest::new(&asked).unwrap();
+        let cert = ca
+            .sign(&req.csr_pem, &node, &[], Duration::from_secs(600))
+            .unwrap();
+        assert_eq!(Principal::from_certificate(&der(&cert)), Ok(node));
+        let left = not_after(&cert)
+            .unwrap()
+            .duration_since(SystemTime::now())
+            .unwrap();
+        assert!(left > Duration::from_secs(590) && left <= Duration::from_secs(600));
+        // The key in the certificate is the request's: rustls pairs them.
+        let key = rustls_pemfile::private_key(&mut req.key_pem.as_bytes())
+            .unwrap()
+            .unwrap();
+        let provider = rustls::crypto::ring::default_provider();
+        let signing = provider.key_provider.load_private_key(key).unwrap();
+        rustls::sign::CertifiedKey::new(vec![der(&cert).into()], signing)
+            .keys_match()
+            .unwrap();
+        // A request whose signature does not hold is refused.
+        let mut forged = req.csr_pem.clone().into_bytes();
+        let mid = forged.len() / 2;
+        forged[mid] = if forged[mid] == b'A' { b'B' } else { b'A' };
+        assert!(ca
+            .sign(
+                std::str::from_utf8(&forged).unwrap(),
+                &Principal::Node("n1".parse().unwrap()),
+                &[],
+                Duration::from_secs(600)
+            )
+            .is_err());
+        assert!(not_after("garbage").is_err());
     }
 
     #[test]
