@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 use crate::actors::controller::{LeaseTiming, SpeakerHub};
 use crate::api::auth::{AdminAuth, AdminListener, Peer};
-use crate::api::client::{AdminClient, Body, Credentials};
+use crate::api::client::{AdminClient, Body, Credentials, RenewingClient};
 use crate::api::metrics::Metrics;
 use crate::api::{self, Admin};
 use crate::auth::TokenBook;
@@ -185,6 +185,10 @@ pub struct NodeConfig {
     pub lease: LeaseTiming,
     /// Reconcile Services and configuration objects of a Kubernetes cluster while leading.
     pub kubernetes: Option<ReconcilerConfig>,
+    /// Accept Kubernetes ServiceAccount tokens on the admin API (reviewed by the API server).
+    pub kube_tokens: Option<crate::api::auth::KubeTokens>,
+    /// Issue speakers their node certificates (Kubernetes mode, with the CA from a Secret).
+    pub node_issuer: Option<Arc<crate::k8s::certs::NodeIssuer>>,
 }
 
 impl NodeConfig {
@@ -227,8 +231,9 @@ impl NodeConfig {
             None => TokenBook::default(),
         };
         Ok(AdminAuth {
-            required: self.tls.is_some() || !tokens.is_empty(),
+            required: self.tls.is_some() || !tokens.is_empty() || self.kube_tokens.is_some(),
             tokens,
+            kube: self.kube_tokens.clone(),
         })
     }
 
@@ -256,6 +261,8 @@ impl NodeConfig {
             write_timeout: Duration::from_secs(5),
             lease: LeaseTiming::default(),
             kubernetes: None,
+            kube_tokens: None,
+            node_issuer: None,
         }
     }
 }
@@ -459,7 +466,7 @@ impl ControllerNode {
                 k8s,
             )));
         }
-        let admin = Admin::new(
+        let mut admin = Admin::new(
             id,
             raft.clone(),
             state.clone(),
@@ -470,11 +477,13 @@ impl ControllerNode {
         .with_watchdog(watchdog)
         .with_identity(identity.clone())
         .with_forwarding(
-            cfg.credentials()
-                .http_client(Duration::from_secs(10))
+            RenewingClient::new(cfg.credentials(), Duration::from_secs(10))
                 .map_err(|e| NodeError::Exposed(e.to_string()))?,
             cfg.credentials().scheme(),
         );
+        if let Some(issuer) = &cfg.node_issuer {
+            admin = admin.with_node_issuer(issuer.clone());
+        }
         let router =
             api::router(Arc::new(admin), admin_auth).into_make_service_with_connect_info::<Peer>();
         let admin_tls = cfg.tls.as_ref().map(|t| t.admin_server()).transpose()?;

@@ -21,6 +21,8 @@ use tokio::sync::mpsc;
 
 use super::error::ApiError;
 use crate::auth::{Principal, Role, TokenBook};
+use crate::k8s::certs::NODE_CERT_PATH;
+use crate::k8s::token_review::{AccountRoles, TokenReviewer};
 use crate::raft::network::server::{ConnectionLimits, ConnectionSlot};
 use crate::raft::network::tls::peer_principal;
 use crate::raft::network::{BoxIo, TlsServer};
@@ -166,11 +168,23 @@ impl axum::serve::Listener for AdminListener {
     }
 }
 
+/// Kubernetes ServiceAccount tokens as bearer tokens: reviewed by the API server, and given
+/// the role their account is bound to.
+#[derive(Clone, Debug)]
+pub struct KubeTokens {
+    /// Asks the API server who holds a token.
+    pub reviewer: Arc<TokenReviewer>,
+    /// The accounts that may use the API, and their roles.
+    pub roles: AccountRoles,
+}
+
 /// How requests are authenticated.
 #[derive(Clone, Debug)]
 pub struct AdminAuth {
     /// Bearer tokens accepted (a token file's).
     pub tokens: TokenBook,
+    /// ServiceAccount tokens accepted (Kubernetes mode).
+    pub kube: Option<KubeTokens>,
     /// Whether a request must prove an identity; false only in `--insecure` mode without a
     /// token file, where everyone is an admin.
     pub required: bool,
@@ -181,7 +195,37 @@ impl AdminAuth {
     pub fn open() -> Self {
         AdminAuth {
             tokens: TokenBook::default(),
+            kube: None,
             required: false,
+        }
+    }
+
+    /// Who holds a bearer token: the token file's entry, else the ServiceAccount the API server
+    /// names (with its bound role; an account without one is named but may do nothing).
+    pub async fn token_holder(&self, token: &str) -> Result<Principal, (StatusCode, String)> {
+        if let Some(p) = self.tokens.lookup(token) {
+            return Ok(p.clone());
+        }
+        let Some(kube) = &self.kube else {
+            return Err((StatusCode::UNAUTHORIZED, "unknown bearer token".into()));
+        };
+        let owner = kube
+            .reviewer
+            .review(token)
+            .await
+            .map_err(|e| (StatusCode::UNAUTHORIZED, e.to_string()))?;
+        match kube.roles.role_of(&owner.username) {
+            Some(role) => Ok(Principal::Client {
+                name: owner.username,
+                role,
+            }),
+            None => Err((
+                StatusCode::FORBIDDEN,
+                format!(
+                    "{} has no ironlb role (--admin-service-account)",
+                    owner.username
+                ),
+            )),
         }
     }
 }
@@ -190,6 +234,8 @@ impl AdminAuth {
 pub fn required_role(method: &Method, path: &str) -> Option<Role> {
     match path {
         "/metrics" | "/healthz" | "/readyz" => None,
+        // Speakers without a certificate yet; the issuer checks their token itself.
+        NODE_CERT_PATH => None,
         // Explain answers a what-if without changing anything.
         "/v1/explain" => Some(Role::Read),
         _ if method == Method::GET || method == Method::HEAD => Some(Role::Read),
@@ -220,21 +266,27 @@ pub async fn authorize(
         return next.run(req).await;
     }
     let who = match (&peer.cert, bearer(&req)) {
-        (Some(p), _) => Some(p.clone()),
-        (None, Some(token)) => auth.tokens.lookup(token).cloned(),
-        (None, None) => None,
-    };
-    let Some(who) = who else {
-        let mut resp = ApiError::new(
+        (Some(p), _) => Ok(p.clone()),
+        (None, Some(token)) => auth.token_holder(token).await,
+        (None, None) => Err((
             StatusCode::UNAUTHORIZED,
-            "authentication required: a client certificate signed by the cluster CA, or a bearer token",
-        )
-        .into_response();
-        resp.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            header::HeaderValue::from_static("Bearer realm=\"ironlb\""),
-        );
-        return super::not_applied(resp);
+            "authentication required: a client certificate signed by the cluster CA, or a bearer token"
+                .into(),
+        )),
+    };
+    let who = match who {
+        Ok(who) => who,
+        Err((status, why)) => {
+            tracing::debug!(peer = %peer.addr, reason = %why, "admin API request refused");
+            let mut resp = ApiError::new(status, why).into_response();
+            if status == StatusCode::UNAUTHORIZED {
+                resp.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Bearer realm=\"ironlb\""),
+                );
+            }
+            return super::not_applied(resp);
+        }
     };
     match who.role() {
         Some(role) if role >= needed => {

@@ -2,7 +2,10 @@
 //! one answers, and lets the members forward to the leader.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::raft::network::tls::{stamp, Stamp, RELOAD_CHECK};
 
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
@@ -102,6 +105,14 @@ fn read(path: &Path) -> Result<Vec<u8>, CredentialsError> {
 }
 
 impl Credentials {
+    fn files(&self) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> = self.ca.iter().cloned().collect();
+        if let Some((c, k)) = &self.cert {
+            out.extend([c.clone(), k.clone()]);
+        }
+        out
+    }
+
     /// The URL scheme these credentials talk.
     pub fn scheme(&self) -> &'static str {
         if self.ca.is_some() {
@@ -142,6 +153,46 @@ impl Credentials {
             what: "HTTP client".into(),
             source,
         })
+    }
+}
+
+/// An HTTP client presenting credentials whose files may be renewed under it (a member's own
+/// certificate): rebuilt, at most once per [`RELOAD_CHECK`], when they changed and still load.
+#[derive(Clone)]
+pub struct RenewingClient {
+    creds: Credentials,
+    timeout: Duration,
+    current: Arc<Mutex<(Stamp, Instant, reqwest::Client)>>,
+}
+
+impl RenewingClient {
+    /// A client for `creds`, failing if they do not load now.
+    pub fn new(creds: Credentials, timeout: Duration) -> Result<Self, CredentialsError> {
+        let seen = stamp(&creds.files());
+        let client = creds.http_client(timeout)?;
+        Ok(RenewingClient {
+            creds,
+            timeout,
+            current: Arc::new(Mutex::new((seen, Instant::now(), client))),
+        })
+    }
+
+    /// The client for the credentials as they are on disk now.
+    pub fn get(&self) -> reqwest::Client {
+        // A poisoned lock only means a panic elsewhere mid-update; the client is still whole.
+        let mut cur = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        if cur.1.elapsed() >= RELOAD_CHECK {
+            cur.1 = Instant::now();
+            let now = stamp(&self.creds.files());
+            if now != cur.0 {
+                cur.0 = now;
+                match self.creds.http_client(self.timeout) {
+                    Ok(c) => cur.2 = c,
+                    Err(e) => tracing::warn!(error = %e, "renewed credentials do not load: keeping the previous"),
+                }
+            }
+        }
+        cur.2.clone()
     }
 }
 

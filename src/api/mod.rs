@@ -67,8 +67,10 @@ pub struct Admin {
     pub watchdog: Arc<crate::watchdog::Watchdog>,
     /// The member's cluster and id, if it has one.
     pub identity: Option<Arc<crate::raft::identity::IdentityCell>>,
-    http: reqwest::Client,
+    http: Option<client::RenewingClient>,
     scheme: &'static str,
+    /// Issues speakers their node certificates (Kubernetes mode).
+    pub node_issuer: Option<Arc<crate::k8s::certs::NodeIssuer>>,
 }
 
 impl Admin {
@@ -91,12 +93,9 @@ impl Admin {
             write_timeout,
             watchdog: crate::watchdog::Watchdog::new(),
             identity: None,
-            http: reqwest::Client::builder()
-                .connect_timeout(Duration::from_secs(1))
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap_or_default(),
+            http: None,
             scheme: "http",
+            node_issuer: None,
         }
     }
 }
@@ -109,10 +108,18 @@ impl Admin {
 
     /// The same, forwarding to the leader with `http` (which presents this member's
     /// certificate) over `scheme`.
-    pub fn with_forwarding(self, http: reqwest::Client, scheme: &'static str) -> Self {
+    pub fn with_forwarding(self, http: client::RenewingClient, scheme: &'static str) -> Self {
         Self {
-            http,
+            http: Some(http),
             scheme,
+            ..self
+        }
+    }
+
+    /// The same, issuing speakers' node certificates with `issuer`.
+    pub fn with_node_issuer(self, issuer: Arc<crate::k8s::certs::NodeIssuer>) -> Self {
+        Self {
+            node_issuer: Some(issuer),
             ..self
         }
     }
@@ -175,7 +182,54 @@ fn routes(admin: Shared) -> Router {
         .route("/v1/reservations", get(reservations).post(reserve))
         .route("/v1/reservations/{address}", delete(unreserve))
         .route("/v1/config", get(get_config).put(put_config))
+        .route(
+            crate::k8s::certs::NODE_CERT_PATH,
+            post(issue_node_certificate),
+        )
         .with_state(admin)
+}
+
+/// The largest node certificate request: a node name and a signing request.
+const MAX_NODE_CERT_REQUEST: usize = 16 << 10;
+
+/// Issues a speaker its node certificate when its projected token proves the node (any member
+/// answers: the CA is every member's, and nothing is replicated).
+async fn issue_node_certificate(State(a): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    use crate::k8s::certs::{IssueError, NodeCertRequest};
+    let Some(issuer) = &a.node_issuer else {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            "this member issues no node certificates (it runs without --issue-certificates)",
+        )
+        .into_response();
+    };
+    if body.len() > MAX_NODE_CERT_REQUEST {
+        return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "a node certificate request is at most 16 KiB").into_response();
+    }
+    let req: NodeCertRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return ApiError::new(StatusCode::BAD_REQUEST, format!("node certificate request: {e}"))
+                .into_response()
+        }
+    };
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match issuer.issue(token, &req).await {
+        Ok(answer) => Json(answer).into_response(),
+        Err(e) => {
+            let status = match e {
+                IssueError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+                IssueError::Forbidden(_) => StatusCode::FORBIDDEN,
+                IssueError::BadRequest(_) => StatusCode::BAD_REQUEST,
+                IssueError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            ApiError::new(status, e.to_string()).into_response()
+        }
+    }
 }
 
 /// Runs the handler; when it needs the leader and this member is not it, forwards the request
@@ -244,8 +298,11 @@ async fn forward(
 ) -> Response {
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let url = format!("{}://{}{}", a.scheme, leader.member.admin_addr, path);
-    let mut req = a
-        .http
+    let http = match &a.http {
+        Some(h) => h.get(),
+        None => reqwest::Client::new(),
+    };
+    let mut req = http
         .request(method.clone(), &url)
         .header(FORWARDED, a.id.to_string())
         .body(body);

@@ -142,13 +142,14 @@ impl Issued {
     pub fn write(&self, dir: &Path, stem: &str) -> Result<(PathBuf, PathBuf), PkiError> {
         let cert = dir.join(format!("{stem}.pem"));
         let key = dir.join(format!("{stem}-key.pem"));
-        write(&cert, &self.cert_pem, 0o644)?;
-        write(&key, &self.key_pem, 0o600)?;
+        write_file(&cert, &self.cert_pem, 0o644)?;
+        write_file(&key, &self.key_pem, 0o600)?;
         Ok((cert, key))
     }
 }
 
-fn write(path: &Path, text: &str, mode: u32) -> Result<(), PkiError> {
+/// Writes `text` to `path` with `mode`, atomically (beside, then renamed).
+pub fn write_file(path: &Path, text: &str, mode: u32) -> Result<(), PkiError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let io = |source| PkiError::Io {
@@ -232,6 +233,11 @@ impl Authority {
         }
         .write(dir, "ca")
         .map(|_| ())
+    }
+
+    /// The CA's private key as PEM, for keeping it where other members find it.
+    pub fn key_pem(&self) -> String {
+        self.key.serialize_pem()
     }
 
     /// The CA certificate as PEM, for the trust stores of every party.

@@ -4,13 +4,19 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
 use ironlb::actors::controller::LeaseTiming;
 use ironlb::controller::{ControllerNode, NodeConfig, Timing};
+use ironlb::api::auth::KubeTokens;
+use ironlb::auth::{MemberSeat, Principal};
+use ironlb::k8s::certs::{ensure_authority, publish_bundle, MemberCerts, NodeIssuer};
 use ironlb::k8s::reconciler::ReconcilerConfig;
+use ironlb::k8s::token_review::{service_account_user, AccountRoles, TokenReviewer};
+use ironlb::raft::network::tls::host_of;
 use ironlb::raft::network::TlsConfig;
 use ironlb::standalone::sync_files;
 use tokio::signal::unix::{signal, SignalKind};
@@ -88,6 +94,45 @@ pub struct ControllerArgs {
     /// Only Services with this spec.loadBalancerClass (default: only Services without one).
     #[arg(long)]
     pub lb_class: Option<String>,
+    #[command(flatten)]
+    pub certs: KubeCertArgs,
+}
+
+/// Certificates and tokens in Kubernetes mode.
+#[derive(Args, Debug)]
+pub struct KubeCertArgs {
+    /// Issue certificates from the cluster CA kept in a Secret (created by the first member to
+    /// start): this member's own, and speakers' node certificates, to speakers proving their
+    /// node with a projected ServiceAccount token. Replaces --tls-ca, --tls-cert and --tls-key.
+    #[arg(long, requires = "kubernetes", conflicts_with_all = ["tls_ca", "tls_cert", "tls_key"])]
+    pub issue_certificates: bool,
+    /// The Secret holding the CA (keys ca.pem and ca-key.pem).
+    #[arg(long, default_value = "ironlb-ca")]
+    pub ca_secret: String,
+    /// The ConfigMap the CA certificate is published in (key ca.pem), for speakers to trust.
+    #[arg(long, default_value = "ironlb-ca")]
+    pub ca_configmap: String,
+    /// Where this member's issued certificate, key and the CA certificate are written (a
+    /// memory-backed emptyDir).
+    #[arg(long, default_value = "/run/ironlb/tls")]
+    pub tls_dir: PathBuf,
+    /// More names for this member's certificate (DNS names or IP addresses, comma-separated),
+    /// besides the advertised hosts, $POD_IP, localhost and 127.0.0.1.
+    #[arg(long, value_delimiter = ',')]
+    pub tls_san: Vec<String>,
+    /// The speakers' ServiceAccount as <namespace>:<name> (default: <namespace>:ironlb-speaker).
+    #[arg(long)]
+    pub speaker_service_account: Option<String>,
+    /// How long a speaker's node certificate is valid, seconds; speakers renew after two thirds.
+    #[arg(long, default_value_t = 12 * 3600)]
+    pub node_cert_validity_s: u64,
+    /// How long a member's own certificate is valid, seconds; renewed after two thirds.
+    #[arg(long, default_value_t = 30 * 86_400)]
+    pub member_cert_validity_s: u64,
+    /// A ServiceAccount whose tokens the admin API accepts, as <namespace>:<name>=<read|admin>
+    /// (repeatable; Kubernetes mode, reviewed by the API server).
+    #[arg(long, requires = "kubernetes")]
+    pub admin_service_account: Vec<String>,
 }
 
 /// The speakers' lease clocks, set on the controllers (speakers learn them with each lease).
@@ -195,9 +240,78 @@ impl ControllerArgs {
     }
 }
 
+impl ControllerArgs {
+    /// Kubernetes mode's credentials: ServiceAccount tokens on the admin API, and the
+    /// certificates issued from the CA in a Secret.
+    async fn kube_credentials(&self, cfg: &mut NodeConfig) -> Result<Vec<MemberCerts>> {
+        let c = &self.certs;
+        if c.admin_service_account.is_empty() && !c.issue_certificates {
+            return Ok(Vec::new());
+        }
+        let client = kube::Client::try_default()
+            .await
+            .context("reaching the Kubernetes API (in-cluster credentials or KUBECONFIG)")?;
+        if !c.admin_service_account.is_empty() {
+            let roles =
+                AccountRoles::parse(&c.admin_service_account).map_err(anyhow::Error::msg)?;
+            cfg.kube_tokens = Some(KubeTokens {
+                reviewer: Arc::new(TokenReviewer::new(client.clone(), Vec::new())),
+                roles,
+            });
+        }
+        if !c.issue_certificates {
+            return Ok(Vec::new());
+        }
+        let ca = Arc::new(
+            ensure_authority(&client, &self.namespace, &c.ca_secret)
+                .await
+                .with_context(|| format!("the cluster CA in Secret {}", c.ca_secret))?,
+        );
+        publish_bundle(&client, &self.namespace, &c.ca_configmap, &ca.cert_pem())
+            .await
+            .with_context(|| format!("publishing the CA in ConfigMap {}", c.ca_configmap))?;
+        let mut hosts: Vec<String> = vec!["localhost".into(), "127.0.0.1".into()];
+        for addr in [&cfg.raft_advertise, &cfg.admin_advertise].into_iter().flatten() {
+            hosts.push(host_of(addr).to_owned());
+        }
+        hosts.extend(std::env::var("POD_IP").ok().filter(|ip| !ip.is_empty()));
+        hosts.extend(c.tls_san.iter().cloned());
+        hosts.sort();
+        hosts.dedup();
+        let seat = MemberSeat::new(cfg.id).map_err(|e| anyhow::anyhow!("--id: {e}"))?;
+        let mine = MemberCerts::issue(
+            ca.clone(),
+            Principal::Member(seat),
+            hosts,
+            &c.tls_dir,
+            Duration::from_secs(c.member_cert_validity_s),
+        )
+        .context("issuing this member's certificate")?;
+        cfg.tls = Some(mine.tls());
+        let speakers = c
+            .speaker_service_account
+            .clone()
+            .unwrap_or_else(|| format!("{}:ironlb-speaker", self.namespace));
+        let Some((ns, name)) = speakers.split_once(':') else {
+            anyhow::bail!("--speaker-service-account {speakers:?}: expected <namespace>:<name>");
+        };
+        cfg.node_issuer = Some(Arc::new(NodeIssuer::new(
+            ca,
+            client,
+            service_account_user(ns, name),
+            Duration::from_secs(c.node_cert_validity_s),
+        )));
+        Ok(vec![mine])
+    }
+}
+
 /// Runs a controller member until SIGTERM or SIGINT.
 pub async fn controller(args: ControllerArgs) -> Result<ExitCode> {
-    let node = ControllerNode::start(args.node_config()?).await?;
+    let mut cfg = args.node_config()?;
+    for certs in args.kube_credentials(&mut cfg).await? {
+        tokio::spawn(certs.renew_forever());
+    }
+    let node = ControllerNode::start(cfg).await?;
     let mut term = signal(SignalKind::terminate())?;
     tokio::select! {
         _ = term.recv() => info!("SIGTERM: shutting down"),

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use ironlb::actors::speaker::session::OnControlPlaneLoss;
+use ironlb::k8s::certs::NodeCertBootstrap;
 use ironlb::labels::Labels;
 use ironlb::names::NodeName;
 use ironlb::raft::network::TlsConfig;
@@ -51,8 +52,9 @@ pub struct SpeakerArgs {
     /// How often local health checks (`ironlb.io/health-check`) run, milliseconds.
     #[arg(long, default_value_t = 500)]
     pub health_interval_ms: u64,
-    /// CA certificate (PEM) of the controllers' TLS; with --tls-cert and --tls-key.
-    #[arg(long, requires_all = ["tls_cert", "tls_key"])]
+    /// CA certificate (PEM) of the controllers' TLS; with --tls-cert and --tls-key, or with
+    /// --tls-bootstrap.
+    #[arg(long)]
     pub tls_ca: Option<PathBuf>,
     /// This speaker's client certificate (PEM), naming spiffe://ironlb/node/<node>; `{node}` in
     /// this path and the key's is replaced by the node's name.
@@ -61,6 +63,16 @@ pub struct SpeakerArgs {
     /// Its private key (PEM).
     #[arg(long)]
     pub tls_key: Option<PathBuf>,
+    /// Have the controllers issue this speaker's node certificate (and renew it): their admin
+    /// API addresses, comma-separated. The speaker proves its node with --tls-bootstrap-token.
+    #[arg(long, value_delimiter = ',', requires = "tls_ca", conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub tls_bootstrap: Vec<String>,
+    /// A projected ServiceAccount token with audience `ironlb` (re-read at every renewal).
+    #[arg(long, default_value = "/var/run/secrets/ironlb/token")]
+    pub tls_bootstrap_token: PathBuf,
+    /// Where the issued certificate and its key are written (a memory-backed emptyDir).
+    #[arg(long, default_value = "/run/ironlb/tls")]
+    pub tls_dir: PathBuf,
     /// Kubernetes mode: take the node's labels from its Node object (and stop answering when it
     /// is excluded from load balancers or its network is unavailable), and judge readiness from
     /// the Services' EndpointSlices.
@@ -114,15 +126,53 @@ impl SpeakerArgs {
                 }
                 .expand("node", &name),
             ),
-            _ => None,
+            (Some(_), _, _) if !self.tls_bootstrap.is_empty() => {
+                Some(self.bootstrap(&cfg.node)?.tls())
+            }
+            (None, None, None) => None,
+            _ => bail!("--tls-ca needs --tls-cert and --tls-key, or --tls-bootstrap"),
         };
         Ok(cfg)
     }
 }
 
+impl SpeakerArgs {
+    fn bootstrap(&self, node: &NodeName) -> Result<NodeCertBootstrap> {
+        let ca = self.tls_ca.clone().context("--tls-bootstrap needs --tls-ca")?;
+        std::fs::create_dir_all(&self.tls_dir)
+            .with_context(|| format!("--tls-dir {}", self.tls_dir.display()))?;
+        Ok(NodeCertBootstrap {
+            controllers: self.tls_bootstrap.clone(),
+            token_file: self.tls_bootstrap_token.clone(),
+            ca,
+            dir: self.tls_dir.clone(),
+            node: node.clone(),
+        })
+    }
+}
+
+/// Waits for a file to appear (a ConfigMap volume is filled in after the pod starts).
+async fn wait_for_file(path: &std::path::Path) {
+    let mut said = false;
+    while !path.exists() {
+        if !said {
+            info!(file = %path.display(), "waiting for the file to appear");
+            said = true;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// Runs a speaker until SIGTERM (which hands its addresses over first) or SIGINT.
 pub async fn run(args: SpeakerArgs) -> Result<ExitCode> {
-    let speaker = Speaker::start(args.config()?).await?;
+    let cfg = args.config()?;
+    if !args.tls_bootstrap.is_empty() {
+        let boot = args.bootstrap(&cfg.node)?;
+        wait_for_file(&boot.ca).await;
+        let expires = boot.first().await;
+        tokio::spawn(boot.renew_forever(expires));
+    }
+    let speaker = Speaker::start(cfg).await?;
     let mut term = signal(SignalKind::terminate())?;
     tokio::select! {
         _ = term.recv() => {

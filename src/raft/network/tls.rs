@@ -88,10 +88,12 @@ pub enum TlsError {
 /// How often the files behind a TLS end are looked at again.
 pub const RELOAD_CHECK: Duration = Duration::from_secs(1);
 
-/// What identifies a version of a file: its modification time and length (`None`: missing).
-type Stamp = Vec<Option<(SystemTime, u64)>>;
+/// What identifies a version of some files: their modification times and lengths (`None`:
+/// missing).
+pub type Stamp = Vec<Option<(SystemTime, u64)>>;
 
-fn stamp(files: &[PathBuf]) -> Stamp {
+/// The files' stamp now.
+pub fn stamp(files: &[PathBuf]) -> Stamp {
     files
         .iter()
         .map(|f| {
