@@ -188,7 +188,9 @@ impl RenewingClient {
                 cur.0 = now;
                 match self.creds.http_client(self.timeout) {
                     Ok(c) => cur.2 = c,
-                    Err(e) => tracing::warn!(error = %e, "renewed credentials do not load: keeping the previous"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "renewed credentials do not load: keeping the previous")
+                    }
                 }
             }
         }

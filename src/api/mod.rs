@@ -194,7 +194,11 @@ const MAX_NODE_CERT_REQUEST: usize = 16 << 10;
 
 /// Issues a speaker its node certificate when its projected token proves the node (any member
 /// answers: the CA is every member's, and nothing is replicated).
-async fn issue_node_certificate(State(a): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+async fn issue_node_certificate(
+    State(a): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     use crate::k8s::certs::{IssueError, NodeCertRequest};
     let Some(issuer) = &a.node_issuer else {
         return ApiError::new(
@@ -204,13 +208,20 @@ async fn issue_node_certificate(State(a): State<Shared>, headers: HeaderMap, bod
         .into_response();
     };
     if body.len() > MAX_NODE_CERT_REQUEST {
-        return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "a node certificate request is at most 16 KiB").into_response();
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "a node certificate request is at most 16 KiB",
+        )
+        .into_response();
     }
     let req: NodeCertRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
-            return ApiError::new(StatusCode::BAD_REQUEST, format!("node certificate request: {e}"))
-                .into_response()
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("node certificate request: {e}"),
+            )
+            .into_response()
         }
     };
     let token = headers

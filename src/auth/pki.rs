@@ -187,6 +187,9 @@ fn validity(params: &mut CertificateParams, valid_for: Duration) {
 pub struct Authority {
     cert: rcgen::Certificate,
     key: KeyPair,
+    /// The certificate as first made: what every party trusts. `cert` is rcgen's signing handle
+    /// and, for a loaded CA, a re-signed twin whose PEM differs.
+    cert_pem: String,
 }
 
 impl std::fmt::Debug for Authority {
@@ -207,7 +210,12 @@ impl Authority {
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         validity(&mut params, CA_VALIDITY);
         let cert = params.self_signed(&key)?;
-        Ok(Authority { cert, key })
+        let cert_pem = cert.pem();
+        Ok(Authority {
+            cert,
+            key,
+            cert_pem,
+        })
     }
 
     /// A CA from its certificate and key, as PEM.
@@ -217,7 +225,11 @@ impl Authority {
         // issuer identical for verification to the one on disk.
         let params = CertificateParams::from_ca_cert_pem(cert_pem)?;
         let cert = params.self_signed(&key)?;
-        Ok(Authority { cert, key })
+        Ok(Authority {
+            cert,
+            key,
+            cert_pem: cert_pem.to_owned(),
+        })
     }
 
     /// Reads `ca.pem` and `ca-key.pem` from `dir`.
@@ -228,7 +240,7 @@ impl Authority {
     /// Writes `ca.pem` and `ca-key.pem` into `dir`.
     pub fn save(&self, dir: &Path) -> Result<(), PkiError> {
         Issued {
-            cert_pem: self.cert.pem(),
+            cert_pem: self.cert_pem.clone(),
             key_pem: self.key.serialize_pem(),
         }
         .write(dir, "ca")
@@ -242,7 +254,7 @@ impl Authority {
 
     /// The CA certificate as PEM, for the trust stores of every party.
     pub fn cert_pem(&self) -> String {
-        self.cert.pem()
+        self.cert_pem.clone()
     }
 
     /// A certificate for `who`, valid as TLS server and client for `hosts` (IP addresses or DNS
@@ -357,6 +369,7 @@ mod tests {
         let ca = Authority::generate("test").unwrap();
         ca.save(dir.path()).unwrap();
         let again = Authority::load(dir.path()).unwrap();
+        assert_eq!(again.cert_pem(), ca.cert_pem(), "the same certificate, byte for byte");
         let issued = again
             .issue(&Principal::Node("n1".parse().unwrap()), &[], LEAF_VALIDITY)
             .unwrap();

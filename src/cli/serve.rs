@@ -10,9 +10,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 use ironlb::actors::controller::LeaseTiming;
-use ironlb::controller::{ControllerNode, NodeConfig, Timing};
 use ironlb::api::auth::KubeTokens;
 use ironlb::auth::{MemberSeat, Principal};
+use ironlb::controller::{ControllerNode, NodeConfig, Timing};
 use ironlb::k8s::certs::{ensure_authority, publish_bundle, MemberCerts, NodeIssuer};
 use ironlb::k8s::reconciler::ReconcilerConfig;
 use ironlb::k8s::token_review::{service_account_user, AccountRoles, TokenReviewer};
@@ -113,7 +113,7 @@ pub struct KubeCertArgs {
     #[arg(long, default_value = "ironlb-ca")]
     pub ca_configmap: String,
     /// Where this member's issued certificate, key and the CA certificate are written (a
-    /// memory-backed emptyDir).
+    /// memory-backed emptyDir); `{id}` is replaced by the member's id.
     #[arg(long, default_value = "/run/ironlb/tls")]
     pub tls_dir: PathBuf,
     /// More names for this member's certificate (DNS names or IP addresses, comma-separated),
@@ -271,7 +271,10 @@ impl ControllerArgs {
             .await
             .with_context(|| format!("publishing the CA in ConfigMap {}", c.ca_configmap))?;
         let mut hosts: Vec<String> = vec!["localhost".into(), "127.0.0.1".into()];
-        for addr in [&cfg.raft_advertise, &cfg.admin_advertise].into_iter().flatten() {
+        for addr in [&cfg.raft_advertise, &cfg.admin_advertise]
+            .into_iter()
+            .flatten()
+        {
             hosts.push(host_of(addr).to_owned());
         }
         hosts.extend(std::env::var("POD_IP").ok().filter(|ip| !ip.is_empty()));
@@ -279,11 +282,17 @@ impl ControllerArgs {
         hosts.sort();
         hosts.dedup();
         let seat = MemberSeat::new(cfg.id).map_err(|e| anyhow::anyhow!("--id: {e}"))?;
+        // `{id}` in the directory: members sharing a host keep their files apart.
+        let dir = PathBuf::from(
+            c.tls_dir
+                .to_string_lossy()
+                .replace("{id}", &cfg.id.to_string()),
+        );
         let mine = MemberCerts::issue(
             ca.clone(),
             Principal::Member(seat),
             hosts,
-            &c.tls_dir,
+            &dir,
             Duration::from_secs(c.member_cert_validity_s),
         )
         .context("issuing this member's certificate")?;

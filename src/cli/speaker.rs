@@ -138,7 +138,10 @@ impl SpeakerArgs {
 
 impl SpeakerArgs {
     fn bootstrap(&self, node: &NodeName) -> Result<NodeCertBootstrap> {
-        let ca = self.tls_ca.clone().context("--tls-bootstrap needs --tls-ca")?;
+        let ca = self
+            .tls_ca
+            .clone()
+            .context("--tls-bootstrap needs --tls-ca")?;
         std::fs::create_dir_all(&self.tls_dir)
             .with_context(|| format!("--tls-dir {}", self.tls_dir.display()))?;
         Ok(NodeCertBootstrap {

@@ -82,7 +82,9 @@ pub async fn ensure_authority(
                 secret_text(&secret, CA_CERT_KEY),
                 secret_text(&secret, CA_KEY_KEY),
             ) else {
-                return Err(bad(format!("data.{CA_CERT_KEY} and data.{CA_KEY_KEY} are required")));
+                return Err(bad(format!(
+                    "data.{CA_CERT_KEY} and data.{CA_KEY_KEY} are required"
+                )));
             };
             return Authority::from_pem(&cert, &key).map_err(|e| bad(e.to_string()));
         }
@@ -99,7 +101,10 @@ pub async fn ensure_authority(
             },
             type_: Some("Opaque".into()),
             data: Some(BTreeMap::from([
-                (CA_CERT_KEY.to_owned(), ByteString(ca.cert_pem().into_bytes())),
+                (
+                    CA_CERT_KEY.to_owned(),
+                    ByteString(ca.cert_pem().into_bytes()),
+                ),
                 (CA_KEY_KEY.to_owned(), ByteString(ca.key_pem().into_bytes())),
             ])),
             ..Default::default()
@@ -126,30 +131,34 @@ pub async fn publish_bundle(
 ) -> Result<(), CertError> {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
     let data = BTreeMap::from([(CA_CERT_KEY.to_owned(), ca_pem.to_owned())]);
-    match api.get_opt(name).await? {
-        Some(cm) if cm.data.as_ref() == Some(&data) => Ok(()),
-        Some(mut cm) => {
-            cm.data = Some(data);
-            api.replace(name, &PostParams::default(), &cm).await?;
-            Ok(())
-        }
-        None => {
-            let cm = ConfigMap {
-                metadata: ObjectMeta {
-                    name: Some(name.to_owned()),
-                    namespace: Some(namespace.to_owned()),
-                    ..Default::default()
-                },
-                data: Some(data),
-                ..Default::default()
-            };
-            match api.create(&PostParams::default(), &cm).await {
-                Ok(_) => Ok(()),
-                Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
-                Err(e) => Err(e.into()),
+    // Members publish the same text; a conflict is another member's identical write.
+    for _ in 0..5 {
+        let written = match api.get_opt(name).await? {
+            Some(cm) if cm.data.as_ref() == Some(&data) => return Ok(()),
+            Some(mut cm) => {
+                cm.data = Some(data.clone());
+                api.replace(name, &PostParams::default(), &cm).await.map(|_| ())
             }
+            None => {
+                let cm = ConfigMap {
+                    metadata: ObjectMeta {
+                        name: Some(name.to_owned()),
+                        namespace: Some(namespace.to_owned()),
+                        ..Default::default()
+                    },
+                    data: Some(data.clone()),
+                    ..Default::default()
+                };
+                api.create(&PostParams::default(), &cm).await.map(|_| ())
+            }
+        };
+        match written {
+            Ok(()) => return Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 409 => continue,
+            Err(e) => return Err(e.into()),
         }
     }
+    Ok(())
 }
 
 /// When to renew a certificate issued at `issued` that expires at `expires`: after two thirds
@@ -337,8 +346,8 @@ impl NodeIssuer {
         token: Option<&str>,
         req: &NodeCertRequest,
     ) -> Result<NodeCertAnswer, IssueError> {
-        let node = NodeName::new(&req.node)
-            .map_err(|e| IssueError::BadRequest(format!("node: {e}")))?;
+        let node =
+            NodeName::new(&req.node).map_err(|e| IssueError::BadRequest(format!("node: {e}")))?;
         let token = token.ok_or_else(|| {
             IssueError::Unauthenticated(
                 "a bearer token is required: the speaker's projected ServiceAccount token".into(),
@@ -437,7 +446,10 @@ impl NodeCertBootstrap {
                 Ok(r) if r.status().is_success() => r.json::<NodeCertAnswer>().await,
                 Ok(r) => {
                     let status = r.status();
-                    why.push(format!("{c}: {status} {}", r.text().await.unwrap_or_default()));
+                    why.push(format!(
+                        "{c}: {status} {}",
+                        r.text().await.unwrap_or_default()
+                    ));
                     continue;
                 }
                 Err(e) => Err(e),

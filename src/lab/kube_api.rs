@@ -62,6 +62,53 @@ struct Store {
 struct Shared {
     store: Mutex<Store>,
     changed: broadcast::Sender<u64>,
+    tokens: Mutex<BTreeMap<String, TokenHolder>>,
+}
+
+/// The audience of tokens minted for the API server itself.
+pub const API_AUDIENCE: &str = "https://kubernetes.default.svc";
+
+/// Who holds a token the stand-in's TokenReview authenticates.
+#[derive(Clone, Debug)]
+pub struct TokenHolder {
+    /// `system:serviceaccount:<ns>:<name>`.
+    pub username: String,
+    /// The audiences it was minted for (the API server's own: [`API_AUDIENCE`]).
+    pub audiences: Vec<String>,
+    /// What it is bound to (`authentication.kubernetes.io/pod-name`, `.../node-name`).
+    pub extra: BTreeMap<String, Vec<String>>,
+}
+
+/// A TokenReview, answered as the API server does: authenticated when the token is known and
+/// minted for one of the audiences asked (the API server's own when none are).
+fn token_review(shared: &Shared, review: &Value) -> Response {
+    let token = review["spec"]["token"].as_str().unwrap_or_default();
+    let asked: Vec<String> = match review["spec"]["audiences"].as_array() {
+        Some(a) if !a.is_empty() => a
+            .iter()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect(),
+        _ => vec![API_AUDIENCE.to_owned()],
+    };
+    let tokens = shared.tokens.lock().unwrap_or_else(|e| e.into_inner());
+    let status = match tokens.get(token) {
+        Some(h) => {
+            let common: Vec<&String> = h.audiences.iter().filter(|a| asked.contains(a)).collect();
+            if common.is_empty() {
+                json!({"authenticated": false, "error": "token audiences are invalid"})
+            } else {
+                json!({
+                    "authenticated": true,
+                    "audiences": common,
+                    "user": {"username": h.username, "uid": "standin", "groups": ["system:serviceaccounts"], "extra": h.extra},
+                })
+            }
+        }
+        None => json!({"authenticated": false, "error": "invalid bearer token"}),
+    };
+    let mut out = review.clone();
+    out["status"] = status;
+    (StatusCode::CREATED, axum::Json(out)).into_response()
 }
 
 /// The running stand-in.
@@ -407,6 +454,15 @@ async fn handle(
         };
         parsed.map_err(|e| status_error(StatusCode::BAD_REQUEST, "BadRequest", e))
     };
+    if method == Method::POST
+        && t.resource.group == "authentication.k8s.io"
+        && t.resource.plural == "tokenreviews"
+    {
+        return match parse_body() {
+            Ok(review) => token_review(&shared, &review),
+            Err(resp) => resp,
+        };
+    }
     match (method, t.name.clone()) {
         (Method::GET, None) if q.get("watch").is_some_and(|w| w == "true" || w == "1") => {
             watch(shared, t, q).await
@@ -681,6 +737,7 @@ impl KubeApi {
         let shared = Arc::new(Shared {
             store: Mutex::new(Store::default()),
             changed,
+            tokens: Mutex::new(BTreeMap::new()),
         });
         let listener = tokio::net::TcpListener::bind((ip, 0))
             .await
@@ -701,6 +758,24 @@ impl KubeApi {
         };
         std::fs::write(api.kubeconfig(), api.kubeconfig_yaml()).expect("kubeconfig written");
         api
+    }
+
+    /// Makes `token` one the stand-in's TokenReview authenticates as `holder`.
+    pub fn add_token(&self, token: &str, holder: TokenHolder) {
+        self.shared
+            .tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(token.to_owned(), holder);
+    }
+
+    /// Forgets `token` (it expired, or its pod was deleted).
+    pub fn revoke_token(&self, token: &str) {
+        self.shared
+            .tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(token);
     }
 
     /// `http://127.0.0.1:port`.
