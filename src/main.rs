@@ -36,7 +36,7 @@ enum Command {
         output: Output,
     },
     /// Run a controller member: a Raft member holding the allocations, with the admin API.
-    Controller(cli::serve::ControllerArgs),
+    Controller(Box<cli::serve::ControllerArgs>),
     /// Run a single-member controller on configuration and Services from files (no
     /// Kubernetes); SIGHUP re-reads them.
     Standalone(cli::serve::StandaloneArgs),
@@ -93,7 +93,7 @@ fn main() -> Result<ExitCode> {
     match cli.command {
         Command::Check { config, output } => cli::check::check(config, output),
         Command::Ctl(args) => runtime()?.block_on(cli::ctl::run(args)),
-        Command::Controller(args) => actor_system(cli::serve::controller(args)),
+        Command::Controller(args) => actor_system(cli::serve::controller(*args)),
         Command::Standalone(args) => actor_system(cli::serve::standalone(args)),
         Command::Speaker(args) => actor_system(cli::speaker::run(args)),
         Command::Demo(args) => runtime()?.block_on(cli::demo::run(args)),

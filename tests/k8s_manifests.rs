@@ -207,3 +207,61 @@ fn migrate_turns_a_metallb_configuration_into_a_valid_ironlb_one() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("IPAddressPool/p: spec.addresses[0]"));
 }
+
+#[test]
+fn the_cert_manager_overlay_names_every_member_seat_and_mounts_each_certificate() {
+    use ironlb::auth::{MemberSeat, Principal};
+    let docs: Vec<Value> = files("deploy/cert-manager")
+        .iter()
+        .flat_map(|f| yaml_docs(&std::fs::read_to_string(f).unwrap()))
+        .collect();
+    let patch = docs
+        .iter()
+        .find(|d| d["kind"] == "StatefulSet")
+        .expect("a StatefulSet patch");
+    let mounted: Vec<&str> = patch["spec"]["template"]["spec"]["volumes"][0]["projected"]
+        ["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["secret"]["name"].as_str().unwrap())
+        .collect();
+    let args: Vec<&str> = patch["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(args.contains(&"--external-ca") && args.contains(&"--issue-certificates"));
+    let members: Vec<&Value> = docs
+        .iter()
+        .filter(|d| d["kind"] == "Certificate" && d["spec"]["isCA"] != true)
+        .collect();
+    assert_eq!(members.len(), 3);
+    for (i, cert) in members.iter().enumerate() {
+        let seat = i as u64 + 1;
+        let uri = cert["spec"]["uris"][0].as_str().unwrap();
+        assert_eq!(
+            Principal::parse_uri(uri).ok(),
+            Some(Principal::Member(MemberSeat::new(seat).unwrap())),
+            "{uri}"
+        );
+        let secret = cert["spec"]["secretName"].as_str().unwrap();
+        assert!(mounted.contains(&secret), "{secret} is not mounted");
+        // The name the other members dial (ordinal = seat - 1).
+        let dns: Vec<&str> = cert["spec"]["dnsNames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_str().unwrap())
+            .collect();
+        assert!(dns.contains(
+            &format!(
+                "ironlb-controller-{}.ironlb-controller.ironlb-system.svc",
+                seat - 1
+            )
+            .as_str()
+        ));
+    }
+    assert!(mounted.contains(&"ironlb-ca"));
+}

@@ -369,7 +369,11 @@ mod tests {
         let ca = Authority::generate("test").unwrap();
         ca.save(dir.path()).unwrap();
         let again = Authority::load(dir.path()).unwrap();
-        assert_eq!(again.cert_pem(), ca.cert_pem(), "the same certificate, byte for byte");
+        assert_eq!(
+            again.cert_pem(),
+            ca.cert_pem(),
+            "the same certificate, byte for byte"
+        );
         let issued = again
             .issue(&Principal::Node("n1".parse().unwrap()), &[], LEAF_VALIDITY)
             .unwrap();

@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use ironlb::actors::controller::LeaseTiming;
 use ironlb::api::auth::KubeTokens;
+use ironlb::auth::pki::Authority;
 use ironlb::auth::{MemberSeat, Principal};
 use ironlb::controller::{ControllerNode, NodeConfig, Timing};
 use ironlb::k8s::certs::{ensure_authority, publish_bundle, MemberCerts, NodeIssuer};
@@ -103,9 +104,14 @@ pub struct ControllerArgs {
 pub struct KubeCertArgs {
     /// Issue certificates from the cluster CA kept in a Secret (created by the first member to
     /// start): this member's own, and speakers' node certificates, to speakers proving their
-    /// node with a projected ServiceAccount token. Replaces --tls-ca, --tls-cert and --tls-key.
-    #[arg(long, requires = "kubernetes", conflicts_with_all = ["tls_ca", "tls_cert", "tls_key"])]
+    /// node with a projected ServiceAccount token (in place of --tls-ca, --tls-cert, --tls-key).
+    /// With --tls-ca, --tls-cert and --tls-key (certificates from cert-manager), this member
+    /// uses those and issues only speakers' certificates.
+    #[arg(long, requires = "kubernetes")]
     pub issue_certificates: bool,
+    /// The CA Secret is made by someone else (cert-manager): wait for it, never create it.
+    #[arg(long, requires = "issue_certificates")]
+    pub external_ca: bool,
     /// The Secret holding the CA (keys ca.pem and ca-key.pem).
     #[arg(long, default_value = "ironlb-ca")]
     pub ca_secret: String,
@@ -263,13 +269,36 @@ impl ControllerArgs {
             return Ok(Vec::new());
         }
         let ca = Arc::new(
-            ensure_authority(&client, &self.namespace, &c.ca_secret)
+            ensure_authority(&client, &self.namespace, &c.ca_secret, !c.external_ca)
                 .await
                 .with_context(|| format!("the cluster CA in Secret {}", c.ca_secret))?,
         );
         publish_bundle(&client, &self.namespace, &c.ca_configmap, &ca.cert_pem())
             .await
             .with_context(|| format!("publishing the CA in ConfigMap {}", c.ca_configmap))?;
+        let mut renewing = Vec::new();
+        if cfg.tls.is_none() {
+            renewing.push(self.member_certs(cfg, ca.clone())?);
+        }
+        let speakers = c
+            .speaker_service_account
+            .clone()
+            .unwrap_or_else(|| format!("{}:ironlb-speaker", self.namespace));
+        let Some((ns, name)) = speakers.split_once(':') else {
+            anyhow::bail!("--speaker-service-account {speakers:?}: expected <namespace>:<name>");
+        };
+        cfg.node_issuer = Some(Arc::new(NodeIssuer::new(
+            ca,
+            client,
+            service_account_user(ns, name),
+            Duration::from_secs(c.node_cert_validity_s),
+        )));
+        Ok(renewing)
+    }
+
+    /// This member's own certificate, issued from the CA into --tls-dir.
+    fn member_certs(&self, cfg: &mut NodeConfig, ca: Arc<Authority>) -> Result<MemberCerts> {
+        let c = &self.certs;
         let mut hosts: Vec<String> = vec!["localhost".into(), "127.0.0.1".into()];
         for addr in [&cfg.raft_advertise, &cfg.admin_advertise]
             .into_iter()
@@ -297,20 +326,7 @@ impl ControllerArgs {
         )
         .context("issuing this member's certificate")?;
         cfg.tls = Some(mine.tls());
-        let speakers = c
-            .speaker_service_account
-            .clone()
-            .unwrap_or_else(|| format!("{}:ironlb-speaker", self.namespace));
-        let Some((ns, name)) = speakers.split_once(':') else {
-            anyhow::bail!("--speaker-service-account {speakers:?}: expected <namespace>:<name>");
-        };
-        cfg.node_issuer = Some(Arc::new(NodeIssuer::new(
-            ca,
-            client,
-            service_account_user(ns, name),
-            Duration::from_secs(c.node_cert_validity_s),
-        )));
-        Ok(vec![mine])
+        Ok(mine)
     }
 }
 

@@ -63,12 +63,15 @@ fn secret_text(secret: &Secret, key: &str) -> Option<String> {
     String::from_utf8(bytes.0.clone()).ok()
 }
 
-/// The cluster CA from Secret `namespace/name`, created there if there is none yet. Members
-/// start in parallel: whoever creates it first wins, the others read theirs.
+/// The cluster CA from Secret `namespace/name` (keys `ca.pem` and `ca-key.pem`, or a TLS
+/// Secret's `tls.crt` and `tls.key` as cert-manager writes them), created there if there is
+/// none yet unless `create` is false (then it is waited for). Members start in parallel:
+/// whoever creates it first wins, the others read theirs.
 pub async fn ensure_authority(
     client: &kube::Client,
     namespace: &str,
     name: &str,
+    create: bool,
 ) -> Result<Authority, CertError> {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let bad = |reason: String| CertError::BadSecret {
@@ -76,17 +79,28 @@ pub async fn ensure_authority(
         name: name.to_owned(),
         reason,
     };
-    for _ in 0..5 {
+    let mut attempts = 0;
+    loop {
         if let Some(secret) = api.get_opt(name).await? {
-            let (Some(cert), Some(key)) = (
-                secret_text(&secret, CA_CERT_KEY),
-                secret_text(&secret, CA_KEY_KEY),
-            ) else {
+            let pair =
+                |c: &str, k: &str| Some((secret_text(&secret, c)?, secret_text(&secret, k)?));
+            let Some((cert, key)) =
+                pair(CA_CERT_KEY, CA_KEY_KEY).or_else(|| pair("tls.crt", "tls.key"))
+            else {
                 return Err(bad(format!(
-                    "data.{CA_CERT_KEY} and data.{CA_KEY_KEY} are required"
+                    "data.{CA_CERT_KEY} and data.{CA_KEY_KEY} (or data.tls.crt and data.tls.key) are required"
                 )));
             };
             return Authority::from_pem(&cert, &key).map_err(|e| bad(e.to_string()));
+        }
+        if !create {
+            info!(secret = %format!("{namespace}/{name}"), "waiting for the CA Secret");
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            continue;
+        }
+        attempts += 1;
+        if attempts > 5 {
+            return Err(bad("created and deleted under us repeatedly".into()));
         }
         let ca = Authority::generate("ironlb")?;
         let secret = Secret {
@@ -119,7 +133,6 @@ pub async fn ensure_authority(
             Err(e) => return Err(e.into()),
         }
     }
-    Err(bad("created and deleted under us repeatedly".into()))
 }
 
 /// Publishes the CA certificate (public) in ConfigMap `namespace/name` for speakers to trust.
@@ -137,7 +150,9 @@ pub async fn publish_bundle(
             Some(cm) if cm.data.as_ref() == Some(&data) => return Ok(()),
             Some(mut cm) => {
                 cm.data = Some(data.clone());
-                api.replace(name, &PostParams::default(), &cm).await.map(|_| ())
+                api.replace(name, &PostParams::default(), &cm)
+                    .await
+                    .map(|_| ())
             }
             None => {
                 let cm = ConfigMap {
