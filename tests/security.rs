@@ -572,42 +572,50 @@ async fn the_controller_and_the_speaker_start_and_serve_under_their_manifests_se
     let speaker = context_of("deploy/daemonset.yaml", "DaemonSet");
     assert!(controller.add.is_empty() && controller.user != 0 && controller.no_new_privs);
 
-    // The image's files: the binary as shipped, and the certificates as Secrets mount them
-    // (readable by the pod's user).
-    let image = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(image.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let ironlb = image.path().join("ironlb");
-    std::fs::copy(bin(), &ironlb).unwrap();
-    let pki = Pki::new("ctx");
-    let copy = |p: &Path, name: &str| {
-        let to = image.path().join(name);
-        std::fs::copy(p, &to).unwrap();
-        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o644)).unwrap();
-        to.display().to_string()
-    };
+    // Both run as deploy/ has them: the controller issues its own certificate from a CA it
+    // creates in a Secret, the speaker proves its node with a projected token and receives its
+    // certificate; only their volumes (data, the memory-backed TLS directories) are writable.
     let lan = ironlb::lab::netns::Lan::build(ironlb::lab::netns::LanOptions {
         nodes: 1,
         client: false,
         ..Default::default()
     });
     let host = &lan.nodes[0];
-    // The member's certificate names the address it is reached at, as deploy/'s name its DNS.
-    let (member_cert, member_key) = pki.issue_for(
-        &ironlb::auth::Principal::Member(ironlb::auth::MemberSeat::new(1).unwrap()),
-        &[host.addr.to_string()],
+    let api = KubeApi::start_at(ironlb::lab::netns::Lan::HOST.into()).await;
+    api.add_token(
+        "node-1-token",
+        holder(SPEAKERS, "ironlb", &[(NODE_NAME_EXTRA, "node-1")]),
     );
-    let node = pki.node("node-1");
-    let ca = copy(&pki.ca_path(), "ca.pem");
-    let (mcert, mkey) = (copy(&member_cert, "m.pem"), copy(&member_key, "m-key.pem"));
-    let (ncert, nkey) = (copy(&node.cert, "n.pem"), copy(&node.key, "n-key.pem"));
-    let data = image.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    std::os::unix::fs::chown(
-        &data,
-        Some(controller.user as u32),
-        Some(controller.group as u32),
-    )
-    .unwrap();
+    api.add_token(
+        "ci-token",
+        holder("system:serviceaccount:ci:ci", API_AUDIENCE, &[]),
+    );
+
+    // The image's files and the volumes, readable (or writable) by the pods' users.
+    let image = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(image.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let ironlb = image.path().join("ironlb");
+    std::fs::copy(bin(), &ironlb).unwrap();
+    let file = |name: &str, text: &str| {
+        let to = image.path().join(name);
+        std::fs::write(&to, text).unwrap();
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o644)).unwrap();
+        to.display().to_string()
+    };
+    let kubeconfig = file(
+        "kubeconfig",
+        &std::fs::read_to_string(api.kubeconfig()).unwrap(),
+    );
+    let token = file("token", "node-1-token");
+    let volume = |name: &str, ctx: &Context| {
+        let dir = image.path().join(name);
+        std::fs::create_dir(&dir).unwrap();
+        std::os::unix::fs::chown(&dir, Some(ctx.user as u32), Some(ctx.group as u32)).unwrap();
+        dir
+    };
+    let (data, ctl_tls) = (volume("data", &controller), volume("ctl-tls", &controller));
+    let spk_tls = volume("spk-tls", &speaker);
+    let ca = image.path().join("ca.pem");
 
     let raft = format!("{}:7481", host.addr);
     let admin = format!("{}:7480", host.addr);
@@ -615,8 +623,10 @@ async fn the_controller_and_the_speaker_start_and_serve_under_their_manifests_se
     let logs = tempfile::tempdir().unwrap();
     let ctl_cmd = contained(
         &controller,
-        &[&data],
+        &[&data, &ctl_tls],
         &s(&[
+            "env",
+            &format!("KUBECONFIG={kubeconfig}"),
             ironlb.to_str().unwrap(),
             "controller",
             "--id=1",
@@ -624,42 +634,67 @@ async fn the_controller_and_the_speaker_start_and_serve_under_their_manifests_se
             &format!("--data-dir={}", data.display()),
             &format!("--raft-listen={raft}"),
             &format!("--admin-listen={admin}"),
-            &format!("--tls-ca={ca}"),
-            &format!("--tls-cert={mcert}"),
-            &format!("--tls-key={mkey}"),
+            &format!("--raft-advertise={raft}"),
+            &format!("--admin-advertise={admin}"),
+            "--kubernetes",
+            "--issue-certificates",
+            &format!("--tls-dir={}", ctl_tls.display()),
+            "--admin-service-account=ci:ci=admin",
         ]),
     );
     let ctl_args: Vec<&str> = ctl_cmd.iter().map(String::as_str).collect();
     let ctl_log = logs.path().join("controller.log");
     let _ctl = ironlb::lab::netns::Lan::spawn_in(&host.netns, &ctl_args, &ctl_log);
+    // The speaker starts before its CA is published, as a pod whose optional ConfigMap volume
+    // is still empty does.
     let spk_cmd = contained(
         &speaker,
-        &[],
+        &[&spk_tls],
         &s(&[
             ironlb.to_str().unwrap(),
             "speaker",
             "--node-name=node-1",
             &format!("--controllers={raft}"),
             "--interfaces=eth0",
-            &format!("--tls-ca={ca}"),
-            &format!("--tls-cert={ncert}"),
-            &format!("--tls-key={nkey}"),
+            &format!("--tls-ca={}", ca.display()),
+            &format!("--tls-bootstrap={admin}"),
+            &format!("--tls-bootstrap-token={token}"),
+            &format!("--tls-dir={}", spk_tls.display()),
         ]),
     );
     let spk_args: Vec<&str> = spk_cmd.iter().map(String::as_str).collect();
     let spk_log = logs.path().join("speaker.log");
     let _spk = ironlb::lab::netns::Lan::spawn_in(&host.netns, &spk_args, &spk_log);
+    let dump = || {
+        format!(
+            "--- controller ---\n{}\n--- speaker ---\n{}",
+            std::fs::read_to_string(&ctl_log).unwrap_or_default(),
+            std::fs::read_to_string(&spk_log).unwrap_or_default()
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let bundle = loop {
+        if let Some(cm) = api.get("v1", "ConfigMap", Some("ironlb-system"), "ironlb-ca") {
+            break cm["data"]["ca.pem"].as_str().unwrap().to_owned();
+        }
+        assert!(Instant::now() < deadline, "no CA published\n{}", dump());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    file("ca.pem", &bundle);
 
-    // Both serve: the controller its admin API over TLS (as an admin), the speaker its
-    // health, and the speaker holds a lease from the controller (it is ready).
+    // Both serve: the controller its admin API over TLS (to a ServiceAccount token), the
+    // speaker its health, and the speaker holds a lease from the controller (it is ready).
     let admin_client = AdminClient::with_credentials(
         vec![admin.clone()],
         Duration::from_secs(2),
-        &pki.client("ops", Role::Admin),
+        &Credentials {
+            ca: Some(ca.clone()),
+            cert: None,
+            token: Some("ci-token".into()),
+        },
     )
     .unwrap();
     let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let ctl_ok = admin_client.get::<Status>("/v1/status").await.is_ok();
         let spk_ok = match http
@@ -675,12 +710,12 @@ async fn the_controller_and_the_speaker_start_and_serve_under_their_manifests_se
         }
         assert!(
             Instant::now() < deadline,
-            "controller serving: {ctl_ok}, speaker ready: {spk_ok}\n--- controller ---\n{}\n--- speaker ---\n{}",
-            std::fs::read_to_string(&ctl_log).unwrap_or_default(),
-            std::fs::read_to_string(&spk_log).unwrap_or_default()
+            "controller serving: {ctl_ok}, speaker ready: {spk_ok}\n{}",
+            dump()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    assert!(spk_tls.join("node.pem").exists() && ctl_tls.join("member.pem").exists());
 }
 
 const SPEAKERS: &str = "system:serviceaccount:ironlb-system:ironlb-speaker";
@@ -944,6 +979,8 @@ async fn in_kubernetes_members_issue_certificates_from_the_ca_secret_and_speaker
         member_first,
         "the member certificate was renewed"
     );
+    // One session per node: the held one ends before a new one opens.
+    drop(held);
     let again = speaker_session(&raft, &tls, "n1").await.unwrap();
     assert!(
         again.iter().any(|m| matches!(m, ToSpeaker::Lease { .. })),
