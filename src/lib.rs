@@ -18,6 +18,7 @@ pub mod labels;
 pub mod names;
 pub mod net;
 pub mod raft;
+pub mod service_sync;
 pub mod speaker;
 pub mod standalone;
 pub mod watchdog;

@@ -11,6 +11,7 @@ use crate::controller::ControllerNode;
 use crate::ipam::Explanation;
 use crate::names::ServiceKey;
 use crate::raft::{Command, ProposeError, Response};
+use crate::service_sync::{self, Step};
 
 /// What one read of the files did.
 #[derive(Debug, Default)]
@@ -48,7 +49,7 @@ pub async fn sync_files(
     managed: &mut BTreeSet<ServiceKey>,
 ) -> Result<SyncReport, SyncError> {
     let (docs, config) = config::load_config(path).map_err(SyncError::Invalid)?;
-    let (mut requests, errors) = requests_from_documents(&docs, &config);
+    let (requests, errors) = requests_from_documents(&docs, &config);
     let mut report = SyncReport {
         service_errors: errors.iter().map(|e| e.to_string()).collect(),
         ..SyncReport::default()
@@ -71,30 +72,38 @@ pub async fn sync_files(
     let now: BTreeSet<ServiceKey> = requests.iter().map(|r| r.service.clone()).collect();
     // Services with a problem keep what they hold: they are still in the files.
     let broken: BTreeSet<String> = errors.iter().map(|e| e.name.clone()).collect();
-    for gone in managed
+    let gone: Vec<ServiceKey> = managed
         .iter()
         .filter(|k| !now.contains(*k) && !broken.contains(&k.to_string()))
-    {
-        node.propose(Command::Release {
-            service: gone.clone(),
-        })
-        .await?;
-        info!(service = %gone, "released: no longer in the files");
-        report.released.push(gone.clone());
-    }
-    // The allocator's own order, so a restart gives every Service what it had.
-    node.state
-        .read()
-        .await
-        .allocator
-        .sort_for_allocation(&mut requests);
-    for request in requests {
-        if let Response::Allocated(e) = node.propose(Command::Allocate { request }).await? {
-            match &e.outcome {
-                Ok(_) => info!(service = %e.service, "{e}"),
-                Err(_) => warn!(service = %e.service, "{e}"),
+        .cloned()
+        .collect();
+    let held: BTreeSet<ServiceKey> = {
+        let state = node.state.read().await;
+        state
+            .allocator
+            .allocations()
+            .map(|(k, _)| k.clone())
+            .collect()
+    };
+    for step in service_sync::plan(requests, gone, |k| held.contains(k)) {
+        match step {
+            Step::Release(service) => {
+                node.propose(Command::Release {
+                    service: service.clone(),
+                })
+                .await?;
+                info!(service = %service, "released: no longer in the files");
+                report.released.push(service);
             }
-            report.allocations.push(e);
+            Step::Allocate(request) => {
+                if let Response::Allocated(e) = node.propose(Command::Allocate { request }).await? {
+                    match &e.outcome {
+                        Ok(_) => info!(service = %e.service, "{e}"),
+                        Err(_) => warn!(service = %e.service, "{e}"),
+                    }
+                    report.allocations.push(e);
+                }
+            }
         }
     }
     *managed = now;

@@ -47,7 +47,11 @@ struct K8sLab {
 
 impl K8sLab {
     async fn start(members: usize, extra: &[&str]) -> K8sLab {
-        let api = KubeApi::start().await;
+        Self::start_on(KubeApi::start().await, members, extra).await
+    }
+
+    /// The same on an API that already holds objects: the first pass sees them all at once.
+    async fn start_on(api: KubeApi, members: usize, extra: &[&str]) -> K8sLab {
         let mut cluster = Cluster::new(bin());
         cluster.args = vec!["--kubernetes".into()];
         cluster.args.extend(extra.iter().map(|s| s.to_string()));
@@ -436,4 +440,42 @@ async fn a_bgp_password_comes_from_its_secret_and_a_missing_secret_is_reported()
     let config: Value = lab.cluster.client().get("/v1/config").await.unwrap();
     let text = config.to_string();
     assert!(!text.contains("s3cret"), "the password is shown: {text}");
+}
+
+/// One pass over many Services allocates those that asked for an address before those that
+/// take any: `a-auto` comes first by name, yet must not take the address `b-asks` requested.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_one_pass_an_auto_assigned_service_never_takes_an_address_another_requested() {
+    let api = KubeApi::start().await;
+    api.apply(
+        "apiVersion: ironlb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: two, namespace: ironlb-system}
+spec:
+  addresses: [198.51.100.10-198.51.100.11]
+---
+apiVersion: ironlb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: all, namespace: ironlb-system}
+spec: {}
+",
+    );
+    api.apply(&service("default", "a-auto", "", "", 80));
+    api.apply(&service(
+        "default",
+        "b-asks",
+        "  annotations: {ironlb.io/loadBalancerIPs: 198.51.100.10}\n",
+        "",
+        80,
+    ));
+    let lab = K8sLab::start_on(api, 1, &[]).await;
+    assert_eq!(
+        lab.wait_ingress("default", "b-asks").await,
+        vec![ip("198.51.100.10")]
+    );
+    assert_eq!(
+        lab.wait_ingress("default", "a-auto").await,
+        vec![ip("198.51.100.11")]
+    );
+    assert!(lab.events("default", "AllocationFailed").is_empty());
 }

@@ -174,3 +174,53 @@ async fn files_are_applied_reloaded_on_sighup_and_kept_across_restarts() {
     let again = s.wait_for("after restart", |m| m.len() == 6).await;
     assert_eq!(again, got);
 }
+
+/// The files' one pass allocates `b-asks` (its requested address) before `a-auto`, which
+/// comes first by name and takes any address: the order `service_sync` gives every mode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_one_pass_an_auto_assigned_service_never_takes_an_address_another_requested() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        "apiVersion: ironlb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: two}
+spec:
+  addresses: [198.51.100.10-198.51.100.11]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: a-auto, namespace: default}
+spec:
+  type: LoadBalancer
+  ports: [{port: 80}]
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: b-asks
+  namespace: default
+  annotations: {ironlb.io/loadBalancerIPs: 198.51.100.10}
+spec:
+  type: LoadBalancer
+  ports: [{port: 80}]
+",
+    )
+    .unwrap();
+    let expected: BTreeMap<String, Vec<IpAddr>> = [
+        (
+            "default/a-auto".to_string(),
+            vec!["198.51.100.11".parse().unwrap()],
+        ),
+        (
+            "default/b-asks".to_string(),
+            vec!["198.51.100.10".parse().unwrap()],
+        ),
+    ]
+    .into();
+    assert_eq!(check(&config), expected, "ironlb check predicts the same");
+    let s = Standalone::start(&config, &dir.path().join("data"), &dir.path().join("log"));
+    let got = s.wait_for("both Services", |m| m.len() == 2).await;
+    assert_eq!(got, expected);
+}

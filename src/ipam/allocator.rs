@@ -353,18 +353,12 @@ impl Allocator {
 
     /// Puts requests in the order many Services are best allocated in, whatever order they
     /// came in: Services that hold addresses first (they keep them), then Services that name
-    /// their addresses (so no automatic choice takes an address someone asked for), then the
-    /// rest; each group by Service key.
+    /// their addresses (so no automatic choice takes an address someone asked for), then those
+    /// naming a pool, then the rest; each group by Service key.
     pub fn sort_for_allocation(&self, requests: &mut [AllocationRequest]) {
-        requests.sort_by_cached_key(|r| {
-            let rank = if self.services.contains_key(&r.service) {
-                0
-            } else if !r.addresses.is_empty() {
-                1
-            } else {
-                2
-            };
-            (rank, r.service.clone())
+        super::sort_by_rank(requests, |r| {
+            let held = self.services.contains_key(&r.service);
+            (super::rank(Some(r), held), r.service.clone())
         });
     }
 

@@ -4,6 +4,7 @@
 //! ordered, nothing reads a clock or a random source, and every choice (which pool, which
 //! address) is made by a rule stated where it is made.
 
+mod order;
 mod pool;
 mod range;
 mod request;
@@ -11,6 +12,7 @@ mod request;
 pub use allocator::{
     Allocation, Allocator, Decision, Explanation, PoolsError, Recheck, ReserveError, Why,
 };
+pub use order::{rank, sort_by_rank, Rank};
 pub use pool::{FamilyCounts, NotAdmitted, PoolSpec, PoolStats, ServiceAllocation};
 pub use range::{is_buggy, AddrRange, Family, RangeError, RangeSet};
 pub use refusal::{Conflict, PoolRejection, Refusal, RequestError};

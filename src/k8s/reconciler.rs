@@ -30,7 +30,7 @@ use crate::config::kinds::{
     IPAddressPoolStatus,
 };
 use crate::config::service::request_from_service;
-use crate::ipam::{AllocationRequest, Family};
+use crate::ipam::{rank, sort_by_rank, AllocationRequest, Family, Rank};
 use crate::labels::Labels;
 use crate::names::ServiceKey;
 use crate::raft::{Command, Proposer, Response, SharedState};
@@ -270,7 +270,7 @@ impl Reconciler {
                 }
                 config_dirty = false;
             }
-            let todo: Vec<ServiceKey> = std::mem::take(&mut dirty).into_iter().collect();
+            let todo = r.in_pass_order(std::mem::take(&mut dirty)).await;
             let any = !todo.is_empty();
             for key in todo {
                 r.reconcile(&key).await;
@@ -594,6 +594,37 @@ impl Reconciler {
                 Err(e) => warn!(service = %key, error = %e, "adoption not committed"),
             }
         }
+    }
+
+    /// The Services of one pass in the order every input uses (`service_sync`): releases,
+    /// held, asking for addresses, asking for a pool, the rest.
+    async fn in_pass_order(&self, keys: BTreeSet<ServiceKey>) -> Vec<ServiceKey> {
+        let state = self.state.read().await;
+        let mut ranked: Vec<(Rank, ServiceKey)> = keys
+            .into_iter()
+            .map(|k| {
+                let held = state.allocator.allocation(&k).is_some();
+                let svc = self
+                    .services
+                    .get(&ObjectRef::new(k.name()).within(k.namespace().as_str()));
+                let rank = match svc {
+                    Some(svc) if self.wanted(&svc) => {
+                        match request_from_service(
+                            &svc,
+                            &self.namespace_labels(k.namespace().as_str()),
+                        ) {
+                            Ok(req) => rank(Some(&req), held),
+                            // Reconciling it only reports the error: last.
+                            Err(_) => Rank::Any,
+                        }
+                    }
+                    _ => rank(None, held),
+                };
+                (rank, k)
+            })
+            .collect();
+        sort_by_rank(&mut ranked, |(r, k)| (*r, k.clone()));
+        ranked.into_iter().map(|(_, k)| k).collect()
     }
 
     async fn reconcile(&mut self, key: &ServiceKey) {
