@@ -20,7 +20,7 @@ pub enum Step {
     /// Release the Service's addresses.
     Release(ServiceKey),
     /// Allocate (or keep) the Service's addresses.
-    Allocate(AllocationRequest),
+    Allocate(Box<AllocationRequest>),
 }
 
 impl Step {
@@ -47,7 +47,7 @@ pub fn plan(
         .collect();
     steps.extend(desired.into_iter().map(|r| {
         let rank = rank(Some(&r), held(&r.service));
-        (rank, Step::Allocate(r))
+        (rank, Step::Allocate(Box::new(r)))
     }));
     sort_by_rank(&mut steps, |(rank, step)| (*rank, step.service().clone()));
     steps.into_iter().map(|(_, s)| s).collect()

@@ -96,7 +96,10 @@ pub async fn sync_files(
                 report.released.push(service);
             }
             Step::Allocate(request) => {
-                if let Response::Allocated(e) = node.propose(Command::Allocate { request }).await? {
+                if let Response::Allocated(e) = node
+                    .propose(Command::Allocate { request: *request })
+                    .await?
+                {
                     match &e.outcome {
                         Ok(_) => info!(service = %e.service, "{e}"),
                         Err(_) => warn!(service = %e.service, "{e}"),
