@@ -243,8 +243,9 @@ pub fn required_role(method: &Method, path: &str) -> Option<Role> {
     }
 }
 
-fn bearer(req: &Request) -> Option<&str> {
-    req.headers()
+/// The bearer token of a request's `Authorization` header, if it has one.
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
         .get(header::AUTHORIZATION)?
         .to_str()
         .ok()?
@@ -265,7 +266,7 @@ pub async fn authorize(
     if !auth.required {
         return next.run(req).await;
     }
-    let who = match (&peer.cert, bearer(&req)) {
+    let who = match (&peer.cert, bearer(req.headers())) {
         (Some(p), _) => Ok(p.clone()),
         (None, Some(token)) => auth.token_holder(token).await,
         (None, None) => Err((

@@ -2,10 +2,10 @@
 //! one answers, and lets the members forward to the leader.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::raft::network::tls::{stamp, Stamp, RELOAD_CHECK};
+use crate::raft::network::tls::{Build, Reloading};
 
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
@@ -157,44 +157,34 @@ impl Credentials {
 }
 
 /// An HTTP client presenting credentials whose files may be renewed under it (a member's own
-/// certificate): rebuilt, at most once per [`RELOAD_CHECK`], when they changed and still load.
+/// certificate): rebuilt when they change and still load.
 #[derive(Clone)]
-pub struct RenewingClient {
-    creds: Credentials,
-    timeout: Duration,
-    current: Arc<Mutex<(Stamp, Instant, reqwest::Client)>>,
-}
+pub struct RenewingClient(Arc<Reloading<reqwest::Client, CredentialsError>>);
 
 impl RenewingClient {
     /// A client for `creds`, failing if they do not load now.
     pub fn new(creds: Credentials, timeout: Duration) -> Result<Self, CredentialsError> {
-        let seen = stamp(&creds.files());
-        let client = creds.http_client(timeout)?;
-        Ok(RenewingClient {
-            creds,
-            timeout,
-            current: Arc::new(Mutex::new((seen, Instant::now(), client))),
-        })
+        let files = creds.files();
+        let build: Build<reqwest::Client, CredentialsError> =
+            Box::new(move || creds.http_client(timeout));
+        Ok(RenewingClient(Arc::new(Reloading::from_files(
+            files, build,
+        )?)))
+    }
+
+    /// A client without credentials (plain HTTP between members without TLS).
+    pub fn plain(timeout: Duration) -> Self {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(1))
+            .timeout(timeout)
+            .build()
+            .unwrap_or_default();
+        RenewingClient(Arc::new(Reloading::fixed(client)))
     }
 
     /// The client for the credentials as they are on disk now.
     pub fn get(&self) -> reqwest::Client {
-        // A poisoned lock only means a panic elsewhere mid-update; the client is still whole.
-        let mut cur = self.current.lock().unwrap_or_else(|p| p.into_inner());
-        if cur.1.elapsed() >= RELOAD_CHECK {
-            cur.1 = Instant::now();
-            let now = stamp(&self.creds.files());
-            if now != cur.0 {
-                cur.0 = now;
-                match self.creds.http_client(self.timeout) {
-                    Ok(c) => cur.2 = c,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "renewed credentials do not load: keeping the previous")
-                    }
-                }
-            }
-        }
-        cur.2.clone()
+        self.0.get()
     }
 }
 

@@ -67,7 +67,7 @@ pub struct Admin {
     pub watchdog: Arc<crate::watchdog::Watchdog>,
     /// The member's cluster and id, if it has one.
     pub identity: Option<Arc<crate::raft::identity::IdentityCell>>,
-    http: Option<client::RenewingClient>,
+    http: client::RenewingClient,
     scheme: &'static str,
     /// Issues speakers their node certificates (Kubernetes mode).
     pub node_issuer: Option<Arc<crate::k8s::certs::NodeIssuer>>,
@@ -93,7 +93,7 @@ impl Admin {
             write_timeout,
             watchdog: crate::watchdog::Watchdog::new(),
             identity: None,
-            http: None,
+            http: client::RenewingClient::plain(Duration::from_secs(10)),
             scheme: "http",
             node_issuer: None,
         }
@@ -110,7 +110,7 @@ impl Admin {
     /// certificate) over `scheme`.
     pub fn with_forwarding(self, http: client::RenewingClient, scheme: &'static str) -> Self {
         Self {
-            http: Some(http),
+            http,
             scheme,
             ..self
         }
@@ -224,12 +224,7 @@ async fn issue_node_certificate(
             .into_response()
         }
     };
-    let token = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match issuer.issue(token, &req).await {
+    match issuer.issue(auth::bearer(&headers), &req).await {
         Ok(answer) => Json(answer).into_response(),
         Err(e) => {
             let status = match e {
@@ -309,11 +304,9 @@ async fn forward(
 ) -> Response {
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let url = format!("{}://{}{}", a.scheme, leader.member.admin_addr, path);
-    let http = match &a.http {
-        Some(h) => h.get(),
-        None => reqwest::Client::new(),
-    };
-    let mut req = http
+    let mut req = a
+        .http
+        .get()
         .request(method.clone(), &url)
         .header(FORWARDED, a.id.to_string())
         .body(body);

@@ -94,7 +94,10 @@ pub async fn ensure_authority(
             return Authority::from_pem(&cert, &key).map_err(|e| bad(e.to_string()));
         }
         if !create {
-            info!(secret = %format!("{namespace}/{name}"), "waiting for the CA Secret");
+            if attempts == 0 {
+                info!(secret = %format!("{namespace}/{name}"), "waiting for the CA Secret");
+            }
+            attempts = 1;
             tokio::time::sleep(Duration::from_secs(2)).await;
             continue;
         }

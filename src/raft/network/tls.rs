@@ -90,10 +90,10 @@ pub const RELOAD_CHECK: Duration = Duration::from_secs(1);
 
 /// What identifies a version of some files: their modification times and lengths (`None`:
 /// missing).
-pub type Stamp = Vec<Option<(SystemTime, u64)>>;
+type Stamp = Vec<Option<(SystemTime, u64)>>;
 
 /// The files' stamp now.
-pub fn stamp(files: &[PathBuf]) -> Stamp {
+fn stamp(files: &[PathBuf]) -> Stamp {
     files
         .iter()
         .map(|f| {
@@ -105,12 +105,14 @@ pub fn stamp(files: &[PathBuf]) -> Stamp {
         .collect()
 }
 
-type Build<T> = Box<dyn Fn() -> Result<T, TlsError> + Send + Sync>;
+/// How a [`Reloading`] value is built from its files.
+pub type Build<T, E> = Box<dyn Fn() -> Result<T, E> + Send + Sync>;
 
-/// A value built from files and rebuilt when they change.
-struct Reloading<T> {
+/// A value built from files (TLS ends, an HTTP client with a certificate) and rebuilt, at most
+/// once per [`RELOAD_CHECK`], when they changed and still load.
+pub struct Reloading<T, E = TlsError> {
     files: Vec<PathBuf>,
-    build: Option<Build<T>>,
+    build: Option<Build<T, E>>,
     current: Mutex<Current<T>>,
 }
 
@@ -121,8 +123,9 @@ struct Current<T> {
     checked: Instant,
 }
 
-impl<T: Clone> Reloading<T> {
-    fn fixed(value: T) -> Self {
+impl<T: Clone, E: std::fmt::Display> Reloading<T, E> {
+    /// A value that never changes.
+    pub fn fixed(value: T) -> Self {
         Reloading {
             files: Vec::new(),
             build: None,
@@ -134,7 +137,8 @@ impl<T: Clone> Reloading<T> {
         }
     }
 
-    fn from_files(files: Vec<PathBuf>, build: Build<T>) -> Result<Self, TlsError> {
+    /// Builds the value now, failing if the files do not load.
+    pub fn from_files(files: Vec<PathBuf>, build: Build<T, E>) -> Result<Self, E> {
         // Stamped before building: a change made while building is seen at the next check.
         let seen = stamp(&files);
         let value = build()?;
@@ -149,7 +153,8 @@ impl<T: Clone> Reloading<T> {
         })
     }
 
-    fn get(&self) -> T {
+    /// The value for the files as they are on disk now.
+    pub fn get(&self) -> T {
         // A poisoned lock only means a panic elsewhere mid-update; the value is still whole.
         let mut cur = self.current.lock().unwrap_or_else(|p| p.into_inner());
         let Some(build) = &self.build else {
@@ -166,11 +171,11 @@ impl<T: Clone> Reloading<T> {
         cur.seen = now;
         match build() {
             Ok(v) => {
-                tracing::info!(files = ?self.files, "TLS material changed: reloaded");
+                tracing::info!(files = ?self.files, "credentials changed: reloaded");
                 cur.value = v;
             }
             Err(e) => {
-                tracing::warn!(files = ?self.files, error = %e, "TLS material changed but does not load: keeping the previous");
+                tracing::warn!(files = ?self.files, error = %e, "credentials changed but do not load: keeping the previous");
             }
         }
         cur.value.clone()
@@ -264,7 +269,7 @@ impl TlsConfig {
         build: fn(&TlsConfig) -> Result<ServerConfig, TlsError>,
     ) -> Result<TlsServer, TlsError> {
         let me = self.clone();
-        let build: Build<TlsAcceptor> =
+        let build: Build<TlsAcceptor, TlsError> =
             Box::new(move || Ok(TlsAcceptor::from(Arc::new(build(&me)?))));
         Ok(TlsServer {
             acceptor: Arc::new(Reloading::from_files(self.files(), build)?),
@@ -346,7 +351,7 @@ impl TlsConfig {
     /// Build the dialling side from the PEM files (rebuilt when they change).
     pub fn client(&self) -> Result<TlsClient, TlsError> {
         let me = self.clone();
-        let build: Build<TlsConnector> = Box::new(move || {
+        let build: Build<TlsConnector, TlsError> = Box::new(move || {
             let roots = load_roots(&me.ca)?;
             let config = ClientConfig::builder_with_provider(provider())
                 .with_safe_default_protocol_versions()?
