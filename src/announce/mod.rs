@@ -1,7 +1,8 @@
 //! What each node announces, and the session that tells it: the messages between speakers and
-//! the controller leader ([`proto`]), and the pure choice of one Layer 2 owner per address
-//! ([`owners`]).
+//! the controller leader ([`proto`]), the pure choice of one Layer 2 owner per address
+//! ([`owners`]), and the leader's pure book of leases ([`lease_book`]).
 
 pub mod bgp;
+pub mod lease_book;
 pub mod owners;
 pub mod proto;

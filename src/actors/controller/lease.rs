@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use super::publisher::{self, AssignmentPublisher, Gone};
 use super::LeaseTiming;
+use crate::announce::lease_book::{BookTiming, LeaseBook};
 use crate::announce::proto::{Heartbeat, ToSpeaker};
 use crate::names::NodeName;
 
@@ -77,22 +78,15 @@ struct Expire {
     node: NodeName,
 }
 
-struct Tracked {
-    /// When the last heartbeat that got a lease arrived.
-    granted: Instant,
-    /// The timer that declares it dead unless another heartbeat comes first.
-    timer: SpawnHandle,
-}
-
-/// Heartbeats in, leases and dead or alive verdicts out (leader only).
+/// Heartbeats in, leases and dead or alive verdicts out (leader only). The rules are the
+/// [`LeaseBook`]'s; this actor feeds it, keeps a timer per node and sends what it decides.
 pub struct LeaseTracker {
     id: u64,
     timing: LeaseTiming,
     publisher: Addr<AssignmentPublisher>,
-    /// The term this member leads in, if it leads.
-    term: Option<u64>,
-    confirmed: Option<Instant>,
-    nodes: BTreeMap<NodeName, Tracked>,
+    book: LeaseBook,
+    /// Per node, the timer that declares it dead unless another heartbeat comes first.
+    timers: BTreeMap<NodeName, SpawnHandle>,
     _alive: crate::watchdog::Guard,
 }
 
@@ -109,18 +103,19 @@ impl LeaseTracker {
             id,
             timing,
             publisher,
-            term: None,
-            confirmed: None,
-            nodes: BTreeMap::new(),
+            book: LeaseBook::new(BookTiming {
+                grant_window: timing.grant_window(),
+                dead_after: timing.dead_after(),
+            }),
+            timers: BTreeMap::new(),
             _alive: watchdog.guard("lease tracker"),
         }
     }
 
-    fn may_grant(&self, now: Instant) -> bool {
-        self.term.is_some()
-            && self
-                .confirmed
-                .is_some_and(|c| now.saturating_duration_since(c) <= self.timing.grant_window())
+    fn stop_timer(&mut self, node: &NodeName, ctx: &mut Context<Self>) {
+        if let Some(t) = self.timers.remove(node) {
+            ctx.cancel_future(t);
+        }
     }
 }
 
@@ -136,7 +131,7 @@ impl Handler<Beat> for LeaseTracker {
     type Result = ();
 
     fn handle(&mut self, msg: Beat, ctx: &mut Context<Self>) {
-        let Some(term) = self.term.filter(|_| self.may_grant(Instant::now())) else {
+        let Some(term) = self.book.may_grant(Instant::now()) else {
             let _ = msg.tx.try_send(ToSpeaker::NoQuorum);
             return;
         };
@@ -153,21 +148,17 @@ impl Handler<Beat> for LeaseTracker {
         }
         // A timer per node, reset by every granted heartbeat: the verdict comes the moment
         // the lease and the margin have passed, not at the next tick of a sweep.
+        // Armed for `dead_after` from now, which is no earlier than the book's verdict (it
+        // counts from the arrival): a timer firing at the verdict's edge never finds it early.
+        self.book.granted(&msg.node, msg.received);
+        self.stop_timer(&msg.node, ctx);
         let timer = ctx.notify_later(
             Expire {
                 node: msg.node.clone(),
             },
             self.timing.dead_after(),
         );
-        if let Some(old) = self.nodes.insert(
-            msg.node.clone(),
-            Tracked {
-                granted: msg.received,
-                timer,
-            },
-        ) {
-            ctx.cancel_future(old.timer);
-        }
+        self.timers.insert(msg.node.clone(), timer);
         self.publisher.do_send(publisher::Report {
             node: msg.node,
             conn: msg.conn,
@@ -182,9 +173,8 @@ impl Handler<Drain> for LeaseTracker {
 
     fn handle(&mut self, msg: Drain, ctx: &mut Context<Self>) {
         tracing::info!(node = %msg.node, "speaker drains");
-        if let Some(t) = self.nodes.remove(&msg.node) {
-            ctx.cancel_future(t.timer);
-        }
+        self.book.forget(&msg.node);
+        self.stop_timer(&msg.node, ctx);
         self.publisher.do_send(publisher::NodeGone {
             node: msg.node,
             why: Gone::Drained(msg.tx),
@@ -205,13 +195,7 @@ impl Handler<Confirmed> for LeaseTracker {
     type Result = ();
 
     fn handle(&mut self, msg: Confirmed, _: &mut Context<Self>) {
-        // A confirmation of an earlier leadership says nothing about this one.
-        if self.term != Some(msg.term) {
-            return;
-        }
-        if self.confirmed.is_none_or(|c| msg.at > c) {
-            self.confirmed = Some(msg.at);
-        }
+        self.book.confirmed(msg.term, msg.at);
     }
 }
 
@@ -219,11 +203,10 @@ impl Handler<Leadership> for LeaseTracker {
     type Result = ();
 
     fn handle(&mut self, msg: Leadership, ctx: &mut Context<Self>) {
-        self.term = msg.term;
-        self.confirmed = None;
         // Leases granted by an earlier leadership are not ours to track.
-        for (_, t) in std::mem::take(&mut self.nodes) {
-            ctx.cancel_future(t.timer);
+        self.book.lead(msg.term);
+        for (_, t) in std::mem::take(&mut self.timers) {
+            ctx.cancel_future(t);
         }
     }
 }
@@ -232,16 +215,12 @@ impl Handler<Expire> for LeaseTracker {
     type Result = ();
 
     fn handle(&mut self, msg: Expire, _: &mut Context<Self>) {
-        let dead_after = self.timing.dead_after();
-        let expired = self
-            .nodes
-            .get(&msg.node)
-            .is_some_and(|t| t.granted.elapsed() >= dead_after);
-        if !expired {
+        if !self.book.expire(&msg.node, Instant::now()) {
             return;
         }
-        tracing::warn!(node = %msg.node, after = ?dead_after, "speaker is dead: no heartbeat");
-        self.nodes.remove(&msg.node);
+        self.timers.remove(&msg.node);
+        let after = self.timing.dead_after();
+        tracing::warn!(node = %msg.node, ?after, "speaker is dead: no heartbeat");
         self.publisher.do_send(publisher::NodeGone {
             node: msg.node,
             why: Gone::Dead,
