@@ -1,0 +1,180 @@
+//! Checks BGPAdvertisement objects: aggregation lengths and communities.
+
+use super::*;
+
+impl Validator {
+    pub(super) fn bgp_advertisements(
+        &mut self,
+        objects: &[Sourced<Object<BGPAdvertisementSpec>>],
+        names: &Names<'_>,
+        pool_names: &Names<'_>,
+        peer_names: &Names<'_>,
+        entries: &PoolEntries<'_>,
+        aliases: &BTreeMap<&str, Option<Community>>,
+    ) -> Vec<BgpAdvertisement> {
+        let mut out = BTreeMap::new();
+        for (object, owns) in objects.iter().zip(&names.owns) {
+            let ctx = Ctx::of(object);
+            let spec = &object.object.spec;
+            let spec_path = FieldPath::root("spec");
+            let length = |v: &mut Self, field: &str, value: Option<i32>, max: u8| match value {
+                None => Some(max),
+                Some(n) => match u8::try_from(n) {
+                    Ok(n) if (1..=max).contains(&n) => Some(n),
+                    _ => {
+                        let message = format!("{n}: must be between 1 and {max}");
+                        v.error(ctx, spec_path.field(field), message);
+                        None
+                    }
+                },
+            };
+            let length_v4 = length(self, "aggregationLength", spec.aggregation_length, 32);
+            let length_v6 = length(self, "aggregationLengthV6", spec.aggregation_length_v6, 128);
+            let pools = self.pool_refs(ctx, &spec.ip_address_pools, &pool_names.all);
+            let pool_selectors = self.selectors(
+                ctx,
+                &spec.ip_address_pool_selectors,
+                &spec_path.field("ipAddressPoolSelectors"),
+            );
+            let node_selectors =
+                self.selectors(ctx, &spec.node_selectors, &spec_path.field("nodeSelectors"));
+            let peers = self.refs(
+                ctx,
+                &spec.peers,
+                &spec_path.field("peers"),
+                &peer_names.all,
+                BGPPeerSpec::KIND,
+                PeerName::new,
+            );
+            let communities = self.advertised_communities(ctx, &spec.communities, aliases);
+            let (Some(pools), Some(pool_selectors)) = (pools, pool_selectors) else {
+                continue;
+            };
+            let selection = PoolSelection::new(pools, pool_selectors);
+            let aggregation_ok = self.aggregation(ctx, &selection, entries, length_v4, length_v6);
+            if let (
+                true,
+                true,
+                Some(aggregation_length),
+                Some(aggregation_length_v6),
+                Some(node_selectors),
+                Some(peers),
+                Some(communities),
+            ) = (
+                *owns,
+                aggregation_ok,
+                length_v4,
+                length_v6,
+                node_selectors,
+                peers,
+                communities,
+            ) {
+                out.insert(
+                    ctx.name.to_owned(),
+                    BgpAdvertisement {
+                        name: ctx.name.to_owned(),
+                        pools: selection,
+                        aggregation_length,
+                        aggregation_length_v6,
+                        local_pref: spec.local_pref,
+                        communities,
+                        node_selectors,
+                        peers,
+                    },
+                );
+            }
+        }
+        out.into_values().collect()
+    }
+
+    /// Checks that the aggregation lengths cover no address outside the pools announced: each
+    /// must be at least the prefix length of the widest CIDR of every entry of its family.
+    pub(super) fn aggregation(
+        &mut self,
+        ctx: Ctx<'_>,
+        selection: &PoolSelection,
+        entries: &PoolEntries<'_>,
+        length_v4: Option<u8>,
+        length_v6: Option<u8>,
+    ) -> bool {
+        let mut ok = true;
+        for (pool, (labels, pool_entries)) in entries {
+            if !selection.includes(pool, labels) {
+                continue;
+            }
+            for entry in pool_entries {
+                let (field, length) = match entry.range.family() {
+                    Family::V4 => ("aggregationLength", length_v4),
+                    Family::V6 => ("aggregationLengthV6", length_v6),
+                };
+                let Some(length) = length else { continue };
+                let widest = entry.range.cidrs().iter().map(|c| c.prefix_len()).min();
+                if let Some(widest) = widest.filter(|&w| length < w) {
+                    let message = format!(
+                        "{field} {length} is shorter than the /{widest} of pool {pool}'s {}",
+                        entry.text.trim()
+                    );
+                    self.error(ctx, FieldPath::root("spec").field(field), message);
+                    ok = false;
+                }
+            }
+        }
+        ok
+    }
+
+    /// Resolves `spec.communities` of a BGPAdvertisement: aliases first, then literals.
+    pub(super) fn advertised_communities(
+        &mut self,
+        ctx: Ctx<'_>,
+        list: &[String],
+        aliases: &BTreeMap<&str, Option<Community>>,
+    ) -> Option<Vec<Community>> {
+        let path = FieldPath::root("spec").field("communities");
+        let mut out = BTreeSet::new();
+        let mut first = BTreeMap::new();
+        let mut ok = true;
+        for (i, text) in list.iter().enumerate() {
+            if let Some(f) = first.get(text.as_str()) {
+                let message = format!("{text:?}: duplicate of {}", path.index(*f));
+                self.error(ctx, path.index(i), message);
+                ok = false;
+                continue;
+            }
+            first.insert(text.as_str(), i);
+            // Aliases win over literals, as in MetalLB.
+            if let Some(value) = aliases.get(text.as_str()) {
+                match value {
+                    Some(c) => {
+                        out.insert(*c);
+                    }
+                    // The alias's own value is wrong, which is reported on its Community.
+                    None => ok = false,
+                }
+                continue;
+            }
+            if let Some(c) = Community::well_known(text) {
+                out.insert(c);
+                continue;
+            }
+            if !text.contains(':') {
+                let message = format!(
+                    "{text:?}: no Community object defines this alias, and it is not a \
+                     community value (a:b, large:a:b:c, or a well-known name such as no-export)"
+                );
+                self.error(ctx, path.index(i), message);
+                ok = false;
+                continue;
+            }
+            match text.parse::<Community>() {
+                Ok(c) => {
+                    out.insert(c);
+                }
+                Err(e) => {
+                    self.error(ctx, path.index(i), e.to_string());
+                    ok = false;
+                }
+            }
+        }
+        ok.then(|| out.into_iter().collect())
+    }
+}

@@ -1,0 +1,358 @@
+//! Checks BGPPeer objects: addresses, ASNs, timers, passwords.
+
+use super::*;
+
+impl Validator {
+    pub(super) fn peers(
+        &mut self,
+        objects: &[Sourced<Object<BGPPeerSpec>>],
+        names: &Names<'_>,
+        bfd_names: &Names<'_>,
+    ) -> BTreeMap<PeerName, Peer> {
+        let mut peers = BTreeMap::new();
+        for (object, owns) in objects.iter().zip(&names.owns) {
+            let ctx = Ctx::of(object);
+            let peer = self.peer(ctx, &object.object.spec, &bfd_names.all);
+            let name = owns.then(|| PeerName::new(ctx.name).ok()).flatten();
+            if let (Some(name), Some(peer)) = (name, peer) {
+                peers.insert(name, peer);
+            }
+        }
+        peers
+    }
+
+    pub(super) fn peer(
+        &mut self,
+        ctx: Ctx<'_>,
+        spec: &BGPPeerSpec,
+        bfd_names: &BTreeSet<&str>,
+    ) -> Option<Peer> {
+        let path = FieldPath::root("spec");
+        let errors_before = self.errors.len();
+
+        let asn = |v: &mut Self, field: &str, value: i64| match u32::try_from(value) {
+            Ok(asn) if asn >= 1 => Some(asn),
+            _ => {
+                let message = format!("{value}: ASN out of range (1-4294967295)");
+                v.error(ctx, path.field(field), message);
+                None
+            }
+        };
+        let my_asn = match spec.my_asn {
+            None => {
+                self.error(ctx, path.field("myASN"), "is required");
+                None
+            }
+            Some(n) => asn(self, "myASN", n),
+        };
+        let dynamic_asn = spec.dynamic_asn.as_deref().filter(|s| !s.is_empty());
+        let dynamic = dynamic_asn.and_then(|mode| match mode {
+            "internal" => Some(PeerAsn::Internal),
+            "external" => Some(PeerAsn::External),
+            other => {
+                let message = format!("{other:?}: must be internal or external");
+                self.error(ctx, path.field("dynamicASN"), message);
+                None
+            }
+        });
+        let exact = spec
+            .peer_asn
+            .and_then(|n| asn(self, "peerASN", n))
+            .map(PeerAsn::Exact);
+        let peer_asn = match (spec.peer_asn, dynamic_asn) {
+            (Some(_), Some(_)) => {
+                let message = "must not be set together with peerASN";
+                self.error(ctx, path.field("dynamicASN"), message);
+                None
+            }
+            (None, None) => {
+                let message = "is required (or set dynamicASN to internal or external)";
+                self.error(ctx, path.field("peerASN"), message);
+                None
+            }
+            (Some(_), None) => exact,
+            (None, Some(_)) => dynamic,
+        };
+
+        let interface = spec.interface.as_deref().filter(|s| !s.is_empty());
+        if let Some(interface) = interface {
+            let message = format!(
+                "{interface:?}: BGP unnumbered is not supported by ironlb's speaker; set \
+                 peerAddress to the peer's address instead"
+            );
+            self.error(ctx, path.field("interface"), message);
+        }
+        let peer_address = match spec.peer_address.as_deref().filter(|s| !s.is_empty()) {
+            None if interface.is_some() => None,
+            None => {
+                self.error(ctx, path.field("peerAddress"), "is required");
+                None
+            }
+            Some(text) => self.ip(ctx, "peerAddress", text),
+        };
+        let source_address = spec
+            .source_address
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .and_then(|text| {
+                let addr = self.ip(ctx, "sourceAddress", text)?;
+                match peer_address {
+                    Some(peer) if Family::of(peer) != Family::of(addr) => {
+                        let message = format!(
+                            "{text:?} is {} but peerAddress is {}",
+                            Family::of(addr),
+                            Family::of(peer)
+                        );
+                        self.error(ctx, path.field("sourceAddress"), message);
+                        None
+                    }
+                    _ => Some(addr),
+                }
+            });
+
+        let peer_port = match spec.peer_port {
+            None => Some(Peer::DEFAULT_PORT),
+            Some(n) => match u16::try_from(n) {
+                Ok(port) if port >= 1 => Some(port),
+                _ => {
+                    let message = format!("{n}: must be between 1 and 65535");
+                    self.error(ctx, path.field("peerPort"), message);
+                    None
+                }
+            },
+        };
+
+        let timers = self.timers(ctx, spec);
+        let connect_time = match spec.connect_time.as_deref() {
+            None => Some(Peer::DEFAULT_CONNECT_TIME),
+            Some(text) => self.duration(ctx, "connectTime", text).and_then(|d| {
+                let problem = if d.subsec_nanos() != 0 {
+                    "must be a whole number of seconds"
+                } else if !(1..=65535).contains(&d.as_secs()) {
+                    "must be between 1s and 65535s"
+                } else {
+                    return Some(d);
+                };
+                self.error(
+                    ctx,
+                    path.field("connectTime"),
+                    format!("{text:?}: {problem}"),
+                );
+                None
+            }),
+        };
+
+        let router_id = spec.router_id.as_deref().filter(|s| !s.is_empty());
+        let router_id = match router_id.map(|text| (text, text.parse::<IpAddr>())) {
+            None => None,
+            Some((_, Ok(IpAddr::V4(id)))) => Some(id),
+            Some((text, _)) => {
+                let message = format!("{text:?}: must be an IPv4 address");
+                self.error(ctx, path.field("routerID"), message);
+                None
+            }
+        };
+
+        let node_selectors =
+            self.selectors(ctx, &spec.node_selectors, &path.field("nodeSelectors"));
+
+        let password = spec.password.as_deref().filter(|s| !s.is_empty());
+        if let Some(p) = password {
+            // The password itself is never echoed: error messages end up in logs.
+            if p.contains(['\r', '\n']) {
+                self.error(ctx, path.field("password"), "must not contain CR or LF");
+            } else if p.len() > TCP_MD5SIG_MAXKEYLEN {
+                let message = format!(
+                    "is {} bytes long; at most {TCP_MD5SIG_MAXKEYLEN} are allowed \
+                     (TCP_MD5SIG_MAXKEYLEN)",
+                    p.len()
+                );
+                self.error(ctx, path.field("password"), message);
+            }
+        }
+        let password_secret = spec
+            .password_secret
+            .as_ref()
+            .and_then(|s| self.secret_ref(ctx, s));
+        if password.is_some() && password_secret.is_some() {
+            let message = "must not be set together with password";
+            self.error(ctx, path.field("passwordSecret"), message);
+        }
+
+        let bfd_profile = spec.bfd_profile.as_deref().filter(|s| !s.is_empty());
+        if let Some(profile) = bfd_profile {
+            if !bfd_names.contains(profile) {
+                let message = format!("{profile:?}: no BFDProfile has this name");
+                self.error(ctx, path.field("bfdProfile"), message);
+            }
+        }
+
+        if spec.ebgp_multi_hop {
+            let why = match (my_asn, peer_asn) {
+                (Some(my), Some(PeerAsn::Exact(peer))) if my == peer => {
+                    Some("peerASN equals myASN")
+                }
+                (_, Some(PeerAsn::Internal)) => Some("dynamicASN is internal"),
+                _ => None,
+            };
+            if let Some(why) = why {
+                let message = format!("must not be set for an iBGP peer ({why})");
+                self.error(ctx, path.field("ebgpMultiHop"), message);
+            }
+        }
+
+        if let Some(vrf) = spec.vrf.as_deref().filter(|s| !s.is_empty()) {
+            let message = format!("{vrf:?}: VRFs are not supported by ironlb");
+            self.error(ctx, path.field("vrf"), message);
+        }
+
+        if self.errors.len() != errors_before {
+            return None;
+        }
+        let (hold_time, keepalive_time) = timers?;
+        Some(Peer {
+            my_asn: my_asn?,
+            peer_asn: peer_asn?,
+            peer_address: peer_address?,
+            source_address,
+            peer_port: peer_port?,
+            hold_time,
+            keepalive_time,
+            connect_time: connect_time?,
+            router_id,
+            node_selectors: node_selectors?,
+            password: password.map(|p| Password::new(p.to_owned())),
+            password_secret,
+            bfd_profile: bfd_profile.map(str::to_owned),
+            ebgp_multi_hop: spec.ebgp_multi_hop,
+            graceful_restart: spec.enable_graceful_restart,
+            disable_mp: spec.disable_mp,
+        })
+    }
+
+    /// The hold and keepalive times, with MetalLB's defaults: 90s and a third of the hold
+    /// time, or three times the keepalive time when only that is given.
+    pub(super) fn timers(
+        &mut self,
+        ctx: Ctx<'_>,
+        spec: &BGPPeerSpec,
+    ) -> Option<(Duration, Duration)> {
+        let path = FieldPath::root("spec");
+        let hold_text = spec.hold_time.as_deref();
+        let keepalive_text = spec.keepalive_time.as_deref();
+        let hold = hold_text.map(|t| self.duration(ctx, "holdTime", t));
+        let keepalive = keepalive_text.map(|t| self.duration(ctx, "keepaliveTime", t));
+        match (hold, keepalive) {
+            (None, None) => Some((Peer::DEFAULT_HOLD_TIME, Peer::DEFAULT_HOLD_TIME / 3)),
+            (Some(hold), None) => {
+                let hold = hold?;
+                if let Some(problem) = hold_time_problem(hold) {
+                    let text = hold_text.unwrap_or_default();
+                    self.error(ctx, path.field("holdTime"), format!("{text:?}: {problem}"));
+                    return None;
+                }
+                Some((hold, hold / 3))
+            }
+            (None, Some(keepalive)) => {
+                let keepalive = keepalive?;
+                let hold = keepalive.checked_mul(3).unwrap_or(Duration::MAX);
+                if let Some(problem) = hold_time_problem(hold) {
+                    let message = format!(
+                        "{:?}: the holdTime it implies (3 × keepaliveTime = {}) {problem}; set \
+                         holdTime",
+                        keepalive_text.unwrap_or_default(),
+                        format_go_duration(hold)
+                    );
+                    self.error(ctx, path.field("keepaliveTime"), message);
+                    return None;
+                }
+                Some((hold, keepalive))
+            }
+            (Some(hold), Some(keepalive)) => {
+                let hold_problem = hold.and_then(hold_time_problem);
+                if let Some(problem) = hold_problem {
+                    let text = hold_text.unwrap_or_default();
+                    self.error(ctx, path.field("holdTime"), format!("{text:?}: {problem}"));
+                }
+                let (hold, keepalive) = (hold?, keepalive?);
+                if hold_problem.is_some() {
+                    return None;
+                }
+                let text = keepalive_text.unwrap_or_default();
+                let problem = if hold.is_zero() && !keepalive.is_zero() {
+                    "must be 0 when holdTime is 0".to_owned()
+                } else if keepalive > hold {
+                    format!(
+                        "must not be longer than holdTime {:?}",
+                        hold_text.unwrap_or_default()
+                    )
+                } else {
+                    return Some((hold, keepalive));
+                };
+                self.error(
+                    ctx,
+                    path.field("keepaliveTime"),
+                    format!("{text:?}: {problem}"),
+                );
+                None
+            }
+        }
+    }
+
+    /// Checks `spec.passwordSecret`; `None` when it is unset (`{}` counts as unset, as in
+    /// MetalLB) or wrong.
+    pub(super) fn secret_ref(
+        &mut self,
+        ctx: Ctx<'_>,
+        spec: &SecretReferenceSpec,
+    ) -> Option<SecretRef> {
+        let path = FieldPath::root("spec").field("passwordSecret");
+        let name = spec.name.as_deref().filter(|s| !s.is_empty());
+        let namespace = spec.namespace.as_deref().filter(|s| !s.is_empty());
+        if name.is_none() && namespace.is_none() {
+            return None;
+        }
+        let namespace = match namespace.map(Namespace::new) {
+            None => Some(None),
+            Some(Ok(ns)) => Some(Some(ns)),
+            Some(Err(e)) => {
+                self.error(ctx, path.field("namespace"), e.to_string());
+                None
+            }
+        };
+        let name = match name {
+            None => {
+                self.error(ctx, path.field("name"), "is required");
+                None
+            }
+            Some(name) => match check_object_name(name) {
+                Ok(()) => Some(name.to_owned()),
+                Err(e) => {
+                    self.error(ctx, path.field("name"), e.to_string());
+                    None
+                }
+            },
+        };
+        Some(SecretRef {
+            name: name?,
+            namespace: namespace?,
+        })
+    }
+}
+
+/// What is wrong with a hold time, if anything: it must be zero (keepalives off) or whole
+/// seconds from 3s (RFC 4271) to 65535s (what the OPEN message can carry). Sub-second values,
+/// which MetalLB rounds to zero, are refused too: zero is better said as zero.
+pub(super) fn hold_time_problem(hold: Duration) -> Option<&'static str> {
+    if hold.is_zero() {
+        None
+    } else if hold < MIN_HOLD_TIME {
+        Some("must be 0 or at least 3s")
+    } else if hold.subsec_nanos() != 0 {
+        Some("must be a whole number of seconds")
+    } else if hold > MAX_HOLD_TIME {
+        Some("must be at most 65535s")
+    } else {
+        None
+    }
+}
