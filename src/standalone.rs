@@ -10,7 +10,7 @@ use crate::config::{self, service::requests_from_documents, ConfigErrors};
 use crate::controller::ControllerNode;
 use crate::ipam::Explanation;
 use crate::names::ServiceKey;
-use crate::raft::{Command, ProposeError, Response};
+use crate::raft::ProposeError;
 use crate::service_sync::{self, Step};
 
 /// What one read of the files did.
@@ -54,20 +54,14 @@ pub async fn sync_files(
         service_errors: errors.iter().map(|e| e.to_string()).collect(),
         ..SyncReport::default()
     };
-    match node
-        .propose(Command::SetConfig {
-            config: Box::new(config),
-        })
+    let (revision, recheck) = node
+        .proposer
+        .set_config(config)
         .await?
-    {
-        Response::Config { revision, recheck } => {
-            report.revision = revision;
-            for (k, why) in &recheck.forbidden {
-                warn!(service = %k, reason = %why, "allocation no longer allowed; moving it");
-            }
-        }
-        Response::ConfigRefused(why) => return Err(SyncError::Refused(why)),
-        _ => {}
+        .map_err(SyncError::Refused)?;
+    report.revision = revision;
+    for (k, why) in &recheck.forbidden {
+        warn!(service = %k, reason = %why, "allocation no longer allowed; moving it");
     }
     let now: BTreeSet<ServiceKey> = requests.iter().map(|r| r.service.clone()).collect();
     // Services with a problem keep what they hold: they are still in the files.
@@ -88,24 +82,17 @@ pub async fn sync_files(
     for step in service_sync::plan(requests, gone, |k| held.contains(k)) {
         match step {
             Step::Release(service) => {
-                node.propose(Command::Release {
-                    service: service.clone(),
-                })
-                .await?;
+                node.proposer.release(service.clone()).await?;
                 info!(service = %service, "released: no longer in the files");
                 report.released.push(service);
             }
             Step::Allocate(request) => {
-                if let Response::Allocated(e) = node
-                    .propose(Command::Allocate { request: *request })
-                    .await?
-                {
-                    match &e.outcome {
-                        Ok(_) => info!(service = %e.service, "{e}"),
-                        Err(_) => warn!(service = %e.service, "{e}"),
-                    }
-                    report.allocations.push(e);
+                let e = node.proposer.allocate(*request).await?;
+                match &e.outcome {
+                    Ok(_) => info!(service = %e.service, "{e}"),
+                    Err(_) => warn!(service = %e.service, "{e}"),
                 }
+                report.allocations.push(e);
             }
         }
     }

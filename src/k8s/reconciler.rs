@@ -33,7 +33,7 @@ use crate::config::service::request_from_service;
 use crate::ipam::{rank, sort_by_rank, AllocationRequest, Family, Rank};
 use crate::labels::Labels;
 use crate::names::ServiceKey;
-use crate::raft::{Command, Proposer, Response, SharedState};
+use crate::raft::{Proposer, SharedState};
 
 /// The annotation naming the pool a Service's addresses come from.
 pub const POOL_ANNOTATION: &str = "ironlb.io/ip-allocated-from-pool";
@@ -452,42 +452,30 @@ impl Reconciler {
                 errors: Vec::new(),
                 last_checked: Some(crate::k8s::now_rfc3339()),
             },
-            Ok(config) => {
-                let r = self
-                    .proposer
-                    .propose(Command::SetConfig {
-                        config: Box::new(config),
-                    })
-                    .await;
-                match r {
-                    Ok(Response::Config { revision, recheck }) => {
-                        info!(revision, ?recheck, "configuration installed");
-                        installed = true;
-                        ConfigurationStateStatus {
-                            valid: true,
-                            revision,
-                            error_count: 0,
-                            errors: Vec::new(),
-                            last_checked: Some(crate::k8s::now_rfc3339()),
-                        }
-                    }
-                    Ok(Response::ConfigRefused(why)) => ConfigurationStateStatus {
-                        valid: false,
+            Ok(config) => match self.proposer.set_config(config).await {
+                Ok(Ok((revision, recheck))) => {
+                    info!(revision, ?recheck, "configuration installed");
+                    installed = true;
+                    ConfigurationStateStatus {
+                        valid: true,
                         revision,
-                        error_count: 1,
-                        errors: vec![why],
+                        error_count: 0,
+                        errors: Vec::new(),
                         last_checked: Some(crate::k8s::now_rfc3339()),
-                    },
-                    Ok(other) => {
-                        warn!(?other, "unexpected answer to SetConfig");
-                        return false;
-                    }
-                    Err(e) => {
-                        warn!(error = %e, "configuration not installed; will retry");
-                        return false;
                     }
                 }
-            }
+                Ok(Err(why)) => ConfigurationStateStatus {
+                    valid: false,
+                    revision,
+                    error_count: 1,
+                    errors: vec![why],
+                    last_checked: Some(crate::k8s::now_rfc3339()),
+                },
+                Err(e) => {
+                    warn!(error = %e, "configuration not installed; will retry");
+                    return false;
+                }
+            },
         };
         self.metrics.k8s.config_valid.set(i64::from(status.valid));
         self.metrics
@@ -556,15 +544,8 @@ impl Reconciler {
             else {
                 continue;
             };
-            match self
-                .proposer
-                .propose(Command::Adopt {
-                    request,
-                    addresses: shown.clone(),
-                })
-                .await
-            {
-                Ok(Response::Adopted(Ok(a))) => {
+            match self.proposer.adopt(request, shown.clone()).await {
+                Ok(Ok(a)) => {
                     info!(service = %key, addresses = ?a.addresses, "adopted the addresses the Service already had");
                     self.event(
                         &svc,
@@ -579,7 +560,7 @@ impl Reconciler {
                     )
                     .await;
                 }
-                Ok(Response::Adopted(Err(refusal))) => {
+                Ok(Err(refusal)) => {
                     warn!(service = %key, addresses = ?shown, %refusal, "cannot adopt the Service's addresses");
                     self.event(
                         &svc,
@@ -590,7 +571,6 @@ impl Reconciler {
                     )
                     .await;
                 }
-                Ok(other) => warn!(?other, "unexpected answer to Adopt"),
                 Err(e) => warn!(service = %key, error = %e, "adoption not committed"),
             }
         }
@@ -667,50 +647,43 @@ impl Reconciler {
             };
         let (pool, addresses, changed) = match held {
             Some(h) if same_request(&h.request, &request) => (h.pool, h.addresses, false),
-            previous => {
-                let r = self.proposer.propose(Command::Allocate { request }).await;
-                match r {
-                    Ok(Response::Allocated(explanation)) => match &explanation.outcome {
-                        Ok(d) => {
-                            let addrs: Vec<IpAddr> = d.picks.iter().map(|(a, _)| *a).collect();
-                            let changed = previous.as_ref().map(|p| &p.addresses) != Some(&addrs);
-                            if changed {
-                                info!(service = %key, addresses = ?addrs, pool = %d.pool, "allocated");
-                                self.event(
-                                    svc,
-                                    EventType::Normal,
-                                    "IPAllocated",
-                                    "Allocate",
-                                    explanation.to_string(),
-                                )
-                                .await;
-                            }
-                            (d.pool.clone(), addrs, changed)
-                        }
-                        Err(_) => {
-                            let text = explanation.to_string();
-                            warn!(service = %key, %text, "no address");
+            previous => match self.proposer.allocate(request).await {
+                Ok(explanation) => match &explanation.outcome {
+                    Ok(d) => {
+                        let addrs: Vec<IpAddr> = d.picks.iter().map(|(a, _)| *a).collect();
+                        let changed = previous.as_ref().map(|p| &p.addresses) != Some(&addrs);
+                        if changed {
+                            info!(service = %key, addresses = ?addrs, pool = %d.pool, "allocated");
                             self.event(
                                 svc,
-                                EventType::Warning,
-                                "AllocationFailed",
+                                EventType::Normal,
+                                "IPAllocated",
                                 "Allocate",
-                                text,
+                                explanation.to_string(),
                             )
                             .await;
-                            return Err(());
                         }
-                    },
-                    Ok(other) => {
-                        warn!(?other, "unexpected answer to Allocate");
+                        (d.pool.clone(), addrs, changed)
+                    }
+                    Err(_) => {
+                        let text = explanation.to_string();
+                        warn!(service = %key, %text, "no address");
+                        self.event(
+                            svc,
+                            EventType::Warning,
+                            "AllocationFailed",
+                            "Allocate",
+                            text,
+                        )
+                        .await;
                         return Err(());
                     }
-                    Err(e) => {
-                        warn!(service = %key, error = %e, "allocation not committed; will retry");
-                        return Err(());
-                    }
+                },
+                Err(e) => {
+                    warn!(service = %key, error = %e, "allocation not committed; will retry");
+                    return Err(());
                 }
-            }
+            },
         };
         let wrote = self.write_service(svc, Some((&pool, &addresses))).await?;
         Ok(changed || wrote)
@@ -729,14 +702,8 @@ impl Reconciler {
             }
             return Ok(false);
         };
-        match self
-            .proposer
-            .propose(Command::Release {
-                service: key.clone(),
-            })
-            .await
-        {
-            Ok(Response::Released(_)) => {
+        match self.proposer.release(key.clone()).await {
+            Ok(_) => {
                 info!(service = %key, addresses = ?held.addresses, "released");
                 if let Some(svc) = svc {
                     self.event(
@@ -753,10 +720,6 @@ impl Reconciler {
                     self.write_service(svc, None).await?;
                 }
                 Ok(true)
-            }
-            Ok(other) => {
-                warn!(?other, "unexpected answer to Release");
-                Err(())
             }
             Err(e) => {
                 warn!(service = %key, error = %e, "release not committed; will retry");

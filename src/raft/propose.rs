@@ -6,8 +6,13 @@ use std::time::Duration;
 use openraft::error::{ClientWriteError, RaftError};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
+use std::net::IpAddr;
+
 use super::command::{Command, Response};
 use super::types::{Member, NodeId, Raft};
+use crate::config::Config;
+use crate::ipam::{Allocation, AllocationRequest, Explanation, Recheck, Refusal};
+use crate::names::{NodeName, ServiceKey};
 
 /// Why a proposal did not take effect (as far as this member knows).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,6 +36,21 @@ pub enum ProposeError {
         /// What Raft said.
         reason: String,
     },
+    /// The state machine answered with another kind of answer than the command's: a bug.
+    #[error("{kind} was answered with {answer}")]
+    Unexpected {
+        /// The command's kind.
+        kind: &'static str,
+        /// The answer.
+        answer: String,
+    },
+}
+
+fn unexpected(kind: &'static str, answer: Response) -> ProposeError {
+    ProposeError::Unexpected {
+        kind,
+        answer: format!("{answer:?}"),
+    }
 }
 
 /// Proposes `command` and waits until it is applied here, at most `timeout`.
@@ -93,6 +113,61 @@ impl Proposer {
     pub(crate) fn for_tests() -> (Self, mpsc::Receiver<Pending>) {
         let (tx, rx) = mpsc::channel(64);
         (Self { tx }, rx)
+    }
+
+    /// Installs a configuration: its revision and what it did to allocations, or why the
+    /// state machine refused it.
+    pub async fn set_config(
+        &self,
+        config: Config,
+    ) -> Result<Result<(u64, Recheck), String>, ProposeError> {
+        let command = Command::SetConfig {
+            config: Box::new(config),
+        };
+        match self.propose(command).await? {
+            Response::Config { revision, recheck } => Ok(Ok((revision, recheck))),
+            Response::ConfigRefused(why) => Ok(Err(why)),
+            other => Err(unexpected("set-config", other)),
+        }
+    }
+
+    /// Allocates for a Service: what was done, and why.
+    pub async fn allocate(&self, request: AllocationRequest) -> Result<Explanation, ProposeError> {
+        match self.propose(Command::Allocate { request }).await? {
+            Response::Allocated(e) => Ok(e),
+            other => Err(unexpected("allocate", other)),
+        }
+    }
+
+    /// Releases a Service's addresses: what was freed.
+    pub async fn release(&self, service: ServiceKey) -> Result<Option<Allocation>, ProposeError> {
+        match self.propose(Command::Release { service }).await? {
+            Response::Released(freed) => Ok(freed),
+            other => Err(unexpected("release", other)),
+        }
+    }
+
+    /// Records addresses a Service already holds: the allocation, or why it cannot be kept.
+    pub async fn adopt(
+        &self,
+        request: AllocationRequest,
+        addresses: Vec<IpAddr>,
+    ) -> Result<Result<Allocation, Refusal>, ProposeError> {
+        match self.propose(Command::Adopt { request, addresses }).await? {
+            Response::Adopted(r) => Ok(r),
+            other => Err(unexpected("adopt", other)),
+        }
+    }
+
+    /// Sets which node answers for addresses: how many owners changed.
+    pub async fn assign_owners(
+        &self,
+        moves: Vec<(IpAddr, Option<NodeName>)>,
+    ) -> Result<usize, ProposeError> {
+        match self.propose(Command::AssignOwners { moves }).await? {
+            Response::OwnersAssigned(n) => Ok(n),
+            other => Err(unexpected("assign-owners", other)),
+        }
     }
 
     /// Proposes `command` and waits until it is applied here.

@@ -26,7 +26,7 @@ use crate::announce::proto::{
 use crate::api::metrics::Metrics;
 use crate::config::model::Peer;
 use crate::names::{NodeName, PeerName, ServiceKey};
-use crate::raft::{Command, Proposer, Response};
+use crate::raft::{ProposeError, Proposer};
 
 /// A heartbeat that got a lease (from the LeaseTracker).
 #[derive(Message)]
@@ -272,14 +272,14 @@ impl AssignmentPublisher {
         self.proposing = true;
         let proposer = self.proposer.clone();
         let proposed: Vec<IpAddr> = moves.iter().map(|(a, _)| *a).collect();
-        let fut = async move { proposer.propose(Command::AssignOwners { moves }).await };
+        let fut = async move { proposer.assign_owners(moves).await };
         ctx.spawn(fut.into_actor(self).map(move |result, act, _| {
             act.proposing = false;
             // The applied view arrives separately; a failure is retried at the next tick.
             act.dirty = true;
             match result {
-                Ok(Response::OwnersAssigned(_)) => {}
-                Ok(other) => tracing::error!(?other, "unexpected answer to AssignOwners"),
+                Ok(_) => {}
+                Err(e @ ProposeError::Unexpected { .. }) => tracing::error!(error = %e, "owner changes"),
                 Err(e) => {
                     // Maybe committed, maybe not: the view will tell. Until it does, the old
                     // owner stays without these addresses.
@@ -700,6 +700,7 @@ mod revival_tests {
     use crate::announce::owners::Target;
     use crate::announce::proto::Heartbeat;
     use crate::config::{self, Documents};
+    use crate::raft::Command;
     use std::time::Duration;
 
     const CONFIG: &str = "apiVersion: ironlb.io/v1beta1
