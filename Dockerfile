@@ -2,7 +2,8 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked --bin ironlb
+# Without the default `demo` feature: no test equipment (the lab crate) in the image.
+RUN cargo build --release --locked --no-default-features --bin ironlb
 
 # Run: a small Debian with the binary, without file capabilities: the kernel refuses to execute
 # a binary whose file capabilities exceed the bounding set, which is empty in the controller's

@@ -46,6 +46,7 @@ enum Command {
     /// As root: build a virtual LAN of network namespaces (3 nodes, each a controller member
     /// and a speaker, and a client), allocate the example Services, show the client resolving
     /// each address to its owner, time a failover, and remove everything.
+    #[cfg(feature = "demo")]
     Demo(cli::demo::DemoArgs),
     /// Print the CustomResourceDefinitions of ironlb.io (what deploy/crds.yaml holds).
     Crds,
@@ -96,6 +97,7 @@ fn main() -> Result<ExitCode> {
         Command::Controller(args) => actor_system(cli::serve::controller(*args)),
         Command::Standalone(args) => actor_system(cli::serve::standalone(args)),
         Command::Speaker(args) => actor_system(cli::speaker::run(args)),
+        #[cfg(feature = "demo")]
         Command::Demo(args) => runtime()?.block_on(cli::demo::run(args)),
         Command::Crds => {
             print!("{}", ironlb::k8s::crds::yaml()?);

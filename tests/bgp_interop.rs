@@ -11,9 +11,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use ipnet::IpNet;
-use ironlb::lab::bgp::{Learned, Neighbor, Router, RouterConfig, RouterKind};
-use ironlb::lab::l2::{self, L2Lab, L2Options};
-use ironlb::lab::netns;
+use ironlb_lab::bgp::{Learned, Neighbor, Router, RouterConfig, RouterKind};
+use ironlb_lab::l2::{self, L2Lab, L2Options};
+use ironlb_lab::netns;
 use tokio::sync::{Mutex, MutexGuard};
 
 fn bin() -> &'static Path {

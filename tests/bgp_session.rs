@@ -10,9 +10,9 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::Duration;
 
-use ironlb::lab::l2::{self, L2Lab, L2Options};
-use ironlb::lab::netns::{self, Lan};
 use ironlb::net::bgp::packet::{self, OpenParams};
+use ironlb_lab::l2::{self, L2Lab, L2Options};
+use ironlb_lab::netns::{self, Lan};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 

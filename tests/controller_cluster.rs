@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use ironlb::api::client::{AdminClient, Body, ClientError};
 use ironlb::api::views::{AllocateResult, ConfigView, Members, ServiceView, Status};
-use ironlb::controller::{ControllerNode, NodeConfig};
-use ironlb::lab::cluster::{pool_yaml, put_config, service_yaml, Cluster};
+use ironlb::controller::member::{ControllerMember, MemberConfig};
+use ironlb_lab::cluster::{pool_yaml, put_config, service_yaml, Cluster};
 use reqwest::Method;
 use tokio::sync::Mutex;
 
@@ -304,19 +304,19 @@ async fn in_process_cluster_and_a_new_member_catching_up_through_a_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let config = |id: u64| {
-        let mut cfg = NodeConfig::new(id, dir.path().join(format!("m{id}")), any, any);
+        let mut cfg = MemberConfig::new(id, dir.path().join(format!("m{id}")), any, any);
         cfg.snapshot_every = 20;
         cfg
     };
     let mut first = config(1);
     first.bootstrap = true;
-    let n1 = ControllerNode::start(first).await.unwrap();
+    let n1 = ControllerMember::start(first).await.unwrap();
     n1.wait_for_leader(Duration::from_secs(5)).await.unwrap();
     let mut nodes = vec![n1];
     for id in [2, 3] {
         let mut cfg = config(id);
         cfg.join = vec![nodes[0].admin_addr.to_string()];
-        nodes.push(ControllerNode::start(cfg).await.unwrap());
+        nodes.push(ControllerMember::start(cfg).await.unwrap());
     }
     let client = AdminClient::new(
         nodes.iter().map(|n| n.admin_addr.to_string()).collect(),
@@ -341,7 +341,7 @@ async fn in_process_cluster_and_a_new_member_catching_up_through_a_snapshot() {
     }
     let mut late = config(4);
     late.join = vec![nodes[0].admin_addr.to_string()];
-    let n4 = ControllerNode::start(late).await.unwrap();
+    let n4 = ControllerMember::start(late).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let n = n4.state.read().await.allocator.allocation_count();
@@ -383,7 +383,7 @@ async fn members_talk_over_mutual_tls_and_a_member_from_another_ca_cannot_join()
     wait_agree(&c, 1).await;
 
     let i = c.add_proc();
-    let rogue = ironlb::lab::pki::Pki::new("rogue").member(c.procs[i].id);
+    let rogue = ironlb_lab::pki::Pki::new("rogue").member(c.procs[i].id);
     // Only the rogue CA's material.
     c.procs[i].args.clear();
     let join = c.procs[0].admin.clone();
@@ -470,9 +470,9 @@ async fn concurrent_proposals_are_batched_into_few_log_entries_with_one_answer_e
 
     let dir = tempfile::tempdir().unwrap();
     let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let mut cfg = NodeConfig::new(1, dir.path().join("m1"), any, any);
+    let mut cfg = MemberConfig::new(1, dir.path().join("m1"), any, any);
     cfg.bootstrap = true;
-    let node = Arc::new(ControllerNode::start(cfg).await.unwrap());
+    let node = Arc::new(ControllerMember::start(cfg).await.unwrap());
     node.wait_for_leader(Duration::from_secs(5)).await.unwrap();
     let client = AdminClient::new(vec![node.admin_addr.to_string()], Duration::from_secs(10));
     put_config(&client, &pool_yaml("public", "198.51.100.0/24")).await;
@@ -602,15 +602,15 @@ async fn leases_are_granted_while_the_leaders_raft_core_is_stalled() {
 
     let dir = tempfile::tempdir().unwrap();
     let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let mut first = NodeConfig::new(1, dir.path().join("m1"), any, any);
+    let mut first = MemberConfig::new(1, dir.path().join("m1"), any, any);
     first.bootstrap = true;
-    let n1 = ControllerNode::start(first).await.unwrap();
+    let n1 = ControllerMember::start(first).await.unwrap();
     n1.wait_for_leader(Duration::from_secs(5)).await.unwrap();
     let mut nodes = vec![n1];
     for id in [2, 3] {
-        let mut cfg = NodeConfig::new(id, dir.path().join(format!("m{id}")), any, any);
+        let mut cfg = MemberConfig::new(id, dir.path().join(format!("m{id}")), any, any);
         cfg.join = vec![nodes[0].admin_addr.to_string()];
-        nodes.push(ControllerNode::start(cfg).await.unwrap());
+        nodes.push(ControllerMember::start(cfg).await.unwrap());
     }
     let deadline = Instant::now() + Duration::from_secs(20);
     let leader = loop {

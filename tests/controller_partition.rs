@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use ironlb::api::client::{AdminClient, Body, ClientError};
 use ironlb::api::views::{AllocateResult, ServiceView, Status};
-use ironlb::lab::cluster::{pool_yaml, put_config, service_yaml, Cluster};
-use ironlb::lab::netns::{self, Lan};
+use ironlb_lab::cluster::{pool_yaml, put_config, service_yaml, Cluster};
+use ironlb_lab::netns::{self, Lan};
 use reqwest::Method;
 
 async fn allocate(client: &AdminClient, name: &str) -> Result<AllocateResult, ClientError> {

@@ -1,5 +1,5 @@
 //! The Kubernetes reconciler against a stateful stand-in of the Kubernetes API over real HTTP
-//! (`ironlb::lab::kube_api`): Services get addresses in their status, annotations (ironlb's and
+//! (`ironlb_lab::kube_api`): Services get addresses in their status, annotations (ironlb's and
 //! MetalLB's) work, classes are honoured, deletion releases, an invalid set of configuration
 //! objects is refused with the field path, a leader change keeps every address, adoption keeps
 //! pre-existing addresses, and Events are written.
@@ -9,8 +9,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ironlb::api::views::ServiceView;
-use ironlb::lab::cluster::Cluster;
-use ironlb::lab::kube_api::KubeApi;
+use ironlb_lab::cluster::Cluster;
+use ironlb_lab::kube_api::KubeApi;
 use serde_json::Value;
 
 fn bin() -> &'static Path {

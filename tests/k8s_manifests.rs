@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ironlb::lab::netns;
+use ironlb_lab::netns;
 use serde_json::Value;
 
 fn bin() -> &'static Path {

@@ -8,9 +8,9 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ironlb::lab::kube_api::KubeApi;
-use ironlb::lab::l2::{L2Lab, L2Options};
-use ironlb::lab::netns::{self, Lan};
+use ironlb_lab::kube_api::KubeApi;
+use ironlb_lab::l2::{L2Lab, L2Options};
+use ironlb_lab::netns::{self, Lan};
 
 const CONFIG: &str = "apiVersion: ironlb.io/v1beta1
 kind: IPAddressPool

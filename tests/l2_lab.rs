@@ -9,9 +9,9 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ironlb::lab::capture::{self, Capture};
-use ironlb::lab::l2::{self, now_epoch, L2Lab, L2Options, Pinger};
-use ironlb::lab::netns::{self, Lan};
+use ironlb_lab::capture::{self, Capture};
+use ironlb_lab::l2::{self, now_epoch, L2Lab, L2Options, Pinger};
+use ironlb_lab::netns::{self, Lan};
 use tokio::sync::{Mutex, MutexGuard};
 
 fn bin() -> &'static Path {
@@ -515,8 +515,9 @@ async fn losing_the_control_plane_fences_by_default_and_holds_when_asked() {
 /// packet runtime is held up so the frame waits in the queue while the lease is revoked.
 #[actix_rt::test]
 async fn an_announcement_queued_before_a_fence_never_leaves_after_it() {
-    use ironlb::actors::speaker::responder::{ArpResponder, Own};
-    use ironlb::actors::speaker::{LeaseGate, SpeakerMetrics};
+    use ironlb::metrics::speaker::SpeakerMetrics;
+    use ironlb::speaker::responder::{ArpResponder, Own};
+    use ironlb::speaker::LeaseGate;
     use std::sync::Arc;
 
     let Some(_slot) = lab_slot(&["tshark"]).await else {

@@ -12,12 +12,12 @@ use ironlb::auth::pki::SigningRequest;
 use ironlb::auth::{Principal, Role};
 use ironlb::k8s::certs::{NodeCertBootstrap, NodeCertRequest, NODE_CERT_PATH};
 use ironlb::k8s::token_review::{NODE_NAME_EXTRA, POD_NAME_EXTRA};
-use ironlb::lab::cluster::{pool_yaml, put_config, service_yaml, Cluster};
-use ironlb::lab::kube_api::{KubeApi, TokenHolder, API_AUDIENCE};
-use ironlb::lab::pki::Pki;
 use ironlb::raft::identity::ClusterId;
 use ironlb::raft::network::wire::{self, Channel};
 use ironlb::raft::network::{open_channel, NetworkConfig, TlsConfig, TransportError};
+use ironlb_lab::cluster::{pool_yaml, put_config, service_yaml, Cluster};
+use ironlb_lab::kube_api::{KubeApi, TokenHolder, API_AUDIENCE};
+use ironlb_lab::pki::Pki;
 use reqwest::Method;
 
 fn bin() -> &'static Path {
@@ -565,7 +565,7 @@ fn contained(ctx: &Context, writable: &[&Path], args: &[String]) -> Vec<String> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_controller_and_the_speaker_start_and_serve_under_their_manifests_security_contexts() {
     use std::os::unix::fs::PermissionsExt;
-    if !ironlb::lab::netns::require_with(&["setpriv", "unshare"]) {
+    if !ironlb_lab::netns::require_with(&["setpriv", "unshare"]) {
         return;
     }
     let controller = context_of("deploy/statefulset.yaml", "StatefulSet");
@@ -575,13 +575,13 @@ async fn the_controller_and_the_speaker_start_and_serve_under_their_manifests_se
     // Both run as deploy/ has them: the controller issues its own certificate from a CA it
     // creates in a Secret, the speaker proves its node with a projected token and receives its
     // certificate; only their volumes (data, the memory-backed TLS directories) are writable.
-    let lan = ironlb::lab::netns::Lan::build(ironlb::lab::netns::LanOptions {
+    let lan = ironlb_lab::netns::Lan::build(ironlb_lab::netns::LanOptions {
         nodes: 1,
         client: false,
         ..Default::default()
     });
     let host = &lan.nodes[0];
-    let api = KubeApi::start_at(ironlb::lab::netns::Lan::HOST.into()).await;
+    let api = KubeApi::start_at(ironlb_lab::netns::Lan::HOST.into()).await;
     api.add_token(
         "node-1-token",
         holder(SPEAKERS, "ironlb", &[(NODE_NAME_EXTRA, "node-1")]),
@@ -644,7 +644,7 @@ async fn the_controller_and_the_speaker_start_and_serve_under_their_manifests_se
     );
     let ctl_args: Vec<&str> = ctl_cmd.iter().map(String::as_str).collect();
     let ctl_log = logs.path().join("controller.log");
-    let _ctl = ironlb::lab::netns::Lan::spawn_in(&host.netns, &ctl_args, &ctl_log);
+    let _ctl = ironlb_lab::netns::Lan::spawn_in(&host.netns, &ctl_args, &ctl_log);
     // The speaker starts before its CA is published, as a pod whose optional ConfigMap volume
     // is still empty does.
     let spk_cmd = contained(
@@ -664,7 +664,7 @@ async fn the_controller_and_the_speaker_start_and_serve_under_their_manifests_se
     );
     let spk_args: Vec<&str> = spk_cmd.iter().map(String::as_str).collect();
     let spk_log = logs.path().join("speaker.log");
-    let _spk = ironlb::lab::netns::Lan::spawn_in(&host.netns, &spk_args, &spk_log);
+    let _spk = ironlb_lab::netns::Lan::spawn_in(&host.netns, &spk_args, &spk_log);
     let dump = || {
         format!(
             "--- controller ---\n{}\n--- speaker ---\n{}",

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use ironlb::api::client::AdminClient;
 use ironlb::api::views::{ConfigView, ServiceView};
-use ironlb::lab::cluster::free_port;
+use ironlb_lab::cluster::free_port;
 
 struct Standalone {
     child: Child,

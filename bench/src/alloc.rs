@@ -22,8 +22,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use ironlb::api::views::{AllocateResult, ServiceView};
 use ironlb::ipam::{AllocationRequest, Port};
-use ironlb::lab::cluster::{free_port, pool_yaml, put_config, Cluster};
 use ironlb::names::ServiceKey;
+use ironlb_lab::cluster::{free_port, pool_yaml, put_config, Cluster};
 use serde_json::{json, Value};
 
 /// The pool both sides allocate from: RFC 2544's benchmarking block, 131 072 IPv4 addresses.

@@ -27,10 +27,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use ironlb::ipam::{AllocationRequest, Port};
-use ironlb::lab::bgp::{Neighbor, Router, RouterConfig, RouterKind};
-use ironlb::lab::l2::{L2Lab, L2Options};
-use ironlb::lab::netns;
 use ironlb::names::ServiceKey;
+use ironlb_lab::bgp::{Neighbor, Router, RouterConfig, RouterKind};
+use ironlb_lab::l2::{L2Lab, L2Options};
+use ironlb_lab::netns;
 use serde_json::{json, Value};
 
 use crate::alloc::{allocate_ours, drive, http_client};

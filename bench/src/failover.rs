@@ -13,9 +13,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use ironlb::lab::capture::{self, Capture};
-use ironlb::lab::l2::{self, now_epoch, L2Lab, L2Options, Pinger};
-use ironlb::lab::netns::{self, Lan, LanOptions};
+use ironlb_lab::capture::{self, Capture};
+use ironlb_lab::l2::{self, now_epoch, L2Lab, L2Options, Pinger};
+use ironlb_lab::netns::{self, Lan, LanOptions};
 use serde_json::{json, Value};
 
 macro_rules! progress {

@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use ironlb::lab::netns::{Lan, LanOptions};
+use ironlb_lab::netns::{Lan, LanOptions};
 use serde_json::Value;
 
 use crate::client::Api;
@@ -174,7 +174,7 @@ pub fn iptables(netns: &str, args: &[&str]) -> Result<()> {
 impl Db {
     /// Builds the namespaces and chains; starts nothing yet.
     pub fn build(opts: DbOptions, dir: &Path) -> Result<Self> {
-        ironlb::lab::netns::available().map_err(anyhow::Error::msg)?;
+        ironlb_lab::netns::available().map_err(anyhow::Error::msg)?;
         let slots = opts.members + SPARES;
         let lan = Lan::build(LanOptions {
             nodes: slots + opts.speakers,

@@ -123,5 +123,5 @@ impl L2Scenario {
 /// For tests that need root and the lab's tools: true if they can run; fails the test when
 /// `IRONLB_REQUIRE_LAB=1` (CI) and they cannot.
 pub fn lab_available() -> bool {
-    ironlb::lab::netns::require_with(&["tshark", "iptables"])
+    ironlb_lab::netns::require_with(&["tshark", "iptables"])
 }

@@ -11,9 +11,9 @@ use clap::Args;
 use ironlb::api::client::Body;
 use ironlb::api::views::AllocateResult;
 use ironlb::config::Documents;
-use ironlb::lab::bgp::{Neighbor, Router, RouterConfig, RouterKind};
-use ironlb::lab::l2::{now_epoch, L2Lab, L2Options, Pinger};
-use ironlb::lab::netns;
+use ironlb_lab::bgp::{Neighbor, Router, RouterConfig, RouterKind};
+use ironlb_lab::l2::{now_epoch, L2Lab, L2Options, Pinger};
+use ironlb_lab::netns;
 use reqwest::Method;
 
 /// Options of `ironlb demo`.
@@ -53,7 +53,30 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         .map(|s| serde_yaml::to_string(&s.object))
         .collect::<Result<_, _>>()?;
     let bin = std::env::current_exe().context("finding the ironlb binary")?;
+    // The lab is test equipment and stops at its first failure by panicking; the demo turns that
+    // into an error (its namespaces and processes are removed as the panic unwinds).
+    match tokio::spawn(show(bin, args.config, text, services)).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => {
+            let payload = e.into_panic();
+            let why = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or("no reason given");
+            bail!("the demo's lab failed: {why}")
+        }
+        Err(e) => bail!("the demo was cancelled: {e}"),
+    }
+}
 
+/// The demo's seven steps, on the lab.
+async fn show(
+    bin: PathBuf,
+    config: PathBuf,
+    text: String,
+    services: Vec<String>,
+) -> Result<ExitCode> {
     println!(
         "ironlb demo: the real controller and speakers in a virtual LAN of network namespaces."
     );
@@ -105,7 +128,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
 
     step(
         2,
-        &format!("installing the configuration in {}", args.config.display()),
+        &format!("installing the configuration in {}", config.display()),
     );
     lab.configure(&text).await;
     println!("      validated and committed to Raft");

@@ -3,6 +3,7 @@
 pub mod certs;
 pub mod check;
 pub mod ctl;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod migrate;
 pub mod serve;

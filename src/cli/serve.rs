@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use ironlb::actors::controller::LeaseTiming;
 use ironlb::api::auth::KubeTokens;
 use ironlb::auth::pki::Authority;
 use ironlb::auth::{MemberSeat, Principal};
-use ironlb::controller::{ControllerNode, NodeConfig, Timing};
+use ironlb::controller::member::{ControllerMember, MemberConfig, Timing};
+use ironlb::controller::LeaseTiming;
 use ironlb::k8s::certs::{ensure_authority, publish_bundle, MemberCerts, NodeIssuer};
 use ironlb::k8s::reconciler::ReconcilerConfig;
 use ironlb::k8s::token_review::{service_account_user, AccountRoles, TokenReviewer};
@@ -186,7 +186,7 @@ fn ordinal_from_hostname() -> Option<u64> {
 }
 
 impl ControllerArgs {
-    fn node_config(&self) -> Result<NodeConfig> {
+    fn node_config(&self) -> Result<MemberConfig> {
         let ordinal = ordinal_from_hostname();
         let id = match (self.id, ordinal) {
             (Some(id), _) => id,
@@ -196,7 +196,7 @@ impl ControllerArgs {
         if id == 0 {
             anyhow::bail!("--id must be at least 1");
         }
-        let mut cfg = NodeConfig::new(
+        let mut cfg = MemberConfig::new(
             id,
             self.data_dir.clone(),
             self.raft_listen,
@@ -249,7 +249,7 @@ impl ControllerArgs {
 impl ControllerArgs {
     /// Kubernetes mode's credentials: ServiceAccount tokens on the admin API, and the
     /// certificates issued from the CA in a Secret.
-    async fn kube_credentials(&self, cfg: &mut NodeConfig) -> Result<Vec<MemberCerts>> {
+    async fn kube_credentials(&self, cfg: &mut MemberConfig) -> Result<Vec<MemberCerts>> {
         let c = &self.certs;
         if c.admin_service_account.is_empty() && !c.issue_certificates {
             return Ok(Vec::new());
@@ -297,7 +297,7 @@ impl ControllerArgs {
     }
 
     /// This member's own certificate, issued from the CA into --tls-dir.
-    fn member_certs(&self, cfg: &mut NodeConfig, ca: Arc<Authority>) -> Result<MemberCerts> {
+    fn member_certs(&self, cfg: &mut MemberConfig, ca: Arc<Authority>) -> Result<MemberCerts> {
         let c = &self.certs;
         let mut hosts: Vec<String> = vec!["localhost".into(), "127.0.0.1".into()];
         for addr in [&cfg.raft_advertise, &cfg.admin_advertise]
@@ -336,7 +336,7 @@ pub async fn controller(args: ControllerArgs) -> Result<ExitCode> {
     for certs in args.kube_credentials(&mut cfg).await? {
         tokio::spawn(certs.renew_forever());
     }
-    let node = ControllerNode::start(cfg).await?;
+    let node = ControllerMember::start(cfg).await?;
     let mut term = signal(SignalKind::terminate())?;
     tokio::select! {
         _ = term.recv() => info!("SIGTERM: shutting down"),
@@ -365,14 +365,14 @@ pub struct StandaloneArgs {
 
 /// Runs a single-member controller on the files; SIGHUP re-reads them.
 pub async fn standalone(args: StandaloneArgs) -> Result<ExitCode> {
-    let mut cfg = NodeConfig::new(
+    let mut cfg = MemberConfig::new(
         1,
         args.data_dir.clone(),
         args.raft_listen,
         args.admin_listen,
     );
     cfg.bootstrap = true;
-    let node = ControllerNode::start(cfg).await?;
+    let node = ControllerMember::start(cfg).await?;
     node.wait_for_leader(Duration::from_secs(10))
         .await
         .context("the single member did not become leader")?;

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use ironlb::actors::speaker::session::OnControlPlaneLoss;
 use ironlb::k8s::certs::NodeCertBootstrap;
 use ironlb::labels::Labels;
 use ironlb::names::NodeName;
 use ironlb::raft::network::TlsConfig;
-use ironlb::speaker::{Speaker, SpeakerConfig};
+use ironlb::speaker::process::{Speaker, SpeakerConfig};
+use ironlb::speaker::session::OnControlPlaneLoss;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::info;
 

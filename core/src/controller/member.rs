@@ -1,0 +1,813 @@
+//! A controller process: a Raft member on sled storage, serving Raft RPCs to its peers and the
+//! admin API to operators. The first member bootstraps the cluster; the others join it.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::api::auth::{AdminAuth, AdminListener, Peer};
+use crate::api::client::{AdminClient, Body, Credentials, RenewingClient};
+use crate::api::{self, Admin};
+use crate::auth::TokenBook;
+use crate::controller::{LeaseTiming, SpeakerHub};
+use crate::k8s::reconciler::{Reconciler, ReconcilerConfig};
+use crate::metrics::controller::Metrics;
+use crate::raft::identity::{self, ClusterId, Identity, IdentityCell};
+use crate::raft::network::{NetworkConfig, NetworkFactory, RaftServer, TlsConfig, TlsError};
+use crate::raft::{
+    self, Command, Member, MemberId, ProposeError, Proposer, Raft, Response, SharedState,
+};
+use crate::watchdog::Watchdog;
+use openraft::storage::RaftLogStorage;
+use openraft::StorageError;
+
+/// Raft's clocks. A leader change must fit in a speaker's lease (see [`Timing::check`]), so
+/// that no lease runs out while a new leader is elected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timing {
+    /// How often the leader sends heartbeats.
+    pub heartbeat: Duration,
+    /// Shortest election timeout.
+    pub election_min: Duration,
+    /// Longest election timeout.
+    pub election_max: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self::with_election(Duration::from_millis(150), Duration::from_millis(50))
+    }
+}
+
+/// What a new leader needs after its election before a speaker holds a new lease: its first
+/// commit, a round of leadership confirmation, and the grant's round trip, on a LAN.
+pub const LEADER_CHANGE_SLACK: Duration = Duration::from_millis(50);
+
+/// The longest shortest-election-timeout that [`Timing::for_lease`] picks.
+const ELECTION_DEFAULT: Duration = Duration::from_millis(150);
+
+/// Clocks that cannot keep leases through a leader change.
+#[derive(Debug, thiserror::Error)]
+pub enum TimingError {
+    /// The lease is shorter than a leader change and two heartbeats.
+    #[error("--speaker-lease-ms {lease} is too short to survive a leader change: with --speaker-heartbeat-ms {heartbeat} and an election timeout of {election_min}-{election_max} ms, a new leader renews leases up to {need} ms after the last renewal (2 x {election_max} for the election, since followers first wait out the old leader's lease, + {slack} to commit and confirm, + 2 x {heartbeat} of heartbeat phase); use a lease of at least {need} ms or a shorter --election-timeout-ms (at most {fits} ms for this lease)")]
+    LeaderChange {
+        /// The lease, ms.
+        lease: u128,
+        /// The speakers' heartbeat, ms.
+        heartbeat: u128,
+        /// The election timeout, ms.
+        election_min: u128,
+        /// Its upper end, ms.
+        election_max: u128,
+        /// The slack, ms.
+        slack: u128,
+        /// The lease it needs, ms.
+        need: u128,
+        /// The longest election timeout that fits, ms.
+        fits: u128,
+    },
+    /// Raft's heartbeat must be shorter than its election timeout.
+    #[error("--heartbeat-ms {heartbeat} must be shorter than --election-timeout-ms {election}")]
+    Heartbeat {
+        /// Raft's heartbeat, ms.
+        heartbeat: u128,
+        /// The election timeout, ms.
+        election: u128,
+    },
+}
+
+impl Timing {
+    /// Clocks with the shortest election timeout `min` (the longest is half again as much) and
+    /// Raft heartbeats every `heartbeat`.
+    pub fn with_election(min: Duration, heartbeat: Duration) -> Self {
+        Self {
+            heartbeat,
+            election_min: min,
+            election_max: min * 3 / 2,
+        }
+    }
+
+    /// The longest a leader change may take before the new leader renews a lease: openraft's
+    /// followers wait out the old leader's lease (the longest election timeout) and then their
+    /// own election timeout before they campaign, and the new leader then commits, confirms and
+    /// grants.
+    pub fn leader_change(&self) -> Duration {
+        self.election_max * 2 + LEADER_CHANGE_SLACK
+    }
+
+    /// Checks that a leader change fits in a lease: the last lease the old leader granted may
+    /// have been for a heartbeat sent one heartbeat before it died, and the new leader hears the
+    /// next one up to a heartbeat after it is ready, so `lease >= 2 x heartbeat + leader change`.
+    pub fn check(&self, lease: &crate::controller::LeaseTiming) -> Result<(), TimingError> {
+        if self.heartbeat >= self.election_min {
+            return Err(TimingError::Heartbeat {
+                heartbeat: self.heartbeat.as_millis(),
+                election: self.election_min.as_millis(),
+            });
+        }
+        let need = lease.heartbeat * 2 + self.leader_change();
+        if lease.lease < need {
+            let budget = lease
+                .lease
+                .saturating_sub(lease.heartbeat * 2 + LEADER_CHANGE_SLACK);
+            return Err(TimingError::LeaderChange {
+                lease: lease.lease.as_millis(),
+                heartbeat: lease.heartbeat.as_millis(),
+                election_min: self.election_min.as_millis(),
+                election_max: self.election_max.as_millis(),
+                slack: LEADER_CHANGE_SLACK.as_millis(),
+                need: need.as_millis(),
+                fits: (budget / 3).as_millis(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Raft clocks for speakers with `lease`: the longest election timeout up to the default
+    /// that lets a leader change fit in the lease, and heartbeats a third of it (at most 50 ms).
+    pub fn for_lease(lease: &crate::controller::LeaseTiming) -> Self {
+        let budget = lease
+            .lease
+            .saturating_sub(lease.heartbeat * 2 + LEADER_CHANGE_SLACK);
+        // 2 x max = 3 x min must fit in the budget.
+        let min = (budget / 3)
+            .min(ELECTION_DEFAULT)
+            .max(Duration::from_millis(10));
+        let heartbeat = (min / 3)
+            .min(Duration::from_millis(50))
+            .max(Duration::from_millis(3));
+        Self::with_election(min, heartbeat)
+    }
+}
+
+/// How to run a controller member.
+#[derive(Clone, Debug)]
+pub struct MemberConfig {
+    /// Its id (stable across restarts; kept with its data).
+    pub id: MemberId,
+    /// Where its log, snapshots and state live.
+    pub data_dir: PathBuf,
+    /// Where to listen for Raft RPCs (port 0: any).
+    pub raft_listen: SocketAddr,
+    /// The Raft address peers use, if not the listening one (a DNS name in Kubernetes).
+    pub raft_advertise: Option<String>,
+    /// Where to serve the admin API.
+    pub admin_listen: SocketAddr,
+    /// The admin address peers and clients use, if not the listening one.
+    pub admin_advertise: Option<String>,
+    /// Initialize a new cluster of this member alone if it has no state.
+    pub bootstrap: bool,
+    /// Admin addresses of members to ask to add this one, if it has no state.
+    pub join: Vec<String>,
+    /// TLS with client certificates between members, from speakers and on the admin API; the
+    /// certificate is this member's (it names the member's seat).
+    pub tls: Option<TlsConfig>,
+    /// Bearer tokens the admin API accepts (a token file: `<token> <role> <name>` lines).
+    pub admin_tokens: Option<PathBuf>,
+    /// Serve without TLS on addresses other than loopback (nobody is authenticated on the
+    /// Raft port, and the admin API takes everyone as an admin unless `admin_tokens` is set).
+    pub insecure: bool,
+    /// Raft's clocks.
+    pub timing: Timing,
+    /// Take a snapshot (and compact the log) after this many entries.
+    pub snapshot_every: u64,
+    /// How long a write may wait for a quorum before failing.
+    pub write_timeout: Duration,
+    /// The speakers' heartbeat, lease and margin.
+    pub lease: LeaseTiming,
+    /// Reconcile Services and configuration objects of a Kubernetes cluster while leading.
+    pub kubernetes: Option<ReconcilerConfig>,
+    /// Accept Kubernetes ServiceAccount tokens on the admin API (reviewed by the API server).
+    pub kube_tokens: Option<crate::api::auth::KubeTokens>,
+    /// Issue speakers their node certificates (Kubernetes mode, with the CA from a Secret).
+    pub node_issuer: Option<Arc<crate::k8s::certs::NodeIssuer>>,
+}
+
+impl MemberConfig {
+    /// Refuses to serve strangers unauthenticated: without TLS, both ports must listen on
+    /// loopback only, unless the operator said `insecure`.
+    pub fn check_exposure(&self) -> Result<(), String> {
+        if self.tls.is_some() || self.insecure {
+            return Ok(());
+        }
+        for (flag, addr) in [
+            ("--raft-listen", self.raft_listen),
+            ("--admin-listen", self.admin_listen),
+        ] {
+            if !addr.ip().is_loopback() {
+                return Err(format!(
+                    "{flag} {addr} is reachable from other hosts, but no TLS is configured: give --tls-ca, --tls-cert and --tls-key (`ironlb certs` makes them), listen on 127.0.0.1, or pass --insecure to accept unauthenticated peers and clients"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// What this member shows other members' admin APIs (when joining, forwarding to the
+    /// leader): its own certificate.
+    pub fn credentials(&self) -> Credentials {
+        match &self.tls {
+            Some(t) => Credentials {
+                ca: Some(t.ca.clone()),
+                cert: Some((t.cert.clone(), t.key.clone())),
+                token: None,
+            },
+            None => Credentials::default(),
+        }
+    }
+
+    /// How the admin API authenticates requests.
+    pub fn admin_auth(&self) -> Result<AdminAuth, String> {
+        let tokens = match &self.admin_tokens {
+            Some(path) => TokenBook::load(path).map_err(|e| e.to_string())?,
+            None => TokenBook::default(),
+        };
+        Ok(AdminAuth {
+            required: self.tls.is_some() || !tokens.is_empty() || self.kube_tokens.is_some(),
+            tokens,
+            kube: self.kube_tokens.clone(),
+        })
+    }
+
+    /// A member with defaults for everything but where it lives.
+    pub fn new(
+        id: MemberId,
+        data_dir: PathBuf,
+        raft_listen: SocketAddr,
+        admin_listen: SocketAddr,
+    ) -> Self {
+        Self {
+            id,
+            data_dir,
+            raft_listen,
+            raft_advertise: None,
+            admin_listen,
+            admin_advertise: None,
+            bootstrap: false,
+            join: Vec::new(),
+            tls: None,
+            admin_tokens: None,
+            insecure: false,
+            timing: Timing::default(),
+            snapshot_every: 5_000,
+            write_timeout: Duration::from_secs(5),
+            lease: LeaseTiming::default(),
+            kubernetes: None,
+            kube_tokens: None,
+            node_issuer: None,
+        }
+    }
+}
+
+/// Why a member could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum MemberError {
+    /// The member would serve strangers unauthenticated, or its credentials are unusable.
+    #[error("{0}")]
+    Exposed(String),
+    /// The storage could not be opened.
+    #[error("opening storage in {dir}: {source}")]
+    Store {
+        /// The data directory.
+        dir: PathBuf,
+        /// Why.
+        source: raft::StoreError,
+    },
+    /// A listener could not be bound.
+    #[error("listening on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TLS files are unusable.
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
+    /// Raft refused its configuration or failed to start.
+    #[error("starting Raft: {0}")]
+    Raft(String),
+    /// The clocks cannot keep speakers' leases through a leader change.
+    #[error(transparent)]
+    Timing(#[from] TimingError),
+    /// The member's identity file could not be read or written.
+    #[error("identity: {0}")]
+    Identity(String),
+}
+
+/// A running controller member.
+pub struct ControllerMember {
+    /// Its id.
+    pub id: MemberId,
+    /// Its Raft handle.
+    pub raft: Raft,
+    /// Its applied state.
+    pub state: SharedState,
+    /// Where it serves Raft RPCs.
+    pub raft_addr: SocketAddr,
+    /// Where it serves the admin API.
+    pub admin_addr: SocketAddr,
+    /// Proposes (batched) through this member.
+    pub proposer: Proposer,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl ControllerMember {
+    /// Opens storage, starts Raft and both listeners, and bootstraps or joins if this member
+    /// has no state yet.
+    pub async fn start(cfg: MemberConfig) -> Result<Self, MemberError> {
+        cfg.timing.check(&cfg.lease)?;
+        cfg.check_exposure().map_err(MemberError::Exposed)?;
+        let admin_auth = Arc::new(cfg.admin_auth().map_err(MemberError::Exposed)?);
+        if cfg.tls.is_none() {
+            warn!(
+                admin_tokens = !admin_auth.tokens.is_empty(),
+                "no TLS: peers and speakers are not authenticated"
+            );
+        }
+        // How this member calls other members' admin APIs (joining, forwarding to the leader).
+        let base =
+            AdminClient::with_credentials(Vec::new(), Duration::from_secs(10), &cfg.credentials())
+                .map_err(|e| MemberError::Exposed(e.to_string()))?;
+        let (mut log_store, sm) =
+            raft::open_store(&cfg.data_dir)
+                .await
+                .map_err(|source| MemberError::Store {
+                    dir: cfg.data_dir.clone(),
+                    source,
+                })?;
+        let storage = |e: StorageError<MemberId>| MemberError::Raft(e.to_string());
+        let has_state = log_store.read_vote().await.map_err(storage)?.is_some()
+            || log_store
+                .get_log_state()
+                .await
+                .map_err(storage)?
+                .last_log_id
+                .is_some();
+        let (identity, fresh) = resolve_identity(&cfg, &base, has_state).await?;
+        if let Some(t) = &cfg.tls {
+            let seat = crate::auth::MemberSeat::of(identity.member)
+                .ok_or_else(|| MemberError::Exposed("member id 0 is not valid".into()))?;
+            t.expect_principal(&crate::auth::Principal::Member(seat))?;
+        }
+        let identity = Arc::new(IdentityCell::new(&cfg.data_dir, identity));
+        let id = identity.member();
+        let state = sm.state();
+        let applied = sm.applied();
+        let raft_listener =
+            TcpListener::bind(cfg.raft_listen)
+                .await
+                .map_err(|source| MemberError::Listen {
+                    addr: cfg.raft_listen,
+                    source,
+                })?;
+        let admin_listener = TcpListener::bind(cfg.admin_listen)
+            .await
+            .map_err(|source| MemberError::Listen {
+                addr: cfg.admin_listen,
+                source,
+            })?;
+        let raft_addr = raft_listener
+            .local_addr()
+            .map_err(|source| MemberError::Listen {
+                addr: cfg.raft_listen,
+                source,
+            })?;
+        let admin_addr = admin_listener
+            .local_addr()
+            .map_err(|source| MemberError::Listen {
+                addr: cfg.admin_listen,
+                source,
+            })?;
+        let me = Member {
+            raft_addr: cfg
+                .raft_advertise
+                .clone()
+                .unwrap_or_else(|| raft_addr.to_string()),
+            admin_addr: cfg
+                .admin_advertise
+                .clone()
+                .unwrap_or_else(|| admin_addr.to_string()),
+        };
+
+        let raft_config = openraft::Config {
+            cluster_name: "ironlb".into(),
+            heartbeat_interval: cfg.timing.heartbeat.as_millis() as u64,
+            election_timeout_min: cfg.timing.election_min.as_millis() as u64,
+            election_timeout_max: cfg.timing.election_max.as_millis() as u64,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(cfg.snapshot_every),
+            // Keep some log behind the snapshot so a briefly lagging follower catches up from
+            // the log rather than by a whole snapshot.
+            max_in_snapshot_log_to_keep: cfg.snapshot_every / 5,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| MemberError::Raft(e.to_string()))?;
+
+        let (tls_server, tls_client) = match &cfg.tls {
+            Some(t) => (Some(t.server()?), Some(t.client()?)),
+            None => (None, None),
+        };
+        // A member that comes back must hear the leader before its election timeout runs out,
+        // or it campaigns and unseats a healthy leader: retry dead members that often.
+        let net = NetworkConfig {
+            backoff_max: (cfg.timing.election_min / 2).max(Duration::from_millis(20)),
+            backoff_min: Duration::from_millis(20),
+            ..NetworkConfig::default()
+        };
+        let factory =
+            NetworkFactory::new(id, net.clone(), tls_client).with_identity(identity.clone());
+        let raft = Raft::new(id, Arc::new(raft_config), factory.clone(), log_store, sm)
+            .await
+            .map_err(|e| MemberError::Raft(e.to_string()))?;
+
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = Vec::new();
+        let until_stop = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+
+        let proposer = Proposer::start(raft.clone(), cfg.write_timeout);
+        let metrics = Arc::new(Metrics::new());
+        let watchdog = Watchdog::new();
+        let speakers = SpeakerHub::start(
+            raft.clone(),
+            state.clone(),
+            applied,
+            proposer.clone(),
+            cfg.lease,
+            metrics.clone(),
+            factory,
+            watchdog.clone(),
+        )
+        .await;
+        let server = RaftServer::new(raft.clone(), tls_server, net)
+            .with_speakers(Arc::new(speakers))
+            .with_identity(identity.clone());
+        tasks.push(tokio::spawn(
+            server.run(raft_listener, until_stop(stopped.clone())),
+        ));
+
+        if let Some(k8s) = cfg.kubernetes.clone() {
+            tasks.push(tokio::spawn(reconcile_while_leading(
+                raft.clone(),
+                proposer.clone(),
+                state.clone(),
+                metrics.clone(),
+                k8s,
+            )));
+        }
+        let mut admin = Admin::new(
+            id,
+            raft.clone(),
+            state.clone(),
+            metrics,
+            proposer.clone(),
+            cfg.write_timeout,
+        )
+        .with_watchdog(watchdog)
+        .with_identity(identity.clone())
+        .with_forwarding(
+            RenewingClient::new(cfg.credentials(), Duration::from_secs(10))
+                .map_err(|e| MemberError::Exposed(e.to_string()))?,
+            cfg.credentials().scheme(),
+        );
+        if let Some(issuer) = &cfg.node_issuer {
+            admin = admin.with_node_issuer(issuer.clone());
+        }
+        let router =
+            api::router(Arc::new(admin), admin_auth).into_make_service_with_connect_info::<Peer>();
+        let admin_tls = cfg.tls.as_ref().map(|t| t.admin_server()).transpose()?;
+        let admin_listener = AdminListener::spawn(
+            admin_listener,
+            admin_tls,
+            crate::raft::network::server::ConnectionLimits::new(1024, 256),
+        )
+        .map_err(|source| MemberError::Listen {
+            addr: cfg.admin_listen,
+            source,
+        })?;
+        let admin_stop = until_stop(stopped.clone());
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = axum::serve(admin_listener, router)
+                .with_graceful_shutdown(admin_stop)
+                .await
+            {
+                warn!(error = %e, "admin API stopped");
+            }
+        }));
+
+        match fresh {
+            Fresh::Bootstrap => {
+                info!(id, cluster = ?identity.cluster().map(|c| c.to_string()), "initializing a new cluster");
+                let members = BTreeMap::from([(id, me.clone())]);
+                if let Err(e) = raft.initialize(members).await {
+                    // Another start raced us, or state appeared: not fatal, Raft knows better.
+                    warn!(error = %e, "initialize");
+                }
+            }
+            Fresh::Join => {
+                tasks.push(tokio::spawn(join(
+                    base.clone(),
+                    id,
+                    me.clone(),
+                    cfg.join.clone(),
+                    raft.clone(),
+                    stopped.clone(),
+                )));
+            }
+            Fresh::WaitToBeAdded => {
+                info!(
+                    id,
+                    "no state, no --bootstrap and no --join: waiting to be added"
+                );
+            }
+            Fresh::No => {}
+        }
+        info!(id, raft = %raft_addr, admin = %admin_addr, "controller member started");
+        Ok(Self {
+            id,
+            raft,
+            state,
+            raft_addr,
+            admin_addr,
+            proposer,
+            stop,
+            tasks,
+        })
+    }
+
+    /// Proposes a command through this member (it must lead).
+    pub async fn propose(&self, command: Command) -> Result<Response, ProposeError> {
+        self.proposer.propose(command).await
+    }
+
+    /// Waits until some member leads, at most `timeout`; returns it.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> Option<MemberId> {
+        let mut m = self.raft.metrics();
+        let found = tokio::time::timeout(timeout, m.wait_for(|m| m.current_leader.is_some())).await;
+        match found {
+            Ok(Ok(m)) => m.current_leader,
+            _ => None,
+        }
+    }
+
+    /// Stops serving and shuts Raft down.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        if let Err(e) = self.raft.shutdown().await {
+            warn!(error = %e, "raft shutdown");
+        }
+        for t in self.tasks {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+}
+
+/// What a member with no Raft state does once it knows who it is.
+enum Fresh {
+    /// It has state: nothing.
+    No,
+    /// It founds a new cluster.
+    Bootstrap,
+    /// It asks the cluster to add it.
+    Join,
+    /// It waits for an operator to add it (and learns the cluster from the first member that
+    /// connects).
+    WaitToBeAdded,
+}
+
+/// How long a member told to bootstrap looks for an existing cluster among its `--join` peers
+/// before it founds one.
+const BOOTSTRAP_LOOK: Duration = Duration::from_secs(3);
+
+/// Who this member is, from its data directory; for a member without Raft state (new, or whose
+/// storage was emptied), from the cluster its peers belong to: it never reuses an identity
+/// without the log that goes with it.
+async fn resolve_identity(
+    cfg: &MemberConfig,
+    base: &AdminClient,
+    has_state: bool,
+) -> Result<(Identity, Fresh), MemberError> {
+    let io = |e: std::io::Error| MemberError::Identity(e.to_string());
+    let saved = identity::load(&cfg.data_dir).map_err(io)?;
+    if has_state {
+        return Ok(match saved {
+            Some(i) => {
+                if i.member != cfg.id {
+                    info!(
+                        id = i.member,
+                        asked = cfg.id,
+                        "this member's id is the one in its data directory"
+                    );
+                }
+                (i, Fresh::No)
+            }
+            None => {
+                // Data from before identities: it keeps the id it was started with.
+                let i = Identity {
+                    cluster: None,
+                    member: cfg.id,
+                };
+                identity::save(&cfg.data_dir, &i).map_err(io)?;
+                (i, Fresh::No)
+            }
+        });
+    }
+    if saved.is_some() {
+        warn!("an identity but no Raft state in the data directory: the log was lost; joining as a new member");
+    }
+    // Empty storage: a cluster that already exists is joined, never founded again.
+    let deadline = cfg
+        .bootstrap
+        .then(|| tokio::time::Instant::now() + BOOTSTRAP_LOOK);
+    if !cfg.join.is_empty() {
+        let mut wait = Duration::from_millis(200);
+        loop {
+            if find_cluster(base, &cfg.join).await {
+                let (cluster, member) = reserve_member_id(base, &cfg.join, cfg.id).await;
+                info!(id = member, cluster = ?cluster.as_ref().map(ToString::to_string), "joining the existing cluster");
+                let i = Identity { cluster, member };
+                identity::save(&cfg.data_dir, &i).map_err(io)?;
+                return Ok((i, Fresh::Join));
+            }
+            if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                break;
+            }
+            if deadline.is_none() {
+                info!(peers = ?cfg.join, "no cluster found among the peers yet; waiting");
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(5));
+        }
+    }
+    if cfg.bootstrap {
+        let i = Identity {
+            cluster: Some(ClusterId::generate().map_err(io)?),
+            member: cfg.id,
+        };
+        identity::save(&cfg.data_dir, &i).map_err(io)?;
+        return Ok((i, Fresh::Bootstrap));
+    }
+    Ok((
+        Identity {
+            cluster: None,
+            member: cfg.id,
+        },
+        Fresh::WaitToBeAdded,
+    ))
+}
+
+/// Whether one of `peers` belongs to a cluster that exists (has Raft state).
+async fn find_cluster(base: &AdminClient, peers: &[String]) -> bool {
+    for peer in peers {
+        let client = base
+            .to(vec![peer.clone()])
+            .with_timeout(Duration::from_secs(1));
+        if let Ok(c) = client.get::<api::views::ClusterView>("/v1/cluster").await {
+            if c.initialized {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// Asks the cluster (through any of `peers`) for a member id, `requested` if it was never used;
+/// retries until one answers.
+async fn reserve_member_id(
+    base: &AdminClient,
+    peers: &[String],
+    requested: MemberId,
+) -> (Option<ClusterId>, MemberId) {
+    let client = base
+        .to(peers.to_vec())
+        .with_timeout(Duration::from_secs(10));
+    let body = serde_json::json!({ "requested": requested });
+    let mut wait = Duration::from_millis(200);
+    loop {
+        match client
+            .call::<api::views::ReservedMember>(
+                reqwest::Method::POST,
+                "/v1/members/reserve",
+                Body::Json(body.clone()),
+            )
+            .await
+        {
+            Ok(r) => return (r.cluster, r.id),
+            Err(e) => warn!(error = %e, "reserving a member id; will retry"),
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Runs the Kubernetes reconciler whenever this member leads, and stops it the moment it does
+/// not: only the leader writes to the cluster.
+async fn reconcile_while_leading(
+    raft: Raft,
+    proposer: Proposer,
+    state: SharedState,
+    metrics: Arc<Metrics>,
+    cfg: ReconcilerConfig,
+) {
+    let mut m = raft.metrics();
+    loop {
+        let leading = m.borrow_and_update().state == openraft::ServerState::Leader;
+        if leading {
+            let client = match kube::Client::try_default().await {
+                Ok(c) => c,
+                Err(e) => {
+                    warn!(error = %e, "cannot reach the Kubernetes API; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            info!(namespace = %cfg.namespace, "leading: reconciling Kubernetes");
+            let run = Reconciler::run(
+                client,
+                cfg.clone(),
+                proposer.clone(),
+                state.clone(),
+                metrics.clone(),
+            );
+            tokio::pin!(run);
+            let stopped_leading = async {
+                let _ = m
+                    .wait_for(|m| m.state != openraft::ServerState::Leader)
+                    .await;
+            };
+            tokio::select! {
+                r = &mut run => {
+                    if let Err(e) = r {
+                        warn!(error = %e, "reconciler stopped; restarting");
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                () = stopped_leading => info!("no longer leading: reconciler stopped"),
+            }
+            continue;
+        }
+        if m.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Asks the given members to add this one until one of them does (the leader adds it as a
+/// learner, waits until it has caught up, then makes it a voter).
+async fn join(
+    base: AdminClient,
+    id: MemberId,
+    me: Member,
+    peers: Vec<String>,
+    raft: Raft,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let client = base.to(peers.clone()).with_timeout(Duration::from_secs(60));
+    let body =
+        serde_json::json!({"id": id, "raft_addr": me.raft_addr, "admin_addr": me.admin_addr});
+    let mut wait = Duration::from_millis(200);
+    loop {
+        if raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|v| v == id)
+        {
+            info!(id, "joined the cluster");
+            return;
+        }
+        match client
+            .call::<serde_json::Value>(
+                reqwest::Method::POST,
+                "/v1/members",
+                Body::Json(body.clone()),
+            )
+            .await
+        {
+            Ok(_) => {
+                info!(id, "joined the cluster");
+                return;
+            }
+            Err(e) => warn!(id, peers = ?peers, error = %e, "joining; will retry"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stopped.wait_for(|s| *s) => return,
+        }
+        wait = (wait * 2).min(Duration::from_secs(5));
+    }
+}

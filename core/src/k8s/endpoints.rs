@@ -1,0 +1,243 @@
+//! The speaker's EndpointWatch (Kubernetes mode): its own Node (labels; excluded from load
+//! balancers by label, or its network unavailable) and the EndpointSlices of the Services it may
+//! answer for, reported to the ControllerSession through the same path as the health checks.
+//!
+//! With `externalTrafficPolicy: Local` a node may answer only with a serving endpoint of the
+//! Service on itself; with `Cluster`, any node may while the Service has a serving endpoint
+//! anywhere.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use actix::Addr;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::{Api, Client, ResourceExt};
+use tokio::sync::watch;
+
+use crate::announce::proto::ServiceAnnounce;
+use crate::labels::Labels;
+use crate::names::{NodeName, ServiceKey};
+use crate::speaker::session::{ControllerSession, NodeInfo, Readiness, ReadinessSource};
+
+/// The label that excludes a node from external load balancers.
+pub const EXCLUDE_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
+
+/// The label of an EndpointSlice naming its Service.
+const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// What the Node object says of this node.
+pub fn node_info(node: &Node) -> (Labels, bool) {
+    let labels: Labels = node.metadata.labels.clone().unwrap_or_default();
+    let excluded_by_label = labels.contains_key(EXCLUDE_LABEL);
+    let network_down = node
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c.type_ == "NetworkUnavailable" && c.status == "True")
+        });
+    (labels, excluded_by_label || network_down)
+}
+
+/// Serving endpoints per Service: the nodes they run on (`None` for an endpoint that names no
+/// node), from every EndpointSlice.
+pub fn serving(
+    slices: &[std::sync::Arc<EndpointSlice>],
+) -> BTreeMap<ServiceKey, Vec<Option<String>>> {
+    let mut out: BTreeMap<ServiceKey, Vec<Option<String>>> = BTreeMap::new();
+    for slice in slices {
+        let Some(ns) = slice.namespace() else {
+            continue;
+        };
+        let Some(svc) = slice.labels().get(SERVICE_NAME_LABEL).cloned() else {
+            continue;
+        };
+        let Ok(key) = ServiceKey::new(&ns, &svc) else {
+            continue;
+        };
+        let entry = out.entry(key).or_default();
+        for ep in &slice.endpoints {
+            let c = ep.conditions.as_ref();
+            // `serving` is what load balancers should use; unset, fall back to `ready`, and an
+            // endpoint that says nothing is ready (as the API documents).
+            let ready = c.and_then(|c| c.ready).unwrap_or(true);
+            let serving = c.and_then(|c| c.serving).unwrap_or(ready);
+            if serving {
+                entry.push(ep.node_name.clone());
+            }
+        }
+    }
+    out
+}
+
+/// The Services this node is unready for.
+pub fn unready(
+    node: &str,
+    services: &[ServiceAnnounce],
+    serving: &BTreeMap<ServiceKey, Vec<Option<String>>>,
+) -> BTreeSet<ServiceKey> {
+    services
+        .iter()
+        .filter(|s| {
+            let eps = serving.get(&s.service).map(Vec::as_slice).unwrap_or(&[]);
+            if s.local {
+                !eps.iter().any(|n| n.as_deref() == Some(node))
+            } else {
+                eps.is_empty()
+            }
+        })
+        .map(|s| s.service.clone())
+        .collect()
+}
+
+/// Watches until the session goes away.
+pub async fn run(
+    client: Client,
+    node: NodeName,
+    mut services: watch::Receiver<Vec<ServiceAnnounce>>,
+    session: Addr<ControllerSession>,
+) {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let node_config = watcher::Config::default().fields(&format!("metadata.name={node}"));
+    let mut node_events = watcher::watcher(nodes, node_config)
+        .default_backoff()
+        .applied_objects()
+        .boxed();
+    let (slices, writer): (Store<EndpointSlice>, _) = reflector::store();
+    let mut slice_events = reflector::reflector(
+        writer,
+        watcher::watcher(
+            Api::<EndpointSlice>::all(client),
+            watcher::Config::default(),
+        ),
+    )
+    .default_backoff()
+    .boxed();
+    let mut last: Option<BTreeSet<ServiceKey>> = None;
+    let mut slices_ready = false;
+    loop {
+        tokio::select! {
+            n = node_events.next() => match n {
+                Some(Ok(n)) => {
+                    let (labels, excluded) = node_info(&n);
+                    if session.try_send(NodeInfo { labels, excluded }).is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "Node watch failed; retrying");
+                    continue;
+                }
+                None => return,
+            },
+            e = slice_events.next() => match e {
+                Some(Ok(watcher::Event::InitDone)) => slices_ready = true,
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "EndpointSlice watch failed; retrying");
+                    continue;
+                }
+                None => return,
+            },
+            changed = services.changed() => if changed.is_err() { return },
+        }
+        if !slices_ready {
+            continue;
+        }
+        let now = unready(node.as_str(), &services.borrow(), &serving(&slices.state()));
+        if last.as_ref() != Some(&now) {
+            let report = Readiness {
+                source: ReadinessSource::Endpoints,
+                unready: now.clone(),
+            };
+            if session.try_send(report).is_err() {
+                return;
+            }
+            last = Some(now);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slice(
+        ns: &str,
+        svc: &str,
+        eps: &[(Option<&str>, Option<bool>)],
+    ) -> std::sync::Arc<EndpointSlice> {
+        let yaml = format!(
+            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {svc}-x\n  namespace: {ns}\n  labels:\n    kubernetes.io/service-name: {svc}\naddressType: IPv4\nendpoints:\n{}",
+            eps.iter()
+                .map(|(n, serving)| format!(
+                    "- addresses: [\"10.0.0.1\"]\n{}{}",
+                    n.map(|n| format!("  nodeName: {n}\n")).unwrap_or_default(),
+                    serving.map(|s| format!("  conditions: {{serving: {s}}}\n")).unwrap_or_default()
+                ))
+                .collect::<String>()
+        );
+        std::sync::Arc::new(serde_yaml::from_str(&yaml).unwrap())
+    }
+
+    #[test]
+    fn local_services_need_a_serving_endpoint_here_and_cluster_ones_anywhere() {
+        let services = vec![
+            ServiceAnnounce {
+                service: "d/local".parse().unwrap(),
+                health_check: None,
+                local: true,
+            },
+            ServiceAnnounce {
+                service: "d/cluster".parse().unwrap(),
+                health_check: None,
+                local: false,
+            },
+            ServiceAnnounce {
+                service: "d/none".parse().unwrap(),
+                health_check: None,
+                local: false,
+            },
+        ];
+        let slices = vec![
+            slice(
+                "d",
+                "local",
+                &[(Some("n2"), Some(true)), (Some("n1"), Some(false))],
+            ),
+            slice("d", "cluster", &[(Some("n3"), None)]),
+        ];
+        let s = serving(&slices);
+        let keys = |v: &[&str]| {
+            v.iter()
+                .map(|k| k.parse::<ServiceKey>().unwrap())
+                .collect::<BTreeSet<_>>()
+        };
+        assert_eq!(unready("n1", &services, &s), keys(&["d/local", "d/none"]));
+        assert_eq!(unready("n2", &services, &s), keys(&["d/none"]));
+    }
+
+    #[test]
+    fn the_exclude_label_and_an_unavailable_network_exclude_the_node() {
+        let node = |extra: &str| -> Node {
+            serde_yaml::from_str(&format!(
+                "apiVersion: v1\nkind: Node\nmetadata:\n  name: n1\n  labels: {{zone: a}}\n{extra}"
+            ))
+            .unwrap()
+        };
+        assert!(!node_info(&node("")).1);
+        assert!(
+            node_info(&node(
+                "status:\n  conditions:\n  - {type: NetworkUnavailable, status: \"True\"}\n"
+            ))
+            .1
+        );
+        let labelled: Node = serde_yaml::from_str("apiVersion: v1\nkind: Node\nmetadata:\n  name: n1\n  labels: {node.kubernetes.io/exclude-from-external-load-balancers: \"\"}\n").unwrap();
+        assert!(node_info(&labelled).1);
+    }
+}

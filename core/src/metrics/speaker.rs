@@ -1,0 +1,222 @@
+//! The speaker's metric families: Layer 2 answers, the lease, BGP sessions and notifications.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::speaker::LeaseGate;
+
+/// Labels of the per-peer BGP metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PeerLabels {
+    /// The BGPPeer's name.
+    pub peer: String,
+}
+
+/// Labels of `ironlb_bgp_notifications_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotificationLabels {
+    /// The BGPPeer's name.
+    pub peer: String,
+    /// `sent` or `received`.
+    pub direction: String,
+    /// The error code and subcode, `4/0`.
+    pub code: String,
+}
+
+/// The speaker's Prometheus metrics (`ironlb_*`, units in the names).
+#[derive(Debug)]
+pub struct SpeakerMetrics {
+    registry: Registry,
+    /// Addresses this node answers for in Layer 2 mode.
+    pub l2_owned: Gauge,
+    /// ARP requests seen on announcing interfaces.
+    pub arp_requests: Counter,
+    /// ARP replies sent.
+    pub arp_replies: Counter,
+    /// Neighbor Solicitations seen on announcing interfaces.
+    pub ndp_solicitations: Counter,
+    /// Neighbor Advertisements sent (solicited and unsolicited).
+    pub ndp_advertisements: Counter,
+    /// Gratuitous ARP and unsolicited Neighbor Advertisements sent.
+    pub gratuitous: Counter,
+    lease_remaining: Gauge<f64, AtomicU64>,
+    /// Times the lease ran out and the speaker stopped answering.
+    pub fences: Counter,
+    bgp_up: Family<PeerLabels, Gauge>,
+    bgp_transitions: Family<PeerLabels, Counter>,
+    bgp_updates: Family<PeerLabels, Counter>,
+    bgp_prefixes: Family<PeerLabels, Gauge>,
+    bgp_notifications: Family<NotificationLabels, Counter>,
+}
+
+impl Default for SpeakerMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SpeakerMetrics {
+    /// A fresh registry with every metric registered.
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let m = Self {
+            registry: Registry::default(),
+            l2_owned: Gauge::default(),
+            arp_requests: Counter::default(),
+            arp_replies: Counter::default(),
+            ndp_solicitations: Counter::default(),
+            ndp_advertisements: Counter::default(),
+            gratuitous: Counter::default(),
+            lease_remaining: Gauge::default(),
+            fences: Counter::default(),
+            bgp_up: Family::default(),
+            bgp_transitions: Family::default(),
+            bgp_updates: Family::default(),
+            bgp_prefixes: Family::default(),
+            bgp_notifications: Family::default(),
+        };
+        registry.register(
+            "ironlb_l2_owned_addresses",
+            "Addresses this node answers for in Layer 2 mode",
+            m.l2_owned.clone(),
+        );
+        registry.register(
+            "ironlb_arp_requests_received",
+            "ARP requests received on announcing interfaces",
+            m.arp_requests.clone(),
+        );
+        registry.register(
+            "ironlb_arp_replies_sent",
+            "ARP replies sent",
+            m.arp_replies.clone(),
+        );
+        registry.register(
+            "ironlb_ndp_solicitations_received",
+            "Neighbor Solicitations received on announcing interfaces",
+            m.ndp_solicitations.clone(),
+        );
+        registry.register(
+            "ironlb_ndp_advertisements_sent",
+            "Neighbor Advertisements sent, solicited and unsolicited",
+            m.ndp_advertisements.clone(),
+        );
+        registry.register(
+            "ironlb_gratuitous_announcements_sent",
+            "Gratuitous ARP packets and unsolicited Neighbor Advertisements sent",
+            m.gratuitous.clone(),
+        );
+        registry.register(
+            "ironlb_lease_remaining_seconds",
+            "Time left on this speaker's lease (0: fenced)",
+            m.lease_remaining.clone(),
+        );
+        registry.register(
+            "ironlb_speaker_fences",
+            "Times this speaker's lease ran out and it stopped answering",
+            m.fences.clone(),
+        );
+        registry.register(
+            "ironlb_bgp_session_up",
+            "1 while the BGP session to the peer is established",
+            m.bgp_up.clone(),
+        );
+        registry.register(
+            "ironlb_bgp_session_transitions",
+            "Times the BGP session to the peer went up or down",
+            m.bgp_transitions.clone(),
+        );
+        registry.register(
+            "ironlb_bgp_updates_sent",
+            "BGP UPDATE messages sent to the peer",
+            m.bgp_updates.clone(),
+        );
+        registry.register(
+            "ironlb_bgp_announced_prefixes",
+            "Prefixes announced to the peer",
+            m.bgp_prefixes.clone(),
+        );
+        registry.register(
+            "ironlb_bgp_notifications",
+            "BGP NOTIFICATION messages sent and received, by code and subcode",
+            m.bgp_notifications.clone(),
+        );
+        Self { registry, ..m }
+    }
+
+    /// Renders the OpenMetrics text, with the lease read from `gate`.
+    pub fn render(&self, gate: &LeaseGate) -> String {
+        self.lease_remaining.set(gate.remaining().as_secs_f64());
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl crate::net::bgp::session::Observer for SpeakerMetrics {
+    fn up(&self, peer: &crate::names::PeerName, up: bool) {
+        let l = PeerLabels {
+            peer: peer.to_string(),
+        };
+        let g = self.bgp_up.get_or_create(&l);
+        let was = g.get() == 1;
+        if was != up {
+            g.set(i64::from(up));
+            self.bgp_transitions.get_or_create(&l).inc();
+        }
+    }
+
+    fn updates_sent(&self, peer: &crate::names::PeerName, n: u64) {
+        self.bgp_updates
+            .get_or_create(&PeerLabels {
+                peer: peer.to_string(),
+            })
+            .inc_by(n);
+    }
+
+    fn announced(&self, peer: &crate::names::PeerName, n: usize) {
+        self.bgp_prefixes
+            .get_or_create(&PeerLabels {
+                peer: peer.to_string(),
+            })
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    fn notification(&self, peer: &crate::names::PeerName, sent: bool, code: u8, subcode: u8) {
+        self.bgp_notifications
+            .get_or_create(&NotificationLabels {
+                peer: peer.to_string(),
+                direction: if sent { "sent" } else { "received" }.into(),
+                code: format!("{code}/{subcode}"),
+            })
+            .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_render_with_their_names() {
+        let m = SpeakerMetrics::new();
+        m.arp_replies.inc();
+        let text = m.render(&LeaseGate::default());
+        for name in [
+            "ironlb_l2_owned_addresses 0",
+            "ironlb_arp_requests_received_total 0",
+            "ironlb_arp_replies_sent_total 1",
+            "ironlb_ndp_solicitations_received_total 0",
+            "ironlb_ndp_advertisements_sent_total 0",
+            "ironlb_gratuitous_announcements_sent_total 0",
+            "ironlb_lease_remaining_seconds 0",
+        ] {
+            assert!(text.contains(name), "{name} missing:\n{text}");
+        }
+    }
+}

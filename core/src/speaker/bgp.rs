@@ -1,0 +1,94 @@
+//! The BgpPeer actor: one per BGP session the node opens. It owns the session task (the FSM,
+//! timers and Adj-RIB-Out live there, next to the socket) and hands it the routes the node is
+//! to announce to this peer; it reports the session to the speaker's metrics.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, Context, Handler, Message, ResponseFuture};
+use ipnet::IpNet;
+use tokio::sync::watch;
+
+use crate::announce::bgp::RouteAttrs;
+use crate::config::model::Peer;
+use crate::metrics::speaker::SpeakerMetrics;
+use crate::names::PeerName;
+use crate::net::bgp::session::{self, Observer, PeerRoutes, Run};
+
+/// Announce exactly these routes to the peer.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetRoutes(pub BTreeMap<IpNet, RouteAttrs>);
+
+/// End the session (draining: withdraw everything first); resolves when it has ended.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Shutdown(pub Run);
+
+/// One BGP session.
+pub struct BgpPeer {
+    routes: watch::Sender<PeerRoutes>,
+    run: watch::Sender<Run>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl BgpPeer {
+    /// Starts the session to `peer`, to announce `initial` once established (so that a
+    /// restarted speaker's End-of-RIB follows its whole table); must run within a tokio runtime.
+    pub fn start_session(
+        name: PeerName,
+        peer: Peer,
+        initial: BTreeMap<IpNet, RouteAttrs>,
+        metrics: Arc<SpeakerMetrics>,
+    ) -> Self {
+        let (routes, routes_rx) = watch::channel(Arc::new(initial));
+        let (run, run_rx) = watch::channel(Run::Up);
+        let observer: Arc<dyn Observer> = metrics;
+        let task = session::spawn(name, peer, routes_rx, run_rx, observer);
+        Self {
+            routes,
+            run,
+            task: Some(task),
+        }
+    }
+}
+
+impl Actor for BgpPeer {
+    type Context = Context<Self>;
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        let _ = self.run.send(Run::Stop);
+    }
+}
+
+impl Handler<SetRoutes> for BgpPeer {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetRoutes, _: &mut Context<Self>) {
+        let new = Arc::new(msg.0);
+        self.routes.send_if_modified(|cur| {
+            if **cur == *new {
+                false
+            } else {
+                *cur = new;
+                true
+            }
+        });
+    }
+}
+
+impl Handler<Shutdown> for BgpPeer {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, msg: Shutdown, _: &mut Context<Self>) -> Self::Result {
+        let _ = self.run.send(msg.0);
+        let task = self.task.take();
+        Box::pin(async move {
+            if let Some(t) = task {
+                // A peer that does not read may hold the withdrawals up: not for long.
+                let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
+            }
+        })
+    }
+}

@@ -1,0 +1,370 @@
+//! A speaker process: the node's actors (NodeAgent, ControllerSession, a responder pair per
+//! interface), its link to the controllers, its health checks and its metrics endpoint.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, Addr};
+use pnet_base::MacAddr;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::model::InterfaceName;
+use crate::labels::Labels;
+use crate::metrics::speaker::SpeakerMetrics;
+use crate::names::NodeName;
+use crate::raft::network::{NetworkConfig, TlsConfig, TlsError};
+use crate::speaker::agent::{EndBgp, Macs, NodeAgent};
+use crate::speaker::session::{
+    ControllerSession, Drain, GetStatus, OnControlPlaneLoss, SessionConfig, SessionStatus,
+};
+use crate::speaker::{health, link, LeaseGate};
+use crate::watchdog::Watchdog;
+
+/// How to run a speaker.
+#[derive(Clone, Debug)]
+pub struct SpeakerConfig {
+    /// The node it speaks for.
+    pub node: NodeName,
+    /// The controller members' Raft addresses.
+    pub controllers: Vec<String>,
+    /// Interfaces to announce on (empty: every Ethernet interface).
+    pub interfaces: Vec<String>,
+    /// The node's labels, for advertisement node selectors.
+    pub labels: Labels,
+    /// Bind answered addresses to `lo` so this host accepts their traffic (standalone mode).
+    pub bind_local: bool,
+    /// Fence or hold when no controller can renew the lease.
+    pub on_loss: OnControlPlaneLoss,
+    /// TLS with a client certificate to the controllers.
+    pub tls: Option<TlsConfig>,
+    /// Where to serve `/metrics`, `/healthz` and `/readyz`.
+    pub metrics_listen: Option<SocketAddr>,
+    /// How often health checks run.
+    pub health_interval: Duration,
+    /// Watch this node's Node object and the EndpointSlices (in-cluster credentials, or
+    /// KUBECONFIG).
+    pub kubernetes: bool,
+}
+
+impl SpeakerConfig {
+    /// A speaker for `node` with defaults for everything else.
+    pub fn new(node: NodeName, controllers: Vec<String>) -> Self {
+        Self {
+            node,
+            controllers,
+            interfaces: Vec::new(),
+            labels: Labels::new(),
+            bind_local: false,
+            on_loss: OnControlPlaneLoss::Fence,
+            tls: None,
+            metrics_listen: None,
+            health_interval: Duration::from_millis(500),
+            kubernetes: false,
+        }
+    }
+}
+
+/// Why a speaker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SpeakerError {
+    /// No controller address was given.
+    #[error("no controller addresses (--controllers)")]
+    NoControllers,
+    /// The interfaces could not be listed or opened.
+    #[error("interfaces: {0}")]
+    Interfaces(#[source] io::Error),
+    /// An interface name is not one Linux accepts.
+    #[error("interface {0:?}: {1}")]
+    InterfaceName(String, String),
+    /// The TLS files are unusable.
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
+    /// No Kubernetes client could be made.
+    #[error("Kubernetes: {0}")]
+    Kubernetes(String),
+    /// The metrics listener could not be bound.
+    #[error("metrics listener on {0}: {1}")]
+    Listen(SocketAddr, #[source] io::Error),
+}
+
+/// A running speaker.
+pub struct Speaker {
+    /// Its session actor.
+    pub session: Addr<ControllerSession>,
+    /// Its node agent.
+    pub agent: Addr<NodeAgent>,
+    /// Its lease.
+    pub gate: Arc<LeaseGate>,
+    /// Its metrics.
+    pub metrics: Arc<SpeakerMetrics>,
+    /// Where it serves metrics, if it does.
+    pub metrics_addr: Option<SocketAddr>,
+    tasks: Vec<JoinHandle<()>>,
+    _packets: PacketRuntime,
+}
+
+/// The runtime of the responders' sockets: one thread of its own at a lower scheduling
+/// priority, so that a flood of frames from the LAN never delays the session's heartbeats,
+/// which run elsewhere. Stopped when dropped.
+struct PacketRuntime {
+    handle: tokio::runtime::Handle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// How much lower the packet thread's priority is (a nice value).
+const PACKET_THREAD_NICE: i32 = 10;
+
+impl PacketRuntime {
+    fn start() -> io::Result<Self> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("ironlb-packets".into())
+            .spawn(move || {
+                // SAFETY: gettid and setpriority on this very thread; Linux applies a thread
+                // id's priority to that thread alone. Failing to lower it is harmless.
+                unsafe {
+                    let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+                    libc::setpriority(libc::PRIO_PROCESS, tid, PACKET_THREAD_NICE);
+                }
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = tx.send(Ok(rt.handle().clone()));
+                rt.block_on(async {
+                    let _ = stopped.await;
+                });
+            })?;
+        let handle = rx
+            .recv()
+            .map_err(|_| io::Error::other("the packet thread did not start"))??;
+        Ok(Self {
+            handle,
+            stop: Some(stop),
+        })
+    }
+}
+
+impl Drop for PacketRuntime {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+impl Speaker {
+    /// Opens the interfaces and starts the actors, the link and the health checks.
+    pub async fn start(cfg: SpeakerConfig) -> Result<Self, SpeakerError> {
+        if cfg.controllers.is_empty() {
+            return Err(SpeakerError::NoControllers);
+        }
+        let interfaces = if cfg.interfaces.is_empty() {
+            crate::net::raw::ethernet_interfaces().map_err(SpeakerError::Interfaces)?
+        } else {
+            cfg.interfaces.clone()
+        };
+        let names = interfaces
+            .iter()
+            .map(|i| {
+                InterfaceName::new(i.clone())
+                    .map_err(|e| SpeakerError::InterfaceName(i.clone(), e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(t) = &cfg.tls {
+            t.expect_principal(&crate::auth::Principal::Node(cfg.node.clone()))?;
+        }
+        let tls = cfg.tls.as_ref().map(|t| t.client()).transpose()?;
+        let gate = Arc::new(LeaseGate::default());
+        let metrics = Arc::new(SpeakerMetrics::new());
+        let packets = PacketRuntime::start().map_err(SpeakerError::Interfaces)?;
+        let watchdog = Watchdog::new();
+
+        let agent = {
+            let (interfaces, gate, metrics) = (interfaces.clone(), gate.clone(), metrics.clone());
+            let bind = cfg.bind_local;
+            let handle = packets.handle.clone();
+            crate::actors::on_arbiter(move || {
+                NodeAgent::open(&interfaces, bind, gate, metrics, &handle).map(Actor::start)
+            })
+            .await
+            .map_err(SpeakerError::Interfaces)?
+        };
+        let (out_tx, out_rx) = mpsc::channel(64);
+        let (services_tx, services_rx) = watch::channel(Vec::new());
+        let session = {
+            let session_cfg = SessionConfig {
+                node: cfg.node.clone(),
+                labels: cfg.labels.clone(),
+                interfaces: names,
+                controllers: cfg.controllers.clone(),
+                on_loss: cfg.on_loss,
+            };
+            let (agent, gate, metrics) = (agent.clone(), gate.clone(), metrics.clone());
+            let watchdog = watchdog.clone();
+            crate::actors::on_arbiter(move || {
+                ControllerSession::new(session_cfg, agent, gate, metrics, out_tx, services_tx)
+                    .watched(&watchdog)
+                    .start()
+            })
+            .await
+        };
+        let mut tasks = Vec::new();
+        tasks.push(watched(
+            &watchdog,
+            "controller links",
+            link::run(
+                link::LinkConfig {
+                    controllers: cfg.controllers.clone(),
+                    node: cfg.node.clone(),
+                    tls,
+                    network: NetworkConfig::default(),
+                },
+                session.clone(),
+                out_rx,
+            ),
+        ));
+        tasks.push(watched(
+            &watchdog,
+            "health checks",
+            health::run(services_rx.clone(), session.clone(), cfg.health_interval),
+        ));
+        if cfg.kubernetes {
+            let client = kube::Client::try_default()
+                .await
+                .map_err(|e| SpeakerError::Kubernetes(e.to_string()))?;
+            tasks.push(watched(
+                &watchdog,
+                "endpoint watch",
+                crate::k8s::endpoints::run(
+                    client,
+                    cfg.node.clone(),
+                    services_rx.clone(),
+                    session.clone(),
+                ),
+            ));
+        }
+        let mut metrics_addr = None;
+        if let Some(addr) = cfg.metrics_listen {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| SpeakerError::Listen(addr, e))?;
+            metrics_addr = listener.local_addr().ok();
+            let router = metrics_router(gate.clone(), metrics.clone(), watchdog.clone());
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, router).await {
+                    tracing::warn!(error = %e, "metrics server stopped");
+                }
+            }));
+        }
+        tracing::info!(node = %cfg.node, ?interfaces, controllers = ?cfg.controllers, "speaker started");
+        Ok(Self {
+            session,
+            agent,
+            gate,
+            metrics,
+            metrics_addr,
+            tasks,
+            _packets: packets,
+        })
+    }
+
+    /// The session's state.
+    pub async fn status(&self) -> Option<SessionStatus> {
+        self.session.send(GetStatus).await.ok()
+    }
+
+    /// The announcing interfaces and their hardware addresses.
+    pub async fn macs(&self) -> BTreeMap<String, MacAddr> {
+        self.agent.send(Macs).await.unwrap_or_default()
+    }
+
+    /// Stops answering and hands the addresses over, then ends the BGP sessions (see
+    /// [`EndBgp`]); true if the leader confirmed the handover within `timeout`.
+    pub async fn drain(&self, timeout: Duration) -> bool {
+        let handed_over = match self.session.send(Drain).await {
+            Ok(done) => matches!(tokio::time::timeout(timeout, done).await, Ok(Ok(()))),
+            Err(_) => false,
+        };
+        let _ = self.agent.send(EndBgp).await;
+        handed_over
+    }
+
+    /// Stops the link, the checks and the metrics server (the actors end with them).
+    pub fn stop(self) {
+        self.gate.revoke();
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Spawns `task`, counted alive on `watchdog` under `name` while it runs.
+fn watched<F>(watchdog: &Watchdog, name: &'static str, task: F) -> JoinHandle<()>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let alive = watchdog.guard(name);
+    tokio::spawn(async move {
+        let _alive = alive;
+        task.await;
+    })
+}
+
+fn metrics_router(
+    gate: Arc<LeaseGate>,
+    metrics: Arc<SpeakerMetrics>,
+    watchdog: Arc<Watchdog>,
+) -> axum::Router {
+    use axum::http::{header, StatusCode};
+    use axum::response::IntoResponse;
+    use axum::routing::get;
+    let g = gate.clone();
+    axum::Router::new()
+        .route(
+            "/healthz",
+            get(move || {
+                let w = watchdog.clone();
+                async move { w.healthz() }
+            }),
+        )
+        .route(
+            "/readyz",
+            get(move || {
+                let g = g.clone();
+                async move {
+                    if g.valid() {
+                        (StatusCode::OK, "ok\n").into_response()
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "no lease\n").into_response()
+                    }
+                }
+            }),
+        )
+        .route(
+            "/metrics",
+            get(move || {
+                let (gate, metrics) = (gate.clone(), metrics.clone());
+                async move {
+                    (
+                        [(
+                            header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        metrics.render(&gate),
+                    )
+                }
+            }),
+        )
+}
