@@ -184,6 +184,24 @@ proptest! {
         prop_assert_eq!(back, a);
     }
 
+    /// The records a snapshot keeps (pools, allocations, reservations) rebuild the very same
+    /// allocator, indexes and free sets included.
+    #[test]
+    fn records_rebuild_the_same_allocator(ops in prop::collection::vec(op_strategy(), 0..60)) {
+        let mut a = Allocator::with_pools(pools()).unwrap();
+        for op in &ops {
+            apply(&mut a, op);
+        }
+        let back = Allocator::from_records(
+            a.pools().cloned().collect(),
+            a.allocations().map(|(_, x)| x.clone()).collect(),
+            a.reservations().map(|(ip, s)| (*ip, s.clone())).collect(),
+        )
+        .unwrap();
+        prop_assert_eq!(back.verify(), Ok(()));
+        prop_assert_eq!(back, a);
+    }
+
     /// Allocating a new Service and releasing it restores the state exactly; releasing a
     /// Service and adopting its addresses back restores it too.
     #[test]

@@ -189,6 +189,39 @@ impl Allocator {
         Self::default()
     }
 
+    /// Rebuilds an allocator from its records (what a snapshot keeps): the indexes are derived
+    /// here, never stored, so their shape can change without a new format.
+    pub fn from_records(
+        pools: Vec<PoolSpec>,
+        allocations: Vec<Allocation>,
+        reservations: Vec<(IpAddr, ServiceKey)>,
+    ) -> Result<Self, PoolsError> {
+        let mut a = Self::new();
+        for (addr, service) in reservations {
+            a.reserved_by
+                .entry(service.clone())
+                .or_default()
+                .insert(addr);
+            a.reservations.insert(addr, service);
+        }
+        for alloc in allocations {
+            let key = alloc.request.service.clone();
+            for &addr in &alloc.addresses {
+                let holders = a.holders.entry(addr).or_default();
+                if let Err(at) = holders.binary_search(&key) {
+                    holders.insert(at, key.clone());
+                }
+                if let Some(k) = &alloc.request.sharing_key {
+                    a.shared.entry(k.clone()).or_default().insert(addr);
+                }
+            }
+            a.services.insert(key, alloc);
+        }
+        // Takes every held and reserved address out of its pool's free set.
+        a.set_pools(pools)?;
+        Ok(a)
+    }
+
     /// An allocator with these pools.
     pub fn with_pools(pools: Vec<PoolSpec>) -> Result<Self, PoolsError> {
         let mut a = Self::new();

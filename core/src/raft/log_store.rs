@@ -15,7 +15,8 @@ use std::sync::Arc;
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{ErrorSubject, ErrorVerb, OptionalSend, RaftLogReader, StorageIOError};
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+
+use crate::codec::{decode, encode, CodecError, EncodeError};
 
 use super::store::{sync_dir, StoreError};
 use super::types::{Entry, LogId, StorageError, TypeConfig, Vote};
@@ -51,31 +52,6 @@ fn inclusive(range: &impl RangeBounds<u64>) -> Option<(u64, u64)> {
     (lo <= hi).then_some((lo, hi))
 }
 
-/// Encodes a value the way the store and the snapshots keep it.
-pub(super) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, bincode::error::EncodeError> {
-    bincode::serde::encode_to_vec(value, bincode::config::standard())
-}
-
-/// Decodes a whole value: trailing bytes mean the bytes are not what we wrote.
-pub(super) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    let (value, used) = bincode::serde::decode_from_slice(bytes, bincode::config::standard())?;
-    if used != bytes.len() {
-        return Err(CodecError::Trailing(bytes.len() - used));
-    }
-    Ok(value)
-}
-
-/// Why stored bytes could not be decoded.
-#[derive(Debug, thiserror::Error)]
-pub enum CodecError {
-    /// bincode refused the bytes.
-    #[error(transparent)]
-    Decode(#[from] bincode::error::DecodeError),
-    /// The value ended before the bytes did.
-    #[error("{0} bytes left over after the value")]
-    Trailing(usize),
-}
-
 /// Why a read from the log store failed.
 #[derive(Debug, thiserror::Error)]
 enum ReadError {
@@ -89,7 +65,7 @@ enum ReadError {
 #[derive(Debug, thiserror::Error)]
 enum WriteError {
     #[error("encoding: {0}")]
-    Encode(#[from] bincode::error::EncodeError),
+    Encode(#[from] EncodeError),
     #[error("sled: {0}")]
     Sled(#[from] sled::Error),
     #[error("{0}")]

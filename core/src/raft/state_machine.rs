@@ -3,8 +3,8 @@
 //! `apply` writes nothing to disk. A restarted member loads the newest snapshot and openraft
 //! re-applies the committed log after it (the log store keeps the committed log id).
 //!
-//! A snapshot is one file `<dir>/snap-<id>.bin` holding bincode of `(SnapshotMeta,
-//! ControllerState)`; the same bytes are what a leader sends to a follower.
+//! A snapshot is one file `<dir>/snap-<id>.bin` holding its metadata and the state as records
+//! ([`crate::codec::snapshot`]); the same bytes are what a leader sends to a follower.
 
 use std::io::{self, Cursor, Write};
 use std::path::{Path, PathBuf};
@@ -16,12 +16,12 @@ use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder, StorageIOError};
 use tokio::sync::{watch, Mutex};
 
 use super::command::Response;
-use super::log_store::{decode, encode, CodecError};
 use super::state::{ControllerState, SharedState};
 use super::store::{sync_dir, StoreError};
 use super::types::{
     Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
+use crate::codec::snapshot::{self, SnapshotError};
 
 const SNAPSHOT_PREFIX: &str = "snap-";
 const SNAPSHOT_SUFFIX: &str = ".bin";
@@ -99,7 +99,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
                 last_membership: applied.last_membership.clone(),
                 snapshot_id: new_snapshot_id(applied.last_applied),
             };
-            let bytes = encode(&(&meta, &*state)).map_err(|e| {
+            let bytes = snapshot::encode(&meta, &state).map_err(|e| {
                 StorageIOError::write_snapshot(Some(meta.signature()), openraft::AnyError::new(&e))
             })?;
             (meta, bytes)
@@ -172,8 +172,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             )
             .into()
         };
-        let (sent_meta, state): (SnapshotMeta, ControllerState) =
-            decode(&bytes).map_err(|e| read_error(&e))?;
+        let (sent_meta, state) = snapshot::decode(&bytes).map_err(|e| read_error(&e))?;
         if &sent_meta != meta {
             return Err(read_error(&SnapshotMismatch {
                 expected: meta.to_string(),
@@ -361,12 +360,12 @@ enum LoadError {
     #[error(transparent)]
     Io(#[from] io::Error),
     #[error(transparent)]
-    Codec(#[from] CodecError),
+    Snapshot(#[from] SnapshotError),
 }
 
 fn read_snapshot_file(path: &Path) -> Result<(SnapshotMeta, ControllerState), LoadError> {
     let bytes = std::fs::read(path)?;
-    Ok(decode(&bytes)?)
+    Ok(snapshot::decode(&bytes)?)
 }
 
 fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {

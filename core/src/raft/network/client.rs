@@ -217,10 +217,8 @@ pub async fn open_channel(
             Channel::Speaker { .. } => config.max_speaker_frame_len,
         };
         let mut framed = Framed::new(io, wire::codec(max));
-        let hello = Hello {
-            version: wire::PROTOCOL_VERSION,
-            channel,
-        };
+        let version = channel.protocol_version();
+        let hello = Hello { version, channel };
         framed
             .send(hello.encode()?)
             .await
@@ -234,7 +232,7 @@ pub async fn open_channel(
             (_, Some(HelloReply::Accepted)) => Ok(framed),
             (_, Some(HelloReply::Rejected(reason))) => Err(TransportError::Rejected(reason)),
             (theirs, None) => Err(TransportError::Version {
-                ours: wire::PROTOCOL_VERSION,
+                ours: version,
                 theirs,
             }),
         }

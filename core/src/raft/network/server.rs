@@ -288,24 +288,26 @@ impl Inner {
             .map_err(|_| TransportError::HandshakeTimeout(config.handshake_timeout))?
             .ok_or(TransportError::Closed)?
             .map_err(TransportError::Handshake)?;
-        let channel = match Hello::decode(&frame)? {
-            (_, Some(channel)) => channel,
-            (theirs, None) => {
+        let (version, channel) = match Hello::decode(&frame)? {
+            (theirs, Some(channel)) if theirs == channel.protocol_version() => (theirs, channel),
+            (theirs, channel) => {
+                let ours = channel
+                    .as_ref()
+                    .map_or(wire::PROTOCOL_VERSION, Channel::protocol_version);
                 let reason = format!(
-                    "protocol version {theirs} is not supported; this member speaks {}",
-                    wire::PROTOCOL_VERSION
+                    "protocol version {theirs} is not supported; this member speaks {ours}"
                 );
-                self.reply(&mut framed, HelloReply::Rejected(reason).encode()?)
+                self.reply(&mut framed, HelloReply::Rejected(reason).encode_as(theirs)?)
                     .await?;
-                return Err(TransportError::Version {
-                    ours: wire::PROTOCOL_VERSION,
-                    theirs,
-                });
+                return Err(TransportError::Version { ours, theirs });
             }
         };
         if let Err(reason) = admit(peer.as_ref(), &channel) {
-            self.reply(&mut framed, HelloReply::Rejected(reason.clone()).encode()?)
-                .await?;
+            self.reply(
+                &mut framed,
+                HelloReply::Rejected(reason.clone()).encode_as(version)?,
+            )
+            .await?;
             return Err(TransportError::Identity(reason));
         }
         match channel {
@@ -316,18 +318,24 @@ impl Inner {
                     .set_max_frame_length(config.max_frame_len);
                 if let Some(identity) = self.identity.get() {
                     if let Err(reason) = identity.admit(cluster.as_ref()) {
-                        self.reply(&mut framed, HelloReply::Rejected(reason.clone()).encode()?)
-                            .await?;
+                        self.reply(
+                            &mut framed,
+                            HelloReply::Rejected(reason.clone()).encode_as(version)?,
+                        )
+                        .await?;
                         return Err(TransportError::Rejected(reason));
                     }
                 }
                 if to != self.id {
                     let reason = format!("this is member {}, not {to}", self.id);
-                    self.reply(&mut framed, HelloReply::Rejected(reason.clone()).encode()?)
-                        .await?;
+                    self.reply(
+                        &mut framed,
+                        HelloReply::Rejected(reason.clone()).encode_as(version)?,
+                    )
+                    .await?;
                     return Err(TransportError::Rejected(reason));
                 }
-                self.reply(&mut framed, HelloReply::Accepted.encode()?)
+                self.reply(&mut framed, HelloReply::Accepted.encode_as(version)?)
                     .await?;
                 tracing::debug!("Raft peer connected");
                 self.raft_rpcs(framed).await
@@ -335,14 +343,17 @@ impl Inner {
             Channel::Speaker { node } => {
                 let Some(speakers) = self.speakers.get().cloned() else {
                     let reason = format!("member {} takes no speaker sessions", self.id);
-                    self.reply(&mut framed, HelloReply::Rejected(reason.clone()).encode()?)
-                        .await?;
+                    self.reply(
+                        &mut framed,
+                        HelloReply::Rejected(reason.clone()).encode_as(version)?,
+                    )
+                    .await?;
                     return Err(TransportError::Rejected(reason));
                 };
                 framed
                     .codec_mut()
                     .set_max_frame_length(config.max_speaker_frame_len);
-                self.reply(&mut framed, HelloReply::Accepted.encode()?)
+                self.reply(&mut framed, HelloReply::Accepted.encode_as(version)?)
                     .await?;
                 tracing::debug!(%node, "speaker connected");
                 speakers.serve(framed, node).await;

@@ -343,6 +343,15 @@ async fn client_for(from: MemberId, to: &TestMember, tls: Option<TlsClient>) -> 
 // ---------------------------------------------------------------------------------------------
 // Wire format.
 
+/// Sends `hello` on a new connection to `member`; returns the reply's version and answer.
+async fn hello_and_reply(member: &TestMember, hello: &Hello) -> (u8, Option<HelloReply>) {
+    let stream = TcpStream::connect(member.addr.as_str()).await.unwrap();
+    let mut framed = Framed::new(stream, wire::codec(1024));
+    framed.send(hello.encode().unwrap()).await.unwrap();
+    let reply = framed.next().await.unwrap().unwrap();
+    HelloReply::decode(&reply).unwrap()
+}
+
 #[test]
 fn hello_round_trips_and_reports_foreign_versions() {
     let hello = Hello {
@@ -354,11 +363,11 @@ fn hello_round_trips_and_reports_foreign_versions() {
         },
     };
     let frame = hello.encode().unwrap();
-    assert_eq!(&frame[..4], b"ILB\x02");
+    assert_eq!(&frame[..4], b"ILB\x03");
     assert_eq!(
         Hello::decode(&frame).unwrap(),
         (
-            2,
+            3,
             Some(Channel::Raft {
                 from: 1,
                 to: 2,
@@ -760,6 +769,37 @@ async fn garbage_does_not_crash_the_server() {
         HelloReply::decode(&reply).unwrap().1,
         Some(HelloReply::Rejected(reason)) if reason.contains("member 2")
     ));
+
+    // A Raft peer of the previous protocol is refused by version, in a reply it can read.
+    let hello = Hello {
+        version: 2,
+        channel: Channel::Raft {
+            from: 1,
+            to: 2,
+            cluster: None,
+        },
+    };
+    let (version, reply) = hello_and_reply(&member, &hello).await;
+    assert_eq!(version, 2, "stamped with the client's version");
+    assert!(matches!(
+        reply,
+        Some(HelloReply::Rejected(reason))
+            if reason == "protocol version 2 is not supported; this member speaks 3"
+    ));
+    // A speaker of protocol 2 (the speaker protocol's current version) is not refused by
+    // version: upgraded members keep serving speakers that are not upgraded yet.
+    let hello = Hello {
+        version: wire::SPEAKER_PROTOCOL_VERSION,
+        channel: Channel::Speaker {
+            node: "node-a".parse().unwrap(),
+        },
+    };
+    let (version, reply) = hello_and_reply(&member, &hello).await;
+    assert_eq!(version, 2);
+    assert!(
+        !matches!(&reply, Some(HelloReply::Rejected(r)) if r.contains("protocol version")),
+        "{reply:?}"
+    );
 
     // A frame longer than the limit.
     let mut stream = TcpStream::connect(member.addr.as_str()).await.unwrap();

@@ -21,8 +21,18 @@ use crate::raft::types::{MemberId, TypeConfig};
 /// The first bytes of a hello and of its reply; a peer that sends anything else is not ironlb.
 pub const MAGIC: [u8; 3] = *b"ILB";
 
-/// The version of this protocol, sent as the byte after [`MAGIC`].
-pub const PROTOCOL_VERSION: u8 = 2;
+/// The version of the Raft channel's protocol, sent as the byte after [`MAGIC`]. 3: snapshots
+/// travel in the codec's format 2 ([`crate::codec`]); a member of version 2 would fail to read
+/// them, so the two refuse each other at the hello, by version, instead.
+pub const PROTOCOL_VERSION: u8 = 3;
+
+/// The version of the speaker channel's protocol: unchanged since 2, so speakers and members
+/// of either release keep their sessions (and the speakers their leases) through an upgrade.
+pub const SPEAKER_PROTOCOL_VERSION: u8 = 2;
+
+/// Versions whose hello (and hello reply) body this version reads: the same [`Channel`] and
+/// [`HelloReply`] in all of them.
+const HELLO_VERSIONS: std::ops::RangeInclusive<u8> = 2..=3;
 
 /// The largest frame either side sends or accepts (snapshot chunks are the biggest).
 pub const DEFAULT_MAX_FRAME_LEN: usize = 64 << 20;
@@ -57,6 +67,16 @@ pub enum Channel {
         /// The speaker's node.
         node: NodeName,
     },
+}
+
+impl Channel {
+    /// The protocol version this member speaks on the channel.
+    pub fn protocol_version(&self) -> u8 {
+        match self {
+            Channel::Raft { .. } => PROTOCOL_VERSION,
+            Channel::Speaker { .. } => SPEAKER_PROTOCOL_VERSION,
+        }
+    }
 }
 
 /// The first frame of a connection, from the client.
@@ -241,11 +261,12 @@ impl Hello {
         Ok(with_header(self.version, &body))
     }
 
-    /// Read a hello frame. A version other than ours is returned with `channel: None`, since
-    /// its body may mean something else.
+    /// Read a hello frame. A version whose hello this version cannot read is returned with
+    /// `channel: None`, since its body may mean something else; whether the version suits the
+    /// channel is the server's call ([`Channel::protocol_version`]).
     pub fn decode(frame: &[u8]) -> Result<(u8, Option<Channel>), WireError> {
         let (version, body) = split_header(frame)?;
-        if version != PROTOCOL_VERSION {
+        if !HELLO_VERSIONS.contains(&version) {
             return Ok((version, None));
         }
         Ok((version, Some(decode("hello", body)?)))
@@ -253,16 +274,22 @@ impl Hello {
 }
 
 impl HelloReply {
-    /// The reply frame, stamped with our version.
+    /// The reply frame, stamped with the Raft channel's version.
     pub fn encode(&self) -> Result<Bytes, WireError> {
-        let body = encode("hello reply", self)?;
-        Ok(with_header(PROTOCOL_VERSION, &body))
+        self.encode_as(PROTOCOL_VERSION)
     }
 
-    /// Read a reply frame: the server's version, and its answer when it speaks ours.
+    /// The reply frame, stamped with `version`: the version of the hello it answers, which
+    /// is the one the client checks.
+    pub fn encode_as(&self, version: u8) -> Result<Bytes, WireError> {
+        let body = encode("hello reply", self)?;
+        Ok(with_header(version, &body))
+    }
+
+    /// Read a reply frame: the server's version, and its answer when this version reads it.
     pub fn decode(frame: &[u8]) -> Result<(u8, Option<HelloReply>), WireError> {
         let (version, body) = split_header(frame)?;
-        if version != PROTOCOL_VERSION {
+        if !HELLO_VERSIONS.contains(&version) {
             return Ok((version, None));
         }
         Ok((version, Some(decode("hello reply", body)?)))
