@@ -1,4 +1,5 @@
-//! The shape of the workspace: a production build carries no test equipment.
+//! The shape of the workspace: a production build carries no test equipment, and no source
+//! file is longer than a reader can hold (800 lines).
 
 use std::path::Path;
 use std::process::Command;
@@ -51,4 +52,37 @@ fn the_binary_without_the_demo_feature_links_no_test_equipment() {
 fn the_demo_feature_is_what_brings_the_lab_in() {
     let linked = normal_tree(&[]);
     assert!(crates(&linked).contains(&"ironlb-lab"), "{linked}");
+}
+
+/// Every Rust source file of the workspace (the fuzz crate included), relative to the root.
+fn sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let path = e.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if path.is_dir() {
+            if name != "target" && !name.starts_with('.') {
+                sources(&path, out);
+            }
+        } else if name.ends_with(".rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn no_source_file_is_longer_than_800_lines() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for dir in ["src", "core", "lab", "bench", "jepsen", "tests", "fuzz"] {
+        sources(&root.join(dir), &mut files);
+    }
+    assert!(files.len() > 100, "{} files", files.len());
+    let long: Vec<String> = files
+        .iter()
+        .filter_map(|f| {
+            let lines = std::fs::read_to_string(f).unwrap().lines().count();
+            (lines > 800).then(|| format!("{}: {lines}", f.strip_prefix(root).unwrap().display()))
+        })
+        .collect();
+    assert!(long.is_empty(), "split these: {long:?}");
 }

@@ -1,11 +1,12 @@
 //! The AssignmentPublisher: decides owners from the applied state and what it knows of each
 //! node, commits owner changes to Raft, and pushes each speaker what it is to announce.
 //!
-//! It tracks, per node, what the node may be answering for: what it was last sent plus what was
-//! taken from it and not yet acknowledged. A node that has acknowledged nothing from this
-//! leadership may be answering for anything, so nothing is given to another node while it is
-//! around; that, and waiting one lease after election, is what keeps two nodes from ever
-//! answering for one address.
+//! It tracks, per node, what the node may be answering for with the assignment protocol's pure
+//! sender ([`crate::announce::assignment::Sender`]): what it was last sent plus what was taken
+//! from it and not yet acknowledged. A node that has acknowledged nothing from this leadership
+//! may be answering for anything, so nothing is given to another node while it is around; that,
+//! and waiting one lease after election, is what keeps two nodes from ever answering for one
+//! address.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -18,11 +19,10 @@ use tokio::time::Instant;
 use super::{L2View, LeaseTiming};
 use ipnet::IpNet;
 
+use crate::announce::assignment::{self, AddressDelta};
 use crate::announce::bgp::{self, BgpRoute, RouteAttrs, Routes};
 use crate::announce::owners::{self, Inputs, NodeFacts, Target};
-use crate::announce::proto::{
-    Assignment, AssignmentId, Heartbeat, L2Address, ServiceAnnounce, ToSpeaker,
-};
+use crate::announce::proto::{Assignment, Heartbeat, L2Address, ServiceAnnounce, ToSpeaker};
 use crate::config::model::Peer;
 use crate::metrics::controller::Metrics;
 use crate::names::{NodeName, PeerName, ServiceKey};
@@ -100,18 +100,9 @@ struct NodeState {
     conn: u64,
     tx: mpsc::Sender<ToSpeaker>,
     facts: NodeFacts,
-    /// What it was last sent, and as which assignment.
-    sent: BTreeMap<IpAddr, L2Address>,
-    sent_id: Option<AssignmentId>,
+    /// The addresses it was sent and may still answer for, and the assignments' ids.
+    addresses: assignment::Sender,
     sent_services: Option<Arc<BTreeMap<ServiceKey, ServiceAnnounce>>>,
-    revision: u64,
-    /// Taken away at this revision, not yet acknowledged.
-    pending: BTreeMap<IpAddr, u64>,
-    /// It acknowledged an assignment of this leadership (or fenced): `sent` and `pending`
-    /// are all it may answer for.
-    synced: bool,
-    want_full: bool,
-    last_full: Option<Instant>,
     /// Its lease ran out: it answers nothing and takes no assignment until it has one again.
     fenced: bool,
     /// The BGP routes and sessions it was last sent.
@@ -122,19 +113,13 @@ struct NodeState {
 }
 
 impl NodeState {
-    fn new(conn: u64, tx: mpsc::Sender<ToSpeaker>) -> Self {
+    fn new(conn: u64, tx: mpsc::Sender<ToSpeaker>, term: u64, leader: u64) -> Self {
         Self {
             conn,
             tx,
             facts: NodeFacts::default(),
-            sent: BTreeMap::new(),
-            sent_id: None,
+            addresses: assignment::Sender::new(term, leader),
             sent_services: None,
-            revision: 0,
-            pending: BTreeMap::new(),
-            synced: false,
-            want_full: true,
-            last_full: None,
             fenced: false,
             sent_routes: Arc::new(Routes::new()),
             sent_peers: None,
@@ -143,7 +128,7 @@ impl NodeState {
     }
 
     fn answering(&self, addr: IpAddr) -> bool {
-        !self.synced || self.sent.contains_key(&addr) || self.pending.contains_key(&addr)
+        self.addresses.answering(addr)
     }
 }
 
@@ -297,7 +282,7 @@ impl AssignmentPublisher {
         facts: &NodeFacts,
         owned: &[&Target],
     ) -> BTreeMap<IpAddr, L2Address> {
-        let sent = self.nodes.get(node).map(|s| &s.sent);
+        let sent = self.nodes.get(node).map(|s| s.addresses.sent());
         owned
             .iter()
             // Still the committed owner, but being moved away: it must not answer again.
@@ -324,10 +309,10 @@ impl AssignmentPublisher {
     }
 
     fn push_all(&mut self) {
-        let Some(leading) = &self.leading else {
+        // Every node's sender was made under the current leadership (`Leadership` starts over).
+        if self.leading.is_none() {
             return;
-        };
-        let term = leading.term;
+        }
         let mut by_owner: BTreeMap<&NodeName, Vec<&Target>> = BTreeMap::new();
         for t in &self.view.targets {
             if let Some(o) = self.view.owners.get(&t.address) {
@@ -358,17 +343,15 @@ impl AssignmentPublisher {
                 )),
             };
             let services = self.view.services.clone();
-            let leader = self.id;
-            let heartbeat = self.timing.heartbeat;
+            let (heartbeat, lease) = (self.timing.heartbeat, self.timing.lease);
             let Some(state) = self.nodes.get_mut(&name) else {
                 continue;
             };
             state.bgp_cache = Some((revision, facts, routes.clone()));
             let now = Instant::now();
-            let full_due = state.want_full
-                && state
-                    .last_full
-                    .is_none_or(|t| now.duration_since(t) >= heartbeat);
+            // An assignment unacknowledged for a lease is resent whole: whatever happened to
+            // it, the node then converges.
+            let full_due = state.addresses.full_due(now, heartbeat, lease);
             // A whole set goes as it is; only a change needs the differences. The shared parts
             // are compared by pointer first (between view changes they are the very same),
             // else by one walk over both sorted maps.
@@ -393,18 +376,18 @@ impl AssignmentPublisher {
             }
             let services_changed = !services_up.is_empty() || !services_gone.is_empty();
             let routes_changed = !routes_up.is_empty() || !routes_gone.is_empty();
-            let changed = desired != state.sent
-                || services_changed
-                || state.sent_peers.as_ref() != Some(&peers)
-                || routes_changed;
-            if !(full_due || changed && state.sent_id.is_some()) {
+            let changed_elsewhere =
+                services_changed || state.sent_peers.as_ref() != Some(&peers) || routes_changed;
+            let Some(AddressDelta {
+                id,
+                base,
+                upsert,
+                remove,
+            }) = state
+                .addresses
+                .next(desired, full_due, changed_elsewhere, now)
+            else {
                 continue;
-            }
-            state.revision += 1;
-            let id = AssignmentId {
-                term,
-                leader,
-                revision: state.revision,
             };
             let route = |((prefix, peer), attrs): (&(IpNet, PeerName), &RouteAttrs)| BgpRoute {
                 prefix: *prefix,
@@ -414,14 +397,12 @@ impl AssignmentPublisher {
             let peer_list = |p: &BTreeMap<PeerName, Peer>| -> Vec<(PeerName, Peer)> {
                 p.iter().map(|(n, p)| (n.clone(), p.clone())).collect()
             };
-            let assignment = if full_due {
-                state.last_full = Some(now);
-                state.want_full = false;
+            let assignment = if base.is_none() {
                 Assignment {
                     id,
                     base: None,
-                    upsert: desired.values().cloned().collect(),
-                    remove: Vec::new(),
+                    upsert,
+                    remove,
                     services: Some(services.values().cloned().collect()),
                     services_upsert: Vec::new(),
                     services_remove: Vec::new(),
@@ -432,18 +413,9 @@ impl AssignmentPublisher {
             } else {
                 Assignment {
                     id,
-                    base: state.sent_id,
-                    upsert: desired
-                        .iter()
-                        .filter(|(a, d)| state.sent.get(a) != Some(d))
-                        .map(|(_, d)| d.clone())
-                        .collect(),
-                    remove: state
-                        .sent
-                        .keys()
-                        .filter(|a| !desired.contains_key(a))
-                        .copied()
-                        .collect(),
+                    base,
+                    upsert,
+                    remove,
                     services: None,
                     services_upsert: services_up,
                     services_remove: services_gone,
@@ -459,14 +431,7 @@ impl AssignmentPublisher {
                     routes_remove: routes_gone,
                 }
             };
-            for addr in state.sent.keys() {
-                if !desired.contains_key(addr) {
-                    state.pending.insert(*addr, state.revision);
-                }
-            }
             sends.push((name.clone(), state.tx.clone(), assignment));
-            state.sent = desired;
-            state.sent_id = Some(id);
             state.sent_services = Some(services);
             state.sent_peers = Some(peers);
             state.sent_routes = routes;
@@ -480,8 +445,7 @@ impl AssignmentPublisher {
                 // set again rather than build on what it never saw.
                 tracing::warn!(node = %name, "cannot push an assignment; will resend");
                 if let Some(state) = self.nodes.get_mut(&name) {
-                    state.want_full = true;
-                    state.last_full = None;
+                    state.addresses.undelivered();
                     self.dirty = true;
                 }
             }
@@ -521,10 +485,10 @@ impl Handler<Report> for AssignmentPublisher {
         let state = self
             .nodes
             .entry(msg.node.clone())
-            .or_insert_with(|| NodeState::new(msg.conn, msg.tx.clone()));
+            .or_insert_with(|| NodeState::new(msg.conn, msg.tx.clone(), term, leader));
         if state.conn != msg.conn {
             // A new session: what the old one was sent says nothing about this one.
-            *state = NodeState::new(msg.conn, msg.tx.clone());
+            *state = NodeState::new(msg.conn, msg.tx.clone(), term, leader);
         }
         self.departed.remove(&msg.node);
         let hb = msg.heartbeat;
@@ -536,26 +500,10 @@ impl Handler<Report> for AssignmentPublisher {
             usable: !hb.fenced && !hb.excluded,
         };
         state.fenced = hb.fenced;
-        if hb.fenced {
-            // A fenced speaker dropped everything it had.
-            state.sent.clear();
-            state.pending.clear();
-            state.sent_id = None;
-            state.synced = true;
-        }
-        let mut acked = false;
-        if let Some(applied) = hb.applied {
-            if applied.term == term && applied.leader == leader {
-                let (was_synced, was_pending) = (state.synced, state.pending.len());
-                state.synced = true;
-                state.pending.retain(|_, rev| *rev > applied.revision);
-                // What a node may answer for changed: a move may now go ahead.
-                acked = !was_synced || state.pending.len() != was_pending;
-            }
-        }
-        if hb.want_full && !hb.fenced {
-            state.want_full = true;
-        }
+        // What the node may answer for shrank: a move may now go ahead.
+        let acked = state
+            .addresses
+            .report(hb.seq, hb.applied, hb.want_full, hb.fenced);
         if state.facts != before || hb.want_full || hb.fenced || acked {
             self.dirty = true;
             self.reconcile(ctx);
@@ -695,272 +643,7 @@ fn map_delta<K: Ord + Clone, V: PartialEq + Clone>(
 }
 
 #[cfg(test)]
-mod revival_tests {
-    use super::*;
-    use crate::announce::owners::Target;
-    use crate::announce::proto::Heartbeat;
-    use crate::config::{self, Documents};
-    use crate::raft::Command;
-    use std::time::Duration;
-
-    const CONFIG: &str = "apiVersion: ironlb.io/v1beta1
-kind: IPAddressPool
-metadata: {name: lan}
-spec:
-  addresses: [192.0.2.10/32]
----
-apiVersion: ironlb.io/v1beta1
-kind: L2Advertisement
-metadata: {name: lan}
-spec:
-  ipAddressPools: [lan]
-";
-
-    fn beat(seq: u64, want_full: bool) -> Heartbeat {
-        Heartbeat {
-            seq,
-            interfaces: vec![crate::config::InterfaceName::new("eth0").unwrap()],
-            want_full,
-            ..Heartbeat::default()
-        }
-    }
-
-    /// Every address the assignments on `rx` leave the node answering for.
-    fn answering(rx: &mut mpsc::Receiver<ToSpeaker>, held: &mut BTreeMap<IpAddr, L2Address>) {
-        while let Ok(msg) = rx.try_recv() {
-            if let ToSpeaker::Assignment(a) = msg {
-                if a.base.is_none() {
-                    held.clear();
-                }
-                for r in &a.remove {
-                    held.remove(r);
-                }
-                for u in a.upsert {
-                    held.insert(u.address, u);
-                }
-            }
-        }
-    }
-
-    /// The configuration, a short lease, and a started publisher of member 1 whose proposals
-    /// arrive on the receiver (the watchdog must live as long as the publisher).
-    fn fixture() -> (
-        Arc<crate::config::Config>,
-        LeaseTiming,
-        actix::Addr<AssignmentPublisher>,
-        mpsc::Receiver<crate::raft::propose::Pending>,
-        Arc<crate::watchdog::Watchdog>,
-    ) {
-        let docs = Documents::from_str(CONFIG, "test");
-        let config = Arc::new(config::validate(&docs.documents).unwrap());
-        let timing = LeaseTiming {
-            heartbeat: Duration::from_millis(20),
-            lease: Duration::from_millis(100),
-            margin: Duration::from_millis(40),
-        };
-        let (proposer, commits) = Proposer::for_tests();
-        let watchdog = crate::watchdog::Watchdog::new();
-        let publisher =
-            AssignmentPublisher::new(1, proposer, timing, Arc::new(Metrics::new()), &watchdog)
-                .start();
-        (config, timing, publisher, commits, watchdog)
-    }
-
-    /// A node whose late heartbeats arrive after the leader declared it dead, while the move of
-    /// its address is still being committed, must not be given that address back: it would
-    /// answer alongside the new owner once the move commits.
-    #[actix_rt::test]
-    async fn a_node_revived_while_its_address_moves_is_not_given_the_address_back() {
-        let (config, timing, publisher, mut commits, _watchdog) = fixture();
-        publisher.do_send(Leadership { term: Some(1) });
-        // A quorum keeps confirming the leadership.
-        let confirming = {
-            let p = publisher.clone();
-            actix_rt::spawn(async move {
-                loop {
-                    p.do_send(Confirmed {
-                        at: Instant::now(),
-                        term: 1,
-                    });
-                    tokio::time::sleep(Duration::from_millis(3)).await;
-                }
-            })
-        };
-        let addr: IpAddr = "192.0.2.10".parse().unwrap();
-        let n1 = NodeName::new("n1").unwrap();
-        let n2 = NodeName::new("n2").unwrap();
-        publisher.do_send(ViewChanged(L2View {
-            config: config.clone(),
-            targets: vec![Target {
-                address: addr,
-                pool: "lan".parse().unwrap(),
-                services: vec!["default/web".parse().unwrap()],
-            }],
-            owners: [(addr, n1.clone())].into(),
-            services: Default::default(),
-            applied_term: 1,
-        }));
-        let (tx1, mut rx1) = mpsc::channel(64);
-        let (tx2, mut rx2) = mpsc::channel(64);
-        let report = |node: &NodeName, conn, tx: &mpsc::Sender<ToSpeaker>, seq, full| Report {
-            node: node.clone(),
-            conn,
-            heartbeat: beat(seq, full),
-            tx: tx.clone(),
-        };
-        publisher.do_send(report(&n1, 1, &tx1, 1, true));
-        publisher.do_send(report(&n2, 2, &tx2, 1, true));
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let (mut held1, mut held2) = (BTreeMap::new(), BTreeMap::new());
-        answering(&mut rx1, &mut held1);
-        assert!(held1.contains_key(&addr), "the owner holds its address");
-        // Owners may move once the leadership has been confirmed for a lease and a margin.
-        tokio::time::sleep(timing.dead_after() + Duration::from_millis(50)).await;
-        publisher.do_send(NodeGone {
-            node: n1.clone(),
-            why: Gone::Dead,
-        });
-        // The move to n2 is proposed, and its commit is in flight (never answered here).
-        let pending = tokio::time::timeout(Duration::from_secs(2), commits.recv())
-            .await
-            .expect("a move is proposed")
-            .unwrap();
-        assert_eq!(
-            pending.command,
-            Command::AssignOwners {
-                moves: vec![(addr, Some(n2.clone()))]
-            }
-        );
-        // n1's late heartbeat arrives, on a new session, asking for a whole set.
-        publisher.do_send(report(&n1, 3, &tx1, 7, true));
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        answering(&mut rx1, &mut held1);
-        assert!(
-            !held1.contains_key(&addr),
-            "n1, being moved away from {addr}, was given it back: {held1:?}"
-        );
-        // Once the move is in the view, n2 holds it and n1 still does not.
-        publisher.do_send(ViewChanged(L2View {
-            config,
-            targets: vec![Target {
-                address: addr,
-                pool: "lan".parse().unwrap(),
-                services: vec!["default/web".parse().unwrap()],
-            }],
-            owners: [(addr, n2.clone())].into(),
-            services: Default::default(),
-            applied_term: 1,
-        }));
-        publisher.do_send(report(&n2, 2, &tx2, 9, false));
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        answering(&mut rx1, &mut held1);
-        answering(&mut rx2, &mut held2);
-        assert!(!held1.contains_key(&addr));
-        assert!(held2.contains_key(&addr), "{held2:?}");
-        confirming.abort();
-        drop(pending);
-    }
-
-    /// A leader cut off from the quorum declares the nodes dead and proposes moves that never
-    /// commit. When it leads again in a later term, the address must go back to the owner the
-    /// view still names, not stay unanswered for ever (seen in a Jepsen run: 17 s without an
-    /// answer, until every member was restarted).
-    #[actix_rt::test]
-    async fn a_move_that_never_committed_is_forgotten_when_a_later_term_commits() {
-        let (config, timing, publisher, mut commits, _watchdog) = fixture();
-        let addr: IpAddr = "192.0.2.10".parse().unwrap();
-        let n1 = NodeName::new("n1").unwrap();
-        let n2 = NodeName::new("n2").unwrap();
-        let view = |term: u64| L2View {
-            config: config.clone(),
-            targets: vec![Target {
-                address: addr,
-                pool: "lan".parse().unwrap(),
-                services: vec!["default/web".parse().unwrap()],
-            }],
-            owners: [(addr, n1.clone())].into(),
-            services: Default::default(),
-            applied_term: term,
-        };
-        let confirm = |term: u64| {
-            let p = publisher.clone();
-            actix_rt::spawn(async move {
-                loop {
-                    p.do_send(Confirmed {
-                        at: Instant::now(),
-                        term,
-                    });
-                    tokio::time::sleep(Duration::from_millis(3)).await;
-                }
-            })
-        };
-        let (tx1, mut rx1) = mpsc::channel(64);
-        let (tx2, _rx2) = mpsc::channel(64);
-        let report = |node: &NodeName, conn, tx: &mpsc::Sender<ToSpeaker>, seq, full| Report {
-            node: node.clone(),
-            conn,
-            heartbeat: beat(seq, full),
-            tx: tx.clone(),
-        };
-        // Term 1: n1 owns the address; then n1 "dies" and the move to n2 is proposed...
-        publisher.do_send(Leadership { term: Some(1) });
-        let confirming = confirm(1);
-        publisher.do_send(ViewChanged(view(1)));
-        publisher.do_send(report(&n1, 1, &tx1, 1, true));
-        publisher.do_send(report(&n2, 2, &tx2, 1, true));
-        tokio::time::sleep(timing.dead_after() + Duration::from_millis(50)).await;
-        publisher.do_send(NodeGone {
-            node: n1.clone(),
-            why: Gone::Dead,
-        });
-        let pending = tokio::time::timeout(Duration::from_secs(2), commits.recv())
-            .await
-            .expect("a move is proposed")
-            .unwrap();
-        // ...and never commits: the leadership is lost, the entry dropped from the log.
-        confirming.abort();
-        drop(pending);
-        publisher.do_send(Leadership { term: None });
-        // Term 3: this member leads again; its own first entry is applied, and the view still
-        // names n1, which is alive and asks for its whole set.
-        publisher.do_send(Leadership { term: Some(3) });
-        let confirming = confirm(3);
-        publisher.do_send(ViewChanged(view(3)));
-        publisher.do_send(report(&n1, 3, &tx1, 5, true));
-        let mut held1 = BTreeMap::new();
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while !held1.contains_key(&addr) && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            publisher.do_send(report(&n1, 3, &tx1, 6, false));
-            answering(&mut rx1, &mut held1);
-        }
-        assert!(
-            held1.contains_key(&addr),
-            "n1, the committed owner, never got {addr} back"
-        );
-        confirming.abort();
-    }
-}
+mod revival_tests;
 
 #[cfg(test)]
-mod delta_tests {
-    use super::map_delta;
-    use std::collections::BTreeMap;
-
-    #[test]
-    fn the_delta_adds_changes_and_removes_what_differs() {
-        let old: BTreeMap<u8, &str> = [(1, "a"), (2, "b"), (4, "d"), (6, "f")].into();
-        let new: BTreeMap<u8, &str> = [(2, "b"), (3, "c"), (4, "D"), (7, "g")].into();
-        let (up, gone) = map_delta(&old, &new);
-        assert_eq!(up, vec![(3, "c"), (4, "D"), (7, "g")]);
-        assert_eq!(gone, vec![1, 6]);
-        assert_eq!(map_delta(&new, &new), (vec![], vec![]));
-        // Applying the delta to the old map gives the new one.
-        let mut applied = old.clone();
-        for k in gone {
-            applied.remove(&k);
-        }
-        applied.extend(up);
-        assert_eq!(applied, new);
-    }
-}
+mod delta_tests;

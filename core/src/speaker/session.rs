@@ -22,10 +22,9 @@ use tokio::time::Instant;
 
 use super::agent::{NodeAgent, SetAddresses, SetBgp};
 use super::LeaseGate;
+use crate::announce::assignment::{Accept, AddressDelta, Receiver};
 use crate::announce::bgp::Routes;
-use crate::announce::proto::{
-    Assignment, AssignmentId, Heartbeat, L2Address, ServiceAnnounce, ToController, ToSpeaker,
-};
+use crate::announce::proto::{Assignment, Heartbeat, ServiceAnnounce, ToController, ToSpeaker};
 use crate::config::model::{InterfaceName, Peer};
 use crate::labels::Labels;
 use crate::metrics::speaker::SpeakerMetrics;
@@ -155,19 +154,15 @@ pub struct ControllerSession {
     heartbeat: Duration,
     heartbeat_timer: Option<SpawnHandle>,
     lease_timer: Option<SpawnHandle>,
-    applied: Option<AssignmentId>,
-    assignment: BTreeMap<IpAddr, L2Address>,
+    /// The assignment protocol's receiving end: leadership followed, what is held and applied.
+    receiver: Receiver,
     announced: BTreeMap<ServiceKey, ServiceAnnounce>,
     bgp_peers: BTreeMap<PeerName, Peer>,
     bgp_routes: Arc<Routes>,
-    want_full: bool,
-    fenced: bool,
     unready: BTreeMap<ReadinessSource, BTreeSet<ServiceKey>>,
     excluded: bool,
     heard: BTreeMap<String, (MemberSays, Instant)>,
     connected: BTreeSet<String>,
-    /// The newest leadership (term, leader) heard of.
-    leadership: Option<(u64, u64)>,
     draining: Option<oneshot::Sender<()>>,
     _alive: Option<crate::watchdog::Guard>,
 }
@@ -199,19 +194,15 @@ impl ControllerSession {
             heartbeat: Duration::from_millis(200),
             heartbeat_timer: None,
             lease_timer: None,
-            applied: None,
-            assignment: BTreeMap::new(),
+            // Nothing is answered until a lease arrives.
+            receiver: Receiver::default(),
             announced: BTreeMap::new(),
             bgp_peers: BTreeMap::new(),
             bgp_routes: Arc::new(Routes::new()),
-            want_full: true,
-            // Nothing is answered until a lease arrives.
-            fenced: true,
             unready: BTreeMap::new(),
             excluded: false,
             heard: BTreeMap::new(),
             connected: BTreeSet::new(),
-            leadership: None,
             draining: None,
             _alive: None,
         }
@@ -237,9 +228,9 @@ impl ControllerSession {
             labels: self.cfg.labels.clone(),
             interfaces: self.cfg.interfaces.clone(),
             unready: self.unready.values().flatten().cloned().collect(),
-            applied: self.applied,
-            want_full: self.want_full,
-            fenced: self.fenced,
+            applied: self.receiver.applied(),
+            want_full: self.receiver.want_full(),
+            fenced: self.receiver.fenced(),
             excluded: self.excluded,
         };
         // While no link is up the heartbeat goes nowhere, which is what a lost network does.
@@ -283,15 +274,12 @@ impl ControllerSession {
 
     fn fence(&mut self, ctx: &mut Context<Self>, why: &str) {
         self.gate.revoke();
-        if self.fenced {
+        if self.receiver.fenced() {
             return;
         }
         tracing::warn!(node = %self.cfg.node, why, "fencing: answering for nothing");
         self.metrics.fences.inc();
-        self.fenced = true;
-        self.applied = None;
-        self.want_full = true;
-        self.assignment.clear();
+        self.receiver.fence();
         let agent = self.agent.clone();
         let epoch = self.gate.epoch();
         ctx.wait(
@@ -311,24 +299,18 @@ impl ControllerSession {
     /// Follows `seen` if it is the newest leadership heard of; false if it is older than one
     /// already followed (its messages are then ignored).
     fn follow(&mut self, seen: (u64, u64)) -> bool {
-        match self.leadership {
-            Some(current) if seen < current => false,
-            Some(current) if seen == current => true,
-            _ => {
-                if self.leadership.is_some() {
-                    tracing::info!(node = %self.cfg.node, term = seen.0, leader = seen.1, "following a new controller leader");
-                }
-                self.leadership = Some(seen);
-                // The new leader knows nothing of what we hold: it sends a whole set, and until
-                // we acknowledge one it counts us as answering for anything.
-                self.want_full = true;
-                true
-            }
+        let before = self.receiver.leadership();
+        if !self.receiver.follow(seen) {
+            return false;
         }
+        if before.is_some() && before != Some(seen) {
+            tracing::info!(node = %self.cfg.node, term = seen.0, leader = seen.1, "following a new controller leader");
+        }
+        true
     }
 
     fn lease_ran_out(&mut self, ctx: &mut Context<Self>) {
-        if self.gate.remaining() > Duration::ZERO || self.fenced {
+        if self.gate.remaining() > Duration::ZERO || self.receiver.fenced() {
             return;
         }
         if self.cfg.on_loss == OnControlPlaneLoss::Hold && self.control_plane_lost() {
@@ -361,10 +343,9 @@ impl ControllerSession {
             return;
         }
         self.gate.set_hold(false);
-        if self.fenced {
+        if self.receiver.fenced() {
             tracing::info!(node = %self.cfg.node, "lease granted");
-            self.fenced = false;
-            self.want_full = true;
+            self.receiver.unfence();
             self.send_heartbeat();
         }
         if heartbeat != self.heartbeat && !heartbeat.is_zero() {
@@ -375,53 +356,57 @@ impl ControllerSession {
     }
 
     fn on_assignment(&mut self, ctx: &mut Context<Self>, a: Assignment) {
-        if self.fenced {
-            // The leader sends a whole set once it knows we hold a lease again.
-            return;
-        }
-        if self.leadership != Some((a.id.term, a.id.leader)) {
-            // An older leadership's (or one whose lease has not reached us yet).
-            return;
-        }
-        // A change applies to what we hold, which is taken (not copied: with many Services
-        // these maps are large) and put back below; nothing returns early after this match.
-        let (mut next, mut routes, mut announced) = match a.base {
-            None => (BTreeMap::new(), Arc::new(Routes::new()), BTreeMap::new()),
-            Some(base) if Some(base) == self.applied => (
-                self.assignment.clone(),
-                self.bgp_routes.clone(),
-                std::mem::take(&mut self.announced),
-            ),
-            Some(_) => {
-                self.want_full = true;
+        let Assignment {
+            id,
+            base,
+            upsert,
+            remove,
+            services,
+            services_upsert,
+            services_remove,
+            peers,
+            routes_upsert,
+            routes_remove,
+        } = a;
+        // Fenced, another leadership's, older than what is held, or on a base not held: the
+        // protocol's receiver decides (`announce::assignment`).
+        let next = match self.receiver.accept(&AddressDelta {
+            id,
+            base,
+            upsert,
+            remove,
+        }) {
+            Accept::Apply(next) => next,
+            Accept::Ignore => return,
+            Accept::Resync => {
                 self.send_heartbeat();
                 return;
             }
         };
-        for r in &a.remove {
-            next.remove(r);
-        }
-        for u in a.upsert {
-            next.insert(u.address, u);
-        }
+        // A change applies to what we hold, which is taken (not copied: with many Services
+        // these maps are large) and put back below; nothing returns early after this.
+        let (mut routes, mut announced) = match base {
+            None => (Arc::new(Routes::new()), BTreeMap::new()),
+            Some(_) => (self.bgp_routes.clone(), std::mem::take(&mut self.announced)),
+        };
         let mut bgp_changed =
-            a.base.is_none() || !a.routes_remove.is_empty() || !a.routes_upsert.is_empty();
+            base.is_none() || !routes_remove.is_empty() || !routes_upsert.is_empty();
         if bgp_changed {
             // Copies only if the node agent still holds the previous table.
             let table = Arc::make_mut(&mut routes);
-            for key in a.routes_remove {
+            for key in routes_remove {
                 table.remove(&key);
             }
-            for r in a.routes_upsert {
+            for r in routes_upsert {
                 table.insert((r.prefix, r.peer), r.attrs);
             }
         }
         let services_changed =
-            a.services.is_some() || !a.services_upsert.is_empty() || !a.services_remove.is_empty();
-        for s in a.services.into_iter().flatten().chain(a.services_upsert) {
+            services.is_some() || !services_upsert.is_empty() || !services_remove.is_empty();
+        for s in services.into_iter().flatten().chain(services_upsert) {
             announced.insert(s.service.clone(), s);
         }
-        for k in &a.services_remove {
+        for k in &services_remove {
             announced.remove(k);
         }
         if services_changed {
@@ -429,19 +414,17 @@ impl ControllerSession {
                 .send_replace(announced.values().cloned().collect());
         }
         self.announced = announced;
-        if let Some(peers) = a.peers {
+        if let Some(peers) = peers {
             let peers: BTreeMap<PeerName, Peer> = peers.into_iter().collect();
             bgp_changed |= peers != self.bgp_peers;
             self.bgp_peers = peers;
         }
         self.bgp_routes = routes;
-        self.assignment = next.clone();
         let agent = self.agent.clone();
         let bgp = bgp_changed.then(|| SetBgp {
             peers: self.bgp_peers.clone(),
             routes: self.bgp_routes.clone(),
         });
-        let id = a.id;
         // Stamped with the lease's epoch now: if the lease lapses before the responders see
         // this set, they never answer for it.
         let epoch = self.gate.epoch();
@@ -462,12 +445,12 @@ impl ControllerSession {
             }
             .into_actor(self)
             .map(move |(), act, _| {
-                if act.fenced {
-                    return;
+                // The receiver counts the set applied from `accept`: nothing else runs on
+                // this actor meanwhile (`ctx.wait`), so the acknowledgement below is the first
+                // report of it.
+                if !act.receiver.fenced() && act.receiver.applied() == Some(id) {
+                    act.send_heartbeat();
                 }
-                act.applied = Some(id);
-                act.want_full = false;
-                act.send_heartbeat();
             }),
         );
     }
@@ -596,9 +579,7 @@ impl Handler<Drain> for ControllerSession {
     fn handle(&mut self, _: Drain, _: &mut Context<Self>) -> Self::Result {
         tracing::info!(node = %self.cfg.node, "draining: handing the addresses over");
         self.gate.revoke();
-        self.fenced = true;
-        self.applied = None;
-        self.assignment.clear();
+        self.receiver.fence();
         let (tx, rx) = oneshot::channel();
         self.draining = Some(tx);
         let agent = self.agent.clone();
@@ -627,11 +608,11 @@ impl Handler<GetStatus> for ControllerSession {
 
     fn handle(&mut self, _: GetStatus, _: &mut Context<Self>) -> Self::Result {
         actix::MessageResult(SessionStatus {
-            fenced: self.fenced,
+            fenced: self.receiver.fenced(),
             holding: self.gate.holding(),
-            addresses: self.assignment.keys().copied().collect(),
+            addresses: self.receiver.held().keys().copied().collect(),
             connected: self.connected.iter().cloned().collect(),
-            leadership: self.leadership,
+            leadership: self.receiver.leadership(),
         })
     }
 }

@@ -1,0 +1,124 @@
+//! What the reconciler writes back: a Service's ingress addresses and annotation, the pools' status, and events.
+
+use super::*;
+
+impl Reconciler {
+    /// Makes the Service show `allocation` (or nothing of ours): its status ingress and the
+    /// pool annotation. Writes only what differs. Returns whether it wrote.
+    pub(super) async fn write_service(
+        &mut self,
+        svc: &Service,
+        allocation: Option<(&crate::names::PoolName, &Vec<IpAddr>)>,
+    ) -> Result<bool, ()> {
+        let Some(ns) = svc.namespace() else {
+            return Ok(false);
+        };
+        let name = svc.name_any();
+        let api: Api<Service> = Api::namespaced(self.client.clone(), &ns);
+        let pp = PatchParams::apply(FIELD_MANAGER).force();
+        let mut wrote = false;
+        let shown = ingress_ips(svc);
+        let want: Vec<IpAddr> = allocation.map(|(_, a)| a.clone()).unwrap_or_default();
+        if sorted(&shown) != sorted(&want) && (allocation.is_some() || !shown.is_empty()) {
+            let ingress: Vec<serde_json::Value> = want
+                .iter()
+                .map(|a| json!({"ip": a.to_string(), "ipMode": "VIP"}))
+                .collect();
+            let body = json!({
+                "apiVersion": "v1",
+                "kind": "Service",
+                "status": {"loadBalancer": {"ingress": ingress}},
+            });
+            match api.patch_status(&name, &pp, &Patch::Apply(&body)).await {
+                Ok(_) => {
+                    self.metrics.k8s.status_writes.inc();
+                    wrote = true;
+                }
+                Err(e) => {
+                    warn!(service = %format!("{ns}/{name}"), error = %e, "cannot write the Service's status");
+                    return Err(());
+                }
+            }
+        }
+        let annotations = svc.metadata.annotations.clone().unwrap_or_default();
+        let current = annotations.get(POOL_ANNOTATION).map(String::as_str);
+        let wanted_pool = allocation.map(|(p, _)| p.as_str());
+        if current != wanted_pool {
+            let body = json!({
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": name, "annotations": {POOL_ANNOTATION: wanted_pool}},
+            });
+            match api.patch(&name, &pp, &Patch::Apply(&body)).await {
+                Ok(_) => wrote = true,
+                Err(e) => {
+                    warn!(service = %format!("{ns}/{name}"), error = %e, "cannot annotate the Service");
+                    return Err(());
+                }
+            }
+        }
+        Ok(wrote)
+    }
+
+    pub(super) async fn write_pool_status(&mut self) {
+        let stats = self.state.read().await.allocator.stats();
+        let api: Api<IPAddressPool> = Api::namespaced(self.client.clone(), &self.cfg.namespace);
+        let pp = PatchParams::apply(FIELD_MANAGER).force();
+        for pool in self.pools.state() {
+            let name = pool.name_any();
+            let Some(s) = stats
+                .iter()
+                .find(|(n, _)| n.as_str() == name)
+                .map(|(_, s)| s)
+            else {
+                continue;
+            };
+            let count = |x: u128| i64::try_from(x).unwrap_or(i64::MAX);
+            let (v4, v6) = (s.family(Family::V4), s.family(Family::V6));
+            let status = IPAddressPoolStatus {
+                assigned_ipv4: count(v4.in_use),
+                available_ipv4: count(v4.available),
+                assigned_ipv6: count(v6.in_use),
+                available_ipv6: count(v6.available),
+            };
+            if pool.status.as_ref() == Some(&status)
+                || self.last_pool_status.get(&name) == Some(&status)
+            {
+                continue;
+            }
+            let body = json!({
+                "apiVersion": kinds::API_VERSION,
+                "kind": "IPAddressPool",
+                "status": status,
+            });
+            match api.patch_status(&name, &pp, &Patch::Apply(&body)).await {
+                Ok(_) => {
+                    self.metrics.k8s.status_writes.inc();
+                    self.last_pool_status.insert(name, status);
+                }
+                Err(e) => warn!(pool = %name, error = %e, "cannot write the pool's status"),
+            }
+        }
+    }
+
+    pub(super) async fn event(
+        &self,
+        svc: &Service,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        let note: String = note.chars().take(1000).collect();
+        let ev = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note),
+            action: action.into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, &svc.object_ref(&())).await {
+            warn!(error = %e, "cannot record an Event");
+        }
+    }
+}
