@@ -479,3 +479,51 @@ spec: {}
     );
     assert!(lab.events("default", "AllocationFailed").is_empty());
 }
+
+/// A Service that cannot get an address is tried again on its own backoff (1 s, 2 s, 4 s...),
+/// not only when something changes or at the 300 s resync; each failure is counted by kind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_that_cannot_be_allocated_is_retried_on_its_own_backoff() {
+    let lab = K8sLab::start(1, &[]).await;
+    lab.api.apply(CONFIG);
+    // A pool that does not exist: no address, whatever is tried.
+    lab.api.apply(&service(
+        "default",
+        "nowhere",
+        "  annotations:\n    ironlb.io/address-pool: nowhere\n",
+        "",
+        80,
+    ));
+    let admin = lab.cluster.procs[0].admin.clone();
+    let failures = || async {
+        let text = reqwest::get(format!("http://{admin}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix("ironlb_k8s_reconciles_total{result=\"no_address\"} ")
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+            })
+            .unwrap_or(0)
+    };
+    // Without its own retries it fails three times at start (its first pass and the passes the
+    // configuration's arrival triggers) and then not again for 300 s.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while failures().await < 5 {
+        assert!(
+            Instant::now() < deadline,
+            "{} attempts, expected retries at about 1, 3, 7 and 15 s:\n{}",
+            failures().await,
+            lab.cluster.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        lab.cluster.logs().contains("reconcile failed"),
+        "{}",
+        lab.cluster.logs()
+    );
+}

@@ -86,3 +86,45 @@ fn no_source_file_is_longer_than_800_lines() {
         .collect();
     assert!(long.is_empty(), "split these: {long:?}");
 }
+
+/// Every dependency's resolved features when building `packages` together.
+fn resolved(packages: &[&str]) -> std::collections::BTreeSet<String> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .args([
+            "tree",
+            "--offline",
+            "-e",
+            "features,normal",
+            "--prefix",
+            "none",
+        ])
+        .args(["--target", "all", "-f", "{p} [{f}]"]);
+    for p in packages {
+        cmd.args(["-p", p]);
+    }
+    let out = cmd.output().expect("running cargo tree");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(" v") && !l.starts_with("ironlb"))
+        .map(|l| l.trim_end_matches(" (*)").to_string())
+        .collect()
+}
+
+/// `cargo run --release -p ironlb-bench` and the binary the benchmark builds beside it
+/// (`-p ironlb-bench -p ironlb`) resolve every shared dependency with the same features, so
+/// neither build undoes the other.
+#[test]
+fn the_benchmark_and_the_binary_build_their_dependencies_alike() {
+    let alone = resolved(&["ironlb-bench"]);
+    let together = resolved(&["ironlb-bench", "ironlb"]);
+    let differ: Vec<&String> = alone.symmetric_difference(&together).collect();
+    assert!(differ.is_empty(), "features differ: {differ:#?}");
+}

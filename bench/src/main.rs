@@ -163,6 +163,10 @@ fn ipam_run(cidr: &str, n: usize) -> Result<serde_json::Value> {
 }
 
 fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let cli = Cli::parse();
     match cli.scenario {
         Scenario::Ipam { services, json } => {

@@ -34,7 +34,7 @@ use tokio::time::Instant;
 use super::proto::{AssignmentId, L2Address};
 
 /// The Layer 2 part of an assignment.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct AddressDelta {
     /// This assignment.
     pub id: AssignmentId,
@@ -47,7 +47,7 @@ pub struct AddressDelta {
 }
 
 /// The leader's end for one node's session.
-#[derive(Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Sender {
     term: u64,
     leader: u64,
@@ -244,7 +244,7 @@ pub enum Accept {
 }
 
 /// The speaker's end.
-#[derive(Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Receiver {
     /// The newest leadership (term, leader) heard of.
     leadership: Option<(u64, u64)>,

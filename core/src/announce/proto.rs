@@ -34,7 +34,7 @@ pub struct AssignmentId {
 }
 
 /// One address a speaker answers for in Layer 2 mode.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct L2Address {
     /// The address.
     pub address: IpAddr,

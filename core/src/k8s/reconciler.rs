@@ -13,6 +13,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::api::{Patch, PatchParams};
@@ -38,6 +40,9 @@ use crate::raft::{Proposer, SharedState};
 mod status;
 
 mod config_sync;
+
+pub mod decide;
+use decide::{Backoff, ServiceError};
 
 /// The annotation naming the pool a Service's addresses come from.
 pub const POOL_ANNOTATION: &str = "ironlb.io/ip-allocated-from-pool";
@@ -157,7 +162,14 @@ pub struct Reconciler {
     /// What the status object said last, so it is written only when it changes.
     last_state: Option<ConfigurationStateStatus>,
     last_pool_status: BTreeMap<String, IPAddressPoolStatus>,
+    /// Services whose last reconcile failed, and when to try each again.
+    backoff: Backoff,
 }
+
+/// The first retry of a Service whose reconcile failed; each further failure doubles it.
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+/// The longest wait between retries of one Service.
+const RETRY_MAX: Duration = Duration::from_secs(120);
 
 impl Reconciler {
     /// Watches and reconciles until a watch ends for good (the caller stops it when this
@@ -247,6 +259,7 @@ impl Reconciler {
             bfd,
             last_state: None,
             last_pool_status: BTreeMap::new(),
+            backoff: Backoff::new(RETRY_FIRST, RETRY_MAX),
         };
 
         // Nothing is decided before every kind has been listed once: a half-read configuration
@@ -282,7 +295,12 @@ impl Reconciler {
             if any {
                 r.write_pool_status().await;
             }
+            let retry_at = r.backoff.next_due();
             tokio::select! {
+                // A failed Service is tried again after its own backoff, not the next resync.
+                _ = tokio::time::sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() => {
+                    dirty.extend(r.backoff.due(Instant::now()));
+                }
                 t = triggers.next() => match t {
                     Some(t) => r.note(t, &mut dirty, &mut config_dirty),
                     None => return Err(ReconcileError::WatchEnded("cluster")),
@@ -449,9 +467,21 @@ impl Reconciler {
             svc => self.ensure_released(key, svc.as_deref(), held).await,
         };
         let label = match result {
-            Ok(true) => "changed",
-            Ok(false) => "unchanged",
-            Err(()) => "error",
+            Ok(changed) => {
+                self.backoff.succeeded(key);
+                if changed {
+                    "changed"
+                } else {
+                    "unchanged"
+                }
+            }
+            Err(e) => {
+                let retry = self.backoff.failed(key, Instant::now());
+                let attempts = self.backoff.attempts(key);
+                let in_ms = retry.saturating_duration_since(Instant::now()).as_millis();
+                warn!(service = %key, error = %e, attempts, retry_in_ms = in_ms as u64, "reconcile failed");
+                e.label()
+            }
         };
         self.metrics.k8s.reconciled(label);
     }
@@ -461,7 +491,7 @@ impl Reconciler {
         key: &ServiceKey,
         svc: &Service,
         held: Option<crate::ipam::Allocation>,
-    ) -> Result<bool, ()> {
+    ) -> Result<bool, ServiceError> {
         let request =
             match request_from_service(svc, &self.namespace_labels(key.namespace().as_str())) {
                 Ok(r) => r,
@@ -471,10 +501,15 @@ impl Reconciler {
                         .map(|e| e.to_string())
                         .collect::<Vec<_>>()
                         .join("; ");
-                    warn!(service = %key, %text, "Service cannot be allocated for");
-                    self.event(svc, EventType::Warning, "InvalidService", "Allocate", text)
-                        .await;
-                    return Err(());
+                    self.event(
+                        svc,
+                        EventType::Warning,
+                        "InvalidService",
+                        "Allocate",
+                        text.clone(),
+                    )
+                    .await;
+                    return Err(ServiceError::Invalid(text));
                 }
             };
         let (pool, addresses, changed) = match held {
@@ -499,22 +534,18 @@ impl Reconciler {
                     }
                     Err(_) => {
                         let text = explanation.to_string();
-                        warn!(service = %key, %text, "no address");
                         self.event(
                             svc,
                             EventType::Warning,
                             "AllocationFailed",
                             "Allocate",
-                            text,
+                            text.clone(),
                         )
                         .await;
-                        return Err(());
+                        return Err(ServiceError::NoAddress(text));
                     }
                 },
-                Err(e) => {
-                    warn!(service = %key, error = %e, "allocation not committed; will retry");
-                    return Err(());
-                }
+                Err(e) => return Err(e.into()),
             },
         };
         let wrote = self.write_service(svc, Some((&pool, &addresses))).await?;
@@ -526,7 +557,7 @@ impl Reconciler {
         key: &ServiceKey,
         svc: Option<&Service>,
         held: Option<crate::ipam::Allocation>,
-    ) -> Result<bool, ()> {
+    ) -> Result<bool, ServiceError> {
         let Some(held) = held else {
             // Nothing held; a Service that stopped being ours keeps no status of ours.
             if let Some(svc) = svc {
@@ -553,10 +584,7 @@ impl Reconciler {
                 }
                 Ok(true)
             }
-            Err(e) => {
-                warn!(service = %key, error = %e, "release not committed; will retry");
-                Err(())
-            }
+            Err(e) => Err(e.into()),
         }
     }
 }
@@ -577,12 +605,6 @@ pub fn ingress_ips(svc: &Service) -> Vec<IpAddr> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-fn sorted(v: &[IpAddr]) -> Vec<IpAddr> {
-    let mut v = v.to_vec();
-    v.sort();
-    v
 }
 
 fn join(v: &[IpAddr]) -> String {

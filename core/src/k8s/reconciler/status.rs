@@ -4,22 +4,26 @@ use super::*;
 
 impl Reconciler {
     /// Makes the Service show `allocation` (or nothing of ours): its status ingress and the
-    /// pool annotation. Writes only what differs. Returns whether it wrote.
+    /// pool annotation. Writes only what differs ([`decide::service_writes`]). Returns whether
+    /// it wrote.
     pub(super) async fn write_service(
         &mut self,
         svc: &Service,
         allocation: Option<(&crate::names::PoolName, &Vec<IpAddr>)>,
-    ) -> Result<bool, ()> {
+    ) -> Result<bool, ServiceError> {
         let Some(ns) = svc.namespace() else {
             return Ok(false);
         };
         let name = svc.name_any();
         let api: Api<Service> = Api::namespaced(self.client.clone(), &ns);
         let pp = PatchParams::apply(FIELD_MANAGER).force();
-        let mut wrote = false;
-        let shown = ingress_ips(svc);
-        let want: Vec<IpAddr> = allocation.map(|(_, a)| a.clone()).unwrap_or_default();
-        if sorted(&shown) != sorted(&want) && (allocation.is_some() || !shown.is_empty()) {
+        let annotations = svc.metadata.annotations.clone().unwrap_or_default();
+        let writes = decide::service_writes(
+            &ingress_ips(svc),
+            annotations.get(POOL_ANNOTATION).map(String::as_str),
+            allocation.map(|(p, a)| (p, a.as_slice())),
+        );
+        if let Some(want) = &writes.ingress {
             let ingress: Vec<serde_json::Value> = want
                 .iter()
                 .map(|a| json!({"ip": a.to_string(), "ipMode": "VIP"}))
@@ -29,35 +33,28 @@ impl Reconciler {
                 "kind": "Service",
                 "status": {"loadBalancer": {"ingress": ingress}},
             });
-            match api.patch_status(&name, &pp, &Patch::Apply(&body)).await {
-                Ok(_) => {
-                    self.metrics.k8s.status_writes.inc();
-                    wrote = true;
-                }
-                Err(e) => {
-                    warn!(service = %format!("{ns}/{name}"), error = %e, "cannot write the Service's status");
-                    return Err(());
-                }
-            }
+            api.patch_status(&name, &pp, &Patch::Apply(&body))
+                .await
+                .map_err(|source| ServiceError::Api {
+                    what: "writing the Service's status",
+                    source,
+                })?;
+            self.metrics.k8s.status_writes.inc();
         }
-        let annotations = svc.metadata.annotations.clone().unwrap_or_default();
-        let current = annotations.get(POOL_ANNOTATION).map(String::as_str);
-        let wanted_pool = allocation.map(|(p, _)| p.as_str());
-        if current != wanted_pool {
+        if let Some(pool) = &writes.pool_annotation {
             let body = json!({
                 "apiVersion": "v1",
                 "kind": "Service",
-                "metadata": {"name": name, "annotations": {POOL_ANNOTATION: wanted_pool}},
+                "metadata": {"name": name, "annotations": {POOL_ANNOTATION: pool}},
             });
-            match api.patch(&name, &pp, &Patch::Apply(&body)).await {
-                Ok(_) => wrote = true,
-                Err(e) => {
-                    warn!(service = %format!("{ns}/{name}"), error = %e, "cannot annotate the Service");
-                    return Err(());
-                }
-            }
+            api.patch(&name, &pp, &Patch::Apply(&body))
+                .await
+                .map_err(|source| ServiceError::Api {
+                    what: "annotating the Service",
+                    source,
+                })?;
         }
-        Ok(wrote)
+        Ok(!writes.is_empty())
     }
 
     pub(super) async fn write_pool_status(&mut self) {
