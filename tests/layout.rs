@@ -1,6 +1,7 @@
 //! The shape of the workspace: a production build carries no test equipment, and no source
 //! file is longer than a reader can hold (800 lines).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
@@ -127,4 +128,88 @@ fn the_benchmark_and_the_binary_build_their_dependencies_alike() {
     let together = resolved(&["ironlb-bench", "ironlb"]);
     let differ: Vec<&String> = alone.symmetric_difference(&together).collect();
     assert!(differ.is_empty(), "features differ: {differ:#?}");
+}
+
+/// Every function longer than 80 lines, as `path:name` with its length: from its signature's
+/// line to the closing brace at the signature's indentation.
+fn long_functions(root: &Path, files: &[std::path::PathBuf]) -> BTreeMap<String, usize> {
+    let mut long = BTreeMap::new();
+    for file in files {
+        let text = std::fs::read_to_string(file).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let rel = file.strip_prefix(root).unwrap().display().to_string();
+        for (i, line) in lines.iter().enumerate() {
+            let body = line.trim_start();
+            let indent = &line[..line.len() - body.len()];
+            let mut rest = body;
+            for vis in ["pub(crate) ", "pub(super) ", "pub "] {
+                if let Some(r) = rest.strip_prefix(vis) {
+                    rest = r;
+                    break;
+                }
+            }
+            for qualifier in ["const ", "async ", "unsafe "] {
+                rest = rest.strip_prefix(qualifier).unwrap_or(rest);
+            }
+            let Some(rest) = rest.strip_prefix("fn ") else {
+                continue;
+            };
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            // The signature ends where the body opens; a `;` means there is no body.
+            let Some(open) = (i..lines.len()).find(|j| {
+                let t = lines[*j].trim_end();
+                t.ends_with('{') || t.ends_with(';') || (*j == i && t.ends_with('}'))
+            }) else {
+                continue;
+            };
+            if !lines[open].trim_end().ends_with('{') {
+                continue;
+            }
+            let close = format!("{indent}}}");
+            if let Some(end) = (open + 1..lines.len()).find(|j| lines[*j] == close) {
+                let n = end - i + 1;
+                if n > 80 {
+                    long.insert(format!("{rel}:{name}"), n);
+                }
+            }
+        }
+    }
+    long
+}
+
+/// No function is longer than 80 lines unless `tests/long_functions.txt` lists it with why; a
+/// listed function that got shorter must come off the list.
+#[test]
+fn every_long_function_is_listed_with_why() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for dir in ["src", "core", "lab", "bench", "jepsen", "tests", "fuzz"] {
+        sources(&root.join(dir), &mut files);
+    }
+    let long = long_functions(root, &files);
+    let list = std::fs::read_to_string(root.join("tests/long_functions.txt")).unwrap();
+    let listed: BTreeMap<&str, &str> = list
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| l.split_once("  ").unwrap_or((l, "")))
+        .collect();
+    let unlisted: Vec<String> = long
+        .iter()
+        .filter(|(k, _)| !listed.contains_key(k.as_str()))
+        .map(|(k, n)| format!("{k} ({n} lines)"))
+        .collect();
+    let stale: Vec<&&str> = listed.keys().filter(|k| !long.contains_key(**k)).collect();
+    let no_reason: Vec<&&str> = listed
+        .iter()
+        .filter(|(_, why)| why.trim().is_empty())
+        .map(|(k, _)| k)
+        .collect();
+    assert!(
+        unlisted.is_empty() && stale.is_empty() && no_reason.is_empty(),
+        "over 80 lines and not listed (split them): {unlisted:#?}\n\
+         listed but no longer long (take them off): {stale:#?}\nlisted without why: {no_reason:#?}"
+    );
 }
