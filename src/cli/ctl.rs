@@ -162,7 +162,7 @@ pub enum ConfigAction {
     },
 }
 
-fn read_input(path: &PathBuf) -> Result<String> {
+fn read_input(path: &std::path::Path) -> Result<String> {
     if path.as_os_str() == "-" {
         return std::io::read_to_string(std::io::stdin()).context("reading standard input");
     }
@@ -312,128 +312,30 @@ pub async fn run(args: CtlArgs) -> Result<ExitCode> {
     }
 }
 
+/// A GET of `path`, decoded.
+async fn get<T: DeserializeOwned>(c: &AdminClient, path: String) -> Result<T> {
+    Ok(c.get(&path).await?)
+}
+
 async fn call(client: &AdminClient, args: &CtlArgs) -> Result<ExitCode> {
     let q = if args.stale { "?stale=true" } else { "" };
     let out = args.output;
-    async fn get<T: DeserializeOwned>(c: &AdminClient, path: String) -> Result<T> {
-        Ok(c.get(&path).await?)
-    }
     match &args.command {
         CtlCommand::Status => {
             let s: Status = get(client, "/v1/status".into()).await?;
-            print(out, &s, |s| {
-                let leader = s.leader.map_or("none".to_string(), |l| l.to_string());
-                print_table(
-                    &[
-                        "ID",
-                        "ROLE",
-                        "TERM",
-                        "LEADER",
-                        "LAST LOG",
-                        "COMMITTED",
-                        "APPLIED",
-                        "SNAPSHOT",
-                        "MEMBERS",
-                        "CONFIG REV",
-                        "ALLOCATIONS",
-                    ],
-                    &[vec![
-                        s.id.to_string(),
-                        s.role.clone(),
-                        s.term.to_string(),
-                        leader,
-                        s.last_log_index.to_string(),
-                        s.commit_index.to_string(),
-                        s.applied_index.to_string(),
-                        s.snapshot_index.map_or("-".into(), |i| i.to_string()),
-                        s.members.to_string(),
-                        s.config_revision.to_string(),
-                        s.allocations.to_string(),
-                    ]],
-                )
-            })?;
+            print(out, &s, print_status)?;
         }
         CtlCommand::Members { change } => {
-            let members: Members = match change {
-                None => get(client, "/v1/members".into()).await?,
-                Some(MemberChange::Add {
-                    id,
-                    raft,
-                    admin,
-                    learner,
-                }) => {
-                    let body = serde_json::json!({"id": id, "raft_addr": raft, "admin_addr": admin, "voter": !learner});
-                    client
-                        .call(Method::POST, "/v1/members", Body::Json(body))
-                        .await?
-                }
-                Some(MemberChange::Remove { id }) => {
-                    client
-                        .call(Method::DELETE, &format!("/v1/members/{id}"), Body::Empty)
-                        .await?
-                }
-            };
-            print(out, &members, |m| {
-                let rows: Vec<Vec<String>> = m
-                    .members
-                    .iter()
-                    .map(|m| {
-                        let role = match (m.leader, m.voter) {
-                            (true, _) => "leader",
-                            (false, true) => "voter",
-                            (false, false) => "learner",
-                        };
-                        vec![
-                            m.id.to_string(),
-                            role.to_string(),
-                            m.raft_addr.clone(),
-                            m.admin_addr.clone(),
-                        ]
-                    })
-                    .collect();
-                print_table(&["ID", "ROLE", "RAFT", "ADMIN"], &rows)
-            })?;
+            let members = members(client, change).await?;
+            print(out, &members, print_members)?;
         }
         CtlCommand::Pools => {
             let pools: BTreeMap<PoolName, PoolStats> = get(client, format!("/v1/pools{q}")).await?;
-            print(out, &pools, |pools| {
-                let mut rows = Vec::new();
-                for (name, s) in pools {
-                    for family in Family::ALL {
-                        let c = s.family(family);
-                        if c.total > 0 {
-                            rows.push(vec![
-                                name.to_string(),
-                                family.to_string(),
-                                c.total.to_string(),
-                                c.in_use.to_string(),
-                                c.available.to_string(),
-                            ]);
-                        }
-                    }
-                }
-                print_table(&["POOL", "FAMILY", "TOTAL", "IN USE", "AVAILABLE"], &rows)
-            })?;
+            print(out, &pools, print_pools)?;
         }
         CtlCommand::Owners => {
             let list: Vec<OwnerView> = get(client, format!("/v1/owners{q}")).await?;
-            print(out, &list, |l| {
-                let rows: Vec<Vec<String>> = l
-                    .iter()
-                    .map(|o| {
-                        vec![
-                            o.address.to_string(),
-                            o.node.as_ref().map_or("-".into(), |n| n.to_string()),
-                            o.services
-                                .iter()
-                                .map(|s| s.to_string())
-                                .collect::<Vec<_>>()
-                                .join(","),
-                        ]
-                    })
-                    .collect();
-                print_table(&["ADDRESS", "NODE", "SERVICES"], &rows)
-            })?;
+            print(out, &list, |l| print_owners(l))?;
         }
         CtlCommand::Services => {
             let list: Vec<ServiceView> = get(client, format!("/v1/services{q}")).await?;
@@ -455,52 +357,7 @@ async fn call(client: &AdminClient, args: &CtlArgs) -> Result<ExitCode> {
             })?;
         }
         CtlCommand::Allocate { file } | CtlCommand::Explain { file } => {
-            let explain_only = matches!(args.command, CtlCommand::Explain { .. });
-            let text = read_input(file)?;
-            let mut results = Vec::new();
-            let mut failed = false;
-            for doc in documents(&text) {
-                // Files may hold Namespaces and configuration beside Services.
-                let kind = serde_yaml::from_str::<serde_yaml::Value>(&doc)
-                    .ok()
-                    .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_owned));
-                if kind.as_deref() != Some("Service") {
-                    continue;
-                }
-                let path = if explain_only {
-                    format!("/v1/explain{q}")
-                } else {
-                    "/v1/services".to_string()
-                };
-                match client
-                    .call::<AllocateResult>(Method::POST, &path, Body::Yaml(doc))
-                    .await
-                {
-                    Ok(r) => {
-                        failed |= r.error.is_some();
-                        results.push(r);
-                    }
-                    // A refused allocation answers 409 with the explanation.
-                    Err(ClientError::Api { status: 409, body }) => {
-                        failed = true;
-                        eprintln!("{}", body.error);
-                    }
-                    // A bad manifest does not stop the others.
-                    Err(e @ ClientError::Api { .. }) => {
-                        failed = true;
-                        eprintln!("error: {e}");
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            print(out, &results, |rs| {
-                for r in rs {
-                    println!("{}", r.explain);
-                }
-            })?;
-            if failed {
-                return Ok(ExitCode::from(1));
-            }
+            return allocate(client, args, file, q).await;
         }
         CtlCommand::Release { service } => {
             let path = format!("/v1/services/{}/{}", service.namespace(), service.name());
@@ -515,30 +372,9 @@ async fn call(client: &AdminClient, args: &CtlArgs) -> Result<ExitCode> {
                 );
             })?;
         }
-        CtlCommand::Reserve { address, service } => match (address, service) {
-            (None, None) => {
-                let list: Vec<Reservation> = get(client, format!("/v1/reservations{q}")).await?;
-                print(out, &list, |l| {
-                    let rows: Vec<Vec<String>> = l
-                        .iter()
-                        .map(|r| vec![r.address.to_string(), r.service.to_string()])
-                        .collect();
-                    print_table(&["ADDRESS", "RESERVED FOR"], &rows)
-                })?;
-            }
-            (Some(address), Some(service)) => {
-                let body = serde_json::json!({"address": address, "service": service});
-                let r: Reservation = client
-                    .call(Method::POST, "/v1/reservations", Body::Json(body))
-                    .await?;
-                print(out, &r, |r| {
-                    println!("{} is reserved for {}", r.address, r.service)
-                })?;
-            }
-            _ => anyhow::bail!(
-                "reserve takes an address and --for namespace/name, or neither to list"
-            ),
-        },
+        CtlCommand::Reserve { address, service } => {
+            reserve(client, out, *address, service, q).await?
+        }
         CtlCommand::Unreserve { address } => {
             let r: Reservation = client
                 .call(
@@ -551,36 +387,251 @@ async fn call(client: &AdminClient, args: &CtlArgs) -> Result<ExitCode> {
                 println!("{} is no longer reserved for {}", r.address, r.service)
             })?;
         }
-        CtlCommand::Config { action } => match action {
-            ConfigAction::Get => {
-                let c: ConfigView = get(client, format!("/v1/config{q}")).await?;
-                match out {
-                    Output::Json => println!("{}", serde_json::to_string_pretty(&c)?),
-                    Output::Table => {
-                        println!("revision {}", c.revision);
-                        println!("{}", serde_yaml::to_string(&c.config)?);
-                    }
-                }
-            }
-            ConfigAction::Put { file } => {
-                let text = read_input(file)?;
-                let r: ConfigApplied = client
-                    .call(Method::PUT, "/v1/config", Body::Yaml(text))
-                    .await?;
-                print(out, &r, |r| {
-                    println!(
-                        "configuration revision {} installed: {} allocations kept, {} re-homed, {} forbidden",
-                        r.revision,
-                        r.kept,
-                        r.rehomed.len(),
-                        r.forbidden.len()
-                    );
-                    for (k, why) in &r.forbidden {
-                        println!("  {k}: {why}");
-                    }
-                })?;
-            }
-        },
+        CtlCommand::Config { action } => config(client, out, action, q).await?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Status as a table.
+fn print_status(s: &Status) {
+    let leader = s.leader.map_or("none".to_string(), |l| l.to_string());
+    print_table(
+        &[
+            "ID",
+            "ROLE",
+            "TERM",
+            "LEADER",
+            "LAST LOG",
+            "COMMITTED",
+            "APPLIED",
+            "SNAPSHOT",
+            "MEMBERS",
+            "CONFIG REV",
+            "ALLOCATIONS",
+        ],
+        &[vec![
+            s.id.to_string(),
+            s.role.clone(),
+            s.term.to_string(),
+            leader,
+            s.last_log_index.to_string(),
+            s.commit_index.to_string(),
+            s.applied_index.to_string(),
+            s.snapshot_index.map_or("-".into(), |i| i.to_string()),
+            s.members.to_string(),
+            s.config_revision.to_string(),
+            s.allocations.to_string(),
+        ]],
+    )
+}
+
+/// The members as a table.
+fn print_members(m: &Members) {
+    let rows: Vec<Vec<String>> = m
+        .members
+        .iter()
+        .map(|m| {
+            let role = match (m.leader, m.voter) {
+                (true, _) => "leader",
+                (false, true) => "voter",
+                (false, false) => "learner",
+            };
+            vec![
+                m.id.to_string(),
+                role.to_string(),
+                m.raft_addr.clone(),
+                m.admin_addr.clone(),
+            ]
+        })
+        .collect();
+    print_table(&["ID", "ROLE", "RAFT", "ADMIN"], &rows)
+}
+
+/// Pool usage per family as a table.
+fn print_pools(pools: &BTreeMap<PoolName, PoolStats>) {
+    let mut rows = Vec::new();
+    for (name, s) in pools {
+        for family in Family::ALL {
+            let c = s.family(family);
+            if c.total > 0 {
+                rows.push(vec![
+                    name.to_string(),
+                    family.to_string(),
+                    c.total.to_string(),
+                    c.in_use.to_string(),
+                    c.available.to_string(),
+                ]);
+            }
+        }
+    }
+    print_table(&["POOL", "FAMILY", "TOTAL", "IN USE", "AVAILABLE"], &rows)
+}
+
+/// The Layer 2 owners as a table.
+fn print_owners(l: &[OwnerView]) {
+    let rows: Vec<Vec<String>> = l
+        .iter()
+        .map(|o| {
+            vec![
+                o.address.to_string(),
+                o.node.as_ref().map_or("-".into(), |n| n.to_string()),
+                o.services
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ]
+        })
+        .collect();
+    print_table(&["ADDRESS", "NODE", "SERVICES"], &rows)
+}
+
+/// `allocate` and `explain`: every Service in `file`, each on its own (a refused or bad one does
+/// not stop the others); exits 1 if any got no address.
+async fn allocate(
+    client: &AdminClient,
+    args: &CtlArgs,
+    file: &std::path::Path,
+    q: &str,
+) -> Result<ExitCode> {
+    let out = args.output;
+    let explain_only = matches!(args.command, CtlCommand::Explain { .. });
+    let text = read_input(file)?;
+    let mut results = Vec::new();
+    let mut failed = false;
+    for doc in documents(&text) {
+        // Files may hold Namespaces and configuration beside Services.
+        let kind = serde_yaml::from_str::<serde_yaml::Value>(&doc)
+            .ok()
+            .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_owned));
+        if kind.as_deref() != Some("Service") {
+            continue;
+        }
+        let path = if explain_only {
+            format!("/v1/explain{q}")
+        } else {
+            "/v1/services".to_string()
+        };
+        match client
+            .call::<AllocateResult>(Method::POST, &path, Body::Yaml(doc))
+            .await
+        {
+            Ok(r) => {
+                failed |= r.error.is_some();
+                results.push(r);
+            }
+            // A refused allocation answers 409 with the explanation.
+            Err(ClientError::Api { status: 409, body }) => {
+                failed = true;
+                eprintln!("{}", body.error);
+            }
+            // A bad manifest does not stop the others.
+            Err(e @ ClientError::Api { .. }) => {
+                failed = true;
+                eprintln!("error: {e}");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    print(out, &results, |rs| {
+        for r in rs {
+            println!("{}", r.explain);
+        }
+    })?;
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `reserve`: an address for a Service, or (with neither) the list.
+async fn reserve(
+    client: &AdminClient,
+    out: Output,
+    address: Option<IpAddr>,
+    service: &Option<ServiceKey>,
+    q: &str,
+) -> Result<()> {
+    match (address, service) {
+        (None, None) => {
+            let list: Vec<Reservation> = get(client, format!("/v1/reservations{q}")).await?;
+            print(out, &list, |l| {
+                let rows: Vec<Vec<String>> = l
+                    .iter()
+                    .map(|r| vec![r.address.to_string(), r.service.to_string()])
+                    .collect();
+                print_table(&["ADDRESS", "RESERVED FOR"], &rows)
+            })?;
+        }
+        (Some(address), Some(service)) => {
+            let body = serde_json::json!({"address": address, "service": service});
+            let r: Reservation = client
+                .call(Method::POST, "/v1/reservations", Body::Json(body))
+                .await?;
+            print(out, &r, |r| {
+                println!("{} is reserved for {}", r.address, r.service)
+            })?;
+        }
+        _ => anyhow::bail!("reserve takes an address and --for namespace/name, or neither to list"),
+    }
+    Ok(())
+}
+
+/// `config get` and `config put`.
+async fn config(client: &AdminClient, out: Output, action: &ConfigAction, q: &str) -> Result<()> {
+    match action {
+        ConfigAction::Get => {
+            let c: ConfigView = get(client, format!("/v1/config{q}")).await?;
+            match out {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&c)?),
+                Output::Table => {
+                    println!("revision {}", c.revision);
+                    println!("{}", serde_yaml::to_string(&c.config)?);
+                }
+            }
+        }
+        ConfigAction::Put { file } => {
+            let text = read_input(file)?;
+            let r: ConfigApplied = client
+                .call(Method::PUT, "/v1/config", Body::Yaml(text))
+                .await?;
+            print(out, &r, |r| {
+                println!(
+                "configuration revision {} installed: {} allocations kept, {} re-homed, {} forbidden",
+                r.revision,
+                r.kept,
+                r.rehomed.len(),
+                r.forbidden.len()
+            );
+                for (k, why) in &r.forbidden {
+                    println!("  {k}: {why}");
+                }
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// `members`: the list, or the list after adding or removing one.
+async fn members(client: &AdminClient, change: &Option<MemberChange>) -> Result<Members> {
+    Ok(match change {
+        None => get(client, "/v1/members".into()).await?,
+        Some(MemberChange::Add {
+            id,
+            raft,
+            admin,
+            learner,
+        }) => {
+            let body = serde_json::json!({"id": id, "raft_addr": raft, "admin_addr": admin, "voter": !learner});
+            client
+                .call(Method::POST, "/v1/members", Body::Json(body))
+                .await?
+        }
+        Some(MemberChange::Remove { id }) => {
+            client
+                .call(Method::DELETE, &format!("/v1/members/{id}"), Body::Empty)
+                .await?
+        }
+    })
 }
