@@ -48,7 +48,7 @@ enum Command {
     /// each address to its owner, time a failover, and remove everything.
     #[cfg(feature = "demo")]
     Demo(cli::demo::DemoArgs),
-    /// Print the CustomResourceDefinitions of ironlb.io (what deploy/crds.yaml holds).
+    /// Print the CustomResourceDefinitions of ironlb.io (what deploy/base/crds.yaml holds).
     Crds,
     /// Convert MetalLB configuration objects (metallb.io) to ironlb's (ironlb.io) and print
     /// them; other documents are left out with a note on stderr.

@@ -119,3 +119,35 @@ fn a_missing_path_is_an_error() {
     assert_eq!(code, 2);
     assert!(stderr.contains("/nonexistent/ironlb"), "{stderr}");
 }
+
+#[test]
+fn service_selectors_of_advertisements_are_checked_like_every_selector() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = "apiVersion: ironlb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: public}\nspec: {addresses: [192.0.2.0/24]}\n";
+    let good = write(
+        &dir,
+        "good.yaml",
+        &format!(
+            "{pool}---\napiVersion: ironlb.io/v1beta1\nkind: L2Advertisement\nmetadata: {{name: web}}\nspec: {{serviceSelectors: [{{matchLabels: {{app: web}}}}]}}\n---\napiVersion: ironlb.io/v1beta1\nkind: BGPAdvertisement\nmetadata: {{name: api}}\nspec: {{serviceSelectors: [{{matchExpressions: [{{key: app, operator: Exists}}]}}]}}\n"
+        ),
+    );
+    let (code, stdout, stderr) = check(&["--config", &good]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let bad = write(
+        &dir,
+        "bad.yaml",
+        &format!(
+            "{pool}---\napiVersion: ironlb.io/v1beta1\nkind: BGPAdvertisement\nmetadata: {{name: api}}\nspec: {{aggregationLength: 24, serviceSelectors: [{{matchLabels: {{app: -web}}}}]}}\n"
+        ),
+    );
+    let (code, stdout, stderr) = check(&["--config", &bad]);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(
+        stderr.contains("(document 2): BGPAdvertisement/api: spec.aggregationLength: 24: must be 32 (the default) with serviceSelectors"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("(document 2): BGPAdvertisement/api: spec.serviceSelectors[0].matchLabels[\"app\"]: \"-web\" is not a valid label value"),
+        "{stderr}"
+    );
+}

@@ -1,4 +1,4 @@
-//! The deployment: `deploy/crds.yaml` is what `ironlb crds` prints; every manifest passes
+//! The deployment: `deploy/base/crds.yaml` is what `ironlb crds` prints; every manifest passes
 //! `kubernetes-validate --strict`; every custom resource in deploy/ and examples/ validates
 //! against the generated CRD schemas; the Dockerfile is clean for hadolint; and `ironlb
 //! migrate` turns the MetalLB example into a valid ironlb configuration.
@@ -39,12 +39,38 @@ fn deploy_crds_yaml_is_what_ironlb_crds_prints() {
     let out = Command::new(bin()).arg("crds").output().unwrap();
     assert!(out.status.success());
     let printed = String::from_utf8(out.stdout).unwrap();
-    let file = std::fs::read_to_string(root().join("deploy/crds.yaml")).unwrap();
+    let file = std::fs::read_to_string(root().join("deploy/base/crds.yaml")).unwrap();
     assert!(
         printed == file,
-        "deploy/crds.yaml is stale: run `cargo run --bin ironlb -- crds > deploy/crds.yaml`"
+        "deploy/base/crds.yaml is stale: run `cargo run --bin ironlb -- crds > deploy/base/crds.yaml`"
     );
-    assert_eq!(yaml_docs(&printed).len(), 7);
+    assert_eq!(yaml_docs(&printed).len(), 9);
+}
+
+/// Each way the README installs ironlb builds with kustomize (the cert-manager overlay once
+/// included its own parent directory, which kustomize refuses as a cycle).
+#[test]
+fn every_install_entry_point_builds_with_kustomize() {
+    if !netns::require_tools(&["kubectl"]) {
+        return;
+    }
+    for (dir, needle) in [
+        ("deploy", "kind: StatefulSet"),
+        ("deploy/cert-manager", "kind: Certificate"),
+        ("deploy/with-monitoring", "kind: PrometheusRule"),
+    ] {
+        let out = Command::new("kubectl")
+            .args(["kustomize"])
+            .arg(root().join(dir))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains(needle),
+            "kubectl kustomize {dir}:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 #[test]
@@ -52,7 +78,7 @@ fn every_manifest_passes_kubernetes_validate_strict() {
     if !netns::require_tools(&["kubernetes-validate"]) {
         return;
     }
-    let manifests: Vec<PathBuf> = files("deploy")
+    let manifests: Vec<PathBuf> = files("deploy/base")
         .into_iter()
         .filter(|p| !p.ends_with("kustomization.yaml"))
         .collect();
@@ -72,7 +98,7 @@ fn every_manifest_passes_kubernetes_validate_strict() {
         );
     }
     // The kustomization names every manifest.
-    let k = std::fs::read_to_string(root().join("deploy/kustomization.yaml")).unwrap();
+    let k = std::fs::read_to_string(root().join("deploy/base/kustomization.yaml")).unwrap();
     for name in [
         "namespace.yaml",
         "crds.yaml",
@@ -125,7 +151,7 @@ fn validate(schemas: &[(String, Value)], obj: &Value) -> Result<(), String> {
 fn custom_resources_in_deploy_and_examples_validate_against_the_crd_schemas() {
     let schemas = schemas();
     let mut checked = 0;
-    for dir in ["deploy", "examples/kubernetes", "examples/standalone"] {
+    for dir in ["deploy/base", "examples/kubernetes", "examples/standalone"] {
         for f in files(dir) {
             if f.ends_with("crds.yaml") {
                 continue;

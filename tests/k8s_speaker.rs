@@ -2,7 +2,9 @@
 //! EndpointSlices (through the API stand-in) and report readiness the way health checks do.
 //! With externalTrafficPolicy Local only a node with a serving endpoint owns the address; with
 //! Cluster any node may while the Service has a serving endpoint somewhere; a node labelled
-//! out of load balancers gives its addresses away. Needs root (namespaces), like the L2 tests.
+//! out of load balancers gives its addresses away. The leader reports who announces what in
+//! ServiceL2Status objects that follow a failover and go with their Service. Needs root
+//! (namespaces), like the L2 tests.
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -11,6 +13,42 @@ use std::time::{Duration, Instant};
 use ironlb_lab::kube_api::KubeApi;
 use ironlb_lab::l2::{L2Lab, L2Options};
 use ironlb_lab::netns::{self, Lan};
+use serde_json::Value;
+use tokio::sync::{Mutex, MutexGuard};
+
+/// The labs share the host's leg address ([`Lan::HOST`]): one at a time.
+static ONE_LAB_AT_A_TIME: Mutex<()> = Mutex::const_new(());
+
+async fn lab_slot() -> Option<MutexGuard<'static, ()>> {
+    if !netns::require_with(&["arping"]) {
+        return None;
+    }
+    Some(ONE_LAB_AT_A_TIME.lock().await)
+}
+
+/// Three nodes, with their Node objects and `config` in the stand-in.
+async fn k8s_lab(config: &str) -> (KubeApi, L2Lab) {
+    let opts = L2Options::default();
+    let lan = L2Lab::lan(&opts);
+    let api = KubeApi::start_at(Lan::HOST.into()).await;
+    for i in 1..=3 {
+        api.apply(&format!("apiVersion: v1\nkind: Node\nmetadata:\n  name: node{i}\n  labels: {{kubernetes.io/hostname: node{i}}}\n"));
+    }
+    api.apply(config);
+    let kubeconfig = api.kubeconfig().display().to_string();
+    let lab = L2Lab::start_on(
+        lan,
+        Path::new(env!("CARGO_BIN_EXE_ironlb")),
+        L2Options {
+            controller_args: vec!["--kubernetes".into()],
+            speaker_args: vec!["--kubernetes".into()],
+            env: vec![("KUBECONFIG".into(), kubeconfig)],
+            ..opts
+        },
+    )
+    .await;
+    (api, lab)
+}
 
 const CONFIG: &str = "apiVersion: ironlb.io/v1beta1
 kind: IPAddressPool
@@ -74,32 +112,14 @@ async fn owner_becomes(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_nodes_with_serving_endpoints_answer_and_excluded_nodes_give_way() {
-    if !netns::require_with(&["arping"]) {
+    let Some(_slot) = lab_slot().await else {
         return;
-    }
-    let opts = L2Options::default();
-    let lan = L2Lab::lan(&opts);
-    let api = KubeApi::start_at(Lan::HOST.into()).await;
-    for i in 1..=3 {
-        api.apply(&format!("apiVersion: v1\nkind: Node\nmetadata:\n  name: node{i}\n  labels: {{kubernetes.io/hostname: node{i}}}\n"));
-    }
-    api.apply(CONFIG);
+    };
+    let (api, lab) = k8s_lab(CONFIG).await;
     api.apply(&service("local", "Local"));
     api.apply(&slice("local", &["node2"]));
     api.apply(&service("cluster", "Cluster"));
     api.apply(&slice("cluster", &[]));
-    let kubeconfig = api.kubeconfig().display().to_string();
-    let lab = L2Lab::start_on(
-        lan,
-        Path::new(env!("CARGO_BIN_EXE_ironlb")),
-        L2Options {
-            controller_args: vec!["--kubernetes".into()],
-            speaker_args: vec!["--kubernetes".into()],
-            env: vec![("KUBECONFIG".into(), kubeconfig)],
-            ..opts
-        },
-    )
-    .await;
 
     // Local: the node with the serving endpoint, and the client's ARP agrees.
     let local = address_of(&api, "local").await;
@@ -136,4 +156,122 @@ async fn only_nodes_with_serving_endpoints_answer_and_excluded_nodes_give_way() 
     })
     .await;
     assert_ne!(moved.as_deref(), Some(owner.as_str()));
+}
+
+/// The ServiceL2Status objects of Service `default/<name>`, found by their labels.
+fn l2_statuses(api: &KubeApi, name: &str) -> Vec<Value> {
+    api.list("ironlb.io/v1beta1", "ServiceL2Status")
+        .into_iter()
+        .filter(|o| {
+            o["metadata"]["namespace"] == "default"
+                && o["metadata"]["labels"]["ironlb.io/service-name"] == name
+        })
+        .collect()
+}
+
+/// Waits until `name`'s ServiceL2Status objects are `nodes` (by their status), and returns
+/// them (panics after 20 s).
+async fn l2_statuses_become(api: &KubeApi, lab: &L2Lab, name: &str, nodes: &[&str]) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let objs = l2_statuses(api, name);
+        let mut on: Vec<&str> = objs
+            .iter()
+            .filter_map(|o| o["status"]["node"].as_str())
+            .collect();
+        on.sort_unstable();
+        if on == nodes && objs.len() == nodes.len() {
+            return objs;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name}: ServiceL2Status on {on:?}, expected {nodes:?}: {objs:#?}\n{}",
+            lab.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The Events with `reason` on Service `default/<name>`.
+fn service_events(api: &KubeApi, name: &str, reason: &str) -> Vec<Value> {
+    api.list("events.k8s.io/v1", "Event")
+        .into_iter()
+        .filter(|e| e["reason"] == reason && e["regarding"]["name"] == name)
+        .collect()
+}
+
+/// The object is MetalLB's shape, labelled for its Service and node, and owned by the Service.
+fn check_l2_status(obj: &Value, svc: &Value, node: &str) {
+    let s = &obj["status"];
+    assert_eq!(
+        (&s["serviceName"], &s["serviceNamespace"]),
+        (&svc["metadata"]["name"], &svc["metadata"]["namespace"]),
+        "{obj:#}"
+    );
+    assert_eq!(
+        s["interfaces"],
+        serde_json::json!([{"name": "eth0"}]),
+        "{obj:#}"
+    );
+    assert_eq!(obj["metadata"]["labels"]["ironlb.io/node"], node);
+    let owner = &obj["metadata"]["ownerReferences"][0];
+    assert_eq!(
+        (&owner["kind"], &owner["uid"]),
+        (&"Service".into(), &svc["metadata"]["uid"])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_l2_status_names_the_announcing_node_follows_failover_and_goes_with_the_service()
+{
+    let Some(_slot) = lab_slot().await else {
+        return;
+    };
+    // On eth0 by name: the report lists the interfaces (none would mean "every interface").
+    let on_eth0 = CONFIG.replace("[lan]}", "[lan], interfaces: [eth0]}");
+    let (api, mut lab) = k8s_lab(&on_eth0).await;
+    api.apply(&service("web", "Cluster"));
+    api.apply(&slice("web", &["node1", "node2", "node3"]));
+    let addr = address_of(&api, "web").await;
+    let first = owner_becomes(&lab, addr, "some node", |o| o.is_some())
+        .await
+        .unwrap();
+    let svc = api.get("v1", "Service", Some("default"), "web").unwrap();
+    let objs = l2_statuses_become(&api, &lab, "web", &[first.as_str()]).await;
+    check_l2_status(&objs[0], &svc, &first);
+    assert!(!service_events(&api, "web", "AnnouncingNodeAssigned").is_empty());
+
+    // The announcing speaker dies: the address, and its report, move to another node, and the
+    // Service has an Event naming both.
+    let dying = lab.node_index(&first);
+    lab.speakers[dying].kill();
+    let second = owner_becomes(&lab, addr, "another node", |o| {
+        o.is_some_and(|o| o != first)
+    })
+    .await
+    .unwrap();
+    let objs = l2_statuses_become(&api, &lab, "web", &[second.as_str()]).await;
+    check_l2_status(&objs[0], &svc, &second);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let changed = service_events(&api, "web", "AnnouncingNodeChanged");
+        let names_both = |e: &Value| {
+            let note = e["note"].as_str().unwrap_or("");
+            note.contains(&first) && note.contains(&second) && note.contains(&addr.to_string())
+        };
+        if changed.iter().any(names_both) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no AnnouncingNodeChanged event: {changed:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The Service is deleted: so are its reports.
+    assert!(api.delete("v1", "Service", Some("default"), "web"));
+    l2_statuses_become(&api, &lab, "web", &[]).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(l2_statuses(&api, "web").is_empty(), "a report came back");
 }

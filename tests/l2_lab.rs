@@ -578,3 +578,155 @@ async fn an_announcement_queued_before_a_fence_never_leaves_after_it() {
         "announcements left after the fence: {sent:?}"
     );
 }
+
+/// How often the speakers of the interface test list their interfaces.
+const RESCAN: Duration = Duration::from_millis(1000);
+
+/// Waits until the client's resolution of `addr` gives exactly `want` (sorted MACs); returns
+/// how long that took, or panics after `within`.
+async fn wait_answers(lab: &L2Lab, addr: IpAddr, want: &[String], within: Duration) -> Duration {
+    let (start, mut want) = (Instant::now(), want.to_vec());
+    want.sort();
+    loop {
+        let got = lab.resolve(addr, "eth0");
+        if got == want {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < within,
+            "{addr}: answers {got:?}, expected {want:?}:\n{}",
+            lab.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The committed owner of `addr`, once it is `want` (panics after `within`).
+async fn wait_owned_by(lab: &L2Lab, addr: IpAddr, want: Option<&str>, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let owner = lab.owners().await.get(&addr).cloned().flatten();
+        if owner.as_deref() == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{addr} owned by {owner:?}, expected {want:?}:\n{}",
+            lab.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The lab pool, and a pool announced only on `lan1`, an interface no node has at first.
+const LATE_LINK_CONFIG: &str = "---
+apiVersion: ironlb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: late}
+spec: {addresses: [198.51.100.160/30]}
+---
+apiVersion: ironlb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: late}
+spec: {ipAddressPools: [late], interfaces: [lan1]}
+";
+
+/// Without `--interfaces` the speakers find their interfaces: a node's links named as
+/// containers' and Docker's are (`veth-test`, `docker0`), plugged into the LAN like `eth0`,
+/// are never answered on (MetalLB's default exclusions); a link plugged in after the speaker
+/// started is answered on within the rescan period and reported to the leader, which places
+/// an address announced only there; unplugging it stops that, crashes nothing, and plugging
+/// it in again (a new index and MAC under the same name) is followed too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn excluded_interfaces_stay_silent_and_links_plugged_in_later_are_answered_on() {
+    let Some(_slot) = lab_slot(&[]).await else {
+        return;
+    };
+    let opts = L2Options {
+        discover_interfaces: true,
+        speaker_args: vec![
+            "--interface-rescan-ms".into(),
+            RESCAN.as_millis().to_string(),
+        ],
+        ..L2Options::default()
+    };
+    let lan = L2Lab::lan(&opts);
+    let mut excluded = Vec::new();
+    for node in 0..lan.nodes.len() {
+        let n = (node + 1) as u8;
+        for (ifname, tag) in [("veth-test", 7), ("docker0", 8)] {
+            let mac = netns::mac_of(tag, n);
+            lan.add_link(node, ifname, &mac);
+            excluded.push(mac);
+        }
+    }
+    let lab = L2Lab::start_on(lan, bin(), opts).await;
+    lab.configure(&format!("{}{LATE_LINK_CONFIG}", l2::CONFIG))
+        .await;
+    let addrs = lab.allocate(&l2::service("default", "web", "")).await;
+    let (v4, v6) = (v4_of(&addrs), v6_of(&addrs));
+    let owner = lab.wait_owner(v4, Duration::from_secs(10)).await;
+    let eth0 = vec![lab.lan.nodes[owner].mac.clone()];
+    // Only eth0 answers: the excluded links hear the questions but stay silent.
+    for addr in [v4, v6, v4] {
+        let got = lab.resolve(addr, "eth0");
+        assert_eq!(
+            got,
+            eth0,
+            "{addr}: excluded links {excluded:?}:\n{}",
+            lab.logs()
+        );
+    }
+    let log = std::fs::read_to_string(&lab.speakers[owner].log).unwrap();
+    for ifname in ["veth-test", "docker0"] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains(ifname) && l.contains("excluded by pattern")),
+            "no exclusion logged for {ifname}:\n{log}"
+        );
+    }
+    let svc = "apiVersion: v1\nkind: Service\nmetadata:\n  name: late\n  namespace: default\n  annotations:\n    ironlb.io/address-pool: late\nspec:\n  type: LoadBalancer\n  ports:\n  - port: 80\n";
+    let late = lab.allocate(svc).await[0];
+    // No node has lan1: nobody may answer for the late address.
+    wait_owned_by(&lab, late, None, Duration::from_secs(5)).await;
+    assert_eq!(lab.resolve(late, "eth0"), Vec::<String>::new());
+    plug_unplug_and_replug(&lab, owner, v4, v6, late).await;
+}
+
+/// Plugs `lan1` into `owner` (the owner of `v4` and `v6`), unplugs it and plugs it in again,
+/// checking each time who answers for the lab's addresses and for `late` (announced on
+/// `lan1` only).
+async fn plug_unplug_and_replug(lab: &L2Lab, owner: usize, v4: IpAddr, v6: IpAddr, late: IpAddr) {
+    let eth0 = lab.lan.nodes[owner].mac.clone();
+    let name = lab.speakers[owner].name.clone();
+    // Within the rescan period, plus the time of a few resolutions (about a second each).
+    let within = RESCAN + Duration::from_secs(4);
+    for (round, tag) in [(0, 9), (1, 6)] {
+        let plugged = netns::mac_of(tag, (owner + 1) as u8);
+        lab.lan.add_link(owner, "lan1", &plugged);
+        // The lab's addresses are announced on every interface: now on lan1 too.
+        let took = wait_answers(lab, v4, &[eth0.clone(), plugged.clone()], within).await;
+        eprintln!("round {round}: lan1 answered on {took:?} after it was plugged in");
+        wait_answers(lab, v6, &[eth0.clone(), plugged.clone()], within).await;
+        // The heartbeat reported lan1: the leader placed the late address there, and only
+        // lan1 answers for it.
+        wait_owned_by(lab, late, Some(&name), within).await;
+        wait_answers(lab, late, std::slice::from_ref(&plugged), within).await;
+        lab.lan.remove_link(owner, "lan1");
+        // The speaker lives on, answering on eth0; the late address has nowhere to go.
+        wait_owned_by(lab, late, None, within).await;
+        wait_answers(lab, v4, std::slice::from_ref(&eth0), within).await;
+        assert!(lab.speaker_ready(owner).await, "{}", lab.logs());
+        assert_eq!(
+            lab.speaker_metric(owner, "ironlb_speaker_fences_total")
+                .await,
+            Some(0.0)
+        );
+    }
+    let log = std::fs::read_to_string(&lab.speakers[owner].log).unwrap();
+    let closed = log
+        .lines()
+        .filter(|l| l.contains("lan1") && l.contains("no longer answering"))
+        .count();
+    assert_eq!(closed, 2, "each unplugging is logged:\n{log}");
+}

@@ -213,3 +213,73 @@ fn every_long_function_is_listed_with_why() {
          listed but no longer long (take them off): {stale:#?}\nlisted without why: {no_reason:#?}"
     );
 }
+
+/// The layers, from the bottom: a module may use those below it, never those above. `ipam` is
+/// pure logic (no I/O, no runtime); the packet and session code in `net` knows nothing of the
+/// configuration or of who runs it; the protocol cores in `announce` know no process.
+#[test]
+fn lower_layers_do_not_reach_up() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("core/src");
+    let rules: [(&str, &[&str]); 3] = [
+        (
+            "ipam",
+            &[
+                "tokio::",
+                "std::fs",
+                "std::net::Tcp",
+                "std::net::Udp",
+                "crate::raft",
+                "crate::net",
+                "crate::k8s",
+                "crate::api",
+                "crate::speaker",
+                "crate::controller",
+                "crate::announce",
+                "crate::actors",
+            ],
+        ),
+        (
+            "net",
+            &[
+                "crate::config",
+                "crate::announce",
+                "crate::ipam",
+                "crate::raft",
+                "crate::k8s",
+                "crate::api",
+                "crate::speaker",
+                "crate::controller",
+                "crate::actors",
+            ],
+        ),
+        (
+            "announce",
+            &[
+                "crate::k8s",
+                "crate::api",
+                "crate::speaker",
+                "crate::controller",
+                "crate::actors",
+            ],
+        ),
+    ];
+    let mut found = Vec::new();
+    for (module, forbidden) in rules {
+        let mut files = Vec::new();
+        sources(&root.join(module), &mut files);
+        assert!(!files.is_empty(), "{module}");
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap();
+            for (n, line) in text.lines().enumerate() {
+                let code = line.split("//").next().unwrap_or("");
+                for word in forbidden {
+                    // `tokio::time::Instant` is a clock value passed in, not I/O.
+                    if code.contains(word) && !code.contains("tokio::time::Instant") {
+                        found.push(format!("{}:{}: {word}", f.display(), n + 1));
+                    }
+                }
+            }
+        }
+    }
+    assert!(found.is_empty(), "layering broken: {found:#?}");
+}

@@ -14,7 +14,17 @@ pub fn build_release_binary() -> Result<PathBuf> {
         .parent()
         .context("the bench crate lives inside the workspace")?;
     eprintln!("[bench] building the release ironlb binary");
-    let out = Command::new(cargo)
+    let mut build = Command::new(cargo);
+    // `cargo run` hands this process the variables it sets for a run (CARGO_PKG_NAME,
+    // CARGO_MANIFEST_DIR, ...). Build scripts such as ring's declare them with
+    // rerun-if-env-changed, so passing them on made this build re-run those scripts and rebuild
+    // everything above them, and the next plain `cargo build` rebuild it all back.
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(set_by_cargo_for_a_run) {
+            build.env_remove(&name);
+        }
+    }
+    let out = build
         .current_dir(root)
         // Selecting the bench crate too unifies features as `cargo run -p ironlb-bench` does,
         // so this build does not undo that one (and the next run rebuild everything again).
@@ -54,6 +64,26 @@ pub fn build_release_binary() -> Result<PathBuf> {
     bail!("cargo build did not report the ironlb executable")
 }
 
+/// Whether `name` is a variable cargo sets for the program it runs, rather than one of the
+/// user's settings (CARGO_HOME, CARGO_TARGET_DIR, CARGO_BUILD_*, CARGO_PROFILE_*, ...).
+fn set_by_cargo_for_a_run(name: &str) -> bool {
+    const USER: [&str; 12] = [
+        "CARGO_HOME",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_",
+        "CARGO_PROFILE_",
+        "CARGO_INCREMENTAL",
+        "CARGO_NET_",
+        "CARGO_HTTP_",
+        "CARGO_REGISTRIES_",
+        "CARGO_REGISTRY_",
+        "CARGO_TERM_",
+        "CARGO_ALIAS_",
+        "CARGO_LOG",
+    ];
+    name == "OUT_DIR" || name.starts_with("CARGO_") && !USER.iter().any(|u| name.starts_with(u))
+}
+
 /// The first `name` on `PATH`.
 pub fn which(name: &str) -> Result<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -61,4 +91,32 @@ pub fn which(name: &str) -> Result<PathBuf> {
         .map(|d| d.join(name))
         .find(|p| p.is_file())
         .ok_or_else(|| anyhow!("{name} not found on PATH"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_cargo_sets_for_a_run_is_dropped_and_the_users_settings_kept() {
+        for run in [
+            "CARGO_PKG_NAME",
+            "CARGO_MANIFEST_DIR",
+            "CARGO_CRATE_NAME",
+            "CARGO_PRIMARY_PACKAGE",
+            "OUT_DIR",
+        ] {
+            assert!(set_by_cargo_for_a_run(run), "{run}");
+        }
+        for user in [
+            "CARGO_HOME",
+            "CARGO_TARGET_DIR",
+            "CARGO_BUILD_JOBS",
+            "CARGO_PROFILE_RELEASE_DEBUG",
+            "PATH",
+            "RUST_LOG",
+        ] {
+            assert!(!set_by_cargo_for_a_run(user), "{user}");
+        }
+    }
 }

@@ -27,6 +27,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("wire_frames", wire_frames),
     ("config_yaml", config_yaml),
     ("admin_bodies", admin_bodies),
+    ("bfd_packet", crate::net::bfd::fuzz::packet),
 ];
 
 /// An Ethernet frame as a speaker's packet socket receives it.

@@ -87,10 +87,15 @@ pub async fn sync_files(
                 report.released.push(service);
             }
             Step::Allocate(request) => {
-                let e = node.proposer.allocate(*request).await?;
+                let e = node.proposer.allocate(*request).await.inspect_err(|_| {
+                    node.metrics.allocation_failed("error");
+                })?;
                 match &e.outcome {
                     Ok(_) => info!(service = %e.service, "{e}"),
-                    Err(_) => warn!(service = %e.service, "{e}"),
+                    Err(_) => {
+                        node.metrics.allocation_failed("refused");
+                        warn!(service = %e.service, "{e}")
+                    }
                 }
                 report.allocations.push(e);
             }

@@ -11,7 +11,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use ironlb::announce::proto::{Heartbeat, ToController};
-use ironlb::fuzz::TARGETS;
+use ironlb::fuzz::{Target, TARGETS};
+use ironlb::net::bfd::packet::{encode as bfd_encode, ControlPacket, Diag, State};
 use ironlb::net::bgp::packet::{self, Notify, OpenParams};
 use ironlb::net::{arp, ndp};
 use ironlb::raft::network::wire::{self, Channel, Hello};
@@ -30,6 +31,45 @@ fn arp_request() -> Vec<u8> {
     f.extend([2, 0, 0, 0, 0, 1, 192, 0, 2, 1]);
     f.extend([0, 0, 0, 0, 0, 0, 192, 0, 2, 10]);
     f
+}
+
+/// What a BFD peer (discriminator 2) sends session 1 from Down to Up, a Poll, a Final, and
+/// AdminDown: each alone, and all as the target's session script, 100 ms apart.
+fn bfd_packets() -> Vec<Vec<u8>> {
+    let p = |state, your, poll, final_, diag| ControlPacket {
+        version: 1,
+        diagnostic: diag,
+        state,
+        poll,
+        final_,
+        control_plane_independent: false,
+        auth_present: false,
+        demand: false,
+        multipoint: false,
+        detect_mult: 3,
+        my_discriminator: 2,
+        your_discriminator: your,
+        desired_min_tx: 300_000,
+        required_min_rx: 300_000,
+        required_min_echo_rx: 0,
+    };
+    let (none, admin) = (Diag::NoDiagnostic, Diag::AdministrativelyDown);
+    let packets = [
+        p(State::Down, 0, false, false, none),
+        p(State::Init, 1, false, false, none),
+        p(State::Up, 1, true, false, none),
+        p(State::Up, 1, false, true, none),
+        p(State::Up, 1, false, false, none),
+        p(State::AdminDown, 1, false, false, admin),
+    ];
+    let mut seeds: Vec<Vec<u8>> = packets.iter().map(|p| bfd_encode(p).to_vec()).collect();
+    let mut script = Vec::new();
+    for p in &packets {
+        script.push(25);
+        script.extend(bfd_encode(p));
+    }
+    seeds.push(script);
+    seeds
 }
 
 fn seeds() -> BTreeMap<&'static str, Vec<Vec<u8>>> {
@@ -93,6 +133,7 @@ fn seeds() -> BTreeMap<&'static str, Vec<Vec<u8>>> {
         ("bgp_session", vec![session]),
         ("wire_frames", vec![hello, heartbeat]),
         ("config_yaml", configs),
+        ("bfd_packet", bfd_packets()),
         (
             "admin_bodies",
             vec![
@@ -164,34 +205,40 @@ fn run(target: &str, f: fn(&[u8]), input: &[u8], what: &str) {
     }
 }
 
+/// Runs one target over its seeds (written out under `IRONLB_FUZZ_SEEDS` when set), their
+/// mutations, its corpus and its past crashes.
+fn replay(name: &str, f: Target, seeds: &BTreeMap<&'static str, Vec<Vec<u8>>>) {
+    let write_to = std::env::var_os("IRONLB_FUZZ_SEEDS").map(PathBuf::from);
+    let mine = seeds
+        .get(name)
+        .unwrap_or_else(|| panic!("no seeds for {name}"));
+    assert!(!mine.is_empty(), "{name}");
+    let mut runs = 0;
+    for (i, seed) in mine.iter().enumerate() {
+        if let Some(dir) = &write_to {
+            let dir = dir.join(name);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join(format!("seed-{i}")), seed).unwrap();
+        }
+        run(name, f, seed, &format!("seed {i}"));
+        for (j, m) in mutations(seed).iter().enumerate() {
+            run(name, f, m, &format!("mutation {j} of seed {i}"));
+            runs += 1;
+        }
+    }
+    for kind in ["corpus", "regressions"] {
+        for (path, data) in files(&root().join("fuzz").join(kind).join(name)) {
+            run(name, f, &data, &path.display().to_string());
+            runs += 1;
+        }
+    }
+    assert!(runs > 100, "{name}: only {runs} inputs");
+}
+
 #[test]
 fn every_target_survives_its_seeds_their_mutations_the_corpus_and_past_crashes() {
     let seeds = seeds();
-    let write_to = std::env::var_os("IRONLB_FUZZ_SEEDS").map(PathBuf::from);
     for (name, f) in TARGETS {
-        let mine = seeds
-            .get(name)
-            .unwrap_or_else(|| panic!("no seeds for {name}"));
-        assert!(!mine.is_empty(), "{name}");
-        let mut runs = 0;
-        for (i, seed) in mine.iter().enumerate() {
-            if let Some(dir) = &write_to {
-                let dir = dir.join(name);
-                std::fs::create_dir_all(&dir).unwrap();
-                std::fs::write(dir.join(format!("seed-{i}")), seed).unwrap();
-            }
-            run(name, *f, seed, &format!("seed {i}"));
-            for (j, m) in mutations(seed).iter().enumerate() {
-                run(name, *f, m, &format!("mutation {j} of seed {i}"));
-                runs += 1;
-            }
-        }
-        for kind in ["corpus", "regressions"] {
-            for (path, data) in files(&root().join("fuzz").join(kind).join(name)) {
-                run(name, *f, &data, &path.display().to_string());
-                runs += 1;
-            }
-        }
-        assert!(runs > 100, "{name}: only {runs} inputs");
+        replay(name, *f, &seeds);
     }
 }

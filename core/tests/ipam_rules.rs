@@ -621,3 +621,140 @@ fn allocation_rules() {
         run(c);
     }
 }
+
+// ----- regressions found by the MetalLB conformance port (core/tests/metallb_conformance.rs) -----
+
+/// controller_mutation_35: Kubernetes fills `ipFamilies` with the cluster IPs' families, so
+/// PreferDualStack with one entry is a single-stack cluster: one address, even from a pool with
+/// both families.
+#[test]
+fn prefer_dual_stack_with_one_listed_family_gets_that_family_only() {
+    run(case(
+        "PreferDualStack on a single-stack cluster",
+        vec![pool("dual", &["192.0.2.0/24", "2001:db8::/64"])],
+        vec![
+            Alloc(svc("default/a").families(PREFER, &[V4]), "dual 192.0.2.0"),
+            Alloc(svc("default/b").families(PREFER, &[V6]), "dual 2001:db8::"),
+            // Holding one family, it does not gain the other either.
+            Alloc(svc("default/a").families(PREFER, &[V4]), "dual 192.0.2.0"),
+            Counts("dual", V6, (1 << 64, 1, (1 << 64) - 1)),
+        ],
+    ));
+}
+
+/// controller_mutation_36: RequireDualStack with one cluster IP family cannot be served.
+#[test]
+fn require_dual_stack_with_one_listed_family_is_refused() {
+    use ironlb::ipam::{Families, FamiliesError};
+    assert_eq!(
+        Families::new(REQUIRE, &[V4]),
+        Err(FamiliesError::OneForRequireDualStack(V4))
+    );
+    assert_eq!(Families::new(PREFER, &[V6]).unwrap().order(), [V6]);
+    assert_eq!(Families::new(REQUIRE, &[V6, V4]).unwrap().order(), [V6, V4]);
+    assert_eq!(
+        Families::new(PREFER, &[V4, V6, V4]),
+        Err(FamiliesError::Duplicate(V4))
+    );
+    // Only a request naming no families at all (a hand-written manifest) is extended.
+    assert_eq!(Families::with_primary(PREFER, V6).order(), [V6, V4]);
+    assert_eq!(Families::with_primary(REQUIRE, V4).order(), [V4, V6]);
+    assert_eq!(
+        Families::with_primary(FamilyPolicy::SingleStack, V4).order(),
+        [V4]
+    );
+}
+
+/// controller_mutation_probe_pinned_first, controller_mutation_31: pools pinned to the Service
+/// are tried as a group before plain pools, as MetalLB does; a plain pool with both families
+/// does not beat a pinned pool with one.
+#[test]
+fn pinned_pools_win_over_a_plain_dual_stack_pool() {
+    let pools = || {
+        vec![
+            pool("a-dual", &["192.0.2.0/31", "2001:db8::/127"]),
+            pool("pinned4", &["198.51.100.0/32"])
+                .namespaces(&["shop"])
+                .priority(10),
+            pool("pinned6", &["2001:db8:1::/128"])
+                .namespaces(&["shop"])
+                .priority(11),
+        ]
+    };
+    run(case("pinned pools first for PreferDualStack", pools(), vec![
+        Alloc(svc("shop/a").families(PREFER, &[V4, V6]), "pinned4 198.51.100.0"),
+        // pinned4 is full: the group's first pool with the other family.
+        Alloc(svc("shop/b").families(PREFER, &[V4, V6]), "pinned6 2001:db8:1::"),
+        // Both pinned pools full: only now the plain pools.
+        Alloc(svc("shop/c").families(PREFER, &[V4, V6]), "a-dual 192.0.2.0,2001:db8::"),
+        // A Service the pinned pools do not admit goes to the plain pool as before.
+        Alloc(svc("default/d").families(PREFER, &[V4, V6]), "a-dual 192.0.2.1,2001:db8::1"),
+        Explain(svc("shop/e").families(PREFER, &[V4, V6]), "shop/e gets no address: no pool has room: pool pinned4 is full (1/1); pool pinned6 has no IPv4 addresses; pool a-dual is full for IPv4 (2/2)"),
+    ]));
+    // Within the pinned group a pinned pool with both families still wins (MetalLB's
+    // findBestPoolForService over the group).
+    run(case(
+        "a pinned dual pool beats an earlier pinned single one",
+        vec![
+            pool("a-dual", &["192.0.2.0/31", "2001:db8::/127"]),
+            pool("pinned4", &["198.51.100.0/32"])
+                .namespaces(&["shop"])
+                .priority(1),
+            pool("pinned-dual", &["203.0.113.0/32", "2001:db8:1::/128"])
+                .namespaces(&["shop"])
+                .priority(2),
+        ],
+        vec![Alloc(
+            svc("shop/a").families(PREFER, &[V4, V6]),
+            "pinned-dual 203.0.113.0,2001:db8:1::",
+        )],
+    ));
+}
+
+/// auto_assign#17, #18: a Service that must re-decide (here SingleStack IPv6 turning
+/// RequireDualStack) counts its own addresses as free: it keeps what still fits and adds the
+/// missing family, even when its pool has no other address of that family.
+#[test]
+fn a_service_re_deciding_keeps_its_own_addresses() {
+    run(case("re-deciding in a full pool", vec![pool("dual", &["192.0.2.0/31", "2001:db8::/127"])], vec![
+        Alloc(svc("default/a").v6(), "dual 2001:db8::"),
+        Alloc(svc("default/b").v6(), "dual 2001:db8::1"),
+        Explain(svc("default/b").families(REQUIRE, &[V4, V6]), "default/b gets 192.0.2.0 (lowest free address) and 2001:db8::1 (already held) from pool dual"),
+        Alloc(svc("default/b").families(REQUIRE, &[V4, V6]), "dual 192.0.2.0,2001:db8::1"),
+        Alloc(svc("default/a").families(REQUIRE, &[V6, V4]), "dual 2001:db8::,192.0.2.1"),
+        Counts("dual", V6, (2, 2, 0)),
+        Counts("dual", V4, (2, 2, 0)),
+        // A third Service still finds the pool full.
+        Alloc(svc("default/c").families(REQUIRE, &[V4, V6]), "err: pool dual is full for IPv4 (2/2)"),
+    ]));
+    // Its own address is kept even where a lower one is free.
+    run(case(
+        "re-deciding keeps its own address over the lowest free",
+        vec![pool("dual", &["192.0.2.0/24", "2001:db8::/64"])],
+        vec![
+            Alloc(svc("default/a").v6(), "dual 2001:db8::"),
+            Alloc(svc("default/b").v6(), "dual 2001:db8::1"),
+            Release("default/a", "2001:db8::"),
+            Alloc(
+                svc("default/b").families(REQUIRE, &[V6, V4]),
+                "dual 2001:db8::1,192.0.2.0",
+            ),
+        ],
+    ));
+    // What it holds is not kept when it no longer may share it.
+    run(case(
+        "re-deciding does not keep an address it may no longer share",
+        vec![pool("dual", &["192.0.2.0/30", "2001:db8::/126"])],
+        vec![
+            Alloc(svc("default/a").v6().share("k").tcp(80), "dual 2001:db8::"),
+            Alloc(svc("default/b").v6().share("k").tcp(443), "dual 2001:db8::"),
+            Alloc(
+                svc("default/b")
+                    .families(REQUIRE, &[V4, V6])
+                    .share("j")
+                    .tcp(443),
+                "dual 192.0.2.0,2001:db8::1",
+            ),
+        ],
+    ));
+}

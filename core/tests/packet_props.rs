@@ -88,8 +88,8 @@ fn the_valid_frames_used_above_are_accepted() {
 mod bgp {
     use bytes::BytesMut;
     use ipnet::IpNet;
-    use ironlb::announce::bgp::RouteAttrs;
     use ironlb::config::model::Community;
+    use ironlb::net::bgp::attrs::RouteAttrs;
     use ironlb::net::bgp::packet::{self, Frames, Outgoing};
     use proptest::prelude::*;
     use std::collections::BTreeSet;

@@ -125,56 +125,7 @@ pub fn summary(meta: &Meta, history: &History, windows: &[Window], results: &Res
     );
     let _ = writeln!(s, "faults: {}", windows.len());
     for c in &results.checkers {
-        let f = &c.figures;
-        let detail = match c.checker.as_str() {
-            "linearizable" => {
-                let pools = f["pools"].as_object().cloned().unwrap_or_default();
-                pools
-                    .iter()
-                    .map(|(p, v)| {
-                        format!(
-                            "{p}: {} ops, {}",
-                            v["operations"],
-                            match &v["valid"] {
-                                serde_json::Value::Bool(true) => format!("valid ({} pieces, {} configurations)", v["pieces"], v["explored"]),
-                                serde_json::Value::Bool(false) => "INVALID".into(),
-                                _ => format!("unknown ({})", v["why"].as_str().unwrap_or("")),
-                            }
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            }
-            "invariants" => format!(
-                "reads {}, stale reads {}, duplicates {}, lost {}, members agree {}, pool accounting {}",
-                f["reads"], f["stale_reads"], f["duplicates"], f["lost"], f["members_agree"], f["pool_accounting"]
-            ),
-            "l2" => format!(
-                "answers {}, pings {}, dual-answer windows {} ({:.3} s), worst outage {:.3} s, fences {}",
-                f["replies"], f["ping_replies"], f["dual_answer_windows"],
-                f["dual_answer_s"].as_f64().unwrap_or(0.0),
-                f["worst_outage_s"].as_f64().unwrap_or(0.0),
-                f["fences"]
-            ),
-            "availability" => {
-                let mut parts = Vec::new();
-                if let Some(phases) = f["phases"].as_object() {
-                    for (name, p) in phases {
-                        parts.push(format!(
-                            "{name}: {} ops, ok {}, p50 {}, p99 {}, max {}",
-                            p["operations"],
-                            pct(p["ok_share"].as_f64()),
-                            ms(&p["latency_ms"]["p50"]),
-                            ms(&p["latency_ms"]["p99"]),
-                            ms(&p["latency_ms"]["max"])
-                        ));
-                    }
-                }
-                parts.join("; ")
-            }
-            _ => f.to_string(),
-        };
-        let _ = writeln!(s, "{}: {:?} - {detail}", c.checker, c.valid);
+        let _ = writeln!(s, "{}: {:?} - {}", c.checker, c.valid, detail(c));
         for p in c.problems.iter().take(10) {
             let _ = writeln!(s, "    {p}");
         }
@@ -183,24 +134,91 @@ pub fn summary(meta: &Meta, history: &History, windows: &[Window], results: &Res
         }
     }
     if meta.opts.workload == Workload::L2 {
-        if let Some(l2) = results.checkers.iter().find(|c| c.checker == "l2") {
-            if let Some(faults) = l2.figures["faults"].as_array() {
-                for f in faults {
-                    let _ = writeln!(
-                        s,
-                        "    {:>8.1} s {}: worst ARP/NDP outage {:.3} s, worst ping outage {:.3} s",
-                        f["start_s"].as_f64().unwrap_or(0.0),
-                        f["nemesis"].as_str().unwrap_or(""),
-                        f["worst_outage_s"].as_f64().unwrap_or(0.0),
-                        f["worst_ping_outage_s"].as_f64().unwrap_or(0.0)
-                    );
-                }
-            }
-        }
+        write_l2_faults(&mut s, results);
     }
     let _ = writeln!(s, "operations: {}", history.ops.len() / 2);
     let _ = writeln!(s, "VERDICT: {:?}", results.valid);
     s
+}
+
+/// A checker's figures in a line.
+fn detail(c: &Verdict) -> String {
+    let f = &c.figures;
+    match c.checker.as_str() {
+        "linearizable" => linearizable_detail(f),
+        "invariants" => format!(
+            "reads {}, stale reads {}, duplicates {}, lost {}, members agree {}, pool accounting {}",
+            f["reads"], f["stale_reads"], f["duplicates"], f["lost"], f["members_agree"], f["pool_accounting"]
+        ),
+        "l2" => format!(
+            "answers {}, pings {}, dual-answer windows {} ({:.3} s), worst outage {:.3} s, fences {}",
+            f["replies"], f["ping_replies"], f["dual_answer_windows"],
+            f["dual_answer_s"].as_f64().unwrap_or(0.0),
+            f["worst_outage_s"].as_f64().unwrap_or(0.0),
+            f["fences"]
+        ),
+        "availability" => availability_detail(f),
+        _ => f.to_string(),
+    }
+}
+
+/// Each pool's operations and verdict.
+fn linearizable_detail(f: &serde_json::Value) -> String {
+    let pools = f["pools"].as_object().cloned().unwrap_or_default();
+    pools
+        .iter()
+        .map(|(p, v)| {
+            format!(
+                "{p}: {} ops, {}",
+                v["operations"],
+                match &v["valid"] {
+                    serde_json::Value::Bool(true) => format!(
+                        "valid ({} pieces, {} configurations)",
+                        v["pieces"], v["explored"]
+                    ),
+                    serde_json::Value::Bool(false) => "INVALID".into(),
+                    _ => format!("unknown ({})", v["why"].as_str().unwrap_or("")),
+                }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Each phase's operations, success share and latencies.
+fn availability_detail(f: &serde_json::Value) -> String {
+    let mut parts = Vec::new();
+    if let Some(phases) = f["phases"].as_object() {
+        for (name, p) in phases {
+            parts.push(format!(
+                "{name}: {} ops, ok {}, p50 {}, p99 {}, max {}",
+                p["operations"],
+                pct(p["ok_share"].as_f64()),
+                ms(&p["latency_ms"]["p50"]),
+                ms(&p["latency_ms"]["p99"]),
+                ms(&p["latency_ms"]["max"])
+            ));
+        }
+    }
+    parts.join("; ")
+}
+
+/// One line per fault with the worst outages the Layer 2 checker found in it.
+fn write_l2_faults(s: &mut String, results: &Results) {
+    if let Some(l2) = results.checkers.iter().find(|c| c.checker == "l2") {
+        if let Some(faults) = l2.figures["faults"].as_array() {
+            for f in faults {
+                let _ = writeln!(
+                    s,
+                    "    {:>8.1} s {}: worst ARP/NDP outage {:.3} s, worst ping outage {:.3} s",
+                    f["start_s"].as_f64().unwrap_or(0.0),
+                    f["nemesis"].as_str().unwrap_or(""),
+                    f["worst_outage_s"].as_f64().unwrap_or(0.0),
+                    f["worst_ping_outage_s"].as_f64().unwrap_or(0.0)
+                );
+            }
+        }
+    }
 }
 
 /// A one-line JSON of a run's headline figures, for tables.

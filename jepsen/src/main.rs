@@ -215,12 +215,7 @@ fn main() -> ExitCode {
         Cmd::Flood(a) => flood::run(a).map(|()| ExitCode::SUCCESS),
         Cmd::Netem(a) => netem::run(a).map(|()| ExitCode::SUCCESS),
         Cmd::Check { dir, budget: b } => check::check(&dir, budget(b)).map(|r| exit(r.valid)),
-        Cmd::Table { dirs } => (|| {
-            for d in dirs {
-                println!("{}", check::headline(&d)?);
-            }
-            Ok(ExitCode::SUCCESS)
-        })(),
+        Cmd::Table { dirs } => table(dirs),
         Cmd::Test {
             workload,
             nemesis,
@@ -237,57 +232,12 @@ fn main() -> ExitCode {
             time_limit,
             seed,
             store,
-        } => tokio_main(async move {
-            let o = TestOpts {
-                workload: Workload::L2,
-                nemesis: vec![Kind::CutSpeaker],
-                time_limit_s: time_limit,
-                concurrency: 4,
-                seed,
-                members: 3,
-                speakers: 3,
-                bin: broken_bin,
-                store,
-                timing: Timing::Default,
-                controller_args: Vec::new(),
-                log_filter: "info,openraft=warn".into(),
-                short_faults: false,
-                rate: 200,
-            };
-            let r = test(o, 20_000_000).await?;
-            let caught = r
-                .checkers
-                .iter()
-                .any(|c| c.checker == "l2" && c.valid == Validity::Invalid);
-            if caught {
-                println!("selftest: the suite caught the broken build (dual answers reported)");
-                Ok(ExitCode::SUCCESS)
-            } else {
-                println!("selftest: the suite did NOT catch the broken build");
-                Ok(ExitCode::from(1))
-            }
-        }),
+        } => tokio_main(selftest(broken_bin, time_limit, seed, store)),
         Cmd::Suite {
             time_limit,
             seed,
             common,
-        } => tokio_main(async move {
-            let mut worst = Validity::Valid;
-            let mut lines = Vec::new();
-            for (w, n) in suite_combinations() {
-                let kinds = Kind::parse_list(n).map_err(anyhow::Error::msg)?;
-                let mut o = opts(w, kinds, time_limit, seed, &common)?;
-                o.short_faults = true;
-                let r = test(o, common.budget).await?;
-                lines.push(format!("{:<6} {:<70} {:?}", w.name(), n, r.valid));
-                worst = worst.and(r.valid);
-            }
-            println!("\nsuite:");
-            for l in lines {
-                println!("  {l}");
-            }
-            Ok(exit(worst))
-        }),
+        } => tokio_main(suite(time_limit, seed, common)),
     };
     match result {
         Ok(code) => code,
@@ -296,6 +246,70 @@ fn main() -> ExitCode {
             ExitCode::from(3)
         }
     }
+}
+
+/// Prints each stored run's headline figures.
+fn table(dirs: Vec<PathBuf>) -> Result<ExitCode> {
+    for d in dirs {
+        println!("{}", check::headline(&d)?);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the Layer 2 test against the broken build; succeeds only if the checker says invalid.
+async fn selftest(
+    broken_bin: PathBuf,
+    time_limit: u64,
+    seed: u64,
+    store: PathBuf,
+) -> Result<ExitCode> {
+    let o = TestOpts {
+        workload: Workload::L2,
+        nemesis: vec![Kind::CutSpeaker],
+        time_limit_s: time_limit,
+        concurrency: 4,
+        seed,
+        members: 3,
+        speakers: 3,
+        bin: broken_bin,
+        store,
+        timing: Timing::Default,
+        controller_args: Vec::new(),
+        log_filter: "info,openraft=warn".into(),
+        short_faults: false,
+        rate: 200,
+    };
+    let r = test(o, 20_000_000).await?;
+    let caught = r
+        .checkers
+        .iter()
+        .any(|c| c.checker == "l2" && c.valid == Validity::Invalid);
+    if caught {
+        println!("selftest: the suite caught the broken build (dual answers reported)");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("selftest: the suite did NOT catch the broken build");
+        Ok(ExitCode::from(1))
+    }
+}
+
+/// Runs every combination of the short suite with short faults, then a table of verdicts.
+async fn suite(time_limit: u64, seed: u64, common: Common) -> Result<ExitCode> {
+    let mut worst = Validity::Valid;
+    let mut lines = Vec::new();
+    for (w, n) in suite_combinations() {
+        let kinds = Kind::parse_list(n).map_err(anyhow::Error::msg)?;
+        let mut o = opts(w, kinds, time_limit, seed, &common)?;
+        o.short_faults = true;
+        let r = test(o, common.budget).await?;
+        lines.push(format!("{:<6} {:<70} {:?}", w.name(), n, r.valid));
+        worst = worst.and(r.valid);
+    }
+    println!("\nsuite:");
+    for l in lines {
+        println!("  {l}");
+    }
+    Ok(exit(worst))
 }
 
 /// Runs `f` on a runtime; SIGINT or SIGTERM drops it, so the system under test is torn down

@@ -37,6 +37,7 @@ fn font() -> Result<()> {
     .map_err(|e| anyhow!(e))
 }
 
+/// Shades each fault window over `y` and names it at the top.
 fn shade<DB: DrawingBackend>(
     chart: &mut ChartContext<
         '_,
@@ -50,6 +51,22 @@ fn shade<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
+    shade_at(chart, windows, end, y, y.1)
+}
+
+/// Shades each fault window over `y` and names it at height `label_y`.
+fn shade_at<DB, Y>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
+    windows: &[Window],
+    end: f64,
+    y: (f64, f64),
+    label_y: f64,
+) -> Result<()>
+where
+    DB: DrawingBackend,
+    DB::ErrorType: 'static,
+    Y: plotters::coord::ranged1d::Ranged<ValueType = f64>,
+{
     for w in windows {
         let (a, b) = (w.start as f64 / 1e9, w.end.map_or(end, |e| e as f64 / 1e9));
         chart
@@ -61,7 +78,7 @@ where
         chart
             .draw_series(std::iter::once(Text::new(
                 w.name.clone(),
-                (a, y.1),
+                (a, label_y),
                 ("sans-serif", 12).into_font(),
             )))
             .map_err(|e| anyhow!("{e}"))?;
@@ -101,21 +118,8 @@ fn color(kind: OpType) -> RGBColor {
 /// Latency of every operation over time, by outcome, on a log scale.
 pub fn latency_raw(history: &History, windows: &[Window], path: &Path) -> Result<()> {
     font()?;
-    let pairs = history.pairs()?;
     let end = history.end() as f64 / 1e9;
-    let points: Vec<(f64, f64, OpType, Fun)> = pairs
-        .iter()
-        .map(|p| {
-            let t = p.invoke.time as f64 / 1e9;
-            let lat = p
-                .latency()
-                .map_or((history.end().saturating_sub(p.invoke.time)) as f64, |l| {
-                    l as f64
-                })
-                / 1e6;
-            (t, lat.max(0.01), p.outcome(), p.invoke.f)
-        })
-        .collect();
+    let points = latency_points(history)?;
     let max = points.iter().map(|p| p.1).fold(1.0, f64::max) * 1.5;
     let root = BitMapBackend::new(path, (1400, 700)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
@@ -135,22 +139,39 @@ pub fn latency_raw(history: &History, windows: &[Window], path: &Path) -> Result
         .y_desc("latency, ms")
         .draw()
         .map_err(|e| anyhow!("{e}"))?;
-    for w in windows {
-        let (a, b) = (w.start as f64 / 1e9, w.end.map_or(end, |e| e as f64 / 1e9));
-        chart
-            .draw_series(std::iter::once(Rectangle::new(
-                [(a, 0.01), (b, max)],
-                RGBColor(200, 200, 200).mix(0.35).filled(),
-            )))
-            .map_err(|e| anyhow!("{e}"))?;
-        chart
-            .draw_series(std::iter::once(Text::new(
-                w.name.clone(),
-                (a, max / 1.4),
-                ("sans-serif", 12).into_font(),
-            )))
-            .map_err(|e| anyhow!("{e}"))?;
-    }
+    shade_at(&mut chart, windows, end, (0.01, max), max / 1.4)?;
+    draw_latencies(&mut chart, &points)?;
+    finish(&mut chart, &root)
+}
+
+/// Every operation as (invoked at s, latency ms, outcome, function).
+fn latency_points(history: &History) -> Result<Vec<(f64, f64, OpType, Fun)>> {
+    let pairs = history.pairs()?;
+    Ok(pairs
+        .iter()
+        .map(|p| {
+            let t = p.invoke.time as f64 / 1e9;
+            let lat = p
+                .latency()
+                .map_or((history.end().saturating_sub(p.invoke.time)) as f64, |l| {
+                    l as f64
+                })
+                / 1e6;
+            (t, lat.max(0.01), p.outcome(), p.invoke.f)
+        })
+        .collect())
+}
+
+/// One labelled series per outcome and function: colour by outcome, marker by function.
+fn draw_latencies<DB, Y>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
+    points: &[(f64, f64, OpType, Fun)],
+) -> Result<()>
+where
+    DB: DrawingBackend,
+    DB::ErrorType: 'static,
+    Y: plotters::coord::ranged1d::Ranged<ValueType = f64>,
+{
     for kind in [OpType::Ok, OpType::Fail, OpType::Info] {
         for f in [Fun::Allocate, Fun::Release, Fun::Read] {
             let c = color(kind);
@@ -184,7 +205,7 @@ pub fn latency_raw(history: &History, windows: &[Window], path: &Path) -> Result
                 .legend(move |(x, y)| Circle::new((x, y), 3, c.filled()));
         }
     }
-    finish(&mut chart, &root)
+    Ok(())
 }
 
 /// Operations completed per second, by outcome.

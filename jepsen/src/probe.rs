@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::io::Write;
 use std::mem::MaybeUninit;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
@@ -76,137 +76,180 @@ pub fn stopping() -> bool {
 /// Runs until SIGTERM.
 pub fn run(args: ProbeArgs) -> Result<()> {
     stop_on_signals();
-    let v4: Vec<Ipv4Addr> = args
-        .addresses
-        .iter()
-        .filter_map(|a| match a {
-            IpAddr::V4(v) => Some(*v),
-            IpAddr::V6(_) => None,
-        })
-        .collect();
-    let v6: Vec<Ipv6Addr> = args
-        .addresses
-        .iter()
-        .filter_map(|a| match a {
-            IpAddr::V6(v) => Some(*v),
-            IpAddr::V4(_) => None,
-        })
-        .collect();
     let targets: Arc<BTreeSet<IpAddr>> = Arc::new(args.addresses.iter().copied().collect());
     let round = Arc::new(AtomicU64::new(0));
     let (tx, rx) = mpsc::channel::<Reply>();
     let start = args.start_ns;
     let stamp = move || monotonic_ns().saturating_sub(start);
     let ident = (std::process::id() & 0xffff) as u16;
-
-    let arp = PacketSocket::open(&args.interface, 0x0806).context("ARP socket")?;
-    let ndp = PacketSocket::open(&args.interface, 0x86dd).context("IPv6 socket")?;
-    let ping4 =
-        Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4)).context("ICMP socket")?;
-    let ping6 =
-        Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6)).context("ICMPv6 socket")?;
-    for s in [&ping4, &ping6] {
-        s.set_read_timeout(Some(Duration::from_millis(50)))?;
-        s.set_recv_buffer_size(4 << 20)?;
-    }
-    let mac = arp.mac();
-    let arp = Arc::new(arp);
-    let ndp = Arc::new(ndp);
-    let ping4 = Arc::new(ping4);
-    let ping6 = Arc::new(ping6);
+    let socks = Sockets::open(&args.interface)?;
 
     let mut threads = Vec::new();
     // ARP and NDP answers.
-    for (sock, proto) in [(arp.clone(), "arp"), (ndp.clone(), "ndp")] {
+    for (sock, proto) in [(socks.arp.clone(), "arp"), (socks.ndp.clone(), "ndp")] {
         let (tx, targets, round) = (tx.clone(), targets.clone(), round.clone());
         threads.push(std::thread::spawn(move || {
-            let mut buf = vec![0u8; 2048];
-            while !stopping() {
-                let Ok(Some(n)) = sock.recv(&mut buf, Duration::from_millis(50)) else {
-                    continue;
-                };
-                let t = stamp();
-                if let Some((addr, src)) = frames::parse_answer(&buf[..n]) {
-                    if targets.contains(&addr) {
-                        let _ = tx.send(Reply {
-                            t,
-                            proto: proto.into(),
-                            addr,
-                            mac: Some(format_mac(&src)),
-                            round: Some(round.load(Ordering::Relaxed)),
-                        });
-                    }
-                }
-            }
+            listen_neighbors(&sock, proto, &tx, &targets, &round, stamp)
         }));
     }
     // Ping answers, through the kernel's own neighbour cache, as a real client sees them.
-    for (sock, v6) in [(ping4.clone(), false), (ping6.clone(), true)] {
+    for (sock, v6) in [(socks.ping4.clone(), false), (socks.ping6.clone(), true)] {
         let (tx, targets) = (tx.clone(), targets.clone());
         threads.push(std::thread::spawn(move || {
-            let mut buf = [MaybeUninit::<u8>::uninit(); 2048];
-            while !stopping() {
-                let Ok((n, from)) = sock.recv_from(&mut buf) else {
-                    continue;
-                };
-                let t = stamp();
-                // SAFETY: recv_from initialised the first n bytes.
-                let bytes: &[u8] =
-                    unsafe { std::slice::from_raw_parts(buf.as_ptr() as *const u8, n) };
-                let Some(from) = from.as_socket().map(|s: SocketAddr| s.ip()) else {
-                    continue;
-                };
-                let ours = if v6 {
-                    EchoReply6Packet::new(bytes).is_some_and(|p| {
-                        p.get_icmpv6_type() == Icmpv6Types::EchoReply && p.get_identifier() == ident
-                    })
-                } else {
-                    Ipv4Packet::new(bytes)
-                        .and_then(|ip| {
-                            let payload = ip.payload().to_vec();
-                            EchoReplyPacket::owned(payload)
-                        })
-                        .is_some_and(|p| {
-                            p.get_icmp_type() == IcmpTypes::EchoReply && p.get_identifier() == ident
-                        })
-                };
-                if ours && targets.contains(&from) {
-                    let _ = tx.send(Reply {
-                        t,
-                        proto: "ping".into(),
-                        addr: from,
-                        mac: None,
-                        round: None,
-                    });
-                }
-            }
+            listen_pings(&sock, v6, ident, &tx, &targets, stamp)
         }));
     }
     // The writer.
     drop(tx);
     let out_path = args.out.clone();
-    let writer = std::thread::spawn(move || -> Result<()> {
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&out_path)?);
-        let mut last_flush = std::time::Instant::now();
-        loop {
-            match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(r) => {
-                    serde_json::to_writer(&mut out, &r)?;
-                    out.write_all(b"\n")?;
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            }
-            if last_flush.elapsed() > Duration::from_millis(200) {
-                out.flush()?;
-                last_flush = std::time::Instant::now();
+    let writer = std::thread::spawn(move || write_replies(&out_path, &rx));
+
+    send_rounds(&args, &socks, &round, ident);
+    for t in threads {
+        let _ = t.join();
+    }
+    writer
+        .join()
+        .map_err(|_| anyhow::anyhow!("writer panicked"))??;
+    Ok(())
+}
+
+/// The prober's sockets, shared by the sender and the listeners.
+struct Sockets {
+    arp: Arc<PacketSocket>,
+    ndp: Arc<PacketSocket>,
+    ping4: Arc<Socket>,
+    ping6: Arc<Socket>,
+}
+
+impl Sockets {
+    /// Opens the ARP and IPv6 packet sockets on `interface` and the raw ICMP sockets.
+    fn open(interface: &str) -> Result<Self> {
+        let arp = PacketSocket::open(interface, 0x0806).context("ARP socket")?;
+        let ndp = PacketSocket::open(interface, 0x86dd).context("IPv6 socket")?;
+        let ping4 =
+            Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4)).context("ICMP socket")?;
+        let ping6 = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6))
+            .context("ICMPv6 socket")?;
+        for s in [&ping4, &ping6] {
+            s.set_read_timeout(Some(Duration::from_millis(50)))?;
+            s.set_recv_buffer_size(4 << 20)?;
+        }
+        Ok(Self {
+            arp: Arc::new(arp),
+            ndp: Arc::new(ndp),
+            ping4: Arc::new(ping4),
+            ping6: Arc::new(ping6),
+        })
+    }
+}
+
+/// Passes on every ARP or NDP answer for a target, tagged with the round under way.
+fn listen_neighbors(
+    sock: &PacketSocket,
+    proto: &str,
+    tx: &mpsc::Sender<Reply>,
+    targets: &BTreeSet<IpAddr>,
+    round: &AtomicU64,
+    stamp: impl Fn() -> u64,
+) {
+    let mut buf = vec![0u8; 2048];
+    while !stopping() {
+        let Ok(Some(n)) = sock.recv(&mut buf, Duration::from_millis(50)) else {
+            continue;
+        };
+        let t = stamp();
+        if let Some((addr, src)) = frames::parse_answer(&buf[..n]) {
+            if targets.contains(&addr) {
+                let _ = tx.send(Reply {
+                    t,
+                    proto: proto.into(),
+                    addr,
+                    mac: Some(format_mac(&src)),
+                    round: Some(round.load(Ordering::Relaxed)),
+                });
             }
         }
-        out.flush()?;
-        Ok(())
-    });
+    }
+}
 
-    // The sender, on this thread, on a fixed beat.
+/// Passes on every answer to our pings from a target.
+fn listen_pings(
+    sock: &Socket,
+    v6: bool,
+    ident: u16,
+    tx: &mpsc::Sender<Reply>,
+    targets: &BTreeSet<IpAddr>,
+    stamp: impl Fn() -> u64,
+) {
+    let mut buf = [MaybeUninit::<u8>::uninit(); 2048];
+    while !stopping() {
+        let Ok((n, from)) = sock.recv_from(&mut buf) else {
+            continue;
+        };
+        let t = stamp();
+        // SAFETY: recv_from initialised the first n bytes.
+        let bytes: &[u8] = unsafe { std::slice::from_raw_parts(buf.as_ptr() as *const u8, n) };
+        let Some(from) = from.as_socket().map(|s: SocketAddr| s.ip()) else {
+            continue;
+        };
+        if is_our_echo_reply(bytes, v6, ident) && targets.contains(&from) {
+            let _ = tx.send(Reply {
+                t,
+                proto: "ping".into(),
+                addr: from,
+                mac: None,
+                round: None,
+            });
+        }
+    }
+}
+
+/// Whether `bytes` (IPv4 packet, or bare ICMPv6 message) is an echo reply to this prober.
+fn is_our_echo_reply(bytes: &[u8], v6: bool, ident: u16) -> bool {
+    if v6 {
+        EchoReply6Packet::new(bytes).is_some_and(|p| {
+            p.get_icmpv6_type() == Icmpv6Types::EchoReply && p.get_identifier() == ident
+        })
+    } else {
+        Ipv4Packet::new(bytes)
+            .and_then(|ip| {
+                let payload = ip.payload().to_vec();
+                EchoReplyPacket::owned(payload)
+            })
+            .is_some_and(|p| {
+                p.get_icmp_type() == IcmpTypes::EchoReply && p.get_identifier() == ident
+            })
+    }
+}
+
+/// Writes the replies as JSON lines until every listener is gone.
+fn write_replies(out_path: &Path, rx: &mpsc::Receiver<Reply>) -> Result<()> {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(out_path)?);
+    let mut last_flush = std::time::Instant::now();
+    loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(r) => {
+                serde_json::to_writer(&mut out, &r)?;
+                out.write_all(b"\n")?;
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        // Flushed now and then, so a prober killed outright loses little.
+        if last_flush.elapsed() > Duration::from_millis(200) {
+            out.flush()?;
+            last_flush = std::time::Instant::now();
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Asks ARP or NDP and pings every address each round, on a fixed beat, until stopped.
+fn send_rounds(args: &ProbeArgs, socks: &Sockets, round: &AtomicU64, ident: u16) {
+    let (v4, v6) = by_family(&args.addresses);
+    let mac = socks.arp.mac();
     let interval = Duration::from_millis(args.interval_ms.max(1));
     let mut next = std::time::Instant::now();
     let mut seq: u16 = 0;
@@ -214,15 +257,19 @@ pub fn run(args: ProbeArgs) -> Result<()> {
         round.fetch_add(1, Ordering::Relaxed);
         seq = seq.wrapping_add(1);
         for t in &v4 {
-            let _ = arp.send(&frames::arp_request(mac, args.source_v4, [0xff; 6], *t));
-            let _ = ping4.send_to(
+            let _ = socks
+                .arp
+                .send(&frames::arp_request(mac, args.source_v4, [0xff; 6], *t));
+            let _ = socks.ping4.send_to(
                 &echo4(ident, seq),
                 &SocketAddr::new(IpAddr::V4(*t), 0).into(),
             );
         }
         for t in &v6 {
-            let _ = ndp.send(&frames::neighbor_solicit(mac, args.source_v6, None, *t));
-            let _ = ping6.send_to(
+            let _ = socks
+                .ndp
+                .send(&frames::neighbor_solicit(mac, args.source_v6, None, *t));
+            let _ = socks.ping6.send_to(
                 &echo6(ident, seq),
                 &SocketAddr::new(IpAddr::V6(*t), 0).into(),
             );
@@ -236,13 +283,25 @@ pub fn run(args: ProbeArgs) -> Result<()> {
             next = now;
         }
     }
-    for t in threads {
-        let _ = t.join();
-    }
-    writer
-        .join()
-        .map_err(|_| anyhow::anyhow!("writer panicked"))??;
-    Ok(())
+}
+
+/// The IPv4 and the IPv6 addresses of `addresses`.
+fn by_family(addresses: &[IpAddr]) -> (Vec<Ipv4Addr>, Vec<Ipv6Addr>) {
+    let v4 = addresses
+        .iter()
+        .filter_map(|a| match a {
+            IpAddr::V4(v) => Some(*v),
+            IpAddr::V6(_) => None,
+        })
+        .collect();
+    let v6 = addresses
+        .iter()
+        .filter_map(|a| match a {
+            IpAddr::V6(v) => Some(*v),
+            IpAddr::V4(_) => None,
+        })
+        .collect();
+    (v4, v6)
 }
 
 fn echo4(ident: u16, seq: u16) -> Vec<u8> {

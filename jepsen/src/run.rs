@@ -24,7 +24,8 @@ pub enum Timing {
     /// ironlb's defaults: heartbeat 200 ms, lease 1 s, margin 200 ms.
     Default,
     /// The README's tuned timings: heartbeat 50 ms, lease 300 ms, margin 100 ms, with Raft's
-    /// election timeout at 50 ms and its heartbeat at 15 ms so a leader change fits in a lease.
+    /// clocks derived by the controllers so a leader change fits in a lease (39 ms election
+    /// timeout, 13 ms heartbeat).
     Tuned,
 }
 
@@ -49,10 +50,6 @@ impl Timing {
                 l.to_string(),
                 "--speaker-lease-margin-ms".into(),
                 m.to_string(),
-                "--election-timeout-ms".into(),
-                "50".into(),
-                "--heartbeat-ms".into(),
-                "15".into(),
             ],
         }
     }
@@ -192,50 +189,14 @@ pub async fn run(opts: TestOpts) -> Result<PathBuf> {
         Workload::L2 => l2::config(),
     };
     std::fs::write(dir.join("config.yaml"), &config)?;
-    let speakers = opts.speakers;
-    let addresses_expected = if opts.workload == Workload::L2 {
-        PROBED_SERVICES * 2
-    } else {
-        0
-    };
-    let plan = schedule(
-        opts.seed,
-        &opts.nemesis,
-        opts.time_limit_s * 1000,
-        Topology {
-            members: opts.members,
-            speakers,
-            addresses: addresses_expected,
-            lease_ms: l,
-            margin_ms: m,
-            short: opts.short_faults,
-        },
-    );
+    let plan = draw_schedule(&opts, l, m);
     std::fs::write(
         dir.join("schedule.json"),
         serde_json::to_string_pretty(&plan)?,
     )?;
 
-    let mut controller_args = opts.timing.args();
-    controller_args.extend(opts.controller_args.iter().cloned());
-    let mut db = Db::build(
-        DbOptions {
-            members: opts.members,
-            speakers,
-            bin: opts.bin.clone(),
-            controller_args,
-            speaker_args: Vec::new(),
-            log_filter: opts.log_filter.clone(),
-        },
-        &dir,
-    )?;
-    db.start_cluster().await?;
+    let mut db = start_system(&opts, &dir, &config).await?;
     let admins = db.active_admins();
-    put_config(&db, &admins, &config).await?;
-    for i in 0..speakers {
-        db.start_speaker(i)?;
-    }
-
     let start_ns = monotonic_ns();
     let rec = Recorder::new(start_ns, Some(&dir.join("history.jsonl")))?;
     let nlog = Log::new(start_ns, Some(&dir.join("nemesis.jsonl")))?;
@@ -263,40 +224,11 @@ pub async fn run(opts: TestOpts) -> Result<PathBuf> {
     // The workload.
     let began = tokio::time::Instant::now();
     let deadline = began + Duration::from_secs(opts.time_limit_s);
-    let pools = match opts.workload {
-        Workload::Alloc => alloc::pools(),
-        Workload::L2 => l2::churn_pools(),
-    };
-    let mut clients = Vec::new();
-    for p in 0..opts.concurrency {
-        let admin = admins[p % admins.len()].clone();
-        let pool = pools[p % pools.len()].clone();
-        let mut c = alloc::Client::new(p as u64, admin, pool, 8, opts.seed, QUARANTINE);
-        // Each client waits about concurrency / rate between its operations.
-        c.pause_ms = (opts.concurrency as u64 * 1000 / opts.rate.max(1)).max(2);
-        clients.push(tokio::spawn(c.run(db.api.clone(), rec.clone(), deadline)));
-    }
+    let clients = start_clients(&opts, &db, &rec, &admins, deadline);
 
     // The nemesis, on this task: it owns the system under test.
     let mut nemesis = Nemesis::new(addresses.clone(), logs.clone(), opts.seed)?;
-    for s in &plan {
-        tokio::time::sleep_until(began + Duration::from_millis(s.at_ms)).await;
-        let name = s.fault.kind().name();
-        let (detail, active) = match nemesis.start(&mut db, &s.fault).await {
-            Ok(x) => x,
-            Err(e) => {
-                nlog.record("start", name, serde_json::json!({"error": e.to_string()}));
-                nlog.record("end", name, serde_json::Value::Null);
-                continue;
-            }
-        };
-        nlog.record("start", name, detail);
-        tokio::time::sleep_until(began + Duration::from_millis(s.at_ms + s.duration_ms)).await;
-        match nemesis.stop(&mut db, &s.fault, active).await {
-            Ok(detail) => nlog.record("end", name, detail),
-            Err(e) => nlog.record("end", name, serde_json::json!({"error": e.to_string()})),
-        }
-    }
+    run_faults(&mut nemesis, &mut db, &plan, &nlog, began).await;
     for c in clients {
         let _ = c.await;
     }
@@ -312,6 +244,104 @@ pub async fn run(opts: TestOpts) -> Result<PathBuf> {
     db.stop_all();
     rec.flush()?;
     Ok(dir)
+}
+
+/// The run's fault schedule, drawn for its topology and the speakers' lease and margin.
+fn draw_schedule(opts: &TestOpts, lease_ms: u64, margin_ms: u64) -> Vec<Scheduled> {
+    let addresses_expected = if opts.workload == Workload::L2 {
+        PROBED_SERVICES * 2
+    } else {
+        0
+    };
+    schedule(
+        opts.seed,
+        &opts.nemesis,
+        opts.time_limit_s * 1000,
+        Topology {
+            members: opts.members,
+            speakers: opts.speakers,
+            addresses: addresses_expected,
+            lease_ms,
+            margin_ms,
+            short: opts.short_faults,
+        },
+    )
+}
+
+/// Builds the system under test, starts the cluster with `config`, then the speakers.
+async fn start_system(opts: &TestOpts, dir: &Path, config: &str) -> Result<Db> {
+    let mut controller_args = opts.timing.args();
+    controller_args.extend(opts.controller_args.iter().cloned());
+    let mut db = Db::build(
+        DbOptions {
+            members: opts.members,
+            speakers: opts.speakers,
+            bin: opts.bin.clone(),
+            controller_args,
+            speaker_args: Vec::new(),
+            log_filter: opts.log_filter.clone(),
+        },
+        dir,
+    )?;
+    db.start_cluster().await?;
+    let admins = db.active_admins();
+    put_config(&db, &admins, config).await?;
+    for i in 0..opts.speakers {
+        db.start_speaker(i)?;
+    }
+    Ok(db)
+}
+
+/// Starts the clients, spread over the members and the workload's pools, until `deadline`.
+fn start_clients(
+    opts: &TestOpts,
+    db: &Db,
+    rec: &Recorder,
+    admins: &[String],
+    deadline: tokio::time::Instant,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let pools = match opts.workload {
+        Workload::Alloc => alloc::pools(),
+        Workload::L2 => l2::churn_pools(),
+    };
+    let mut clients = Vec::new();
+    for p in 0..opts.concurrency {
+        let admin = admins[p % admins.len()].clone();
+        let pool = pools[p % pools.len()].clone();
+        let mut c = alloc::Client::new(p as u64, admin, pool, 8, opts.seed, QUARANTINE);
+        // Each client waits about concurrency / rate between its operations.
+        c.pause_ms = (opts.concurrency as u64 * 1000 / opts.rate.max(1)).max(2);
+        clients.push(tokio::spawn(c.run(db.api.clone(), rec.clone(), deadline)));
+    }
+    clients
+}
+
+/// Starts and heals each fault of the schedule on time from `began`, logging both.
+async fn run_faults(
+    nemesis: &mut Nemesis,
+    db: &mut Db,
+    plan: &[Scheduled],
+    nlog: &Log,
+    began: tokio::time::Instant,
+) {
+    for s in plan {
+        tokio::time::sleep_until(began + Duration::from_millis(s.at_ms)).await;
+        let name = s.fault.kind().name();
+        let (detail, active) = match nemesis.start(db, &s.fault).await {
+            Ok(x) => x,
+            Err(e) => {
+                nlog.record("start", name, serde_json::json!({"error": e.to_string()}));
+                nlog.record("end", name, serde_json::Value::Null);
+                continue;
+            }
+        };
+        nlog.record("start", name, detail);
+        tokio::time::sleep_until(began + Duration::from_millis(s.at_ms + s.duration_ms)).await;
+        match nemesis.stop(db, &s.fault, active).await {
+            Ok(detail) => nlog.record("end", name, detail),
+            Err(e) => nlog.record("end", name, serde_json::json!({"error": e.to_string()})),
+        }
+    }
 }
 
 /// Starts tshark and the prober in the client's namespace, asking for `addresses`; returns both.

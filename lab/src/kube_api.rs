@@ -7,8 +7,11 @@
 //!
 //! Written for ironlb's own tests in place of `../shared/k8s-standin/` (kmock), whose gaps (no
 //! 409, every watch replaying everything) would hide exactly the bugs these tests look for.
+//! Deleting an object deletes its dependents, as Kubernetes' garbage collector does with
+//! background propagation (but at once): every object whose `ownerReferences` all name
+//! deleted objects' uids.
 //! It is not Kubernetes: no admission, no defaulting, no schema validation, no field ownership
-//! (apply merges), no garbage collection.
+//! (apply merges), no foreground or orphan propagation.
 
 // Handlers answer errors as ready HTTP responses; their size does not matter in test equipment.
 #![allow(clippy::result_large_err)]
@@ -16,7 +19,7 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -60,6 +63,8 @@ struct Store {
     rv: u64,
     objects: BTreeMap<Key, Value>,
     log: Vec<Change>,
+    /// The uids of every object deleted, for the garbage collector.
+    deleted_uids: std::collections::BTreeSet<String>,
 }
 
 struct Shared {
@@ -142,6 +147,8 @@ fn kind_of(plural: &str) -> String {
         "communities" => "Community".into(),
         "bfdprofiles" => "BFDProfile".into(),
         "configurationstates" => "ConfigurationState".into(),
+        "servicel2statuses" => "ServiceL2Status".into(),
+        "servicebgpstatuses" => "ServiceBGPStatus".into(),
         other => {
             let mut k = other.trim_end_matches('s').to_string();
             if let Some(first) = k.get_mut(0..1) {
@@ -234,6 +241,57 @@ fn parse_path(path: &str) -> Option<Target> {
     })
 }
 
+impl Target {
+    /// The object this request names `name`, of its kind and namespace.
+    fn key(self, name: String) -> Key {
+        Key {
+            resource: self.resource,
+            namespace: self.namespace,
+            name,
+        }
+    }
+
+    /// Whether the request is to the `status` subresource, whose writes change only `.status`.
+    fn status_only(&self) -> bool {
+        self.subresource.as_deref() == Some("status")
+    }
+}
+
+/// The request's `content-type`, empty when there is none.
+fn content_type(headers: &HeaderMap) -> &str {
+    headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// The request's body, YAML or JSON as its content type says; a 400 answer when it is neither.
+fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, Response> {
+    let parsed = if content_type(headers).contains("yaml") {
+        serde_yaml::from_slice::<Value>(body).map_err(|e| e.to_string())
+    } else {
+        serde_json::from_slice::<Value>(body).map_err(|e| e.to_string())
+    };
+    parsed.map_err(|e| status_error(StatusCode::BAD_REQUEST, "BadRequest", e))
+}
+
+/// Wakes the watches up after a write, once the store is released for them to read.
+fn notify(shared: &Shared, store: MutexGuard<'_, Store>) {
+    let rv = store.rv;
+    drop(store);
+    let _ = shared.changed.send(rv);
+}
+
+/// A write's answer: the object as stored, with `code`, or the error.
+fn written(r: Result<Value, Response>, code: StatusCode) -> Response {
+    match r {
+        Ok(v) => (code, axum::Json(v)).into_response(),
+        Err(e) => e,
+    }
+}
+
+/// Serves every request: TokenReviews, then one function per verb, on a collection or on
+/// one object.
 async fn handle(
     State(shared): State<Arc<Shared>>,
     method: Method,
@@ -249,25 +307,11 @@ async fn handle(
             format!("no route {}", uri.path()),
         );
     };
-    let labels = q.get("labelSelector").map(String::as_str);
-    let fields = q.get("fieldSelector").map(String::as_str);
-    let parse_body = || -> Result<Value, Response> {
-        let ct = headers
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let parsed = if ct.contains("yaml") {
-            serde_yaml::from_slice::<Value>(&body).map_err(|e| e.to_string())
-        } else {
-            serde_json::from_slice::<Value>(&body).map_err(|e| e.to_string())
-        };
-        parsed.map_err(|e| status_error(StatusCode::BAD_REQUEST, "BadRequest", e))
-    };
     if method == Method::POST
         && t.resource.group == "authentication.k8s.io"
         && t.resource.plural == "tokenreviews"
     {
-        return match parse_body() {
+        return match parse_body(&headers, &body) {
             Ok(review) => token_review(&shared, &review),
             Err(resp) => resp,
         };
@@ -276,173 +320,148 @@ async fn handle(
         (Method::GET, None) if q.get("watch").is_some_and(|w| w == "true" || w == "1") => {
             watch(shared, t, q).await
         }
-        (Method::GET, None) => {
-            let store = shared.store.lock().unwrap_or_else(|e| e.into_inner());
-            let items: Vec<Value> = store
-                .matching(&t.resource, t.namespace.as_deref(), labels, fields)
-                .map(|(_, v)| v.clone())
-                .collect();
-            let gv = if t.resource.group.is_empty() {
-                t.resource.version.clone()
-            } else {
-                format!("{}/{}", t.resource.group, t.resource.version)
-            };
-            axum::Json(json!({
-                "apiVersion": gv,
-                "kind": format!("{}List", kind_of(&t.resource.plural)),
-                "metadata": {"resourceVersion": store.rv.to_string()},
-                "items": items,
-            }))
-            .into_response()
-        }
-        (Method::GET, Some(name)) => {
-            let store = shared.store.lock().unwrap_or_else(|e| e.into_inner());
-            let key = Key {
-                resource: t.resource,
-                namespace: t.namespace,
-                name,
-            };
-            match store.objects.get(&key) {
-                Some(v) => axum::Json(v.clone()).into_response(),
-                None => status_error(
-                    StatusCode::NOT_FOUND,
-                    "NotFound",
-                    format!("{} {:?} not found", key.resource.plural, key.name),
-                ),
-            }
-        }
-        (Method::POST, None) => {
-            let obj = match parse_body() {
-                Ok(o) => o,
-                Err(r) => return r,
-            };
-            let name = obj["metadata"]["name"]
-                .as_str()
-                .map(str::to_string)
-                .or_else(|| {
-                    obj["metadata"]["generateName"]
-                        .as_str()
-                        .map(|p| format!("{p}{:x}", rand_suffix()))
-                });
-            let Some(name) = name else {
-                return status_error(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "Invalid",
-                    "metadata.name: Required value".into(),
-                );
-            };
-            let key = Key {
-                resource: t.resource,
-                namespace: t.namespace,
-                name,
-            };
-            let mut store = shared.store.lock().unwrap_or_else(|e| e.into_inner());
-            let r = store.create(key, obj);
-            let rv = store.rv;
-            drop(store);
-            let _ = shared.changed.send(rv);
-            match r {
-                Ok(v) => (StatusCode::CREATED, axum::Json(v)).into_response(),
-                Err(e) => e,
-            }
-        }
-        (Method::PUT, Some(name)) => {
-            let obj = match parse_body() {
-                Ok(o) => o,
-                Err(r) => return r,
-            };
-            let key = Key {
-                resource: t.resource,
-                namespace: t.namespace,
-                name,
-            };
-            let status_only = t.subresource.as_deref() == Some("status");
-            let mut store = shared.store.lock().unwrap_or_else(|e| e.into_inner());
-            let r = store.update(&key, obj, status_only);
-            let rv = store.rv;
-            drop(store);
-            let _ = shared.changed.send(rv);
-            match r {
-                Ok(v) => axum::Json(v).into_response(),
-                Err(e) => e,
-            }
-        }
-        (Method::PATCH, Some(name)) => {
-            let ct = headers
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_string();
-            let patch = match parse_body() {
-                Ok(p) => p,
-                Err(r) => return r,
-            };
-            if ct.contains("json-patch") {
-                return status_error(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "UnsupportedMediaType",
-                    "JSON patches are not supported by this stand-in".into(),
-                );
-            }
-            let apply = ct.contains("apply-patch");
-            let key = Key {
-                resource: t.resource,
-                namespace: t.namespace,
-                name,
-            };
-            let status_only = t.subresource.as_deref() == Some("status");
-            let mut store = shared.store.lock().unwrap_or_else(|e| e.into_inner());
-            let r = match store.objects.get(&key).cloned() {
-                None if apply && !status_only => store.create(key, patch),
-                None => Err(status_error(
-                    StatusCode::NOT_FOUND,
-                    "NotFound",
-                    format!("{} {:?} not found", key.resource.plural, key.name),
-                )),
-                Some(mut cur) => {
-                    // Optimistic concurrency applies to patches that carry a resourceVersion.
-                    let sent = patch["metadata"]["resourceVersion"]
-                        .as_str()
-                        .map(str::to_string);
-                    merge(&mut cur, &patch);
-                    if let Some(s) = sent {
-                        cur["metadata"]["resourceVersion"] = json!(s);
-                    } else if let Some(o) = cur["metadata"].as_object_mut() {
-                        o.remove("resourceVersion");
-                    }
-                    store.update(&key, cur, status_only)
-                }
-            };
-            let rv = store.rv;
-            drop(store);
-            let _ = shared.changed.send(rv);
-            match r {
-                Ok(v) => axum::Json(v).into_response(),
-                Err(e) => e,
-            }
-        }
-        (Method::DELETE, Some(name)) => {
-            let key = Key {
-                resource: t.resource,
-                namespace: t.namespace,
-                name,
-            };
-            let mut store = shared.store.lock().unwrap_or_else(|e| e.into_inner());
-            let r = store.delete(&key);
-            let rv = store.rv;
-            drop(store);
-            let _ = shared.changed.send(rv);
-            match r {
-                Ok(v) => axum::Json(v).into_response(),
-                Err(e) => e,
-            }
-        }
+        (Method::GET, None) => list(&shared, &t, &q),
+        (Method::GET, Some(name)) => get(&shared, t.key(name)),
+        (Method::POST, None) => match parse_body(&headers, &body) {
+            Ok(obj) => create(&shared, t, obj),
+            Err(r) => r,
+        },
+        (Method::PUT, Some(name)) => match parse_body(&headers, &body) {
+            Ok(obj) => replace(&shared, t, name, obj),
+            Err(r) => r,
+        },
+        (Method::PATCH, Some(name)) => match parse_body(&headers, &body) {
+            Ok(p) => patch(&shared, t, name, content_type(&headers), p),
+            Err(r) => r,
+        },
+        (Method::DELETE, Some(name)) => delete(&shared, t.key(name)),
         (m, _) => status_error(
             StatusCode::METHOD_NOT_ALLOWED,
             "MethodNotAllowed",
             format!("{m} not supported here"),
         ),
     }
+}
+
+/// GET on a collection: the objects matching the label and field selectors, as a `<Kind>List`
+/// at the store's resource version.
+fn list(shared: &Shared, t: &Target, q: &BTreeMap<String, String>) -> Response {
+    let labels = q.get("labelSelector").map(String::as_str);
+    let fields = q.get("fieldSelector").map(String::as_str);
+    let store = shared.store.lock().unwrap_or_else(|e| e.into_inner());
+    let items: Vec<Value> = store
+        .matching(&t.resource, t.namespace.as_deref(), labels, fields)
+        .map(|(_, v)| v.clone())
+        .collect();
+    let gv = if t.resource.group.is_empty() {
+        t.resource.version.clone()
+    } else {
+        format!("{}/{}", t.resource.group, t.resource.version)
+    };
+    axum::Json(json!({
+        "apiVersion": gv,
+        "kind": format!("{}List", kind_of(&t.resource.plural)),
+        "metadata": {"resourceVersion": store.rv.to_string()},
+        "items": items,
+    }))
+    .into_response()
+}
+
+/// GET on one object.
+fn get(shared: &Shared, key: Key) -> Response {
+    let store = shared.store.lock().unwrap_or_else(|e| e.into_inner());
+    match store.objects.get(&key) {
+        Some(v) => axum::Json(v.clone()).into_response(),
+        None => status_error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("{} {:?} not found", key.resource.plural, key.name),
+        ),
+    }
+}
+
+/// POST on a collection: creates `obj`, named by `metadata.name` or else generated from
+/// `metadata.generateName`.
+fn create(shared: &Shared, t: Target, obj: Value) -> Response {
+    let name = obj["metadata"]["name"]
+        .as_str()
+        .map(str::to_string)
+        .or_else(|| {
+            obj["metadata"]["generateName"]
+                .as_str()
+                .map(|p| format!("{p}{:x}", rand_suffix()))
+        });
+    let Some(name) = name else {
+        return status_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid",
+            "metadata.name: Required value".into(),
+        );
+    };
+    let mut store = shared.store.lock().unwrap_or_else(|e| e.into_inner());
+    let r = store.create(t.key(name), obj);
+    notify(shared, store);
+    written(r, StatusCode::CREATED)
+}
+
+/// PUT on one object (or its status): replaces it.
+fn replace(shared: &Shared, t: Target, name: String, obj: Value) -> Response {
+    let status_only = t.status_only();
+    let key = t.key(name);
+    let mut store = shared.store.lock().unwrap_or_else(|e| e.into_inner());
+    let r = store.update(&key, obj, status_only);
+    notify(shared, store);
+    written(r, StatusCode::OK)
+}
+
+/// PATCH on one object (or its status): a merge patch, or a server-side apply, which creates
+/// the object when it does not exist. JSON patches are refused.
+fn patch(shared: &Shared, t: Target, name: String, ct: &str, patch: Value) -> Response {
+    if ct.contains("json-patch") {
+        return status_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaType",
+            "JSON patches are not supported by this stand-in".into(),
+        );
+    }
+    let apply = ct.contains("apply-patch");
+    let status_only = t.status_only();
+    let key = t.key(name);
+    let mut store = shared.store.lock().unwrap_or_else(|e| e.into_inner());
+    let r = match store.objects.get(&key).cloned() {
+        None if apply && !status_only => store.create(key, patch),
+        None => Err(status_error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("{} {:?} not found", key.resource.plural, key.name),
+        )),
+        Some(cur) => store.update(&key, patched(cur, &patch), status_only),
+    };
+    notify(shared, store);
+    written(r, StatusCode::OK)
+}
+
+/// `cur` with `patch` merged in, carrying the patch's resource version (or none).
+fn patched(mut cur: Value, patch: &Value) -> Value {
+    // Optimistic concurrency applies to patches that carry a resourceVersion.
+    let sent = patch["metadata"]["resourceVersion"]
+        .as_str()
+        .map(str::to_string);
+    merge(&mut cur, patch);
+    if let Some(s) = sent {
+        cur["metadata"]["resourceVersion"] = json!(s);
+    } else if let Some(o) = cur["metadata"].as_object_mut() {
+        o.remove("resourceVersion");
+    }
+    cur
+}
+
+/// DELETE on one object: answers it as it was, at the deletion's resource version.
+fn delete(shared: &Shared, key: Key) -> Response {
+    let mut store = shared.store.lock().unwrap_or_else(|e| e.into_inner());
+    let r = store.delete(&key);
+    notify(shared, store);
+    written(r, StatusCode::OK)
 }
 
 fn rand_suffix() -> u64 {

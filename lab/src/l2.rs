@@ -34,6 +34,9 @@ pub struct L2Options {
     pub env: Vec<(String, String)>,
     /// A router namespace on LAN 1 (`.250`), for BGP.
     pub router: bool,
+    /// Start the speakers without `--interfaces`: they find their interfaces themselves
+    /// (default exclusions, rescans) instead of being told `eth0` (and `eth1`).
+    pub discover_interfaces: bool,
 }
 
 impl Default for L2Options {
@@ -47,6 +50,7 @@ impl Default for L2Options {
             speakers_on_controller_nodes: true,
             env: Vec::new(),
             router: false,
+            discover_interfaces: false,
         }
     }
 }
@@ -218,12 +222,13 @@ impl L2Lab {
                 name.clone(),
                 "--controllers".into(),
                 controllers.clone(),
-                "--interfaces".into(),
-                interfaces.into(),
                 "--bind-addresses".into(),
                 "--metrics-listen".into(),
                 format!("{}:7472", node.addr),
             ];
+            if !opts.discover_interfaces {
+                args.extend(["--interfaces".into(), interfaces.into()]);
+            }
             args.extend(opts.speaker_args.iter().cloned());
             let mut s = SpeakerProc {
                 node: i,

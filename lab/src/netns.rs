@@ -219,6 +219,8 @@ pub struct Lan {
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
+/// Numbers the links [`Lan::add_link`] makes, for unique names.
+static EXTRA_LINKS: AtomicU32 = AtomicU32::new(0);
 
 /// The MAC address of interface `lan` (1 or 2) of host number `n`.
 pub fn mac_of(lan: u8, n: u8) -> String {
@@ -382,27 +384,44 @@ impl Lan {
     ) {
         let inner = format!("{}{tag}{}a", self.prefix, &ifname[3..]);
         let outer = format!("{}{tag}{}b", self.prefix, &ifname[3..]);
-        run(&[
-            "ip", "link", "add", &inner, "type", "veth", "peer", "name", &outer,
-        ]);
-        run(&["ip", "link", "set", &inner, "netns", netns]);
-        run(&["ip", "link", "set", &outer, "netns", &self.bridge_ns]);
-        run(&[
-            "ip",
-            "-n",
-            &self.bridge_ns,
-            "link",
-            "set",
-            &outer,
-            "master",
-            bridge,
-            "up",
-        ]);
-        run(&["ip", "-n", netns, "link", "set", &inner, "name", ifname]);
-        run(&["ip", "-n", netns, "link", "set", ifname, "address", mac]);
+        self.plug(netns, &inner, &outer, bridge, ifname, mac);
         run(&["ip", "-n", netns, "addr", "add", v4, "dev", ifname]);
         run(&["ip", "-n", netns, "addr", "add", v6, "dev", ifname, "nodad"]);
         run(&["ip", "-n", netns, "link", "set", ifname, "up"]);
+    }
+
+    /// Plugs one more link of node `node` into LAN 1: a veth named `ifname` in its namespace
+    /// with MAC `mac`, up, without addresses (as a NIC or VLAN added while it runs).
+    pub fn add_link(&self, node: usize, ifname: &str, mac: &str) {
+        let netns = &self.nodes[node].netns;
+        let n = EXTRA_LINKS.fetch_add(1, Ordering::Relaxed) % 1000;
+        let (inner, outer) = (
+            format!("{}x{n}a", self.prefix),
+            format!("{}x{n}b", self.prefix),
+        );
+        self.plug(netns, &inner, &outer, "br0", ifname, mac);
+        run(&["ip", "-n", netns, "link", "set", ifname, "up"]);
+    }
+
+    /// A veth pair `inner`/`outer`: `outer` up on the bridge namespace's `bridge`, `inner` in
+    /// `netns`, renamed `ifname`, with MAC `mac`.
+    fn plug(&self, netns: &str, inner: &str, outer: &str, bridge: &str, ifname: &str, mac: &str) {
+        run(&[
+            "ip", "link", "add", inner, "type", "veth", "peer", "name", outer,
+        ]);
+        run(&["ip", "link", "set", inner, "netns", netns]);
+        run(&["ip", "link", "set", outer, "netns", &self.bridge_ns]);
+        let bridge_ns = self.bridge_ns.as_str();
+        run(&[
+            "ip", "-n", bridge_ns, "link", "set", outer, "master", bridge, "up",
+        ]);
+        run(&["ip", "-n", netns, "link", "set", inner, "name", ifname]);
+        run(&["ip", "-n", netns, "link", "set", ifname, "address", mac]);
+    }
+
+    /// Unplugs a link [`Lan::add_link`] made (its peer on the bridge goes with it).
+    pub fn remove_link(&self, node: usize, ifname: &str) {
+        run(&["ip", "-n", &self.nodes[node].netns, "link", "del", ifname]);
     }
 
     /// Takes a node's links down, as if it lost power (its IPv6 addresses go with them).

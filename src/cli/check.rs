@@ -2,12 +2,12 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
-use ironlb::config::{self, service::requests_from_documents};
-use ironlb::ipam::{Allocator, Family, PoolStats};
+use ironlb::config::{self, service::requests_from_documents, Config, ConfigError};
+use ironlb::ipam::{Allocator, Explanation, Family, PoolStats};
 use ironlb::names::{PoolName, ServiceKey};
 use serde::Serialize;
 
@@ -35,88 +35,9 @@ pub fn check(path: PathBuf, output: Output) -> Result<ExitCode> {
     let results = allocator.allocate_all(requests);
     let stats = allocator.stats();
     match output {
-        Output::Json => {
-            // Typed, not a serde_json::Value: counts are u128 (an IPv6 /64 holds 2^64
-            // addresses), which Value cannot hold but the serializer writes exactly.
-            #[derive(Serialize)]
-            struct ServiceReport<'a> {
-                service: &'a ServiceKey,
-                pool: Option<&'a PoolName>,
-                addresses: Vec<IpAddr>,
-                error: Option<String>,
-                explain: String,
-            }
-            #[derive(Serialize)]
-            struct Report<'a> {
-                services: Vec<ServiceReport<'a>>,
-                pools: &'a BTreeMap<PoolName, PoolStats>,
-                errors: Vec<String>,
-            }
-            let services = results
-                .iter()
-                .map(|e| ServiceReport {
-                    service: &e.service,
-                    pool: e.outcome.as_ref().ok().map(|d| &d.pool),
-                    addresses: e
-                        .outcome
-                        .as_ref()
-                        .map(|d| d.picks.iter().map(|(a, _)| *a).collect())
-                        .unwrap_or_default(),
-                    error: e.outcome.as_ref().err().map(|r| r.to_string()),
-                    explain: e.to_string(),
-                })
-                .collect();
-            let report = Report {
-                services,
-                pools: &stats,
-                errors: service_errors.iter().map(|e| e.to_string()).collect(),
-            };
-            println!("{}", serde_json::to_string_pretty(&report)?);
-        }
+        Output::Json => print_json(&results, &stats, &service_errors)?,
         Output::Table => {
-            println!(
-                "{}: valid: {} pools, {} L2 and {} BGP advertisements, {} BGP peers",
-                path.display(),
-                config.pools.len(),
-                config.l2_advertisements.len(),
-                config.bgp_advertisements.len(),
-                config.peers.len()
-            );
-            println!();
-            let rows: Vec<Vec<String>> = results
-                .iter()
-                .map(|e| {
-                    let (pool, addrs, why) = match &e.outcome {
-                        Ok(d) => {
-                            let addrs: Vec<String> =
-                                d.picks.iter().map(|(a, _)| a.to_string()).collect();
-                            let whys: Vec<String> =
-                                d.picks.iter().map(|(_, w)| w.to_string()).collect();
-                            (d.pool.to_string(), addrs.join(","), whys.join(", "))
-                        }
-                        Err(r) => ("-".into(), "<none>".into(), r.to_string()),
-                    };
-                    vec![e.service.to_string(), pool, addrs, why]
-                })
-                .collect();
-            print_table(&["SERVICE", "POOL", "ADDRESSES", "WHY"], &rows);
-            println!();
-            let mut rows = Vec::new();
-            for (name, s) in &stats {
-                for family in Family::ALL {
-                    let c = s.family(family);
-                    if c.total > 0 {
-                        rows.push(vec![
-                            name.to_string(),
-                            family.to_string(),
-                            c.total.to_string(),
-                            c.in_use.to_string(),
-                            c.available.to_string(),
-                        ]);
-                    }
-                }
-            }
-            print_table(&["POOL", "FAMILY", "TOTAL", "IN USE", "AVAILABLE"], &rows);
+            print_tables(&path, &config, &results, &stats);
             for e in &service_errors {
                 eprintln!("{e}");
             }
@@ -129,4 +50,115 @@ pub fn check(path: PathBuf, output: Output) -> Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the allocations, the pools' counts and the Services' errors as one JSON document.
+fn print_json(
+    results: &[Explanation],
+    stats: &BTreeMap<PoolName, PoolStats>,
+    service_errors: &[ConfigError],
+) -> Result<()> {
+    // Typed, not a serde_json::Value: counts are u128 (an IPv6 /64 holds 2^64
+    // addresses), which Value cannot hold but the serializer writes exactly.
+    #[derive(Serialize)]
+    struct ServiceReport<'a> {
+        service: &'a ServiceKey,
+        pool: Option<&'a PoolName>,
+        addresses: Vec<IpAddr>,
+        error: Option<String>,
+        explain: String,
+    }
+    #[derive(Serialize)]
+    struct Report<'a> {
+        services: Vec<ServiceReport<'a>>,
+        pools: &'a BTreeMap<PoolName, PoolStats>,
+        errors: Vec<String>,
+    }
+    let services = results
+        .iter()
+        .map(|e| ServiceReport {
+            service: &e.service,
+            pool: e.outcome.as_ref().ok().map(|d| &d.pool),
+            addresses: e
+                .outcome
+                .as_ref()
+                .map(|d| d.picks.iter().map(|(a, _)| *a).collect())
+                .unwrap_or_default(),
+            error: e.outcome.as_ref().err().map(|r| r.to_string()),
+            explain: e.to_string(),
+        })
+        .collect();
+    let report = Report {
+        services,
+        pools: stats,
+        errors: service_errors.iter().map(|e| e.to_string()).collect(),
+    };
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+/// Prints a summary of the configuration, then a table of the allocations and one of the
+/// pools' counts.
+fn print_tables(
+    path: &Path,
+    config: &Config,
+    results: &[Explanation],
+    stats: &BTreeMap<PoolName, PoolStats>,
+) {
+    println!(
+        "{}: valid: {} pools, {} L2 and {} BGP advertisements, {} BGP peers",
+        path.display(),
+        config.pools.len(),
+        config.l2_advertisements.len(),
+        config.bgp_advertisements.len(),
+        config.peers.len()
+    );
+    println!();
+    print_table(
+        &["SERVICE", "POOL", "ADDRESSES", "WHY"],
+        &allocation_rows(results),
+    );
+    println!();
+    print_table(
+        &["POOL", "FAMILY", "TOTAL", "IN USE", "AVAILABLE"],
+        &pool_rows(stats),
+    );
+}
+
+/// One row per Service: its pool, its addresses and why each, or why it has none.
+fn allocation_rows(results: &[Explanation]) -> Vec<Vec<String>> {
+    results
+        .iter()
+        .map(|e| {
+            let (pool, addrs, why) = match &e.outcome {
+                Ok(d) => {
+                    let addrs: Vec<String> = d.picks.iter().map(|(a, _)| a.to_string()).collect();
+                    let whys: Vec<String> = d.picks.iter().map(|(_, w)| w.to_string()).collect();
+                    (d.pool.to_string(), addrs.join(","), whys.join(", "))
+                }
+                Err(r) => ("-".into(), "<none>".into(), r.to_string()),
+            };
+            vec![e.service.to_string(), pool, addrs, why]
+        })
+        .collect()
+}
+
+/// One row per pool and family it has addresses of: total, in use, available.
+pub(super) fn pool_rows(stats: &BTreeMap<PoolName, PoolStats>) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    for (name, s) in stats {
+        for family in Family::ALL {
+            let c = s.family(family);
+            if c.total > 0 {
+                rows.push(vec![
+                    name.to_string(),
+                    family.to_string(),
+                    c.total.to_string(),
+                    c.in_use.to_string(),
+                    c.available.to_string(),
+                ]);
+            }
+        }
+    }
+    rows
 }

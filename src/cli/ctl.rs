@@ -12,7 +12,8 @@ use ironlb::api::client::{AdminClient, Body, ClientError, Credentials};
 use ironlb::api::views::{
     AllocateResult, ConfigApplied, ConfigView, Members, OwnerView, Reservation, ServiceView, Status,
 };
-use ironlb::ipam::{Family, PoolStats};
+use ironlb::controller::announced::Announcements;
+use ironlb::ipam::PoolStats;
 use ironlb::names::{PoolName, ServiceKey};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
@@ -81,6 +82,9 @@ pub enum CtlCommand {
     Services,
     /// Which node answers for each address in Layer 2 mode.
     Owners,
+    /// What the leader told each node to announce, per Service: Layer 2 (node and interfaces)
+    /// and BGP (nodes and peers); what the ServiceL2Status and ServiceBGPStatus objects say.
+    Announcements,
     /// One Service's addresses and why it holds them.
     Service {
         /// namespace/name.
@@ -337,6 +341,10 @@ async fn call(client: &AdminClient, args: &CtlArgs) -> Result<ExitCode> {
             let list: Vec<OwnerView> = get(client, format!("/v1/owners{q}")).await?;
             print(out, &list, |l| print_owners(l))?;
         }
+        CtlCommand::Announcements => {
+            let summary: Announcements = get(client, "/v1/announcements".to_string()).await?;
+            print(out, &summary, print_announcements)?;
+        }
         CtlCommand::Services => {
             let list: Vec<ServiceView> = get(client, format!("/v1/services{q}")).await?;
             print(out, &list, |l| {
@@ -449,22 +457,59 @@ fn print_members(m: &Members) {
 
 /// Pool usage per family as a table.
 fn print_pools(pools: &BTreeMap<PoolName, PoolStats>) {
+    let rows = super::check::pool_rows(pools);
+    print_table(&["POOL", "FAMILY", "TOTAL", "IN USE", "AVAILABLE"], &rows)
+}
+
+/// The announcements as a table, one row per Service, protocol and node.
+fn print_announcements(a: &Announcements) {
+    let join = |v: Vec<String>| {
+        if v.is_empty() {
+            "-".to_string()
+        } else {
+            v.join(",")
+        }
+    };
     let mut rows = Vec::new();
-    for (name, s) in pools {
-        for family in Family::ALL {
-            let c = s.family(family);
-            if c.total > 0 {
-                rows.push(vec![
-                    name.to_string(),
-                    family.to_string(),
-                    c.total.to_string(),
-                    c.in_use.to_string(),
-                    c.available.to_string(),
-                ]);
-            }
+    for (service, list) in &a.l2 {
+        for l in list {
+            rows.push(vec![
+                service.to_string(),
+                "layer2".into(),
+                l.node.to_string(),
+                join(l.addresses.iter().map(ToString::to_string).collect()),
+                join(
+                    l.interfaces
+                        .iter()
+                        .map(|i| i.as_str().to_string())
+                        .collect(),
+                ),
+            ]);
         }
     }
-    print_table(&["POOL", "FAMILY", "TOTAL", "IN USE", "AVAILABLE"], &rows)
+    for (service, list) in &a.bgp {
+        for b in list {
+            rows.push(vec![
+                service.to_string(),
+                "bgp".into(),
+                b.node.to_string(),
+                join(b.addresses.iter().map(ToString::to_string).collect()),
+                join(b.peers.iter().map(ToString::to_string).collect()),
+            ]);
+        }
+    }
+    rows.sort();
+    print_table(&["SERVICE", "PROTOCOL", "NODE", "ADDRESSES", "VIA"], &rows);
+    if !a.l2_unowned.is_empty() {
+        println!(
+            "\nanswered by no node: {}",
+            join(a.l2_unowned.iter().map(ToString::to_string).collect())
+        );
+    }
+    println!(
+        "speakers: {} connected, {} fenced",
+        a.speakers_connected, a.speakers_fenced
+    );
 }
 
 /// The Layer 2 owners as a table.

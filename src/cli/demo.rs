@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -11,7 +11,7 @@ use clap::Args;
 use ironlb::api::client::Body;
 use ironlb::api::views::AllocateResult;
 use ironlb::config::Documents;
-use ironlb_lab::bgp::{Neighbor, Router, RouterConfig, RouterKind};
+use ironlb_lab::bgp::{Learned, Neighbor, Router, RouterConfig, RouterKind};
 use ironlb_lab::l2::{now_epoch, L2Lab, L2Options, Pinger};
 use ironlb_lab::netns;
 use reqwest::Method;
@@ -81,6 +81,56 @@ async fn show(
         "ironlb demo: the real controller and speakers in a virtual LAN of network namespaces."
     );
     step(1, "building a LAN of 3 nodes, a client and a router (BIRD), and starting on each node a controller member and a speaker");
+    let (lab, bird) = start_lab(&bin).await?;
+
+    step(
+        2,
+        &format!("installing the configuration in {}", config.display()),
+    );
+    lab.configure(&text).await;
+    println!("      validated and committed to Raft");
+
+    step(3, "allocating the Services");
+    let (addresses, pool_of) = allocate_services(&lab, &services).await;
+    if addresses.is_empty() {
+        bail!("no Service got an address");
+    }
+
+    step(
+        4,
+        "the client asks who has each address (arping, ndisc6) and pings it",
+    );
+    let announced = wait_announced(&lab, &addresses).await;
+    print_who_answers(&lab, &addresses, &announced).await;
+
+    let leader_node = lab.leader_node().await;
+    let target = failover_target(&lab, &announced, leader_node).await?;
+    let owner = lab.wait_owner(target, Duration::from_secs(10)).await;
+
+    step(5, "the router learned over BGP (addresses of pools a BGPAdvertisement covers, from every eligible node)");
+    print_bgp_routes(&lab, &bird, &pool_of).await?;
+    print_router_kernel_table(&bird.netns);
+
+    step(
+        6,
+        &format!(
+            "node{} fails (links down, speaker killed) while the client pings {target} every 10 ms",
+            owner + 1
+        ),
+    );
+    let mut lab = lab;
+    fail_over(&mut lab, target, owner, leader_node).await?;
+
+    step(7, "removing every namespace and process");
+    drop(bird);
+    drop(lab);
+    println!("      done");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Step 1: builds the LAN, starts BIRD on its router and the controllers and speakers on its
+/// nodes, and says where everything is.
+async fn start_lab(bin: &Path) -> Result<(L2Lab, Router)> {
     let t = Instant::now();
     let opts = L2Options {
         router: true,
@@ -108,7 +158,7 @@ async fn show(
             graceful_restart: true,
         },
     );
-    let lab = L2Lab::start_on(lan, &bin, opts).await;
+    let lab = L2Lab::start_on(lan, bin, opts).await;
     let leader = lab.cluster.leader().await;
     println!(
         "      namespaces {}-*; Raft leader: node{} ({:.1} s)",
@@ -125,18 +175,21 @@ async fn show(
         client.addr, client.addr6, client.mac
     );
     println!("      router {}  {}  (BIRD, AS 64513)", r.addr, r.addr6);
+    Ok((lab, bird))
+}
 
-    step(
-        2,
-        &format!("installing the configuration in {}", config.display()),
-    );
-    lab.configure(&text).await;
-    println!("      validated and committed to Raft");
-
-    step(3, "allocating the Services");
+/// Step 3: asks the controller for each Service's addresses; returns the Services of each
+/// address and the pool each address came from.
+async fn allocate_services(
+    lab: &L2Lab,
+    services: &[String],
+) -> (
+    BTreeMap<IpAddr, Vec<String>>,
+    BTreeMap<IpAddr, ironlb::names::PoolName>,
+) {
     let mut addresses: BTreeMap<IpAddr, Vec<String>> = BTreeMap::new();
     let mut pool_of: BTreeMap<IpAddr, ironlb::names::PoolName> = BTreeMap::new();
-    for manifest in &services {
+    for manifest in services {
         let r: Result<AllocateResult, _> = lab
             .cluster
             .client()
@@ -161,18 +214,15 @@ async fn show(
             Err(e) => println!("      refused: {e}"),
         }
     }
-    if addresses.is_empty() {
-        bail!("no Service got an address");
-    }
+    (addresses, pool_of)
+}
 
-    step(
-        4,
-        "the client asks who has each address (arping, ndisc6) and pings it",
-    );
+/// The allocated addresses that have an owner, once all have one or after 5 s.
+async fn wait_announced(lab: &L2Lab, addresses: &BTreeMap<IpAddr, Vec<String>>) -> Vec<IpAddr> {
     // Owners follow allocations by a commit or two; addresses of pools no L2Advertisement
     // covers never get one.
     let deadline = Instant::now() + Duration::from_secs(5);
-    let announced: Vec<IpAddr> = loop {
+    loop {
         let owners = lab.owners().await;
         let owned: Vec<IpAddr> = addresses
             .keys()
@@ -183,12 +233,20 @@ async fn show(
             break owned;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    }
+}
+
+/// Step 4: which node answers the client for each announced address, and whether it pings.
+async fn print_who_answers(
+    lab: &L2Lab,
+    addresses: &BTreeMap<IpAddr, Vec<String>>,
+    announced: &[IpAddr],
+) {
     for a in addresses.keys() {
         lab.route_on_link(*a);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    for a in &announced {
+    for a in announced {
         let macs = lab.resolve(*a, "eth0");
         let who: Vec<String> = macs
             .iter()
@@ -213,10 +271,16 @@ async fn show(
             }
         );
     }
+}
 
+/// The address whose owner the demo fails.
+async fn failover_target(
+    lab: &L2Lab,
+    announced: &[IpAddr],
+    leader_node: Option<usize>,
+) -> Result<IpAddr> {
     // Prefer an address whose owner does not also host the Raft leader: losing both at once
     // adds an election to the failover (shown, but not the common case).
-    let leader_node = lab.leader_node().await;
     let owners = lab.owners().await;
     let owner_of = |a: &IpAddr| owners.get(a).cloned().flatten().map(|n| lab.node_index(&n));
     let Some(&target) = announced
@@ -227,9 +291,16 @@ async fn show(
     else {
         bail!("no address is announced: check the L2Advertisements");
     };
-    let owner = lab.wait_owner(target, Duration::from_secs(10)).await;
+    Ok(target)
+}
 
-    step(5, "the router learned over BGP (addresses of pools a BGPAdvertisement covers, from every eligible node)");
+/// Step 5: the routes the router learned, once it has every node's path to every address BGP
+/// announces or after 15 s.
+async fn print_bgp_routes(
+    lab: &L2Lab,
+    bird: &Router,
+    pool_of: &BTreeMap<IpAddr, ironlb::names::PoolName>,
+) -> Result<()> {
     // The configuration in force says which pools BGP announces.
     let in_force: ironlb::api::views::ConfigView = lab
         .cluster
@@ -252,38 +323,46 @@ async fn show(
                 .is_some_and(|p| p.len() == lab.lan.nodes.len())
         });
         if all || Instant::now() > deadline {
-            for (prefix, paths) in &routes {
-                let hops: Vec<String> = paths
-                    .iter()
-                    .map(|p| {
-                        let node = lab
-                            .lan
-                            .nodes
-                            .iter()
-                            .position(|n| {
-                                IpAddr::V4(n.addr) == p.next_hop
-                                    || IpAddr::V6(n.addr6) == p.next_hop
-                            })
-                            .map_or(String::new(), |i| format!(" (node{})", i + 1));
-                        format!("{}{node}", p.next_hop)
-                    })
-                    .collect();
-                let attrs = paths.first().map_or(String::new(), |p| {
-                    format!(
-                        "AS path {:?}, communities {:?} {:?}",
-                        p.as_path, p.communities, p.large_communities
-                    )
-                });
-                println!("      {prefix:<18} via {}  {attrs}", hops.join(", "));
-            }
-            if routes.is_empty() {
-                println!("      nothing (no BGPAdvertisement covers an allocated address)");
-            }
-            break;
+            print_routes(lab, &routes);
+            return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let kernel = netns::Lan::try_exec_in(&r.netns, &["ip", "route", "show", "proto", "bird"]);
+}
+
+/// Prints each prefix with its next hops (named by node) and the first path's attributes.
+fn print_routes(lab: &L2Lab, routes: &BTreeMap<ipnet::IpNet, Vec<Learned>>) {
+    for (prefix, paths) in routes {
+        let hops: Vec<String> = paths
+            .iter()
+            .map(|p| {
+                let node = lab
+                    .lan
+                    .nodes
+                    .iter()
+                    .position(|n| {
+                        IpAddr::V4(n.addr) == p.next_hop || IpAddr::V6(n.addr6) == p.next_hop
+                    })
+                    .map_or(String::new(), |i| format!(" (node{})", i + 1));
+                format!("{}{node}", p.next_hop)
+            })
+            .collect();
+        let attrs = paths.first().map_or(String::new(), |p| {
+            format!(
+                "AS path {:?}, communities {:?} {:?}",
+                p.as_path, p.communities, p.large_communities
+            )
+        });
+        println!("      {prefix:<18} via {}  {attrs}", hops.join(", "));
+    }
+    if routes.is_empty() {
+        println!("      nothing (no BGPAdvertisement covers an allocated address)");
+    }
+}
+
+/// Prints the routes BIRD installed in the router's kernel, if any.
+fn print_router_kernel_table(netns: &str) {
+    let kernel = netns::Lan::try_exec_in(netns, &["ip", "route", "show", "proto", "bird"]);
     let kernel = String::from_utf8_lossy(&kernel.stdout);
     if !kernel.trim().is_empty() {
         println!("      the router's kernel table (ECMP over the nodes):");
@@ -291,15 +370,17 @@ async fn show(
             println!("        {line}");
         }
     }
+}
 
-    step(
-        6,
-        &format!(
-            "node{} fails (links down, speaker killed) while the client pings {target} every 10 ms",
-            owner + 1
-        ),
-    );
-    let pinger = Pinger::start(&lab, target, "demo");
+/// Step 6: fails node `owner` while the client pings `target`, and reports how long the pings
+/// stopped.
+async fn fail_over(
+    lab: &mut L2Lab,
+    target: IpAddr,
+    owner: usize,
+    leader_node: Option<usize>,
+) -> Result<()> {
+    let pinger = Pinger::start(lab, target, "demo");
     if !pinger
         .wait_reply_after(now_epoch(), Duration::from_secs(3))
         .await
@@ -308,7 +389,6 @@ async fn show(
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let killed_at = now_epoch();
-    let mut lab = lab;
     lab.fail_node(owner);
     let gone = lab.speakers[owner].name.clone();
     let new_owner = lab
@@ -328,15 +408,10 @@ async fn show(
         if leader_node == Some(owner) { ", after electing a new Raft leader" } else { "" }
     );
     drop(pinger);
-
-    step(7, "removing every namespace and process");
-    drop(bird);
-    drop(lab);
-    println!("      done");
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
-fn read_all(path: &std::path::Path) -> Result<String> {
+fn read_all(path: &Path) -> Result<String> {
     if path.is_dir() {
         let mut names: Vec<PathBuf> = std::fs::read_dir(path)?
             .filter_map(|e| e.ok().map(|e| e.path()))

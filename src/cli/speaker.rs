@@ -11,6 +11,7 @@ use ironlb::k8s::certs::NodeCertBootstrap;
 use ironlb::labels::Labels;
 use ironlb::names::NodeName;
 use ironlb::raft::network::TlsConfig;
+use ironlb::speaker::interfaces::ExcludeList;
 use ironlb::speaker::process::{Speaker, SpeakerConfig};
 use ironlb::speaker::session::OnControlPlaneLoss;
 use tokio::signal::unix::{signal, SignalKind};
@@ -31,16 +32,31 @@ pub struct SpeakerArgs {
         required = true
     )]
     pub controllers: Vec<String>,
-    /// Interfaces to announce on (comma-separated; default: every Ethernet interface).
-    /// L2Advertisement `interfaces` narrow this further per pool.
+    /// Interfaces to announce on (comma-separated), used as given even if
+    /// --exclude-interfaces matches them. Default: every Ethernet interface but the loopback,
+    /// bridge and bond ports, NOARP ones and those --exclude-interfaces matches. L2Advertisement
+    /// `interfaces` narrow this further per pool.
     #[arg(long, value_delimiter = ',')]
     pub interfaces: Vec<String>,
+    /// Interface names never announced on without --interfaces (comma-separated): globs
+    /// (`veth*`, `eth?`) or MetalLB's anchored regexes (`^veth.*`, `^lo$`; literals, `.`, `.*`,
+    /// `\` escapes only). `default` stands for MetalLB's list, so `default,cilium_*` extends
+    /// it; `none` excludes nothing. Default: docker*, cbr*, dummy*, virbr*, lxcbr*, veth*, lo,
+    /// cali*, tunl*, flannel*, kube-ipvs*, cni*, nodelocaldns*, lxc*.
+    #[arg(long, env = "IRONLB_EXCLUDE_INTERFACES", default_value = "default")]
+    pub exclude_interfaces: String,
+    /// How often the interfaces are listed again, milliseconds: responders open on interfaces
+    /// that appeared and close on those that vanished, and the heartbeat reports the change.
+    /// 0: only at start.
+    #[arg(long, default_value_t = 5000)]
+    pub interface_rescan_ms: u64,
     /// The node's labels as `key=value` (comma-separated), matched by advertisement node
     /// selectors.
     #[arg(long, value_delimiter = ',')]
     pub node_labels: Vec<String>,
-    /// Also bind the answered addresses to `lo` (and set strict ARP on the interfaces) so this
-    /// host accepts their traffic: for hosts without kube-proxy.
+    /// Also bind the answered addresses to `lo` (and set strict ARP on every interface, so the
+    /// kernel does not answer for them itself) so this host accepts their traffic: for hosts
+    /// without kube-proxy.
     #[arg(long)]
     pub bind_addresses: bool,
     /// What to do when no controller can renew the lease.
@@ -107,6 +123,10 @@ impl SpeakerArgs {
         let node = NodeName::new(&name).with_context(|| format!("--node-name {name:?}"))?;
         let mut cfg = SpeakerConfig::new(node, self.controllers.clone());
         cfg.interfaces = self.interfaces.clone();
+        cfg.exclude = ExcludeList::parse(&self.exclude_interfaces)
+            .with_context(|| format!("--exclude-interfaces {:?}", self.exclude_interfaces))?;
+        cfg.rescan = (self.interface_rescan_ms > 0)
+            .then(|| Duration::from_millis(self.interface_rescan_ms.max(100)));
         cfg.labels = labels(&self.node_labels)?;
         // As the kubelet does: selectors can name a node by its hostname label.
         cfg.labels
@@ -187,4 +207,42 @@ pub async fn run(args: SpeakerArgs) -> Result<ExitCode> {
     }
     speaker.stop();
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{Args, Command};
+
+    fn parse(args: &[&str]) -> SpeakerArgs {
+        let cmd = SpeakerArgs::augment_args(Command::new("speaker"));
+        let m = cmd.try_get_matches_from(args).expect("the arguments parse");
+        <SpeakerArgs as clap::FromArgMatches>::from_arg_matches(&m).expect("speaker arguments")
+    }
+
+    #[test]
+    fn the_help_lists_metallbs_default_exclusions() {
+        let help = SpeakerArgs::augment_args(Command::new("speaker"))
+            .render_long_help()
+            .to_string();
+        for p in ironlb::speaker::interfaces::DEFAULT_EXCLUDED {
+            assert!(help.contains(p), "{p} missing from --help");
+        }
+    }
+
+    #[test]
+    fn exclusions_and_the_rescan_come_from_the_flags() {
+        let base = ["speaker", "--node-name", "n1", "--controllers", "c:7481"];
+        let cfg = parse(&base).config().unwrap();
+        assert_eq!(cfg.exclude, ExcludeList::default());
+        assert_eq!(cfg.rescan, Some(Duration::from_secs(5)));
+        let mut args = base.to_vec();
+        args.extend(["--exclude-interfaces", "none", "--interface-rescan-ms", "0"]);
+        let cfg = parse(&args).config().unwrap();
+        assert_eq!(cfg.exclude, ExcludeList::none());
+        assert_eq!(cfg.rescan, None);
+        let mut bad = base.to_vec();
+        bad.extend(["--exclude-interfaces", "^(veth|cali)"]);
+        assert!(parse(&bad).config().is_err());
+    }
 }

@@ -93,8 +93,8 @@ async fn the_controller_and_the_speaker_start_and_serve_under_their_manifests_se
     if !ironlb_lab::netns::require_with(&["setpriv", "unshare"]) {
         return;
     }
-    let controller = context_of("deploy/statefulset.yaml", "StatefulSet");
-    let speaker = context_of("deploy/daemonset.yaml", "DaemonSet");
+    let controller = context_of("deploy/base/statefulset.yaml", "StatefulSet");
+    let speaker = context_of("deploy/base/daemonset.yaml", "DaemonSet");
     assert!(controller.add.is_empty() && controller.user != 0 && controller.no_new_privs);
 
     // Both run as deploy/ has them: the controller issues its own certificate from a CA it

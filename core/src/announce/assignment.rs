@@ -93,6 +93,11 @@ impl Sender {
         !self.synced || self.sent.contains_key(&addr) || self.pending.contains_key(&addr)
     }
 
+    /// Whether the node acknowledged the newest assignment, and it holds `addr`.
+    pub fn acknowledged(&self, addr: IpAddr) -> bool {
+        self.acked.is_some() && self.acked == self.sent_id && self.sent.contains_key(&addr)
+    }
+
     /// The newest assignment sent, if any.
     pub fn sent_id(&self) -> Option<AssignmentId> {
         self.sent_id

@@ -10,18 +10,10 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use super::owners::{NodeFacts, Target};
-use crate::config::model::{Community, Peer};
+use crate::config::model::{BgpAdvertisement, Peer};
 use crate::config::Config;
 use crate::names::PeerName;
-
-/// The attributes of one route to one peer.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct RouteAttrs {
-    /// LOCAL_PREF (sent to iBGP peers only).
-    pub local_pref: Option<u32>,
-    /// Standard and large communities, sorted, without repeats.
-    pub communities: Vec<Community>,
-}
+use crate::net::bgp::attrs::{Community, RouteAttrs};
 
 /// What a node announces over BGP, keyed by prefix and peer.
 pub type Routes = BTreeMap<(IpNet, PeerName), RouteAttrs>;
@@ -47,7 +39,8 @@ pub fn peers_for(config: &Config, node: &NodeFacts) -> BTreeMap<PeerName, Peer> 
         .collect()
 }
 
-/// Whether any BGPAdvertisement covers `pool` at all.
+/// Whether any BGPAdvertisement covers `pool` at all (for some of its Services, when the
+/// advertisement has serviceSelectors).
 pub fn announced_in_bgp(config: &Config, pool: &crate::names::PoolName) -> bool {
     config.pools.get(pool).is_some_and(|p| {
         config
@@ -55,6 +48,24 @@ pub fn announced_in_bgp(config: &Config, pool: &crate::names::PoolName) -> bool 
             .iter()
             .any(|adv| adv.pools.includes(pool, &p.labels))
     })
+}
+
+/// The BGPAdvertisements that announce `target`: those covering its pool whose
+/// serviceSelectors select one of its Services.
+fn advertisements_of<'a>(
+    config: &'a Config,
+    target: &'a Target,
+) -> impl Iterator<Item = &'a BgpAdvertisement> + 'a {
+    let pool_labels = config.pools.get(&target.pool).map(|p| &p.labels);
+    config.bgp_advertisements.iter().filter(move |adv| {
+        pool_labels.is_some_and(|labels| adv.pools.includes(&target.pool, labels))
+            && adv.selects_any_service(target.service_labels())
+    })
+}
+
+/// Whether any BGPAdvertisement announces `target` at all.
+pub fn advertised(config: &Config, target: &Target) -> bool {
+    advertisements_of(config, target).next().is_some()
 }
 
 /// The prefix an address is announced as, with an advertisement's aggregation length.
@@ -70,10 +81,11 @@ pub fn prefix_of(addr: IpAddr, v4_len: u8, v6_len: u8) -> IpNet {
 }
 
 /// Every route `node` announces, keyed by prefix and peer: the addresses it is eligible for
-/// (alive, not excluded, ready for every Service holding the address) in pools a
-/// BGPAdvertisement selecting the node covers, to the peers that advertisement names (all of
-/// the node's peers when it names none). Routes for one prefix and peer from several
-/// advertisements merge: communities join, the highest LOCAL_PREF wins.
+/// (alive, not excluded, ready for every Service holding the address) that a BGPAdvertisement
+/// selecting the node announces (it covers the pool, and its serviceSelectors select one of the
+/// Services holding the address), to the peers that advertisement names (all of the node's
+/// peers when it names none). Routes for one prefix and peer from several advertisements merge:
+/// communities join, the highest LOCAL_PREF wins.
 pub fn routes_for(config: &Config, targets: &[Target], node: &NodeFacts) -> Routes {
     let mut out = Routes::new();
     if !node.usable {
@@ -87,13 +99,7 @@ pub fn routes_for(config: &Config, targets: &[Target], node: &NodeFacts) -> Rout
         if t.services.iter().any(|s| node.unready.contains(s)) {
             continue;
         }
-        let Some(pool_labels) = config.pools.get(&t.pool).map(|p| &p.labels) else {
-            continue;
-        };
-        for adv in &config.bgp_advertisements {
-            if !adv.pools.includes(&t.pool, pool_labels) || !adv.selects_node(&node.labels) {
-                continue;
-            }
+        for adv in advertisements_of(config, t).filter(|a| a.selects_node(&node.labels)) {
             let prefix = prefix_of(t.address, adv.aggregation_length, adv.aggregation_length_v6);
             for peer in peers.keys().filter(|p| adv.selects_peer(p)) {
                 let a = out.entry((prefix, peer.clone())).or_default();
@@ -118,7 +124,10 @@ mod tests {
         crate::config::validate(&docs).unwrap()
     }
 
-    const CFG: &str = "apiVersion: ironlb.io/v1beta1
+    /// The pool `public` and the peer `tor-a`, nothing announced.
+    macro_rules! pool_and_peer {
+        () => {
+            "apiVersion: ironlb.io/v1beta1
 kind: IPAddressPool
 metadata: {name: public}
 spec: {addresses: [192.0.2.0/24, 2001:db8::/64]}
@@ -127,7 +136,14 @@ apiVersion: ironlb.io/v1beta1
 kind: BGPPeer
 metadata: {name: tor-a}
 spec: {myASN: 64512, peerASN: 64513, peerAddress: 198.51.100.250}
----
+"
+        };
+    }
+
+    const POOL_AND_PEER: &str = pool_and_peer!();
+    const CFG: &str = concat!(
+        pool_and_peer!(),
+        "---
 apiVersion: ironlb.io/v1beta1
 kind: BGPPeer
 metadata: {name: tor-b}
@@ -154,7 +170,8 @@ spec:
   localPref: 200
   peers: [tor-b]
   communities: [\"large:64512:1:2\"]
-";
+"
+    );
 
     fn node(labels: &[(&str, &str)]) -> NodeFacts {
         NodeFacts {
@@ -172,7 +189,55 @@ spec:
             address: a.parse().unwrap(),
             pool: "public".parse().unwrap(),
             services: vec![s.parse().unwrap()],
+            labels: BTreeMap::new(),
         }
+    }
+
+    /// A target held by one Service labelled `app: <app>`.
+    fn labelled(a: &str, s: &str, app: &str) -> Target {
+        let mut t = target(a, s);
+        let labels = [("app".to_string(), app.to_string())].into();
+        t.labels.insert(t.services[0].clone(), labels);
+        t
+    }
+
+    /// `public` and the peer tor-a, with one BGPAdvertisement of these serviceSelectors.
+    fn selecting(service_selectors: &str) -> Config {
+        config(&format!(
+            "{POOL_AND_PEER}---\napiVersion: ironlb.io/v1beta1\nkind: BGPAdvertisement\nmetadata: {{name: some}}\nspec:\n  ipAddressPools: [public]\n  communities: [\"64512:7\"]\n  serviceSelectors: {service_selectors}\n"
+        ))
+    }
+
+    #[test]
+    fn service_selectors_decide_which_addresses_of_a_pool_are_routed() {
+        let web = labelled("192.0.2.7", "d/web", "web");
+        let db = labelled("192.0.2.9", "d/db", "db");
+        let ts = vec![web.clone(), db.clone()];
+        let tor_a: PeerName = "tor-a".parse().unwrap();
+        let host = |t: &Target| (IpNet::from(t.address), tor_a.clone());
+        let c = selecting("[{matchLabels: {app: web}}]");
+        let r = routes_for(&c, &ts, &node(&[]));
+        assert_eq!(r.keys().collect::<Vec<_>>(), vec![&host(&web)]);
+        assert_eq!(
+            r[&host(&web)].communities,
+            vec![Community::Standard(64512, 7)]
+        );
+        assert!(advertised(&c, &web) && !advertised(&c, &db));
+        assert!(announced_in_bgp(&c, &web.pool));
+        // Any selector may match; an empty list selects every Service.
+        for any in [
+            "[{matchLabels: {app: db}}, {matchExpressions: [{key: app, operator: NotIn, values: [db]}]}]",
+            "[]",
+        ] {
+            let r = routes_for(&selecting(any), &ts, &node(&[]));
+            assert!(r.contains_key(&host(&web)) && r.contains_key(&host(&db)), "{any}");
+        }
+        // An address web shares with db is routed for web.
+        let mut shared = db.clone();
+        shared.services.push("d/web".parse().unwrap());
+        shared.labels.extend(web.labels.clone());
+        let r = routes_for(&c, std::slice::from_ref(&shared), &node(&[]));
+        assert!(r.contains_key(&host(&shared)));
     }
 
     #[test]

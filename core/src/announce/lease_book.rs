@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use crate::names::NodeName;
 
 /// The clocks the book keeps.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct BookTiming {
     /// How long after a quorum's confirmation leases may still be granted.
     pub grant_window: Duration,
@@ -28,7 +28,7 @@ pub struct BookTiming {
 }
 
 /// Leases granted by this member while it leads.
-#[derive(Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct LeaseBook {
     timing: BookTiming,
     term: Option<u64>,

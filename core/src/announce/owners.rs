@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use crate::config::model::InterfaceName;
+use crate::config::model::{InterfaceName, L2Advertisement};
 use crate::config::Config;
 use crate::labels::Labels;
 use crate::names::{NodeName, PoolName, ServiceKey};
@@ -29,17 +29,39 @@ pub struct Target {
     pub pool: PoolName,
     /// The Services holding it.
     pub services: Vec<ServiceKey>,
+    /// The labels of those Services, which advertisements' serviceSelectors match; a Service
+    /// missing here has none.
+    pub labels: BTreeMap<ServiceKey, Labels>,
 }
 
-/// Every allocated address of the allocator, with its pool and holders, in address order.
+impl Target {
+    /// The labels of each Service holding the address, in the order of `services`.
+    pub fn service_labels(&self) -> impl Iterator<Item = &Labels> + '_ {
+        static NONE: Labels = Labels::new();
+        self.services
+            .iter()
+            .map(|s| self.labels.get(s).unwrap_or(&NONE))
+    }
+}
+
+/// Every allocated address of the allocator, with its pool, holders and their labels (as their
+/// allocation requests last gave them), in address order.
 pub fn targets(allocator: &crate::ipam::Allocator) -> Vec<Target> {
     allocator
         .held_addresses()
         .filter_map(|(addr, holders)| {
+            let labels = holders
+                .iter()
+                .filter_map(|s| {
+                    let a = allocator.allocation(s)?;
+                    Some((s.clone(), a.request.service_labels.clone()))
+                })
+                .collect();
             Some(Target {
                 address: *addr,
                 pool: allocator.pool_of(*addr)?.clone(),
                 services: holders.to_vec(),
+                labels,
             })
         })
         .collect()
@@ -58,20 +80,29 @@ pub struct NodeFacts {
     pub usable: bool,
 }
 
-/// The interfaces `node` would announce an address of `pool` on (empty: every interface), or
-/// `None` when no L2Advertisement lets it announce that pool.
+/// The L2Advertisements that announce `target`: those covering its pool whose
+/// serviceSelectors select one of its Services.
+fn l2_advertisements_of<'a>(
+    config: &'a Config,
+    target: &'a Target,
+) -> impl Iterator<Item = &'a L2Advertisement> + 'a {
+    let pool_labels = config.pools.get(&target.pool).map(|p| &p.labels);
+    config.l2_advertisements.iter().filter(move |adv| {
+        pool_labels.is_some_and(|labels| adv.pools.includes(&target.pool, labels))
+            && adv.selects_any_service(target.service_labels())
+    })
+}
+
+/// The interfaces `node` would announce `target` on (empty: every interface), or `None` when no
+/// L2Advertisement announcing it selects the node (or none leaves it an interface).
 pub fn announce_on(
     config: &Config,
-    pool: &PoolName,
+    target: &Target,
     node: &NodeFacts,
 ) -> Option<Vec<InterfaceName>> {
-    let labels = config.pools.get(pool).map(|p| &p.labels)?;
     let mut chosen = BTreeSet::new();
     let mut any = false;
-    for adv in &config.l2_advertisements {
-        if !adv.pools.includes(pool, labels) || !adv.selects_node(&node.labels) {
-            continue;
-        }
+    for adv in l2_advertisements_of(config, target).filter(|a| a.selects_node(&node.labels)) {
         if adv.interfaces.is_empty() {
             return Some(Vec::new());
         }
@@ -87,21 +118,16 @@ pub fn announce_on(
     any.then(|| chosen.into_iter().collect())
 }
 
-/// Whether any L2Advertisement covers `pool` at all.
-pub fn announced_in_l2(config: &Config, pool: &PoolName) -> bool {
-    config.pools.get(pool).is_some_and(|p| {
-        config
-            .l2_advertisements
-            .iter()
-            .any(|adv| adv.pools.includes(pool, &p.labels))
-    })
+/// Whether any L2Advertisement announces `target` at all.
+pub fn announced_in_l2(config: &Config, target: &Target) -> bool {
+    l2_advertisements_of(config, target).next().is_some()
 }
 
 /// Whether `node` may own `target`.
 pub fn eligible(config: &Config, target: &Target, node: &NodeFacts) -> bool {
     node.usable
         && target.services.iter().all(|s| !node.unready.contains(s))
-        && announce_on(config, &target.pool, node).is_some()
+        && announce_on(config, target, node).is_some()
 }
 
 /// The inputs of one decision.
@@ -141,26 +167,18 @@ where
     let mut moves = Vec::new();
     let wanted: BTreeSet<IpAddr> = targets
         .iter()
-        .filter(|t| announced_in_l2(config, &t.pool))
+        .filter(|t| announced_in_l2(config, t))
         .map(|t| t.address)
         .collect();
-    // Owners of addresses no longer announced in Layer 2 (released, or their pool lost its
-    // advertisement) let go; that is never unsafe, so it needs no permission.
+    // Owners of addresses no longer announced in Layer 2 (released, or no advertisement covers
+    // their pool and selects one of their Services any more) let go; that is never unsafe, so
+    // it needs no permission.
     for addr in owners.keys() {
         if !wanted.contains(addr) {
             moves.push((*addr, None));
         }
     }
-    let mut count: BTreeMap<&NodeName, usize> = BTreeMap::new();
-    let mut owned_by_service: BTreeMap<&ServiceKey, BTreeSet<&NodeName>> = BTreeMap::new();
-    for t in targets.iter().filter(|t| wanted.contains(&t.address)) {
-        if let Some(o) = owners.get(&t.address) {
-            *count.entry(o).or_default() += 1;
-            for s in &t.services {
-                owned_by_service.entry(s).or_default().insert(o);
-            }
-        }
-    }
+    let mut load = Load::of(targets, &wanted, owners);
     for t in targets.iter().filter(|t| wanted.contains(&t.address)) {
         let eligible_nodes: Vec<&NodeName> = nodes
             .iter()
@@ -178,51 +196,23 @@ where
             if answering(o, t.address) {
                 // Alive but ineligible: it lets go first; the address moves once it has.
                 moves.push((t.address, None));
-                if let Some(c) = count.get_mut(o) {
-                    *c = c.saturating_sub(1);
-                }
+                load.release(o);
                 continue;
             }
         }
         if !moves_allowed {
             continue;
         }
-        let candidates: Vec<&NodeName> = eligible_nodes
-            .iter()
-            .copied()
-            .filter(|cand| {
-                nodes
-                    .keys()
-                    .filter(|n| n != cand)
-                    .all(|n| !answering(n, t.address))
-            })
-            .collect();
-        let siblings: BTreeSet<&NodeName> = t
-            .services
-            .iter()
-            .filter_map(|s| owned_by_service.get(s))
-            .flatten()
-            .copied()
-            .collect();
-        let best = candidates.iter().copied().min_by_key(|n| {
-            (
-                !siblings.contains(n),
-                count.get(n).copied().unwrap_or(0),
-                (*n).clone(),
-            )
-        });
-        match (best, current) {
+        match (
+            best_owner(nodes, &eligible_nodes, t, answering, &load),
+            current,
+        ) {
             (Some(b), Some(o)) if b == o => {}
             (Some(b), _) => {
                 if let Some(o) = current {
-                    if let Some(c) = count.get_mut(o) {
-                        *c = c.saturating_sub(1);
-                    }
+                    load.release(o);
                 }
-                *count.entry(b).or_default() += 1;
-                for s in &t.services {
-                    owned_by_service.entry(s).or_default().insert(b);
-                }
+                load.give(b, t);
                 moves.push((t.address, Some(b.clone())));
             }
             (None, Some(_)) => moves.push((t.address, None)),
@@ -232,6 +222,91 @@ where
     moves.sort_by_key(|(a, _)| *a);
     moves.dedup_by_key(|(a, _)| *a);
     moves
+}
+
+/// How many addresses each node owns, and which nodes own an address of each Service, kept up
+/// to date as the plan moves addresses, so that later choices spread over the new owners.
+struct Load<'a> {
+    count: BTreeMap<&'a NodeName, usize>,
+    owned_by_service: BTreeMap<&'a ServiceKey, BTreeSet<&'a NodeName>>,
+}
+
+impl<'a> Load<'a> {
+    /// The load of the committed owners of the `wanted` addresses.
+    fn of(
+        targets: &'a [Target],
+        wanted: &BTreeSet<IpAddr>,
+        owners: &'a BTreeMap<IpAddr, NodeName>,
+    ) -> Self {
+        let mut count: BTreeMap<&NodeName, usize> = BTreeMap::new();
+        let mut owned_by_service: BTreeMap<&ServiceKey, BTreeSet<&NodeName>> = BTreeMap::new();
+        for t in targets.iter().filter(|t| wanted.contains(&t.address)) {
+            if let Some(o) = owners.get(&t.address) {
+                *count.entry(o).or_default() += 1;
+                for s in &t.services {
+                    owned_by_service.entry(s).or_default().insert(o);
+                }
+            }
+        }
+        Self {
+            count,
+            owned_by_service,
+        }
+    }
+
+    /// `node` owns one address fewer.
+    fn release(&mut self, node: &NodeName) {
+        if let Some(c) = self.count.get_mut(node) {
+            *c = c.saturating_sub(1);
+        }
+    }
+
+    /// `node` is given `target`.
+    fn give(&mut self, node: &'a NodeName, target: &'a Target) {
+        *self.count.entry(node).or_default() += 1;
+        for s in &target.services {
+            self.owned_by_service.entry(s).or_default().insert(node);
+        }
+    }
+}
+
+/// The node to give `t` to: an eligible one that no other node may still be answering for it
+/// against, preferring one that owns another address of the same Service, then the one owning
+/// fewest (ties by name).
+fn best_owner<'a, F>(
+    nodes: &BTreeMap<NodeName, NodeFacts>,
+    eligible_nodes: &[&'a NodeName],
+    t: &Target,
+    answering: &F,
+    load: &Load<'_>,
+) -> Option<&'a NodeName>
+where
+    F: Fn(&NodeName, IpAddr) -> bool,
+{
+    let candidates: Vec<&NodeName> = eligible_nodes
+        .iter()
+        .copied()
+        .filter(|cand| {
+            nodes
+                .keys()
+                .filter(|n| n != cand)
+                .all(|n| !answering(n, t.address))
+        })
+        .collect();
+    let siblings: BTreeSet<&NodeName> = t
+        .services
+        .iter()
+        .filter_map(|s| load.owned_by_service.get(s))
+        .flatten()
+        .copied()
+        .collect();
+    candidates.iter().copied().min_by_key(|n| {
+        (
+            !siblings.contains(n),
+            load.count.get(n).copied().unwrap_or(0),
+            (*n).clone(),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -244,7 +319,19 @@ mod tests {
         crate::config::validate(&docs).unwrap()
     }
 
-    const BASE: &str = "apiVersion: ironlb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: public}\nspec: {addresses: [192.0.2.0/24, 2001:db8::/120]}\n---\napiVersion: ironlb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: dark}\nspec: {addresses: [198.51.100.0/24]}\n---\napiVersion: ironlb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: l2}\nspec: {ipAddressPools: [public]}\n";
+    /// Two pools, `public` and `dark`, neither announced.
+    macro_rules! pools {
+        () => {
+            "apiVersion: ironlb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: public}\nspec: {addresses: [192.0.2.0/24, 2001:db8::/120]}\n---\napiVersion: ironlb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: dark}\nspec: {addresses: [198.51.100.0/24]}\n"
+        };
+    }
+
+    const POOLS: &str = pools!();
+    /// The pools, `public` announced in Layer 2 for every Service.
+    const BASE: &str = concat!(
+        pools!(),
+        "---\napiVersion: ironlb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: l2}\nspec: {ipAddressPools: [public]}\n"
+    );
 
     fn node(name: &str) -> NodeName {
         NodeName::new(name).unwrap()
@@ -267,7 +354,15 @@ mod tests {
             address: addr.parse().unwrap(),
             pool: "public".parse().unwrap(),
             services: vec![service.parse().unwrap()],
+            labels: BTreeMap::new(),
         }
+    }
+
+    /// A target of `public` held by one Service with these labels.
+    fn labelled(addr: &str, service: &str, labels: &[(&str, &str)]) -> Target {
+        let mut t = target(addr, service);
+        t.labels.insert(t.services[0].clone(), facts(labels).labels);
+        t
     }
 
     fn nodes(names: &[&str]) -> BTreeMap<NodeName, NodeFacts> {
@@ -392,9 +487,8 @@ mod tests {
             "{BASE}---\napiVersion: ironlb.io/v1beta1\nkind: L2Advertisement\nmetadata: {{name: edge}}\nspec:\n  ipAddressPools: [dark]\n  nodeSelectors: [{{matchLabels: {{role: edge}}}}]\n  interfaces: [eth1]\n"
         ));
         let dark = Target {
-            address: "198.51.100.1".parse().unwrap(),
             pool: "dark".parse().unwrap(),
-            services: vec!["d/x".parse().unwrap()],
+            ..target("198.51.100.1", "d/x")
         };
         let mut ns = BTreeMap::new();
         ns.insert(node("a"), facts(&[]));
@@ -409,26 +503,98 @@ mod tests {
             vec![(dark.address, Some(node("c")))]
         );
         assert_eq!(
-            announce_on(&c, &dark.pool, &edge_with_eth1),
+            announce_on(&c, &dark, &edge_with_eth1),
             Some(vec![InterfaceName::new("eth1").unwrap()])
         );
+        assert_eq!(announce_on(&c, &dark, &facts(&[("role", "edge")])), None);
         assert_eq!(
-            announce_on(&c, &dark.pool, &facts(&[("role", "edge")])),
-            None
-        );
-        assert_eq!(
-            announce_on(&c, &"public".parse().unwrap(), &facts(&[])),
+            announce_on(&c, &target("192.0.2.1", "d/y"), &facts(&[])),
             Some(vec![])
         );
+    }
+
+    /// `public` announced by one L2Advertisement with these serviceSelectors.
+    fn selecting(service_selectors: &str) -> Config {
+        config(&format!(
+            "{POOLS}---\napiVersion: ironlb.io/v1beta1\nkind: L2Advertisement\nmetadata: {{name: l2}}\nspec:\n  ipAddressPools: [public]\n  serviceSelectors: {service_selectors}\n"
+        ))
+    }
+
+    #[test]
+    fn service_selectors_decide_which_addresses_of_a_pool_are_announced() {
+        let web = labelled("192.0.2.1", "d/web", &[("app", "web")]);
+        let db = labelled("192.0.2.2", "d/db", &[("app", "db")]);
+        let ts = vec![web.clone(), db.clone()];
+        let ns = nodes(&["a"]);
+        let c = selecting("[{matchLabels: {app: web}}]");
+        assert!(announced_in_l2(&c, &web) && !announced_in_l2(&c, &db));
+        assert!(eligible(&c, &web, &ns[&node("a")]));
+        assert!(!eligible(&c, &db, &ns[&node("a")]));
+        assert_eq!(
+            run(&c, &ts, &ns, &BTreeMap::new(), &[]),
+            vec![(web.address, Some(node("a")))]
+        );
+        // db lost its announcement: its owner lets go.
+        let owners = [(web.address, node("a")), (db.address, node("a"))].into();
+        assert_eq!(run(&c, &ts, &ns, &owners, &[]), vec![(db.address, None)]);
+        // Any selector may match; an empty list selects every Service.
+        for any in [
+            "[{matchLabels: {app: web}}, {matchExpressions: [{key: app, operator: In, values: [db]}]}]",
+            "[]",
+        ] {
+            let c = selecting(any);
+            assert!(announced_in_l2(&c, &web) && announced_in_l2(&c, &db), "{any}");
+            assert_eq!(run(&c, &ts, &ns, &BTreeMap::new(), &[]).len(), 2, "{any}");
+        }
+    }
+
+    #[test]
+    fn a_shared_address_is_announced_when_any_of_its_services_is_selected() {
+        let c = selecting("[{matchLabels: {app: web}}]");
+        let mut shared = labelled("192.0.2.1", "d/web", &[("app", "web")]);
+        let db: ServiceKey = "d/db".parse().unwrap();
+        shared.services.push(db.clone());
+        shared.labels.insert(db, facts(&[("app", "db")]).labels);
+        assert!(announced_in_l2(&c, &shared));
+        shared.labels.clear();
+        assert!(!announced_in_l2(&c, &shared));
+    }
+
+    #[test]
+    fn the_interfaces_are_those_of_the_advertisements_selecting_the_service() {
+        let l2 = |name: &str, app: &str, interface: &str| {
+            format!("---\napiVersion: ironlb.io/v1beta1\nkind: L2Advertisement\nmetadata: {{name: {name}}}\nspec: {{ipAddressPools: [public], serviceSelectors: [{{matchLabels: {{app: {app}}}}}], interfaces: [{interface}]}}\n")
+        };
+        let c = config(&format!(
+            "{BASE}{}{}",
+            l2("web", "web", "eth1"),
+            l2("db", "db", "eth2")
+        ));
+        let mut n = facts(&[]);
+        for i in ["eth1", "eth2"] {
+            n.interfaces.insert(InterfaceName::new(i).unwrap());
+        }
+        let web = labelled("192.0.2.1", "d/web", &[("app", "web")]);
+        // BASE's own advertisement selects every Service, on every interface.
+        assert_eq!(announce_on(&c, &web, &n), Some(vec![]));
+        let c = config(&format!(
+            "{POOLS}{}{}",
+            l2("web", "web", "eth1"),
+            l2("db", "db", "eth2")
+        ));
+        assert_eq!(
+            announce_on(&c, &web, &n),
+            Some(vec![InterfaceName::new("eth1").unwrap()])
+        );
+        assert_eq!(announce_on(&c, &target("192.0.2.3", "d/none"), &n), None);
     }
 
     #[test]
     fn unannounced_pools_get_no_owner_and_lose_stale_ones() {
         let c = config(BASE);
         let dark = Target {
-            address: "198.51.100.1".parse().unwrap(),
             pool: "dark".parse().unwrap(),
-            services: vec!["d/x".parse().unwrap()],
+            ..target("198.51.100.1", "d/x")
         };
         let ns = nodes(&["a"]);
         assert_eq!(

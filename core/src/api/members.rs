@@ -8,24 +8,11 @@ pub(super) async fn reserve_member_id(State(a): State<Shared>, req: Request) -> 
     leader_or_forward(a, req, |a, body| async move {
         let ask: views::ReserveMember = serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request(format!("member id request: {e}")))?;
-        match propose(
-            &a,
-            Command::ReserveMemberId {
-                requested: ask.requested,
-            },
-        )
-        .await?
-        {
-            SmResponse::MemberId(id) => Ok(json(&views::ReservedMember {
-                id,
-                cluster: a.identity.as_ref().and_then(|i| i.cluster()),
-            })),
-            other => Err(ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("unexpected answer to a member id reservation: {other:?}"),
-            )
-            .into()),
-        }
+        let id = proposed(a.proposer.reserve_member_id(ask.requested).await)?;
+        Ok(json(&views::ReservedMember {
+            id,
+            cluster: a.identity.as_ref().and_then(|i| i.cluster()),
+        }))
     })
     .await
 }

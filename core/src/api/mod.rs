@@ -28,9 +28,7 @@ use crate::ipam::AllocationRequest;
 use crate::labels::Labels;
 use crate::metrics::controller::{Metrics, RaftFigures};
 use crate::names::ServiceKey;
-use crate::raft::{
-    Command, Member, MemberId, ProposeError, Proposer, Raft, Response as SmResponse, SharedState,
-};
+use crate::raft::{Member, MemberId, ProposeError, Proposer, Raft, SharedState};
 use error::{ApiError, LeaderRef};
 
 mod members;
@@ -76,6 +74,8 @@ pub struct Admin {
     scheme: &'static str,
     /// Issues speakers their node certificates (Kubernetes mode).
     pub node_issuer: Option<Arc<crate::k8s::certs::NodeIssuer>>,
+    /// What the leader told its nodes to announce (empty unless this member leads).
+    pub announced: tokio::sync::watch::Receiver<Arc<crate::controller::announced::Announcements>>,
 }
 
 impl Admin {
@@ -101,6 +101,7 @@ impl Admin {
             http: client::RenewingClient::plain(Duration::from_secs(10)),
             scheme: "http",
             node_issuer: None,
+            announced: crate::controller::announced::board().subscribe(),
         }
     }
 }
@@ -125,6 +126,14 @@ impl Admin {
     pub fn with_node_issuer(self, issuer: Arc<crate::k8s::certs::NodeIssuer>) -> Self {
         Self {
             node_issuer: Some(issuer),
+            ..self
+        }
+    }
+
+    /// The same, reporting the announcements the leader publishes on `board`.
+    pub fn with_announcements(self, board: &crate::controller::announced::Board) -> Self {
+        Self {
+            announced: board.subscribe(),
             ..self
         }
     }
@@ -182,6 +191,7 @@ fn routes(admin: Shared) -> Router {
             get(service).delete(release),
         )
         .route("/v1/owners", get(owners))
+        .route("/v1/announcements", get(announcements))
         .route("/v1/allocate", post(allocate))
         .route("/v1/explain", post(explain))
         .route("/v1/reservations", get(reservations).post(reserve))
@@ -339,8 +349,9 @@ fn leader_ref(id: Option<MemberId>, node: Option<Member>) -> Option<LeaderRef> {
 }
 
 /// Proposes a command and waits until it is applied, or fails within the write timeout.
-async fn propose(a: &Admin, command: Command) -> Result<SmResponse, Failure> {
-    a.proposer.propose(command).await.map_err(|e| match e {
+/// A proposal's outcome as the API answers it: not the leader (forwarded), or unavailable.
+fn proposed<T>(result: Result<T, ProposeError>) -> Result<T, Failure> {
+    result.map_err(|e| match e {
         ProposeError::NotLeader(leader) => {
             Failure::NotLeader(leader.map(|(id, member)| LeaderRef { id, member }))
         }
@@ -421,19 +432,35 @@ async fn raft_figures(a: &Admin) -> RaftFigures {
         .with_raft_state(|st| st.committed.map(|l| l.index).unwrap_or(0))
         .await
         .unwrap_or(0);
+    let last = m.last_log_index.unwrap_or(0);
+    let lag = m
+        .replication
+        .iter()
+        .flatten()
+        .filter(|(id, _)| **id != a.id)
+        .map(|(id, matched)| (*id, last.saturating_sub(matched.map_or(0, |l| l.index))))
+        .collect();
     RaftFigures {
         term: m.current_term,
         is_leader: m.current_leader == Some(a.id),
         commit_index,
         applied_index: m.last_applied.map(|l| l.index).unwrap_or(0),
         members: m.membership_config.nodes().count(),
+        voters: m.membership_config.membership().voter_ids().count(),
+        has_leader: m.current_leader.is_some(),
+        quorum_ack_age: m
+            .millis_since_quorum_ack
+            .filter(|_| m.current_leader == Some(a.id))
+            .map(Duration::from_millis),
+        lag,
     }
 }
 
 async fn metrics(State(a): State<Shared>) -> Response {
     let figures = raft_figures(&a).await;
     let state = a.state.read().await;
-    let text = a.metrics.render(figures, &state);
+    let announced = a.announced.borrow().clone();
+    let text = a.metrics.render(figures, &state, &announced);
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -480,6 +507,17 @@ async fn services(State(a): State<Shared>, Query(opts): Query<ReadOpts>, req: Re
     .await
 }
 
+/// What the leader told each node to announce, per Service (answered by the leader: a
+/// follower's summary is empty).
+async fn announcements(State(a): State<Shared>, req: Request) -> Response {
+    leader_or_forward(a, req, |a, _| async move {
+        members::check_leads(&a)?;
+        let summary = a.announced.borrow().clone();
+        Ok(json(&*summary))
+    })
+    .await
+}
+
 async fn owners(State(a): State<Shared>, Query(opts): Query<ReadOpts>, req: Request) -> Response {
     leader_or_forward(a, req, |a, _| async move {
         linearize(&a, &opts).await?;
@@ -512,24 +550,22 @@ async fn service(
 
 async fn allocation_response(a: &Admin, request: AllocationRequest) -> Result<Response, Failure> {
     let start = Instant::now();
-    let resp = propose(a, Command::Allocate { request }).await?;
+    let explanation = a.proposer.allocate(request).await;
+    if explanation.is_err() {
+        a.metrics.allocation_failed("error");
+    }
+    let explanation = proposed(explanation)?;
     a.metrics
         .allocation_duration
         .observe(start.elapsed().as_secs_f64());
-    match resp {
-        SmResponse::Allocated(explanation) => {
-            let status = match explanation.outcome {
-                Ok(_) => StatusCode::OK,
-                Err(_) => StatusCode::CONFLICT,
-            };
-            Ok((status, Json(views::AllocateResult::new(&explanation))).into_response())
+    let status = match explanation.outcome {
+        Ok(_) => StatusCode::OK,
+        Err(_) => {
+            a.metrics.allocation_failed("refused");
+            StatusCode::CONFLICT
         }
-        other => Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("unexpected answer to an allocation: {other:?}"),
-        )
-        .into()),
-    }
+    };
+    Ok((status, Json(views::AllocateResult::new(&explanation))).into_response())
 }
 
 async fn allocate(State(a): State<Shared>, req: Request) -> Response {
@@ -602,25 +638,9 @@ async fn release(
     leader_or_forward(a, req, |a, _| async move {
         let service = ServiceKey::new(&namespace, &name)
             .map_err(|e| ApiError::bad_request(format!("service key: {e}")))?;
-        match propose(
-            &a,
-            Command::Release {
-                service: service.clone(),
-            },
-        )
-        .await?
-        {
-            SmResponse::Released(Some(alloc)) => {
-                Ok(json(&views::ServiceView::new(&service, &alloc, None)))
-            }
-            SmResponse::Released(None) => {
-                Err(ApiError::not_found(format!("{service} held no address")).into())
-            }
-            other => Err(ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("unexpected answer to a release: {other:?}"),
-            )
-            .into()),
+        match proposed(a.proposer.release(service.clone()).await)? {
+            Some(alloc) => Ok(json(&views::ServiceView::new(&service, &alloc, None))),
+            None => Err(ApiError::not_found(format!("{service} held no address")).into()),
         }
     })
     .await
@@ -651,24 +671,9 @@ async fn reserve(State(a): State<Shared>, req: Request) -> Response {
     leader_or_forward(a, req, |a, body| async move {
         let r: views::Reservation = serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request(format!("reservation: {e}")))?;
-        match propose(
-            &a,
-            Command::Reserve {
-                address: r.address,
-                service: r.service.clone(),
-            },
-        )
-        .await?
-        {
-            SmResponse::Reserved(Ok(())) => Ok(json(&r)),
-            SmResponse::Reserved(Err(e)) => {
-                Err(ApiError::new(StatusCode::CONFLICT, e.to_string()).into())
-            }
-            other => Err(ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("unexpected answer to a reservation: {other:?}"),
-            )
-            .into()),
+        match proposed(a.proposer.reserve(r.address, r.service.clone()).await)? {
+            Ok(()) => Ok(json(&r)),
+            Err(e) => Err(ApiError::new(StatusCode::CONFLICT, e.to_string()).into()),
         }
     })
     .await
@@ -676,16 +681,9 @@ async fn reserve(State(a): State<Shared>, req: Request) -> Response {
 
 async fn unreserve(State(a): State<Shared>, Path(address): Path<IpAddr>, req: Request) -> Response {
     leader_or_forward(a, req, |a, _| async move {
-        match propose(&a, Command::Unreserve { address }).await? {
-            SmResponse::Unreserved(Ok(service)) => {
-                Ok(json(&views::Reservation { address, service }))
-            }
-            SmResponse::Unreserved(Err(e)) => Err(ApiError::not_found(e.to_string()).into()),
-            other => Err(ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("unexpected answer to an unreservation: {other:?}"),
-            )
-            .into()),
+        match proposed(a.proposer.unreserve(address).await)? {
+            Ok(service) => Ok(json(&views::Reservation { address, service })),
+            Err(e) => Err(ApiError::not_found(e.to_string()).into()),
         }
     })
     .await
@@ -733,25 +731,11 @@ async fn put_config(State(a): State<Shared>, req: Request) -> Response {
                 .into());
             }
         };
-        match propose(
-            &a,
-            Command::SetConfig {
-                config: Box::new(config),
-            },
-        )
-        .await?
-        {
-            SmResponse::Config { revision, recheck } => {
-                Ok(json(&views::ConfigApplied::new(revision, &recheck)))
-            }
-            SmResponse::ConfigRefused(why) => Err(ApiError::invalid(
+        match proposed(a.proposer.set_config(config).await)? {
+            Ok((revision, recheck)) => Ok(json(&views::ConfigApplied::new(revision, &recheck))),
+            Err(why) => Err(ApiError::invalid(
                 "the configuration was refused; the one in force is unchanged",
                 vec![why],
-            )
-            .into()),
-            other => Err(ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("unexpected answer to a configuration: {other:?}"),
             )
             .into()),
         }

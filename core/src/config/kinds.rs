@@ -199,6 +199,11 @@ pub struct L2AdvertisementSpec {
     /// Interfaces to announce from; empty means every interface.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub interfaces: Vec<String>,
+    /// Services, chosen by their labels, whose addresses are announced; empty means every
+    /// Service of the pools. An address several Services share is announced when any of them
+    /// is chosen.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub service_selectors: Vec<LabelSelector>,
 }
 
 impl Spec for L2AdvertisementSpec {
@@ -262,6 +267,11 @@ pub struct BGPAdvertisementSpec {
     /// Names of the BGPPeers to announce to; empty means every peer.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub peers: Vec<String>,
+    /// Services, chosen by their labels, whose addresses are announced; empty means every
+    /// Service of the pools. Only with the default aggregation lengths (32 and 128). An address
+    /// several Services share is announced when any of them is chosen.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub service_selectors: Vec<LabelSelector>,
 }
 
 impl Spec for BGPAdvertisementSpec {
@@ -504,7 +514,15 @@ mod tests {
             .to_string();
         assert!(err.starts_with("unknown field `autoAsign`"), "{err}");
         // Newer MetalLB fields ironlb does not implement are refused rather than ignored.
-        assert!(serde_yaml::from_str::<L2AdvertisementSpec>("serviceSelectors: [{}]\n").is_err());
+        let err = serde_yaml::from_str::<L2AdvertisementSpec>(
+            "preferredNodeSelectors: [{weight: 1, preference: {}}]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("unknown field `preferredNodeSelectors`"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -554,6 +572,38 @@ mod tests {
             serde_json::from_value::<L2AdvertisementSpec>(json).unwrap(),
             adv
         );
+    }
+
+    #[test]
+    fn service_selectors_round_trip_on_both_advertisements() {
+        let yaml = "serviceSelectors:\n- matchLabels:\n    app: web\n- matchExpressions:\n  \
+                    - key: tier\n    operator: In\n    values:\n    - front\n";
+        let l2: L2AdvertisementSpec = serde_yaml::from_str(yaml).unwrap();
+        let bgp: BGPAdvertisementSpec = serde_yaml::from_str(yaml).unwrap();
+        assert_eq!(l2.service_selectors, bgp.service_selectors);
+        let selectors = &l2.service_selectors;
+        assert_eq!(selectors.len(), 2);
+        let web = selectors[0].match_labels.as_ref().unwrap();
+        assert_eq!(web["app"], "web");
+        let tier = &selectors[1].match_expressions.as_ref().unwrap()[0];
+        assert_eq!((tier.key.as_str(), tier.operator.as_str()), ("tier", "In"));
+        assert_eq!(serde_yaml::to_string(&l2).unwrap(), yaml);
+        assert_eq!(serde_yaml::to_string(&bgp).unwrap(), yaml);
+        // Empty lists are left out, as MetalLB's omitempty does.
+        let json = serde_json::to_value(L2AdvertisementSpec::default()).unwrap();
+        assert_eq!(json, serde_json::json!({}));
+        for schema in [
+            schemars::schema_for!(L2AdvertisementSpec),
+            schemars::schema_for!(BGPAdvertisementSpec),
+        ] {
+            let json = serde_json::to_value(&schema).unwrap();
+            let field = &json["properties"]["serviceSelectors"];
+            assert_eq!(field["type"], "array", "{field}");
+            assert!(field["description"]
+                .as_str()
+                .unwrap()
+                .starts_with("Services"));
+        }
     }
 
     #[test]

@@ -4,10 +4,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
-use std::str::FromStr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+pub use crate::net::bgp::attrs::{Community, CommunityError};
+pub use crate::net::bgp::md5::Password;
+pub use crate::net::bgp::session::{PeerAsn, SessionConfig};
 
 use crate::ipam::PoolSpec;
 use crate::labels::{Labels, Selector};
@@ -113,19 +116,30 @@ impl PoolSelection {
     }
 }
 
-/// Whether a list of node selectors admits a node: an empty list admits every node, otherwise
-/// any one selector must match.
-fn selects_node(selectors: &[Selector], node_labels: &Labels) -> bool {
-    selectors.is_empty() || selectors.iter().any(|s| s.matches(node_labels))
+/// Whether a list of selectors admits an object with these labels: an empty list admits every
+/// object, otherwise any one selector must match (MetalLB's rule for node and Service selectors).
+fn admits(selectors: &[Selector], labels: &Labels) -> bool {
+    selectors.is_empty() || selectors.iter().any(|s| s.matches(labels))
+}
+
+/// Whether Service selectors admit an address held by Services with these labels: an empty
+/// list admits every address (even one nobody holds), otherwise one of the Services must match
+/// one selector. MetalLB judges each Service alone and announces its address when an
+/// advertisement matches it, so an address Services share is announced when one of them is.
+fn admits_any<'a>(selectors: &[Selector], labels: impl IntoIterator<Item = &'a Labels>) -> bool {
+    selectors.is_empty() || labels.into_iter().any(|l| admits(selectors, l))
 }
 
 /// Announcement of some pools' addresses by ARP and NDP.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "stored::L2", into = "stored::L2")]
 pub struct L2Advertisement {
     /// The object's name.
     pub name: String,
     /// The pools announced.
     pub pools: PoolSelection,
+    /// Services whose addresses are announced (empty: every Service).
+    pub service_selectors: Vec<Selector>,
     /// Nodes that may announce (empty: every node).
     pub node_selectors: Vec<Selector>,
     /// Interfaces to announce from (empty: every interface).
@@ -135,20 +149,34 @@ pub struct L2Advertisement {
 impl L2Advertisement {
     /// Whether a node with these labels may announce.
     pub fn selects_node(&self, node_labels: &Labels) -> bool {
-        selects_node(&self.node_selectors, node_labels)
+        admits(&self.node_selectors, node_labels)
+    }
+
+    /// Whether the addresses of a Service with these labels are announced.
+    pub fn selects_service(&self, service_labels: &Labels) -> bool {
+        admits(&self.service_selectors, service_labels)
+    }
+
+    /// Whether an address held by Services with these labels is announced: when one of them is
+    /// selected.
+    pub fn selects_any_service<'a>(&self, labels: impl IntoIterator<Item = &'a Labels>) -> bool {
+        admits_any(&self.service_selectors, labels)
     }
 }
 
 /// Announcement of some pools' addresses to BGP peers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "stored::Bgp", into = "stored::Bgp")]
 pub struct BgpAdvertisement {
     /// The object's name.
     pub name: String,
     /// The pools announced.
     pub pools: PoolSelection,
-    /// Prefix length of IPv4 routes (1-32).
+    /// Services whose addresses are announced (empty: every Service).
+    pub service_selectors: Vec<Selector>,
+    /// Prefix length of IPv4 routes (1-32; 32 when there are service selectors).
     pub aggregation_length: u8,
-    /// Prefix length of IPv6 routes (1-128).
+    /// Prefix length of IPv6 routes (1-128; 128 when there are service selectors).
     pub aggregation_length_v6: u8,
     /// LOCAL_PREF of the routes, for iBGP peers.
     pub local_pref: Option<u32>,
@@ -163,7 +191,18 @@ pub struct BgpAdvertisement {
 impl BgpAdvertisement {
     /// Whether a node with these labels announces.
     pub fn selects_node(&self, node_labels: &Labels) -> bool {
-        selects_node(&self.node_selectors, node_labels)
+        admits(&self.node_selectors, node_labels)
+    }
+
+    /// Whether the addresses of a Service with these labels are announced.
+    pub fn selects_service(&self, service_labels: &Labels) -> bool {
+        admits(&self.service_selectors, service_labels)
+    }
+
+    /// Whether an address held by Services with these labels is announced: when one of them is
+    /// selected.
+    pub fn selects_any_service<'a>(&self, labels: impl IntoIterator<Item = &'a Labels>) -> bool {
+        admits_any(&self.service_selectors, labels)
     }
 
     /// Whether the routes go to this peer.
@@ -172,34 +211,153 @@ impl BgpAdvertisement {
     }
 }
 
-/// The AS a peer must have.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum PeerAsn {
-    /// Exactly this AS.
-    Exact(u32),
-    /// Whatever the peer announces, if it equals the local AS (iBGP).
-    Internal,
-    /// Whatever the peer announces, if it differs from the local AS (eBGP).
-    External,
-}
+/// The advertisements as stored in the Raft log and snapshots and sent between members.
+///
+/// Format 1 of [`crate::codec`] and the Raft port are bincode, field after field: a field added
+/// to an advertisement would change the bytes of every one, so old records would no longer read
+/// and members of two versions would misread each other. So the stored form keeps the fields of
+/// the first release and folds the Service selectors into a variant appended to the pool
+/// selection (variants are encoded by position, so appending one is allowed): an advertisement
+/// without them has the bytes it always had, and one with them is refused by name (JSON) or by
+/// variant (bincode) by a member that predates them, never misread.
+mod stored {
+    use std::collections::BTreeSet;
 
-impl PeerAsn {
-    /// Whether the session is iBGP, given the local AS.
-    pub fn is_internal(self, my_asn: u32) -> bool {
-        match self {
-            PeerAsn::Exact(asn) => asn == my_asn,
-            PeerAsn::Internal => true,
-            PeerAsn::External => false,
+    use serde::{Deserialize, Serialize};
+
+    use super::{BgpAdvertisement, Community, InterfaceName, L2Advertisement, PoolSelection};
+    use crate::labels::Selector;
+    use crate::names::{PeerName, PoolName};
+
+    /// [`PoolSelection`]'s variants in its order, then the one that carries Service selectors.
+    #[derive(Clone, Serialize, Deserialize)]
+    pub enum Pools {
+        /// [`PoolSelection::All`].
+        All,
+        /// [`PoolSelection::Named`].
+        Named(BTreeSet<PoolName>),
+        /// [`PoolSelection::Selected`].
+        Selected(Vec<Selector>),
+        /// [`PoolSelection::NamedOrSelected`].
+        NamedOrSelected {
+            /// The pools named.
+            names: BTreeSet<PoolName>,
+            /// Selectors of further pools.
+            selectors: Vec<Selector>,
+        },
+        /// The addresses of the pools selected that are held by Services matching a selector.
+        ForServices {
+            /// The pools.
+            pools: PoolSelection,
+            /// The Service selectors (never empty).
+            services: Vec<Selector>,
+        },
+    }
+
+    impl Pools {
+        fn new(pools: PoolSelection, services: Vec<Selector>) -> Self {
+            if !services.is_empty() {
+                return Pools::ForServices { pools, services };
+            }
+            match pools {
+                PoolSelection::All => Pools::All,
+                PoolSelection::Named(names) => Pools::Named(names),
+                PoolSelection::Selected(selectors) => Pools::Selected(selectors),
+                PoolSelection::NamedOrSelected { names, selectors } => {
+                    Pools::NamedOrSelected { names, selectors }
+                }
+            }
+        }
+
+        fn split(self) -> (PoolSelection, Vec<Selector>) {
+            let pools = match self {
+                Pools::ForServices { pools, services } => return (pools, services),
+                Pools::All => PoolSelection::All,
+                Pools::Named(names) => PoolSelection::Named(names),
+                Pools::Selected(selectors) => PoolSelection::Selected(selectors),
+                Pools::NamedOrSelected { names, selectors } => {
+                    PoolSelection::NamedOrSelected { names, selectors }
+                }
+            };
+            (pools, Vec::new())
         }
     }
-}
 
-impl fmt::Display for PeerAsn {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PeerAsn::Exact(asn) => write!(f, "{asn}"),
-            PeerAsn::Internal => f.write_str("internal"),
-            PeerAsn::External => f.write_str("external"),
+    /// [`L2Advertisement`] as stored.
+    #[derive(Clone, Serialize, Deserialize)]
+    pub struct L2 {
+        name: String,
+        pools: Pools,
+        node_selectors: Vec<Selector>,
+        interfaces: Vec<InterfaceName>,
+    }
+
+    impl From<L2Advertisement> for L2 {
+        fn from(a: L2Advertisement) -> Self {
+            L2 {
+                name: a.name,
+                pools: Pools::new(a.pools, a.service_selectors),
+                node_selectors: a.node_selectors,
+                interfaces: a.interfaces,
+            }
+        }
+    }
+
+    impl From<L2> for L2Advertisement {
+        fn from(s: L2) -> Self {
+            let (pools, service_selectors) = s.pools.split();
+            L2Advertisement {
+                name: s.name,
+                pools,
+                service_selectors,
+                node_selectors: s.node_selectors,
+                interfaces: s.interfaces,
+            }
+        }
+    }
+
+    /// [`BgpAdvertisement`] as stored.
+    #[derive(Clone, Serialize, Deserialize)]
+    pub struct Bgp {
+        name: String,
+        pools: Pools,
+        aggregation_length: u8,
+        aggregation_length_v6: u8,
+        local_pref: Option<u32>,
+        communities: Vec<Community>,
+        node_selectors: Vec<Selector>,
+        peers: BTreeSet<PeerName>,
+    }
+
+    impl From<BgpAdvertisement> for Bgp {
+        fn from(a: BgpAdvertisement) -> Self {
+            Bgp {
+                name: a.name,
+                pools: Pools::new(a.pools, a.service_selectors),
+                aggregation_length: a.aggregation_length,
+                aggregation_length_v6: a.aggregation_length_v6,
+                local_pref: a.local_pref,
+                communities: a.communities,
+                node_selectors: a.node_selectors,
+                peers: a.peers,
+            }
+        }
+    }
+
+    impl From<Bgp> for BgpAdvertisement {
+        fn from(s: Bgp) -> Self {
+            let (pools, service_selectors) = s.pools.split();
+            BgpAdvertisement {
+                name: s.name,
+                pools,
+                service_selectors,
+                aggregation_length: s.aggregation_length,
+                aggregation_length_v6: s.aggregation_length_v6,
+                local_pref: s.local_pref,
+                communities: s.communities,
+                node_selectors: s.node_selectors,
+                peers: s.peers,
+            }
         }
     }
 }
@@ -254,52 +412,27 @@ impl Peer {
         self.peer_asn.is_internal(self.my_asn)
     }
 
-    /// Whether a node with these labels opens the session.
-    pub fn selects_node(&self, node_labels: &Labels) -> bool {
-        selects_node(&self.node_selectors, node_labels)
-    }
-}
-
-/// A TCP MD5 password, kept out of debug output and logs.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Password(String);
-
-impl Password {
-    /// The longest TCP MD5 key Linux takes (TCP_MD5SIG_MAXKEYLEN).
-    pub const MAX_LEN: usize = 80;
-
-    /// Wraps a password that has been checked (no CR or LF, at most 80 bytes).
-    pub(crate) fn new(password: String) -> Self {
-        Self(password)
-    }
-
-    /// Checks a password read from elsewhere (a Secret); the error never echoes it.
-    pub fn parse(password: &str) -> Result<Self, String> {
-        if password.is_empty() {
-            Err("is empty".into())
-        } else if password.contains(['\r', '\n']) {
-            Err("must not contain CR or LF".into())
-        } else if password.len() > Self::MAX_LEN {
-            Err(format!(
-                "is {} bytes long; at most {} are allowed (TCP_MD5SIG_MAXKEYLEN)",
-                password.len(),
-                Self::MAX_LEN
-            ))
-        } else {
-            Ok(Self(password.to_string()))
+    /// What a BGP session to this peer needs of it.
+    pub fn session(&self) -> SessionConfig {
+        SessionConfig {
+            my_asn: self.my_asn,
+            peer_asn: self.peer_asn,
+            peer_address: self.peer_address,
+            source_address: self.source_address,
+            peer_port: self.peer_port,
+            hold_time: self.hold_time,
+            keepalive_time: self.keepalive_time,
+            connect_time: self.connect_time,
+            router_id: self.router_id,
+            password: self.password.clone(),
+            ebgp_multi_hop: self.ebgp_multi_hop,
+            graceful_restart: self.graceful_restart,
         }
     }
 
-    /// The password itself, for the one place that configures the socket.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Password {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Password(<redacted>)")
+    /// Whether a node with these labels opens the session.
+    pub fn selects_node(&self, node_labels: &Labels) -> bool {
+        admits(&self.node_selectors, node_labels)
     }
 }
 
@@ -310,106 +443,6 @@ pub struct SecretRef {
     pub name: String,
     /// Its namespace; `None` means ironlb's own.
     pub namespace: Option<Namespace>,
-}
-
-/// A BGP community value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub enum Community {
-    /// A standard community (RFC 1997), `a:b`.
-    Standard(u16, u16),
-    /// A large community (RFC 8092), `large:a:b:c`.
-    Large(u32, u32, u32),
-}
-
-/// Why a string is not a community value.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum CommunityError {
-    /// Neither two nor four `:`-separated parts.
-    #[error("{0:?} is not a community value: expected a:b (16-bit numbers) or large:a:b:c (32-bit numbers)")]
-    Format(String),
-    /// Four parts, but the first is not `large`.
-    #[error("{0:?} is not a community value: a four-part community must start with \"large:\"")]
-    Marker(String),
-    /// A part is not a number of the right width.
-    #[error("{community:?} is not a community value: {part:?} is not a {bits}-bit number")]
-    Number {
-        /// The whole value.
-        community: String,
-        /// The part at fault.
-        part: String,
-        /// 16 or 32.
-        bits: u8,
-    },
-}
-
-impl Community {
-    /// The well-known communities by their names (RFC 1997, 7999, 8326, 3765).
-    pub fn well_known(name: &str) -> Option<Community> {
-        let low = match name {
-            "graceful-shutdown" => 0,
-            "blackhole" => 666,
-            "no-export" => 0xff01,
-            "no-advertise" => 0xff02,
-            "no-export-subconfed" | "local-as" => 0xff03,
-            "no-peer" => 0xff04,
-            _ => return None,
-        };
-        Some(Community::Standard(0xffff, low))
-    }
-}
-
-impl FromStr for Community {
-    type Err = CommunityError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        // Decimal digits only: Rust's integer parsing would also take a leading '+'.
-        fn number<T: FromStr>(s: &str, part: &str, bits: u8) -> Result<T, CommunityError> {
-            let bad = || CommunityError::Number {
-                community: s.to_owned(),
-                part: part.to_owned(),
-                bits,
-            };
-            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(bad());
-            }
-            part.parse().map_err(|_| bad())
-        }
-        let parts: Vec<&str> = s.split(':').collect();
-        match parts.as_slice() {
-            [a, b] => Ok(Community::Standard(number(s, a, 16)?, number(s, b, 16)?)),
-            ["large", a, b, c] => Ok(Community::Large(
-                number(s, a, 32)?,
-                number(s, b, 32)?,
-                number(s, c, 32)?,
-            )),
-            [_, _, _, _] => Err(CommunityError::Marker(s.to_owned())),
-            _ => Err(CommunityError::Format(s.to_owned())),
-        }
-    }
-}
-
-impl fmt::Display for Community {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Community::Standard(a, b) => write!(f, "{a}:{b}"),
-            Community::Large(a, b, c) => write!(f, "large:{a}:{b}:{c}"),
-        }
-    }
-}
-
-impl TryFrom<String> for Community {
-    type Error = CommunityError;
-
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        s.parse()
-    }
-}
-
-impl From<Community> for String {
-    fn from(c: Community) -> String {
-        c.to_string()
-    }
 }
 
 /// BFD session settings.
@@ -521,46 +554,6 @@ impl From<InterfaceName> for String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn communities_parse_and_print() {
-        let c: Community = "65000:100".parse().unwrap();
-        assert_eq!(c, Community::Standard(65000, 100));
-        assert_eq!(c.to_string(), "65000:100");
-        let c: Community = "large:4200000000:1:0".parse().unwrap();
-        assert_eq!(c, Community::Large(4_200_000_000, 1, 0));
-        assert_eq!(c.to_string(), "large:4200000000:1:0");
-        assert_eq!(
-            "65536:1".parse::<Community>().unwrap_err().to_string(),
-            "\"65536:1\" is not a community value: \"65536\" is not a 16-bit number"
-        );
-        assert_eq!(
-            "+1:1".parse::<Community>(),
-            Err(CommunityError::Number {
-                community: "+1:1".into(),
-                part: "+1".into(),
-                bits: 16
-            })
-        );
-        assert!(matches!(
-            "1:2:3".parse::<Community>(),
-            Err(CommunityError::Format(_))
-        ));
-        assert!(matches!(
-            "big:1:2:3".parse::<Community>(),
-            Err(CommunityError::Marker(_))
-        ));
-        assert!(matches!(
-            "large:1:2:4294967296".parse::<Community>(),
-            Err(CommunityError::Number { bits: 32, .. })
-        ));
-        assert!(matches!(
-            "".parse::<Community>(),
-            Err(CommunityError::Format(_))
-        ));
-        let json = serde_json::to_string(&Community::Standard(1, 2)).unwrap();
-        assert_eq!(json, "\"1:2\"");
-    }
 
     #[test]
     fn interface_names_follow_linux() {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Service, ServiceSpec};
 
 use super::error::ConfigError;
 use super::load::Documents;
@@ -127,6 +127,35 @@ pub fn request_from_service(
     let no_annotations = BTreeMap::new();
     let annotations = svc.metadata.annotations.as_ref().unwrap_or(&no_annotations);
 
+    let ports = ports(&spec, &mut errors);
+    let addresses = requested_addresses(&spec, annotations, &mut errors);
+    let pool = requested_pool(annotations, &mut errors);
+    let sharing_key = annotation(annotations, &SHARING_ANNOTATIONS, &mut errors)
+        .and_then(|(v, _)| SharingKey::new(v));
+    let families = families(&spec, &addresses, &mut errors);
+    let traffic_policy = traffic_policy(&spec, &mut errors);
+    let health_check = health_check(annotations, &mut errors);
+
+    match (families, errors.is_empty()) {
+        (Some(families), true) => Ok(AllocationRequest {
+            service: key,
+            ports,
+            families,
+            addresses,
+            pool,
+            sharing_key,
+            traffic_policy,
+            selector: spec.selector.unwrap_or_default(),
+            namespace_labels: namespace_labels.clone(),
+            service_labels: svc.metadata.labels.clone().unwrap_or_default(),
+            health_check,
+        }),
+        _ => Err(errors),
+    }
+}
+
+/// The Service's ports that are valid (a number from 1 to 65535 and TCP, UDP or SCTP).
+fn ports(spec: &ServiceSpec, errors: &mut Vec<FieldError>) -> Vec<Port> {
     let mut ports = Vec::new();
     for (i, p) in spec.ports.iter().flatten().enumerate() {
         let port = match u16::try_from(p.port) {
@@ -155,9 +184,18 @@ pub fn request_from_service(
             ports.push(Port { port, protocol });
         }
     }
+    ports
+}
 
+/// The addresses asked for, by annotation or by the deprecated `spec.loadBalancerIP` (not
+/// both).
+fn requested_addresses(
+    spec: &ServiceSpec,
+    annotations: &BTreeMap<String, String>,
+    errors: &mut Vec<FieldError>,
+) -> Vec<IpAddr> {
     let mut addresses: Vec<IpAddr> = Vec::new();
-    let from_annotation = annotation(annotations, &IPS_ANNOTATIONS, &mut errors);
+    let from_annotation = annotation(annotations, &IPS_ANNOTATIONS, errors);
     let from_spec = spec.load_balancer_ip.as_deref().filter(|s| !s.is_empty());
     match (&from_annotation, from_spec) {
         (Some((_, path)), Some(_)) => errors.push(FieldError::new(
@@ -184,8 +222,15 @@ pub fn request_from_service(
         },
         (None, None) => {}
     }
+    addresses
+}
 
-    let pool = match annotation(annotations, &POOL_ANNOTATIONS, &mut errors) {
+/// The pool asked for by annotation, if any.
+fn requested_pool(
+    annotations: &BTreeMap<String, String>,
+    errors: &mut Vec<FieldError>,
+) -> Option<PoolName> {
+    match annotation(annotations, &POOL_ANNOTATIONS, errors) {
         Some((value, path)) => match PoolName::new(value) {
             Ok(p) => Some(p),
             Err(e) => {
@@ -194,10 +239,16 @@ pub fn request_from_service(
             }
         },
         None => None,
-    };
-    let sharing_key = annotation(annotations, &SHARING_ANNOTATIONS, &mut errors)
-        .and_then(|(v, _)| SharingKey::new(v));
+    }
+}
 
+/// The IP family policy and the families in order of preference; `addresses` decide the
+/// order when `spec.ipFamilies` does not.
+fn families(
+    spec: &ServiceSpec,
+    addresses: &[IpAddr],
+    errors: &mut Vec<FieldError>,
+) -> Option<Families> {
     let policy = match spec.ip_family_policy.as_deref() {
         None | Some("SingleStack") => Some(FamilyPolicy::SingleStack),
         Some("PreferDualStack") => Some(FamilyPolicy::PreferDualStack),
@@ -221,24 +272,40 @@ pub fn request_from_service(
             )),
         }
     }
-    if order.is_empty() {
-        // Kubernetes fills ipFamilies in; a hand-written manifest may not. Follow the
-        // requested addresses, else default to IPv4 as single-stack clusters do.
-        order = addresses.iter().map(|a| Family::of(*a)).collect();
-        order.dedup();
-        if order.is_empty() {
-            order.push(Family::V4);
-        }
+    let listed = spec.ip_families.as_ref().is_some_and(|f| !f.is_empty());
+    if listed && order.is_empty() {
+        // Every entry was wrong, and each is reported already.
+        return None;
     }
-    let families = policy.and_then(|p| match Families::new(p, &order) {
+    if !listed {
+        // Kubernetes fills ipFamilies in; a hand-written manifest may not. Follow the
+        // requested addresses, else default to IPv4 as single-stack clusters do; a dual-stack
+        // policy then wants the other family too.
+        let mut from_addresses: Vec<Family> = Vec::new();
+        for f in addresses.iter().map(|a| Family::of(*a)) {
+            if !from_addresses.contains(&f) {
+                from_addresses.push(f);
+            }
+        }
+        if let (Some(p), [] | [_]) = (policy, from_addresses.as_slice()) {
+            let primary = from_addresses.first().copied().unwrap_or(Family::V4);
+            return Some(Families::with_primary(p, primary));
+        }
+        order = from_addresses;
+    }
+    // ipFamilies as Kubernetes filled it (the cluster IPs' families) is taken as it is.
+    policy.and_then(|p| match Families::new(p, &order) {
         Ok(f) => Some(f),
         Err(e) => {
             errors.push(FieldError::new("spec.ipFamilies", e.to_string()));
             None
         }
-    });
+    })
+}
 
-    let traffic_policy = match spec.external_traffic_policy.as_deref() {
+/// `spec.externalTrafficPolicy`, Cluster when unset (or wrong, with an error).
+fn traffic_policy(spec: &ServiceSpec, errors: &mut Vec<FieldError>) -> TrafficPolicy {
+    match spec.external_traffic_policy.as_deref() {
         None | Some("Cluster") => TrafficPolicy::Cluster,
         Some("Local") => TrafficPolicy::Local,
         Some(other) => {
@@ -248,9 +315,15 @@ pub fn request_from_service(
             ));
             TrafficPolicy::Cluster
         }
-    };
+    }
+}
 
-    let health_check = annotations.get(HEALTH_CHECK).and_then(|text| {
+/// The health check asked for by annotation, if any.
+fn health_check(
+    annotations: &BTreeMap<String, String>,
+    errors: &mut Vec<FieldError>,
+) -> Option<HealthCheck> {
+    annotations.get(HEALTH_CHECK).and_then(|text| {
         text.parse::<HealthCheck>()
             .map_err(|e| {
                 errors.push(FieldError::new(
@@ -259,24 +332,7 @@ pub fn request_from_service(
                 ))
             })
             .ok()
-    });
-
-    match (families, errors.is_empty()) {
-        (Some(families), true) => Ok(AllocationRequest {
-            service: key,
-            ports,
-            families,
-            addresses,
-            pool,
-            sharing_key,
-            traffic_policy,
-            selector: spec.selector.unwrap_or_default(),
-            namespace_labels: namespace_labels.clone(),
-            service_labels: svc.metadata.labels.clone().unwrap_or_default(),
-            health_check,
-        }),
-        _ => Err(errors),
-    }
+    })
 }
 
 /// The requests of every Service document (each Namespace's labels taken from the Namespace
@@ -507,6 +563,49 @@ mod tests {
             reqs[0].namespace_labels.get("env").map(String::as_str),
             Some("prod")
         );
+    }
+
+    #[test]
+    fn listed_ip_families_are_taken_as_kubernetes_filled_them() {
+        // One entry under a dual-stack policy: a single-stack cluster.
+        let prefer = parse(&manifest(
+            "",
+            "  ipFamilyPolicy: PreferDualStack\n  ipFamilies: [IPv6]\n",
+        ))
+        .unwrap();
+        assert_eq!(prefer.families.policy(), FamilyPolicy::PreferDualStack);
+        assert_eq!(prefer.families.order(), [Family::V6]);
+        let errs = parse(&manifest(
+            "",
+            "  ipFamilyPolicy: RequireDualStack\n  ipFamilies: [IPv4]\n",
+        ))
+        .unwrap_err();
+        assert_eq!(errs, vec!["spec.ipFamilies: ipFamilyPolicy RequireDualStack needs both families, but ipFamilies lists only IPv4 (the Service has cluster IPs of one family: a single-stack cluster)".to_string()]);
+        let both = parse(&manifest(
+            "",
+            "  ipFamilyPolicy: RequireDualStack\n  ipFamilies: [IPv6, IPv4]\n",
+        ))
+        .unwrap();
+        assert_eq!(both.families.order(), [Family::V6, Family::V4]);
+        // A wrong entry is reported once, not also as an empty list.
+        let errs = parse(&manifest("", "  ipFamilies: [IPv5]\n")).unwrap_err();
+        assert_eq!(
+            errs,
+            vec!["spec.ipFamilies[0]: \"IPv5\" is not IPv4 or IPv6".to_string()]
+        );
+    }
+
+    #[test]
+    fn unlisted_ip_families_follow_the_policy_and_addresses() {
+        // A hand-written manifest (standalone mode): a dual-stack policy wants both families.
+        let r = parse(&manifest("", "  ipFamilyPolicy: RequireDualStack\n")).unwrap();
+        assert_eq!(r.families.order(), [Family::V4, Family::V6]);
+        let meta = "  annotations:\n    ironlb.io/loadBalancerIPs: 2001:db8::9\n";
+        let r = parse(&manifest(meta, "  ipFamilyPolicy: PreferDualStack\n")).unwrap();
+        assert_eq!(r.families.order(), [Family::V6, Family::V4]);
+        let meta = "  annotations:\n    ironlb.io/loadBalancerIPs: 2001:db8::9,192.0.2.9\n";
+        let r = parse(&manifest(meta, "  ipFamilyPolicy: RequireDualStack\n")).unwrap();
+        assert_eq!(r.families.order(), [Family::V6, Family::V4]);
     }
 
     #[test]

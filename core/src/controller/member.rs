@@ -13,14 +13,16 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::api::auth::{AdminAuth, AdminListener, Peer};
-use crate::api::client::{AdminClient, Body, Credentials, RenewingClient};
+use crate::api::client::{AdminClient, Body, Credentials, CredentialsError, RenewingClient};
 use crate::api::{self, Admin};
 use crate::auth::TokenBook;
 use crate::controller::{LeaseTiming, SpeakerHub};
 use crate::k8s::reconciler::{Reconciler, ReconcilerConfig};
 use crate::metrics::controller::Metrics;
 use crate::raft::identity::{self, ClusterId, Identity, IdentityCell};
-use crate::raft::network::{NetworkConfig, NetworkFactory, RaftServer, TlsConfig, TlsError};
+use crate::raft::network::{
+    NetworkConfig, NetworkFactory, RaftServer, TlsConfig, TlsError, TlsServer,
+};
 use crate::raft::{
     self, Command, Member, MemberId, ProposeError, Proposer, Raft, Response, SharedState,
 };
@@ -45,7 +47,7 @@ pub struct Timing {
 
 impl Default for Timing {
     fn default() -> Self {
-        Self::with_election(Duration::from_millis(150), Duration::from_millis(50))
+        Self::for_lease(&crate::controller::LeaseTiming::default())
     }
 }
 
@@ -60,30 +62,32 @@ const ELECTION_DEFAULT: Duration = Duration::from_millis(150);
 #[derive(Debug, thiserror::Error)]
 pub enum TimingError {
     /// The lease is shorter than a leader change and two heartbeats.
-    #[error("--speaker-lease-ms {lease} is too short to survive a leader change: with --speaker-heartbeat-ms {heartbeat} and an election timeout of {election_min}-{election_max} ms, a new leader renews leases up to {need} ms after the last renewal (2 x {election_max} for the election, since followers first wait out the old leader's lease, + {slack} to commit and confirm, + 2 x {heartbeat} of heartbeat phase); use a lease of at least {need} ms or a shorter --election-timeout-ms (at most {fits} ms for this lease)")]
+    #[error("--speaker-lease-ms {lease} is too short to survive a leader change: with --speaker-heartbeat-ms {heartbeat} and an election timeout of {election_min}-{election_max} ms, a new leader renews leases up to {need} ms after the last renewal (2 x {election_max} for the election, since followers first wait out the old leader's lease, + {raft_heartbeat} x 2.5 for the last Raft heartbeat and openraft's election tick, + {slack} to commit and confirm, + 2 x {heartbeat} of heartbeat phase); use a lease of at least {need} ms or a shorter --election-timeout-ms (at most {fits} ms for this lease)")]
     LeaderChange {
         /// The lease, ms.
-        lease: u128,
+        lease: u64,
         /// The speakers' heartbeat, ms.
-        heartbeat: u128,
+        heartbeat: u64,
         /// The election timeout, ms.
-        election_min: u128,
+        election_min: u64,
         /// Its upper end, ms.
-        election_max: u128,
+        election_max: u64,
         /// The slack, ms.
-        slack: u128,
+        slack: u64,
         /// The lease it needs, ms.
-        need: u128,
+        need: u64,
+        /// Raft's heartbeat, ms.
+        raft_heartbeat: u64,
         /// The longest election timeout that fits, ms.
-        fits: u128,
+        fits: u64,
     },
     /// Raft's heartbeat must be shorter than its election timeout.
     #[error("--heartbeat-ms {heartbeat} must be shorter than --election-timeout-ms {election}")]
     Heartbeat {
         /// Raft's heartbeat, ms.
-        heartbeat: u128,
+        heartbeat: u64,
         /// The election timeout, ms.
-        election: u128,
+        election: u64,
     },
 }
 
@@ -98,12 +102,18 @@ impl Timing {
         }
     }
 
-    /// The longest a leader change may take before the new leader renews a lease: openraft's
-    /// followers wait out the old leader's lease (the longest election timeout) and then their
-    /// own election timeout before they campaign, and the new leader then commits, confirms and
-    /// grants.
+    /// The longest a leader change may take before the new leader renews a lease. A follower
+    /// last heard the dead leader up to one Raft heartbeat before it died; it waits out the old
+    /// leader's lease (the longest election timeout) and then its own election timeout; openraft
+    /// notices both on a tick (every 1.5 heartbeats), so up to one tick late; the new leader
+    /// then commits, confirms and grants.
     pub fn leader_change(&self) -> Duration {
-        self.election_max * 2 + LEADER_CHANGE_SLACK
+        self.heartbeat + self.tick() + self.election_max * 2 + LEADER_CHANGE_SLACK
+    }
+
+    /// How often openraft checks its election timer (it ticks every 1.5 heartbeats).
+    fn tick(&self) -> Duration {
+        self.heartbeat * 3 / 2
     }
 
     /// Checks that a leader change fits in a lease: the last lease the old leader granted may
@@ -112,23 +122,22 @@ impl Timing {
     pub fn check(&self, lease: &crate::controller::LeaseTiming) -> Result<(), TimingError> {
         if self.heartbeat >= self.election_min {
             return Err(TimingError::Heartbeat {
-                heartbeat: self.heartbeat.as_millis(),
-                election: self.election_min.as_millis(),
+                heartbeat: self.heartbeat.as_millis() as u64,
+                election: self.election_min.as_millis() as u64,
             });
         }
         let need = lease.heartbeat * 2 + self.leader_change();
         if lease.lease < need {
-            let budget = lease
-                .lease
-                .saturating_sub(lease.heartbeat * 2 + LEADER_CHANGE_SLACK);
+            let budget = election_budget(lease).saturating_sub(self.heartbeat * 5 / 2);
             return Err(TimingError::LeaderChange {
-                lease: lease.lease.as_millis(),
-                heartbeat: lease.heartbeat.as_millis(),
-                election_min: self.election_min.as_millis(),
-                election_max: self.election_max.as_millis(),
-                slack: LEADER_CHANGE_SLACK.as_millis(),
-                need: need.as_millis(),
-                fits: (budget / 3).as_millis(),
+                lease: lease.lease.as_millis() as u64,
+                heartbeat: lease.heartbeat.as_millis() as u64,
+                election_min: self.election_min.as_millis() as u64,
+                election_max: self.election_max.as_millis() as u64,
+                slack: LEADER_CHANGE_SLACK.as_millis() as u64,
+                need: need.as_millis() as u64,
+                raft_heartbeat: self.heartbeat.as_millis() as u64,
+                fits: (budget / 3).as_millis() as u64,
             });
         }
         Ok(())
@@ -137,18 +146,25 @@ impl Timing {
     /// Raft clocks for speakers with `lease`: the longest election timeout up to the default
     /// that lets a leader change fit in the lease, and heartbeats a third of it (at most 50 ms).
     pub fn for_lease(lease: &crate::controller::LeaseTiming) -> Self {
-        let budget = lease
-            .lease
-            .saturating_sub(lease.heartbeat * 2 + LEADER_CHANGE_SLACK);
-        // 2 x max = 3 x min must fit in the budget.
-        let min = (budget / 3)
+        // 2 x max = 3 x min, plus 2.5 heartbeats of min / 3 each: 23/6 x min must fit.
+        let min = (election_budget(lease) * 6 / 23)
             .min(ELECTION_DEFAULT)
             .max(Duration::from_millis(10));
-        let heartbeat = (min / 3)
+        // Whole milliseconds, as openraft takes them.
+        let min = Duration::from_millis(min.as_millis() as u64);
+        let heartbeat = Duration::from_millis((min / 3).as_millis() as u64)
             .min(Duration::from_millis(50))
             .max(Duration::from_millis(3));
         Self::with_election(min, heartbeat)
     }
+}
+
+/// What a lease leaves for Raft's clocks in a leader change: the lease less two speaker
+/// heartbeats of phase and the new leader's commit, confirmation and grant.
+fn election_budget(lease: &crate::controller::LeaseTiming) -> Duration {
+    lease
+        .lease
+        .saturating_sub(lease.heartbeat * 2 + LEADER_CHANGE_SLACK)
 }
 
 /// How to run a controller member.
@@ -320,6 +336,8 @@ pub struct ControllerMember {
     pub admin_addr: SocketAddr,
     /// Proposes (batched) through this member.
     pub proposer: Proposer,
+    /// Its metrics.
+    pub metrics: Arc<Metrics>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -329,104 +347,27 @@ impl ControllerMember {
     /// has no state yet.
     pub async fn start(cfg: MemberConfig) -> Result<Self, MemberError> {
         cfg.timing.check(&cfg.lease)?;
-        cfg.check_exposure().map_err(MemberError::Exposed)?;
-        let admin_auth = Arc::new(cfg.admin_auth().map_err(MemberError::Exposed)?);
-        if cfg.tls.is_none() {
-            warn!(
-                admin_tokens = !admin_auth.tokens.is_empty(),
-                "no TLS: peers and speakers are not authenticated"
-            );
-        }
+        let admin_auth = Arc::new(checked_admin_auth(&cfg).map_err(MemberError::Exposed)?);
         // How this member calls other members' admin APIs (joining, forwarding to the leader).
         let base =
             AdminClient::with_credentials(Vec::new(), Duration::from_secs(10), &cfg.credentials())
                 .map_err(|e| MemberError::Exposed(e.to_string()))?;
-        let (mut log_store, sm) =
-            raft::open_store(&cfg.data_dir)
-                .await
-                .map_err(|source| MemberError::Store {
-                    dir: cfg.data_dir.clone(),
-                    source,
-                })?;
-        let storage = |e: StorageError<MemberId>| MemberError::Raft(e.to_string());
-        let has_state = log_store.read_vote().await.map_err(storage)?.is_some()
-            || log_store
-                .get_log_state()
-                .await
-                .map_err(storage)?
-                .last_log_id
-                .is_some();
-        let (identity, fresh) = resolve_identity(&cfg, &base, has_state).await?;
-        if let Some(t) = &cfg.tls {
-            let seat = crate::auth::MemberSeat::of(identity.member)
-                .ok_or_else(|| MemberError::Exposed("member id 0 is not valid".into()))?;
-            t.expect_principal(&crate::auth::Principal::Member(seat))?;
-        }
-        let identity = Arc::new(IdentityCell::new(&cfg.data_dir, identity));
+        let (log_store, sm, has_state) = open_storage(&cfg).await?;
+        let (identity, fresh) = establish_identity(&cfg, &base, has_state).await?;
         let id = identity.member();
         let state = sm.state();
         let applied = sm.applied();
-        let raft_listener =
-            TcpListener::bind(cfg.raft_listen)
-                .await
-                .map_err(|source| MemberError::Listen {
-                    addr: cfg.raft_listen,
-                    source,
-                })?;
-        let admin_listener = TcpListener::bind(cfg.admin_listen)
-            .await
-            .map_err(|source| MemberError::Listen {
-                addr: cfg.admin_listen,
-                source,
-            })?;
-        let raft_addr = raft_listener
-            .local_addr()
-            .map_err(|source| MemberError::Listen {
-                addr: cfg.raft_listen,
-                source,
-            })?;
-        let admin_addr = admin_listener
-            .local_addr()
-            .map_err(|source| MemberError::Listen {
-                addr: cfg.admin_listen,
-                source,
-            })?;
-        let me = Member {
-            raft_addr: cfg
-                .raft_advertise
-                .clone()
-                .unwrap_or_else(|| raft_addr.to_string()),
-            admin_addr: cfg
-                .admin_advertise
-                .clone()
-                .unwrap_or_else(|| admin_addr.to_string()),
-        };
-
-        let raft_config = openraft::Config {
-            cluster_name: "ironlb".into(),
-            heartbeat_interval: cfg.timing.heartbeat.as_millis() as u64,
-            election_timeout_min: cfg.timing.election_min.as_millis() as u64,
-            election_timeout_max: cfg.timing.election_max.as_millis() as u64,
-            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(cfg.snapshot_every),
-            // Keep some log behind the snapshot so a briefly lagging follower catches up from
-            // the log rather than by a whole snapshot.
-            max_in_snapshot_log_to_keep: cfg.snapshot_every / 5,
-            ..Default::default()
-        }
-        .validate()
-        .map_err(|e| MemberError::Raft(e.to_string()))?;
+        let listeners = Listeners::bind(&cfg).await?;
+        let me = listeners.advertised(&cfg);
+        let raft_config = raft_config(&cfg)
+            .validate()
+            .map_err(|e| MemberError::Raft(e.to_string()))?;
 
         let (tls_server, tls_client) = match &cfg.tls {
             Some(t) => (Some(t.server()?), Some(t.client()?)),
             None => (None, None),
         };
-        // A member that comes back must hear the leader before its election timeout runs out,
-        // or it campaigns and unseats a healthy leader: retry dead members that often.
-        let net = NetworkConfig {
-            backoff_max: (cfg.timing.election_min / 2).max(Duration::from_millis(20)),
-            backoff_min: Duration::from_millis(20),
-            ..NetworkConfig::default()
-        };
+        let net = network_config(&cfg.timing);
         let factory =
             NetworkFactory::new(id, net.clone(), tls_client).with_identity(identity.clone());
         let raft = Raft::new(id, Arc::new(raft_config), factory.clone(), log_store, sm)
@@ -435,115 +376,47 @@ impl ControllerMember {
 
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
-        let until_stop = |mut rx: watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|s| *s).await;
+        let core = Core {
+            id,
+            proposer: Proposer::start(raft.clone(), cfg.write_timeout),
+            raft,
+            state,
+            metrics: Arc::new(Metrics::new()),
+            board: super::announced::board(),
+            watchdog: Watchdog::new(),
+            identity,
         };
-
-        let proposer = Proposer::start(raft.clone(), cfg.write_timeout);
-        let metrics = Arc::new(Metrics::new());
-        let watchdog = Watchdog::new();
-        let speakers = SpeakerHub::start(
-            raft.clone(),
-            state.clone(),
-            applied,
-            proposer.clone(),
-            cfg.lease,
-            metrics.clone(),
-            factory,
-            watchdog.clone(),
-        )
-        .await;
-        let server = RaftServer::new(raft.clone(), tls_server, net)
+        let speakers = core.speaker_hub(cfg.lease, applied, factory).await;
+        let server = RaftServer::new(core.raft.clone(), tls_server, net)
             .with_speakers(Arc::new(speakers))
-            .with_identity(identity.clone());
+            .with_identity(core.identity.clone());
         tasks.push(tokio::spawn(
-            server.run(raft_listener, until_stop(stopped.clone())),
+            server.run(listeners.raft, until_stop(stopped.clone())),
         ));
 
         if let Some(k8s) = cfg.kubernetes.clone() {
-            tasks.push(tokio::spawn(reconcile_while_leading(
-                raft.clone(),
-                proposer.clone(),
-                state.clone(),
-                metrics.clone(),
-                k8s,
-            )));
+            tasks.push(core.spawn_reconciler(k8s));
         }
-        let mut admin = Admin::new(
-            id,
-            raft.clone(),
-            state.clone(),
-            metrics,
-            proposer.clone(),
-            cfg.write_timeout,
-        )
-        .with_watchdog(watchdog)
-        .with_identity(identity.clone())
-        .with_forwarding(
-            RenewingClient::new(cfg.credentials(), Duration::from_secs(10))
-                .map_err(|e| MemberError::Exposed(e.to_string()))?,
-            cfg.credentials().scheme(),
-        );
-        if let Some(issuer) = &cfg.node_issuer {
-            admin = admin.with_node_issuer(issuer.clone());
-        }
-        let router =
-            api::router(Arc::new(admin), admin_auth).into_make_service_with_connect_info::<Peer>();
+        let admin = core
+            .admin_api(&cfg)
+            .map_err(|e| MemberError::Exposed(e.to_string()))?;
         let admin_tls = cfg.tls.as_ref().map(|t| t.admin_server()).transpose()?;
-        let admin_listener = AdminListener::spawn(
-            admin_listener,
-            admin_tls,
-            crate::raft::network::server::ConnectionLimits::new(1024, 256),
-        )
-        .map_err(|source| MemberError::Listen {
+        let admin_task = serve_admin(admin, admin_auth, listeners.admin, admin_tls, &stopped);
+        tasks.push(admin_task.map_err(|source| MemberError::Listen {
             addr: cfg.admin_listen,
             source,
-        })?;
-        let admin_stop = until_stop(stopped.clone());
-        tasks.push(tokio::spawn(async move {
-            if let Err(e) = axum::serve(admin_listener, router)
-                .with_graceful_shutdown(admin_stop)
-                .await
-            {
-                warn!(error = %e, "admin API stopped");
-            }
-        }));
+        })?);
 
-        match fresh {
-            Fresh::Bootstrap => {
-                info!(id, cluster = ?identity.cluster().map(|c| c.to_string()), "initializing a new cluster");
-                let members = BTreeMap::from([(id, me.clone())]);
-                if let Err(e) = raft.initialize(members).await {
-                    // Another start raced us, or state appeared: not fatal, Raft knows better.
-                    warn!(error = %e, "initialize");
-                }
-            }
-            Fresh::Join => {
-                tasks.push(tokio::spawn(join(
-                    base.clone(),
-                    id,
-                    me.clone(),
-                    cfg.join.clone(),
-                    raft.clone(),
-                    stopped.clone(),
-                )));
-            }
-            Fresh::WaitToBeAdded => {
-                info!(
-                    id,
-                    "no state, no --bootstrap and no --join: waiting to be added"
-                );
-            }
-            Fresh::No => {}
-        }
-        info!(id, raft = %raft_addr, admin = %admin_addr, "controller member started");
+        tasks.extend(core.found_or_join(fresh, &cfg, &base, &me, &stopped).await);
+        info!(id, raft = %listeners.raft_addr, admin = %listeners.admin_addr, "controller member started");
         Ok(Self {
             id,
-            raft,
-            state,
-            raft_addr,
-            admin_addr,
-            proposer,
+            raft: core.raft,
+            state: core.state,
+            raft_addr: listeners.raft_addr,
+            admin_addr: listeners.admin_addr,
+            proposer: core.proposer,
+            metrics: core.metrics,
             stop,
             tasks,
         })
@@ -574,5 +447,258 @@ impl ControllerMember {
             t.abort();
             let _ = t.await;
         }
+    }
+}
+
+/// Refuses ports open to strangers, and works out how the admin API authenticates.
+fn checked_admin_auth(cfg: &MemberConfig) -> Result<AdminAuth, String> {
+    cfg.check_exposure()?;
+    let admin_auth = cfg.admin_auth()?;
+    if cfg.tls.is_none() {
+        warn!(
+            admin_tokens = !admin_auth.tokens.is_empty(),
+            "no TLS: peers and speakers are not authenticated"
+        );
+    }
+    Ok(admin_auth)
+}
+
+/// Opens the member's log and state machine, and says whether the log holds a vote or an
+/// entry: a member with neither must find its identity anew, since it cannot take up its old
+/// one without the log that goes with it.
+async fn open_storage(
+    cfg: &MemberConfig,
+) -> Result<(raft::LogStore, raft::StateMachineStore, bool), MemberError> {
+    let (mut log_store, sm) =
+        raft::open_store(&cfg.data_dir)
+            .await
+            .map_err(|source| MemberError::Store {
+                dir: cfg.data_dir.clone(),
+                source,
+            })?;
+    let storage = |e: StorageError<MemberId>| MemberError::Raft(e.to_string());
+    let has_state = log_store.read_vote().await.map_err(storage)?.is_some()
+        || log_store
+            .get_log_state()
+            .await
+            .map_err(storage)?
+            .last_log_id
+            .is_some();
+    Ok((log_store, sm, has_state))
+}
+
+/// Openraft's configuration from the member's clocks and snapshot policy, to be validated.
+fn raft_config(cfg: &MemberConfig) -> openraft::Config {
+    openraft::Config {
+        cluster_name: "ironlb".into(),
+        heartbeat_interval: cfg.timing.heartbeat.as_millis() as u64,
+        election_timeout_min: cfg.timing.election_min.as_millis() as u64,
+        election_timeout_max: cfg.timing.election_max.as_millis() as u64,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(cfg.snapshot_every),
+        // Keep some log behind the snapshot so a briefly lagging follower catches up from
+        // the log rather than by a whole snapshot.
+        max_in_snapshot_log_to_keep: cfg.snapshot_every / 5,
+        ..Default::default()
+    }
+}
+
+/// How the member's Raft network retries its peers.
+fn network_config(timing: &Timing) -> NetworkConfig {
+    // A member that comes back must hear the leader before its election timeout runs out,
+    // or it campaigns and unseats a healthy leader: retry dead members that often.
+    NetworkConfig {
+        backoff_max: (timing.election_min / 2).max(Duration::from_millis(20)),
+        backoff_min: Duration::from_millis(20),
+        ..NetworkConfig::default()
+    }
+}
+
+/// Resolves once the member is told to stop (or its stop handle is gone).
+async fn until_stop(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+/// The member's Raft and admin listeners, with the addresses they were bound to.
+struct Listeners {
+    raft: TcpListener,
+    admin: TcpListener,
+    raft_addr: SocketAddr,
+    admin_addr: SocketAddr,
+}
+
+impl Listeners {
+    /// Binds both ports before Raft starts, so that a port in use fails the start.
+    async fn bind(cfg: &MemberConfig) -> Result<Self, MemberError> {
+        let at = |addr: SocketAddr| move |source| MemberError::Listen { addr, source };
+        let raft = TcpListener::bind(cfg.raft_listen)
+            .await
+            .map_err(at(cfg.raft_listen))?;
+        let admin = TcpListener::bind(cfg.admin_listen)
+            .await
+            .map_err(at(cfg.admin_listen))?;
+        let raft_addr = raft.local_addr().map_err(at(cfg.raft_listen))?;
+        let admin_addr = admin.local_addr().map_err(at(cfg.admin_listen))?;
+        Ok(Self {
+            raft,
+            admin,
+            raft_addr,
+            admin_addr,
+        })
+    }
+
+    /// The addresses peers reach this member at: the advertised ones, else the bound ones.
+    fn advertised(&self, cfg: &MemberConfig) -> Member {
+        Member {
+            raft_addr: cfg
+                .raft_advertise
+                .clone()
+                .unwrap_or_else(|| self.raft_addr.to_string()),
+            admin_addr: cfg
+                .admin_advertise
+                .clone()
+                .unwrap_or_else(|| self.admin_addr.to_string()),
+        }
+    }
+}
+
+/// A running member's Raft and what its services share around it.
+struct Core {
+    id: MemberId,
+    raft: Raft,
+    state: SharedState,
+    proposer: Proposer,
+    metrics: Arc<Metrics>,
+    /// What the leader told its nodes to announce.
+    board: super::announced::Board,
+    watchdog: Arc<Watchdog>,
+    identity: Arc<IdentityCell>,
+}
+
+impl Core {
+    /// Starts the actors that hold speakers' sessions and leases.
+    async fn speaker_hub(
+        &self,
+        lease: LeaseTiming,
+        applied: watch::Receiver<Option<raft::types::LogId>>,
+        factory: NetworkFactory,
+    ) -> SpeakerHub {
+        SpeakerHub::start(
+            self.raft.clone(),
+            self.state.clone(),
+            applied,
+            self.proposer.clone(),
+            lease,
+            self.metrics.clone(),
+            self.board.clone(),
+            factory,
+            self.watchdog.clone(),
+        )
+        .await
+    }
+
+    /// Reconciles Kubernetes on a task of its own while this member leads.
+    fn spawn_reconciler(&self, k8s: ReconcilerConfig) -> JoinHandle<()> {
+        tokio::spawn(reconcile_while_leading(
+            self.raft.clone(),
+            self.proposer.clone(),
+            self.state.clone(),
+            self.metrics.clone(),
+            self.board.clone(),
+            k8s,
+        ))
+    }
+
+    /// The admin API over this member, forwarding writes to the leader with the member's own
+    /// credentials.
+    fn admin_api(&self, cfg: &MemberConfig) -> Result<Admin, CredentialsError> {
+        let mut admin = Admin::new(
+            self.id,
+            self.raft.clone(),
+            self.state.clone(),
+            self.metrics.clone(),
+            self.proposer.clone(),
+            cfg.write_timeout,
+        )
+        .with_watchdog(self.watchdog.clone())
+        .with_identity(self.identity.clone())
+        .with_announcements(&self.board)
+        .with_forwarding(
+            RenewingClient::new(cfg.credentials(), Duration::from_secs(10))?,
+            cfg.credentials().scheme(),
+        );
+        if let Some(issuer) = &cfg.node_issuer {
+            admin = admin.with_node_issuer(issuer.clone());
+        }
+        Ok(admin)
+    }
+}
+
+/// Serves `admin` on `listener` (with TLS when `tls` is given) until the member stops.
+fn serve_admin(
+    admin: Admin,
+    auth: Arc<AdminAuth>,
+    listener: TcpListener,
+    tls: Option<TlsServer>,
+    stopped: &watch::Receiver<bool>,
+) -> std::io::Result<JoinHandle<()>> {
+    let router = api::router(Arc::new(admin), auth).into_make_service_with_connect_info::<Peer>();
+    let admin_listener = AdminListener::spawn(
+        listener,
+        tls,
+        crate::raft::network::server::ConnectionLimits::new(1024, 256),
+    )?;
+    let admin_stop = until_stop(stopped.clone());
+    Ok(tokio::spawn(async move {
+        if let Err(e) = axum::serve(admin_listener, router)
+            .with_graceful_shutdown(admin_stop)
+            .await
+        {
+            warn!(error = %e, "admin API stopped");
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::LeaseTiming;
+
+    fn lease(heartbeat: u64, lease: u64, margin: u64) -> LeaseTiming {
+        LeaseTiming {
+            heartbeat: Duration::from_millis(heartbeat),
+            lease: Duration::from_millis(lease),
+            margin: Duration::from_millis(margin),
+        }
+    }
+
+    #[test]
+    fn derived_clocks_fit_every_lease_that_leaves_room() {
+        for l in (300..=5000).step_by(10) {
+            for h in [50, 100, 200, 500] {
+                let timing = lease(h, l, 100);
+                if timing.heartbeat * 2 + LEADER_CHANGE_SLACK + Duration::from_millis(40)
+                    > timing.lease
+                {
+                    continue;
+                }
+                let t = Timing::for_lease(&timing);
+                assert!(t.check(&timing).is_ok(), "lease {l} heartbeat {h}: {t:?}");
+            }
+        }
+        assert!(Timing::default().check(&LeaseTiming::default()).is_ok());
+    }
+
+    /// The Jepsen suite's tuned timings once passed an election timeout of 50 ms with Raft
+    /// heartbeats of 15 ms: the rule then left out the last heartbeat and openraft's tick, and
+    /// one leader kill in ten let a lease run out on a loaded machine.
+    #[test]
+    fn the_last_raft_heartbeat_and_the_election_tick_count_against_the_lease() {
+        let tuned = lease(50, 300, 100);
+        let explicit = Timing::with_election(Duration::from_millis(50), Duration::from_millis(15));
+        let err = explicit.check(&tuned).unwrap_err().to_string();
+        assert!(err.contains("at least 337 ms"), "{err}");
+        let derived = Timing::for_lease(&tuned);
+        assert!(derived.check(&tuned).is_ok(), "{derived:?}");
+        assert_eq!(derived.election_min, Duration::from_millis(39));
     }
 }

@@ -5,6 +5,7 @@
 //! Raft, pushed to sessions). [`SpeakerHub`] starts them and serves the sessions that arrive on
 //! the Raft port.
 
+pub mod announced;
 pub mod lease;
 pub mod member;
 pub mod publisher;
@@ -29,7 +30,7 @@ use crate::names::NodeName;
 use crate::raft::network::{wire, NetworkFactory, SpeakerSessions, Transport};
 use crate::raft::types::LogId;
 use crate::raft::{Proposer, Raft, SharedState};
-use crate::watchdog::Watchdog;
+use crate::watchdog::{Guard, Watchdog};
 
 pub use lease::LeaseTracker;
 pub use publisher::AssignmentPublisher;
@@ -78,6 +79,9 @@ impl LeaseTiming {
     }
 }
 
+/// Raft's metrics, as the loops that follow leadership watch them.
+type RaftMetrics = openraft::RaftMetrics<crate::raft::MemberId, crate::raft::Member>;
+
 /// The least time between two reads of the view on the leader while changes keep coming.
 const VIEW_MIN_GAP: Duration = Duration::from_millis(20);
 /// The same on a follower, whose view only matters once it leads (and is read again then).
@@ -106,13 +110,19 @@ impl L2View {
     pub fn read(state: &crate::raft::ControllerState) -> Self {
         let config = Arc::new(state.config.clone().unwrap_or_default());
         let targets = owners::targets(&state.allocator);
+        // A Service is announced when one of its addresses is (an advertisement selecting it,
+        // or another Service on a shared address): speakers judge its readiness then.
+        let announced: std::collections::BTreeSet<&crate::names::ServiceKey> = targets
+            .iter()
+            .filter(|t| {
+                owners::announced_in_l2(&config, t) || crate::announce::bgp::advertised(&config, t)
+            })
+            .flat_map(|t| &t.services)
+            .collect();
         let services = state
             .allocator
             .allocations()
-            .filter(|(_, a)| {
-                owners::announced_in_l2(&config, &a.pool)
-                    || crate::announce::bgp::announced_in_bgp(&config, &a.pool)
-            })
+            .filter(|(k, _)| announced.contains(k))
             .map(|(k, a)| {
                 let s = ServiceAnnounce {
                     service: k.clone(),
@@ -154,10 +164,11 @@ impl SpeakerHub {
     pub async fn start(
         raft: Raft,
         state: SharedState,
-        mut applied: watch::Receiver<Option<LogId>>,
+        applied: watch::Receiver<Option<LogId>>,
         proposer: Proposer,
         timing: LeaseTiming,
         metrics: Arc<Metrics>,
+        board: announced::Board,
         network: NetworkFactory,
         watchdog: Arc<Watchdog>,
     ) -> Self {
@@ -168,7 +179,7 @@ impl SpeakerHub {
         let publisher = {
             let watchdog = watchdog.clone();
             crate::actors::on_new_arbiter(move || {
-                AssignmentPublisher::new(id, proposer, timing, metrics, &watchdog).start()
+                AssignmentPublisher::new(id, proposer, timing, metrics, board, &watchdog).start()
             })
             .await
         };
@@ -182,30 +193,12 @@ impl SpeakerHub {
 
         // Leadership, as Raft sees it. `do_send` queues whatever the mailbox holds: these
         // messages are few and must never be lost.
-        {
-            let mut m = raft.metrics();
-            let (tracker, publisher) = (tracker.clone(), publisher.clone());
-            let alive = watchdog.guard("leadership watch");
-            tokio::spawn(async move {
-                let _alive = alive;
-                let mut last = None;
-                loop {
-                    let now = {
-                        let m = m.borrow_and_update();
-                        let leading = m.state == openraft::ServerState::Leader;
-                        leading.then_some(m.current_term)
-                    };
-                    if now != last {
-                        last = now;
-                        tracker.do_send(lease::Leadership { term: now });
-                        publisher.do_send(publisher::Leadership { term: now });
-                    }
-                    if m.changed().await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
+        tokio::spawn(tell_leadership(
+            raft.metrics(),
+            tracker.clone(),
+            publisher.clone(),
+            watchdog.guard("leadership watch"),
+        ));
 
         // Quorum confirmations while leading: what makes a lease grant, and an owner move,
         // safe. Asked of every voter directly, on connections of its own, and answered from
@@ -226,71 +219,13 @@ impl SpeakerHub {
         }
 
         // The applied state, as the publisher needs it.
-        {
-            let publisher = publisher.clone();
-            let mut metrics = raft.metrics();
-            let alive = watchdog.guard("view");
-            tokio::spawn(async move {
-                let _alive = alive;
-                let mut last_read: Option<Instant> = None;
-                let mut last_cost = Duration::ZERO;
-                loop {
-                    // Reading the view costs time linear in the allocations, under the state's
-                    // read lock (which holds the state machine's writes back). Under a stream
-                    // of changes the leader reads it at most every VIEW_MIN_GAP (or three times
-                    // what a read costs, so reads never take more than a quarter of the time),
-                    // a follower at most every FOLLOWER_VIEW_GAP; becoming leader cuts the wait
-                    // short. After a quiet spell (a node failing, one Service changing) the
-                    // view is read at once.
-                    let leading = metrics.borrow().state == openraft::ServerState::Leader;
-                    let gap = if leading {
-                        VIEW_MIN_GAP.max(last_cost * 3)
-                    } else {
-                        FOLLOWER_VIEW_GAP
-                    };
-                    if let Some(at) = last_read {
-                        let until = at + gap;
-                        while Instant::now() < until {
-                            tokio::select! {
-                                () = tokio::time::sleep_until(until) => break,
-                                r = metrics.changed() => {
-                                    if r.is_err() {
-                                        return;
-                                    }
-                                    let now_leading =
-                                        metrics.borrow().state == openraft::ServerState::Leader;
-                                    if now_leading && !leading {
-                                        break;
-                                    }
-                                }
-                            }
-                        }
-                    }
-                    // Marks the change seen before reading: whatever is applied while the read
-                    // runs wakes the next round.
-                    // The state is written before `applied` moves on: read after this, it holds
-                    // at least everything up to this entry.
-                    let applied_term = applied
-                        .borrow_and_update()
-                        .map_or(0, |l| l.leader_id.get_term());
-                    let started = Instant::now();
-                    let view = L2View {
-                        applied_term,
-                        ..L2View::read(&*state.read().await)
-                    };
-                    last_cost = started.elapsed();
-                    last_read = Some(started);
-                    // Waits while the publisher's mailbox is full: views are paced by how fast
-                    // it takes them, and only a stopped publisher ends this loop.
-                    if publisher.send(publisher::ViewChanged(view)).await.is_err() {
-                        return;
-                    }
-                    if applied.changed().await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
+        tokio::spawn(feed_views(
+            publisher.clone(),
+            raft.metrics(),
+            applied,
+            state,
+            watchdog.guard("view"),
+        ));
 
         Self {
             tracker,
@@ -391,6 +326,111 @@ impl SpeakerHub {
     }
 }
 
+/// Tells the lease tracker and the publisher whenever this member starts or stops leading.
+async fn tell_leadership(
+    mut m: watch::Receiver<RaftMetrics>,
+    tracker: Addr<LeaseTracker>,
+    publisher: Addr<AssignmentPublisher>,
+    _alive: Guard,
+) {
+    let mut last = None;
+    loop {
+        let now = {
+            let m = m.borrow_and_update();
+            let leading = m.state == openraft::ServerState::Leader;
+            leading.then_some(m.current_term)
+        };
+        if now != last {
+            last = now;
+            tracker.do_send(lease::Leadership { term: now });
+            publisher.do_send(publisher::Leadership { term: now });
+        }
+        if m.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Reads the view from the applied state whenever it changes, paced, and hands it to the
+/// publisher until either side stops.
+async fn feed_views(
+    publisher: Addr<AssignmentPublisher>,
+    mut metrics: watch::Receiver<RaftMetrics>,
+    mut applied: watch::Receiver<Option<LogId>>,
+    state: SharedState,
+    _alive: Guard,
+) {
+    let mut last_read: Option<Instant> = None;
+    let mut last_cost = Duration::ZERO;
+    loop {
+        // Reading the view costs time linear in the allocations, under the state's
+        // read lock (which holds the state machine's writes back). Under a stream
+        // of changes the leader reads it at most every VIEW_MIN_GAP (or three times
+        // what a read costs, so reads never take more than a quarter of the time),
+        // a follower at most every FOLLOWER_VIEW_GAP; becoming leader cuts the wait
+        // short. After a quiet spell (a node failing, one Service changing) the
+        // view is read at once.
+        let leading = metrics.borrow().state == openraft::ServerState::Leader;
+        let gap = if leading {
+            VIEW_MIN_GAP.max(last_cost * 3)
+        } else {
+            FOLLOWER_VIEW_GAP
+        };
+        if let Some(at) = last_read {
+            if !wait_out_gap(&mut metrics, at + gap, leading).await {
+                return;
+            }
+        }
+        // Marks the change seen before reading: whatever is applied while the read
+        // runs wakes the next round.
+        // The state is written before `applied` moves on: read after this, it holds
+        // at least everything up to this entry.
+        let applied_term = applied
+            .borrow_and_update()
+            .map_or(0, |l| l.leader_id.get_term());
+        let started = Instant::now();
+        let view = L2View {
+            applied_term,
+            ..L2View::read(&*state.read().await)
+        };
+        last_cost = started.elapsed();
+        last_read = Some(started);
+        // Waits while the publisher's mailbox is full: views are paced by how fast
+        // it takes them, and only a stopped publisher ends this loop.
+        if publisher.send(publisher::ViewChanged(view)).await.is_err() {
+            return;
+        }
+        if applied.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Waits until `until`, or until a member that was not `leading` becomes leader; false when
+/// Raft's metrics are gone.
+async fn wait_out_gap(
+    metrics: &mut watch::Receiver<RaftMetrics>,
+    until: Instant,
+    leading: bool,
+) -> bool {
+    while Instant::now() < until {
+        tokio::select! {
+            () = tokio::time::sleep_until(until) => break,
+            r = metrics.changed() => {
+                if r.is_err() {
+                    return false;
+                }
+                let now_leading =
+                    metrics.borrow().state == openraft::ServerState::Leader;
+                if now_leading && !leading {
+                    break;
+                }
+            }
+        }
+    }
+    true
+}
+
 /// Messages a speaker may send per second on average: heartbeats come every 50 ms at the
 /// shortest supported interval, so this is five times what a well-behaved speaker needs.
 pub const SPEAKER_MESSAGES_PER_SECOND: u32 = 100;
@@ -433,6 +473,15 @@ impl MessageBudget {
     }
 }
 
+/// A leadership being confirmed: this member's id, its term, the voter sets of every
+/// configuration in force, and every member.
+type Leading = (
+    u64,
+    u64,
+    Vec<std::collections::BTreeSet<u64>>,
+    Vec<(u64, crate::raft::Member)>,
+);
+
 /// While this member leads, asks every voter (itself included) every third of the grant window
 /// whether it still follows this leader, each voter on a task and a connection of its own, and
 /// calls `confirmed(at, term)` whenever the leadership is known to have held at a later moment
@@ -445,12 +494,6 @@ async fn confirm_leadership(
     timing: LeaseTiming,
     confirmed: impl Fn(Instant, u64),
 ) {
-    type Leading = (
-        u64,
-        u64,
-        Vec<std::collections::BTreeSet<u64>>,
-        Vec<(u64, crate::raft::Member)>,
-    );
     let window = timing.grant_window();
     let every = (window / 3).max(Duration::from_millis(1));
     let mut metrics = raft.metrics();
@@ -460,58 +503,13 @@ async fn confirm_leadership(
     let mut last_yes: std::collections::BTreeMap<u64, Instant> = std::collections::BTreeMap::new();
     let mut reported: Option<Instant> = None;
     loop {
-        let now_leading: Option<Leading> = {
-            let m = metrics.borrow_and_update();
-            (m.state == openraft::ServerState::Leader).then(|| {
-                let membership = m.membership_config.membership();
-                (
-                    m.id,
-                    m.current_term,
-                    membership.get_joint_config().clone(),
-                    membership.nodes().map(|(id, n)| (*id, n.clone())).collect(),
-                )
-            })
-        };
+        let now_leading = leadership(&metrics.borrow_and_update());
         if now_leading != current {
             askers.abort_all();
             last_yes.clear();
             reported = None;
-            if let Some((me, term, _, members)) = &now_leading {
-                let (me, term) = (*me, *term);
-                for (id, member) in members.clone() {
-                    let tx = tx.clone();
-                    if id == me {
-                        let raft = raft.clone();
-                        askers.spawn(async move {
-                            loop {
-                                let sent = Instant::now();
-                                let yes = tokio::time::timeout(
-                                    window,
-                                    crate::raft::network::server::follows(&raft, term, me),
-                                )
-                                .await
-                                .unwrap_or(false);
-                                if yes && tx.send((id, term, sent)).is_err() {
-                                    return;
-                                }
-                                tokio::time::sleep_until(sent + every).await;
-                            }
-                        });
-                    } else {
-                        let mut conn = network.connect_lazily(id, &member);
-                        askers.spawn(async move {
-                            loop {
-                                let sent = Instant::now();
-                                if conn.confirm_leader(term, me, window).await
-                                    && tx.send((id, term, sent)).is_err()
-                                {
-                                    return;
-                                }
-                                tokio::time::sleep_until(sent + every).await;
-                            }
-                        });
-                    }
-                }
+            if let Some(leading) = &now_leading {
+                spawn_askers(&mut askers, &raft, &network, leading, &tx, window, every);
             }
             current = now_leading;
         }
@@ -523,19 +521,7 @@ async fn confirm_leadership(
                     continue;
                 }
                 last_yes.insert(voter, sent);
-                // Per configuration, the moment by which a majority had said yes: the
-                // majority-th latest of their latest yes; the leadership held at the earliest of
-                // these over every configuration.
-                let at = configs
-                    .iter()
-                    .map(|c| {
-                        let mut times: Vec<Instant> = c.iter().filter_map(|v| last_yes.get(v).copied()).collect();
-                        times.sort_unstable_by(|a, b| b.cmp(a));
-                        times.get(c.len() / 2).copied()
-                    })
-                    .collect::<Option<Vec<Instant>>>()
-                    .and_then(|ts| ts.into_iter().min());
-                if let Some(at) = at {
+                if let Some(at) = quorum_yes_at(configs, &last_yes) {
                     if reported.is_none_or(|r| at > r) {
                         reported = Some(at);
                         confirmed(at, term);
@@ -544,6 +530,89 @@ async fn confirm_leadership(
             }
         }
     }
+}
+
+/// The leadership `m` shows, if this member leads.
+fn leadership(m: &RaftMetrics) -> Option<Leading> {
+    (m.state == openraft::ServerState::Leader).then(|| {
+        let membership = m.membership_config.membership();
+        (
+            m.id,
+            m.current_term,
+            membership.get_joint_config().clone(),
+            membership.nodes().map(|(id, n)| (*id, n.clone())).collect(),
+        )
+    })
+}
+
+/// Starts one task per member of `leading` that asks it every `every` (each question waiting
+/// at most `window`) whether it still follows this leader, and reports each yes on `tx` with
+/// when its question was sent. This member answers from its own vote, the others over a
+/// connection of their own.
+fn spawn_askers(
+    askers: &mut tokio::task::JoinSet<()>,
+    raft: &Raft,
+    network: &NetworkFactory,
+    (me, term, _, members): &Leading,
+    tx: &mpsc::UnboundedSender<(u64, u64, Instant)>,
+    window: Duration,
+    every: Duration,
+) {
+    let (me, term) = (*me, *term);
+    for (id, member) in members.clone() {
+        let tx = tx.clone();
+        if id == me {
+            let raft = raft.clone();
+            askers.spawn(async move {
+                loop {
+                    let sent = Instant::now();
+                    let yes = tokio::time::timeout(
+                        window,
+                        crate::raft::network::server::follows(&raft, term, me),
+                    )
+                    .await
+                    .unwrap_or(false);
+                    if yes && tx.send((id, term, sent)).is_err() {
+                        return;
+                    }
+                    tokio::time::sleep_until(sent + every).await;
+                }
+            });
+        } else {
+            let mut conn = network.connect_lazily(id, &member);
+            askers.spawn(async move {
+                loop {
+                    let sent = Instant::now();
+                    if conn.confirm_leader(term, me, window).await
+                        && tx.send((id, term, sent)).is_err()
+                    {
+                        return;
+                    }
+                    tokio::time::sleep_until(sent + every).await;
+                }
+            });
+        }
+    }
+}
+
+/// The moment by which the leadership is known to have held, given each voter's latest yes.
+fn quorum_yes_at(
+    configs: &[std::collections::BTreeSet<u64>],
+    last_yes: &std::collections::BTreeMap<u64, Instant>,
+) -> Option<Instant> {
+    // Per configuration, the moment by which a majority had said yes: the
+    // majority-th latest of their latest yes; the leadership held at the earliest of
+    // these over every configuration.
+    configs
+        .iter()
+        .map(|c| {
+            let mut times: Vec<Instant> =
+                c.iter().filter_map(|v| last_yes.get(v).copied()).collect();
+            times.sort_unstable_by(|a, b| b.cmp(a));
+            times.get(c.len() / 2).copied()
+        })
+        .collect::<Option<Vec<Instant>>>()
+        .and_then(|ts| ts.into_iter().min())
 }
 
 impl SpeakerSessions for SpeakerHub {

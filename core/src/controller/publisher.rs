@@ -20,13 +20,20 @@ use super::{L2View, LeaseTiming};
 use ipnet::IpNet;
 
 use crate::announce::assignment::{self, AddressDelta};
-use crate::announce::bgp::{self, BgpRoute, RouteAttrs, Routes};
+use crate::announce::bgp::{self, BgpRoute, Routes};
 use crate::announce::owners::{self, Inputs, NodeFacts, Target};
 use crate::announce::proto::{Assignment, Heartbeat, L2Address, ServiceAnnounce, ToSpeaker};
 use crate::config::model::Peer;
 use crate::metrics::controller::Metrics;
 use crate::names::{NodeName, PeerName, ServiceKey};
+use crate::net::bgp::attrs::RouteAttrs;
 use crate::raft::{ProposeError, Proposer};
+
+/// How often at most the summary of announcements is rebuilt.
+const BOARD_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How long a failover may wait for its new owner's acknowledgement before it is forgotten.
+const FAILOVER_FORGET: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A heartbeat that got a lease (from the LeaseTracker).
 #[derive(Message)]
@@ -130,6 +137,157 @@ impl NodeState {
     fn answering(&self, addr: IpAddr) -> bool {
         self.addresses.answering(addr)
     }
+
+    /// The assignment that brings the node to `desired` and the given Services, BGP peers and
+    /// routes, if it needs one; records it as sent.
+    fn next_assignment(
+        &mut self,
+        desired: BTreeMap<IpAddr, L2Address>,
+        services: Arc<BTreeMap<ServiceKey, ServiceAnnounce>>,
+        peers: BTreeMap<PeerName, Peer>,
+        routes: Arc<Routes>,
+        timing: LeaseTiming,
+    ) -> Option<Assignment> {
+        let now = Instant::now();
+        // An assignment unacknowledged for a lease is resent whole: whatever happened to
+        // it, the node then converges.
+        let full_due = self.addresses.full_due(now, timing.heartbeat, timing.lease);
+        let changes = if full_due {
+            SetChanges::default()
+        } else {
+            SetChanges::since(self, &services, &routes)
+        };
+        let peers_changed = self.sent_peers.as_ref() != Some(&peers);
+        let changed_elsewhere =
+            changes.services_changed() || peers_changed || changes.routes_changed();
+        let delta = self
+            .addresses
+            .next(desired, full_due, changed_elsewhere, now)?;
+        let assignment = changes.assignment(delta, &services, &peers, &routes, peers_changed);
+        self.sent_services = Some(services);
+        self.sent_peers = Some(peers);
+        self.sent_routes = routes;
+        Some(assignment)
+    }
+}
+
+/// What changed in the Services and BGP routes since a node was last sent them.
+#[derive(Default)]
+struct SetChanges {
+    services_up: Vec<ServiceAnnounce>,
+    services_gone: Vec<ServiceKey>,
+    routes_up: Vec<((IpNet, PeerName), RouteAttrs)>,
+    routes_gone: Vec<(IpNet, PeerName)>,
+}
+
+impl SetChanges {
+    /// The differences between what `node` was last sent and `services` and `routes`.
+    fn since(
+        node: &NodeState,
+        services: &Arc<BTreeMap<ServiceKey, ServiceAnnounce>>,
+        routes: &Arc<Routes>,
+    ) -> Self {
+        // A whole set goes as it is; only a change needs the differences. The shared parts
+        // are compared by pointer first (between view changes they are the very same),
+        // else by one walk over both sorted maps.
+        let mut changes = Self::default();
+        match &node.sent_services {
+            Some(s) if Arc::ptr_eq(s, services) => {}
+            Some(s) => {
+                let (up, gone) = map_delta(s, services);
+                changes.services_up = up.into_iter().map(|(_, s)| s).collect();
+                changes.services_gone = gone;
+            }
+            // Never sent (cannot happen with a base): send them all.
+            None => changes.services_up = services.values().cloned().collect(),
+        }
+        if !Arc::ptr_eq(routes, &node.sent_routes) {
+            (changes.routes_up, changes.routes_gone) = map_delta(&node.sent_routes, routes);
+        }
+        changes
+    }
+
+    /// Whether any Service is to be added, changed or removed.
+    fn services_changed(&self) -> bool {
+        !self.services_up.is_empty() || !self.services_gone.is_empty()
+    }
+
+    /// Whether any BGP route is to be added, changed or removed.
+    fn routes_changed(&self) -> bool {
+        !self.routes_up.is_empty() || !self.routes_gone.is_empty()
+    }
+
+    /// The assignment for `delta`: whole sets of Services, peers and routes with a whole set of
+    /// addresses, else these changes (and the peers if they changed).
+    fn assignment(
+        self,
+        delta: AddressDelta,
+        services: &BTreeMap<ServiceKey, ServiceAnnounce>,
+        peers: &BTreeMap<PeerName, Peer>,
+        routes: &Routes,
+        peers_changed: bool,
+    ) -> Assignment {
+        let AddressDelta {
+            id,
+            base,
+            upsert,
+            remove,
+        } = delta;
+        let route = |((prefix, peer), attrs): (&(IpNet, PeerName), &RouteAttrs)| BgpRoute {
+            prefix: *prefix,
+            peer: peer.clone(),
+            attrs: attrs.clone(),
+        };
+        let peer_list = |p: &BTreeMap<PeerName, Peer>| -> Vec<(PeerName, Peer)> {
+            p.iter().map(|(n, p)| (n.clone(), p.clone())).collect()
+        };
+        if base.is_none() {
+            Assignment {
+                id,
+                base: None,
+                upsert,
+                remove,
+                services: Some(services.values().cloned().collect()),
+                services_upsert: Vec::new(),
+                services_remove: Vec::new(),
+                peers: Some(peer_list(peers)),
+                routes_upsert: routes.iter().map(route).collect(),
+                routes_remove: Vec::new(),
+            }
+        } else {
+            Assignment {
+                id,
+                base,
+                upsert,
+                remove,
+                services: None,
+                services_upsert: self.services_up,
+                services_remove: self.services_gone,
+                peers: peers_changed.then(|| peer_list(peers)),
+                routes_upsert: self
+                    .routes_up
+                    .into_iter()
+                    .map(|((prefix, peer), attrs)| BgpRoute {
+                        prefix,
+                        peer,
+                        attrs,
+                    })
+                    .collect(),
+                routes_remove: self.routes_gone,
+            }
+        }
+    }
+}
+
+/// The targets each committed owner holds.
+fn targets_by_owner(view: &L2View) -> BTreeMap<&NodeName, Vec<&Target>> {
+    let mut by_owner: BTreeMap<&NodeName, Vec<&Target>> = BTreeMap::new();
+    for t in &view.targets {
+        if let Some(o) = view.owners.get(&t.address) {
+            by_owner.entry(o).or_default().push(t);
+        }
+    }
+    by_owner
 }
 
 /// Owner decisions in, Raft commands and pushed assignments out (leader only).
@@ -157,6 +315,13 @@ pub struct AssignmentPublisher {
     dirty: bool,
     /// Whether owners could move at the last reconcile.
     could_move: bool,
+    /// Where the summary of what nodes were told goes, and whether it is out of date.
+    board: super::announced::Board,
+    board_stale: bool,
+    board_at: Option<Instant>,
+    /// Addresses moving away from a dead node, to whom, and when the dead node was last heard
+    /// (about): the failover ends when the new owner acknowledges.
+    failing_over: BTreeMap<IpAddr, (NodeName, Instant)>,
     _alive: crate::watchdog::Guard,
 }
 
@@ -168,6 +333,7 @@ impl AssignmentPublisher {
         proposer: Proposer,
         timing: LeaseTiming,
         metrics: Arc<Metrics>,
+        board: super::announced::Board,
         watchdog: &crate::watchdog::Watchdog,
     ) -> Self {
         Self {
@@ -185,6 +351,10 @@ impl AssignmentPublisher {
             view_revision: 0,
             dirty: true,
             could_move: false,
+            board,
+            board_stale: true,
+            board_at: None,
+            failing_over: BTreeMap::new(),
             _alive: watchdog.guard("assignment publisher"),
         }
     }
@@ -237,6 +407,11 @@ impl AssignmentPublisher {
                 self.metrics.owner_changes.inc();
                 if from.is_some_and(|f| self.departed.contains(f) || !self.nodes.contains_key(f)) {
                     self.metrics.failovers.inc();
+                    // The node was declared dead after a lease and a margin of silence.
+                    let heard = Instant::now()
+                        .checked_sub(self.timing.dead_after())
+                        .unwrap_or_else(Instant::now);
+                    self.failing_over.insert(*addr, (to.clone(), heard));
                 }
             } else {
                 tracing::info!(%addr, from = ?from.map(|n| n.as_str()), "releasing owner");
@@ -288,7 +463,7 @@ impl AssignmentPublisher {
             // Still the committed owner, but being moved away: it must not answer again.
             .filter(|t| self.moving.get(&t.address).map(|(n, _)| n) != Some(node))
             .map(|t| {
-                let interfaces = owners::announce_on(&self.view.config, &t.pool, facts)
+                let interfaces = owners::announce_on(&self.view.config, t, facts)
                     .or_else(|| {
                         // Still the committed owner while its release is on the way: keep
                         // answering where it did.
@@ -313,12 +488,7 @@ impl AssignmentPublisher {
         if self.leading.is_none() {
             return;
         }
-        let mut by_owner: BTreeMap<&NodeName, Vec<&Target>> = BTreeMap::new();
-        for t in &self.view.targets {
-            if let Some(o) = self.view.owners.get(&t.address) {
-                by_owner.entry(o).or_default().push(t);
-            }
-        }
+        let by_owner = targets_by_owner(&self.view);
         let names: Vec<NodeName> = self.nodes.keys().cloned().collect();
         let mut sends = Vec::new();
         for name in names {
@@ -334,108 +504,38 @@ impl AssignmentPublisher {
             let desired = self.desired(&name, &facts, owned);
             let peers = bgp::peers_for(&self.view.config, &facts);
             let revision = self.view_revision;
-            let routes = match self.nodes.get(&name).and_then(|s| s.bgp_cache.as_ref()) {
-                Some((r, f, routes)) if *r == revision && *f == facts => routes.clone(),
-                _ => Arc::new(bgp::routes_for(
-                    &self.view.config,
-                    &self.view.targets,
-                    &facts,
-                )),
-            };
+            let routes = self.bgp_routes(&name, &facts);
             let services = self.view.services.clone();
-            let (heartbeat, lease) = (self.timing.heartbeat, self.timing.lease);
+            let timing = self.timing;
             let Some(state) = self.nodes.get_mut(&name) else {
                 continue;
             };
             state.bgp_cache = Some((revision, facts, routes.clone()));
-            let now = Instant::now();
-            // An assignment unacknowledged for a lease is resent whole: whatever happened to
-            // it, the node then converges.
-            let full_due = state.addresses.full_due(now, heartbeat, lease);
-            // A whole set goes as it is; only a change needs the differences. The shared parts
-            // are compared by pointer first (between view changes they are the very same),
-            // else by one walk over both sorted maps.
-            let mut services_up: Vec<ServiceAnnounce> = Vec::new();
-            let mut services_gone = Vec::new();
-            let mut routes_up = Vec::new();
-            let mut routes_gone = Vec::new();
-            if !full_due {
-                match &state.sent_services {
-                    Some(s) if Arc::ptr_eq(s, &services) => {}
-                    Some(s) => {
-                        let (up, gone) = map_delta(s, &services);
-                        services_up = up.into_iter().map(|(_, s)| s).collect();
-                        services_gone = gone;
-                    }
-                    // Never sent (cannot happen with a base): send them all.
-                    None => services_up = services.values().cloned().collect(),
-                }
-                if !Arc::ptr_eq(&routes, &state.sent_routes) {
-                    (routes_up, routes_gone) = map_delta(&state.sent_routes, &routes);
-                }
+            if let Some(assignment) =
+                state.next_assignment(desired, services, peers, routes, timing)
+            {
+                sends.push((name.clone(), state.tx.clone(), assignment));
             }
-            let services_changed = !services_up.is_empty() || !services_gone.is_empty();
-            let routes_changed = !routes_up.is_empty() || !routes_gone.is_empty();
-            let changed_elsewhere =
-                services_changed || state.sent_peers.as_ref() != Some(&peers) || routes_changed;
-            let Some(AddressDelta {
-                id,
-                base,
-                upsert,
-                remove,
-            }) = state
-                .addresses
-                .next(desired, full_due, changed_elsewhere, now)
-            else {
-                continue;
-            };
-            let route = |((prefix, peer), attrs): (&(IpNet, PeerName), &RouteAttrs)| BgpRoute {
-                prefix: *prefix,
-                peer: peer.clone(),
-                attrs: attrs.clone(),
-            };
-            let peer_list = |p: &BTreeMap<PeerName, Peer>| -> Vec<(PeerName, Peer)> {
-                p.iter().map(|(n, p)| (n.clone(), p.clone())).collect()
-            };
-            let assignment = if base.is_none() {
-                Assignment {
-                    id,
-                    base: None,
-                    upsert,
-                    remove,
-                    services: Some(services.values().cloned().collect()),
-                    services_upsert: Vec::new(),
-                    services_remove: Vec::new(),
-                    peers: Some(peer_list(&peers)),
-                    routes_upsert: routes.iter().map(route).collect(),
-                    routes_remove: Vec::new(),
-                }
-            } else {
-                Assignment {
-                    id,
-                    base,
-                    upsert,
-                    remove,
-                    services: None,
-                    services_upsert: services_up,
-                    services_remove: services_gone,
-                    peers: (state.sent_peers.as_ref() != Some(&peers)).then(|| peer_list(&peers)),
-                    routes_upsert: routes_up
-                        .into_iter()
-                        .map(|((prefix, peer), attrs)| BgpRoute {
-                            prefix,
-                            peer,
-                            attrs,
-                        })
-                        .collect(),
-                    routes_remove: routes_gone,
-                }
-            };
-            sends.push((name.clone(), state.tx.clone(), assignment));
-            state.sent_services = Some(services);
-            state.sent_peers = Some(peers);
-            state.sent_routes = routes;
         }
+        self.deliver(sends);
+        self.board_stale = true;
+    }
+
+    /// The BGP routes `node` should announce, from its cache while neither the view nor its
+    /// facts changed: working them out walks every target.
+    fn bgp_routes(&self, node: &NodeName, facts: &NodeFacts) -> Arc<Routes> {
+        match self.nodes.get(node).and_then(|s| s.bgp_cache.as_ref()) {
+            Some((r, f, routes)) if *r == self.view_revision && f == facts => routes.clone(),
+            _ => Arc::new(bgp::routes_for(
+                &self.view.config,
+                &self.view.targets,
+                facts,
+            )),
+        }
+    }
+
+    /// Sends each node its assignment, without waiting on a slow speaker.
+    fn deliver(&mut self, sends: Vec<(NodeName, mpsc::Sender<ToSpeaker>, Assignment)>) {
         for (name, tx, assignment) in sends {
             if tx
                 .try_send(ToSpeaker::Assignment(Box::new(assignment)))
@@ -504,7 +604,11 @@ impl Handler<Report> for AssignmentPublisher {
         let acked = state
             .addresses
             .report(hb.seq, hb.applied, hb.want_full, hb.fenced);
-        if state.facts != before || hb.want_full || hb.fenced || acked {
+        let changed = state.facts != before || hb.want_full || hb.fenced || acked;
+        if !self.failing_over.is_empty() {
+            self.failovers_done(&msg.node);
+        }
+        if changed {
             self.dirty = true;
             self.reconcile(ctx);
         }
@@ -556,6 +660,8 @@ impl Handler<Leadership> for AssignmentPublisher {
         self.nodes.clear();
         self.draining.clear();
         self.departed.clear();
+        self.failing_over.clear();
+        self.board_stale = true;
         // A move proposed by an earlier leadership may still commit: keep what it took away
         // until the view settles it.
         self.leading = msg.term.map(|term| {
@@ -597,6 +703,7 @@ impl Handler<Tick> for AssignmentPublisher {
             }
         }
         self.reconcile(ctx);
+        self.publish_board();
     }
 }
 
@@ -641,6 +748,8 @@ fn map_delta<K: Ord + Clone, V: PartialEq + Clone>(
     }
     (up, gone)
 }
+
+mod board;
 
 #[cfg(test)]
 mod revival_tests;

@@ -120,32 +120,53 @@ pub enum FamiliesError {
     /// SingleStack with two families.
     #[error("ipFamilyPolicy SingleStack allows one entry in ipFamilies, not two")]
     TwoForSingleStack,
-    /// RequireDualStack with one family given explicitly is fine; none given means both.
+    /// RequireDualStack with one family listed: Kubernetes lists the families of the
+    /// Service's cluster IPs, so the cluster gave it only one (MetalLB: "not enough
+    /// clusterips").
+    #[error(
+        "ipFamilyPolicy RequireDualStack needs both families, but ipFamilies lists only {0} \
+         (the Service has cluster IPs of one family: a single-stack cluster)"
+    )]
+    OneForRequireDualStack(Family),
+    /// No family at all.
     #[error("ipFamilies must not be empty")]
     Empty,
 }
 
 impl Families {
-    /// A family request. `order` may hold one or two families; with a dual-stack policy and one
-    /// family, the other follows it.
+    /// A family request from a Service's `spec.ipFamilies`, taken as it is: Kubernetes fills
+    /// that field itself with the families of the Service's cluster IPs, so one entry under a
+    /// dual-stack policy means a single-stack cluster. PreferDualStack then wants that family
+    /// only; RequireDualStack cannot be served and is an error. (For a request that lists no
+    /// families, see [`Families::with_primary`].)
     pub fn new(policy: FamilyPolicy, order: &[Family]) -> Result<Self, FamiliesError> {
-        let mut order = order.to_vec();
-        match order.as_slice() {
-            [] => return Err(FamiliesError::Empty),
-            [a, b] if a == b => return Err(FamiliesError::Duplicate(*a)),
-            [_, _] if policy == FamilyPolicy::SingleStack => {
-                return Err(FamiliesError::TwoForSingleStack)
-            }
-            [a] if policy != FamilyPolicy::SingleStack => {
-                let other = match a {
-                    Family::V4 => Family::V6,
-                    Family::V6 => Family::V4,
-                };
-                order.push(other);
-            }
-            _ => {}
+        let repeated = (1..order.len()).find(|i| order[..*i].contains(&order[*i]));
+        if let Some(i) = repeated {
+            return Err(FamiliesError::Duplicate(order[i]));
         }
-        Ok(Self { policy, order })
+        // With no family repeated, there are at most two.
+        match (order, policy) {
+            ([], _) => Err(FamiliesError::Empty),
+            ([_, _], FamilyPolicy::SingleStack) => Err(FamiliesError::TwoForSingleStack),
+            ([a], FamilyPolicy::RequireDualStack) => Err(FamiliesError::OneForRequireDualStack(*a)),
+            _ => Ok(Self {
+                policy,
+                order: order.to_vec(),
+            }),
+        }
+    }
+
+    /// A family request that names only its primary family (a hand-written manifest without
+    /// `spec.ipFamilies`): under a dual-stack policy the other family follows it.
+    pub fn with_primary(policy: FamilyPolicy, primary: Family) -> Self {
+        let mut order = vec![primary];
+        if policy != FamilyPolicy::SingleStack {
+            order.push(match primary {
+                Family::V4 => Family::V6,
+                Family::V6 => Family::V4,
+            });
+        }
+        Self { policy, order }
     }
 
     /// IPv4 single-stack, Kubernetes' default on most clusters.

@@ -1,6 +1,7 @@
 //! The speaker's EndpointWatch (Kubernetes mode): its own Node (labels; excluded from load
 //! balancers by label, or its network unavailable) and the EndpointSlices of the Services it may
-//! answer for, reported to the ControllerSession through the same path as the health checks.
+//! answer for. It reports what it sees on a channel ([`Observed`]); the speaker passes that to
+//! its ControllerSession through the same path as the health checks.
 //!
 //! With `externalTrafficPolicy: Local` a node may answer only with a serving endpoint of the
 //! Service on itself; with `Cluster`, any node may while the Service has a serving endpoint
@@ -8,19 +9,31 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use actix::Addr;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, ResourceExt};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::announce::proto::ServiceAnnounce;
 use crate::labels::Labels;
 use crate::names::{NodeName, ServiceKey};
-use crate::speaker::session::{ControllerSession, NodeInfo, Readiness, ReadinessSource};
+
+/// What the watch reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Observed {
+    /// This node's labels, and whether it is excluded from load balancers.
+    Node {
+        /// The Node's labels.
+        labels: Labels,
+        /// Excluded by label, or its network is unavailable.
+        excluded: bool,
+    },
+    /// The Services this node must not answer for now (no serving endpoint where needed).
+    Unready(BTreeSet<ServiceKey>),
+}
 
 /// The label that excludes a node from external load balancers.
 pub const EXCLUDE_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
@@ -94,12 +107,12 @@ pub fn unready(
         .collect()
 }
 
-/// Watches until the session goes away.
+/// Watches until nobody reads `out` any more.
 pub async fn run(
     client: Client,
     node: NodeName,
     mut services: watch::Receiver<Vec<ServiceAnnounce>>,
-    session: Addr<ControllerSession>,
+    out: mpsc::Sender<Observed>,
 ) {
     let nodes: Api<Node> = Api::all(client.clone());
     let node_config = watcher::Config::default().fields(&format!("metadata.name={node}"));
@@ -124,7 +137,7 @@ pub async fn run(
             n = node_events.next() => match n {
                 Some(Ok(n)) => {
                     let (labels, excluded) = node_info(&n);
-                    if session.try_send(NodeInfo { labels, excluded }).is_err() {
+                    if out.send(Observed::Node { labels, excluded }).await.is_err() {
                         return;
                     }
                     continue;
@@ -151,11 +164,7 @@ pub async fn run(
         }
         let now = unready(node.as_str(), &services.borrow(), &serving(&slices.state()));
         if last.as_ref() != Some(&now) {
-            let report = Readiness {
-                source: ReadinessSource::Endpoints,
-                unready: now.clone(),
-            };
-            if session.try_send(report).is_err() {
+            if out.send(Observed::Unready(now.clone())).await.is_err() {
                 return;
             }
             last = Some(now);

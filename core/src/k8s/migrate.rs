@@ -126,4 +126,57 @@ metadata: {name: config}
         assert!(matches!(&out[2], Converted::Skipped(w) if w.contains("ServiceL2Status")));
         assert!(matches!(&out[3], Converted::Skipped(w) if w.contains("not a MetalLB object")));
     }
+
+    #[test]
+    fn service_selectors_of_both_advertisements_carry_over_and_validate() {
+        let text = "apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: public, namespace: metallb-system}
+spec: {addresses: [192.0.2.0/24]}
+---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: web, namespace: metallb-system}
+spec:
+  ipAddressPools: [public]
+  serviceSelectors:
+  - matchLabels: {app: web}
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: api, namespace: metallb-system}
+spec:
+  ipAddressPools: [public]
+  aggregationLength: 32
+  serviceSelectors:
+  - matchExpressions: [{key: tier, operator: In, values: [api, edge]}]
+";
+        let mut yaml = String::new();
+        for c in convert(text, "ironlb-system").unwrap() {
+            let Converted::Object(v) = c else {
+                panic!("{c:?}")
+            };
+            // Carried over as written: one selector on each advertisement.
+            let kind = v["kind"].as_str().unwrap_or("").to_owned();
+            let selectors = v["spec"]
+                .get("serviceSelectors")
+                .and_then(Value::as_sequence)
+                .map(Vec::len);
+            assert_eq!(selectors, (kind != "IPAddressPool").then_some(1), "{kind}");
+            yaml.push_str("---\n");
+            yaml.push_str(&serde_yaml::to_string(&v).unwrap());
+        }
+        let docs = crate::config::Documents::from_str(&yaml, "migrated")
+            .into_result()
+            .unwrap();
+        let config = crate::config::validate(&docs).unwrap();
+        let labels =
+            |k: &str, v: &str| -> crate::labels::Labels { [(k.to_owned(), v.to_owned())].into() };
+        let l2 = &config.l2_advertisements[0];
+        assert!(l2.selects_service(&labels("app", "web")));
+        assert!(!l2.selects_service(&labels("app", "db")));
+        let bgp = &config.bgp_advertisements[0];
+        assert!(bgp.selects_service(&labels("tier", "edge")));
+        assert!(!bgp.selects_service(&labels("app", "web")));
+    }
 }

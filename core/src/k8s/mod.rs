@@ -1,5 +1,6 @@
-//! Kubernetes: the CRDs generated from the configuration kinds, the Service reconciler that runs
-//! on the Raft leader, the speaker's endpoint and node watch, and the MetalLB migration.
+//! Kubernetes: the CRDs generated from the configuration kinds and the announcement status
+//! kinds, the Service reconciler that runs on the Raft leader, the speaker's endpoint and node
+//! watch, and the MetalLB migration.
 
 pub mod certs;
 pub mod convert;
@@ -7,6 +8,7 @@ pub mod crds;
 pub mod endpoints;
 pub mod migrate;
 pub mod reconciler;
+pub mod status_kinds;
 pub mod token_review;
 
 /// Now as RFC 3339 in UTC (`2026-12-01T20:00:00Z`), for status timestamps.

@@ -6,6 +6,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 use crate::speaker::LeaseGate;
@@ -15,6 +16,13 @@ use crate::speaker::LeaseGate;
 pub struct PeerLabels {
     /// The BGPPeer's name.
     pub peer: String,
+}
+
+/// Labels of `ironlb_speaker_connected`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MemberLabels {
+    /// The controller member's address, as the speaker dials it.
+    pub member: String,
 }
 
 /// Labels of `ironlb_bgp_notifications_total`.
@@ -45,6 +53,14 @@ pub struct SpeakerMetrics {
     /// Gratuitous ARP and unsolicited Neighbor Advertisements sent.
     pub gratuitous: Counter,
     lease_remaining: Gauge<f64, AtomicU64>,
+    /// The length of the last lease granted, seconds.
+    pub lease_duration: Gauge<f64, AtomicU64>,
+    /// From sending a heartbeat to receiving the lease that answers it, seconds.
+    pub heartbeat_rtt: Histogram,
+    /// 1 per controller member the speaker holds a session with.
+    connected: Family<MemberLabels, Gauge>,
+    /// 1 while the session with the member that granted the last lease is up.
+    pub leader_connected: Gauge,
     /// Times the lease ran out and the speaker stopped answering.
     pub fences: Counter,
     bgp_up: Family<PeerLabels, Gauge>,
@@ -73,6 +89,11 @@ impl SpeakerMetrics {
             ndp_advertisements: Counter::default(),
             gratuitous: Counter::default(),
             lease_remaining: Gauge::default(),
+            lease_duration: Gauge::default(),
+            // 250 µs to about 8 s.
+            heartbeat_rtt: Histogram::new(exponential_buckets(0.00025, 2.0, 16)),
+            connected: Family::default(),
+            leader_connected: Gauge::default(),
             fences: Counter::default(),
             bgp_up: Family::default(),
             bgp_transitions: Family::default(),
@@ -80,72 +101,116 @@ impl SpeakerMetrics {
             bgp_prefixes: Family::default(),
             bgp_notifications: Family::default(),
         };
+        m.register_l2(&mut registry);
+        m.register_lease(&mut registry);
+        m.register_bgp(&mut registry);
+        Self { registry, ..m }
+    }
+
+    /// Registers the Layer 2 families: owned addresses, ARP and NDP traffic.
+    fn register_l2(&self, registry: &mut Registry) {
         registry.register(
             "ironlb_l2_owned_addresses",
             "Addresses this node answers for in Layer 2 mode",
-            m.l2_owned.clone(),
+            self.l2_owned.clone(),
         );
         registry.register(
             "ironlb_arp_requests_received",
             "ARP requests received on announcing interfaces",
-            m.arp_requests.clone(),
+            self.arp_requests.clone(),
         );
         registry.register(
             "ironlb_arp_replies_sent",
             "ARP replies sent",
-            m.arp_replies.clone(),
+            self.arp_replies.clone(),
         );
         registry.register(
             "ironlb_ndp_solicitations_received",
             "Neighbor Solicitations received on announcing interfaces",
-            m.ndp_solicitations.clone(),
+            self.ndp_solicitations.clone(),
         );
         registry.register(
             "ironlb_ndp_advertisements_sent",
             "Neighbor Advertisements sent, solicited and unsolicited",
-            m.ndp_advertisements.clone(),
+            self.ndp_advertisements.clone(),
         );
         registry.register(
             "ironlb_gratuitous_announcements_sent",
             "Gratuitous ARP packets and unsolicited Neighbor Advertisements sent",
-            m.gratuitous.clone(),
+            self.gratuitous.clone(),
         );
+    }
+
+    /// Registers the lease families.
+    fn register_lease(&self, registry: &mut Registry) {
         registry.register(
             "ironlb_lease_remaining_seconds",
             "Time left on this speaker's lease (0: fenced)",
-            m.lease_remaining.clone(),
+            self.lease_remaining.clone(),
+        );
+        registry.register(
+            "ironlb_lease_duration_seconds",
+            "Length of the last lease granted to this speaker",
+            self.lease_duration.clone(),
+        );
+        registry.register(
+            "ironlb_speaker_heartbeat_rtt_seconds",
+            "From sending a heartbeat to receiving the lease that answers it (lease renewal latency)",
+            self.heartbeat_rtt.clone(),
+        );
+        registry.register(
+            "ironlb_speaker_connected",
+            "1 while this speaker holds a session with the controller member",
+            self.connected.clone(),
+        );
+        registry.register(
+            "ironlb_speaker_leader_connected",
+            "1 while the session with the member that granted the last lease is up",
+            self.leader_connected.clone(),
         );
         registry.register(
             "ironlb_speaker_fences",
             "Times this speaker's lease ran out and it stopped answering",
-            m.fences.clone(),
+            self.fences.clone(),
         );
+    }
+
+    /// Registers the per-peer BGP families.
+    fn register_bgp(&self, registry: &mut Registry) {
         registry.register(
             "ironlb_bgp_session_up",
             "1 while the BGP session to the peer is established",
-            m.bgp_up.clone(),
+            self.bgp_up.clone(),
         );
         registry.register(
             "ironlb_bgp_session_transitions",
             "Times the BGP session to the peer went up or down",
-            m.bgp_transitions.clone(),
+            self.bgp_transitions.clone(),
         );
         registry.register(
             "ironlb_bgp_updates_sent",
             "BGP UPDATE messages sent to the peer",
-            m.bgp_updates.clone(),
+            self.bgp_updates.clone(),
         );
         registry.register(
             "ironlb_bgp_announced_prefixes",
             "Prefixes announced to the peer",
-            m.bgp_prefixes.clone(),
+            self.bgp_prefixes.clone(),
         );
         registry.register(
             "ironlb_bgp_notifications",
             "BGP NOTIFICATION messages sent and received, by code and subcode",
-            m.bgp_notifications.clone(),
+            self.bgp_notifications.clone(),
         );
-        Self { registry, ..m }
+    }
+
+    /// Records whether the session with `member` is up.
+    pub fn set_connected(&self, member: &str, up: bool) {
+        self.connected
+            .get_or_create(&MemberLabels {
+                member: member.to_string(),
+            })
+            .set(i64::from(up));
     }
 
     /// Renders the OpenMetrics text, with the lease read from `gate`.
@@ -215,6 +280,9 @@ mod tests {
             "ironlb_ndp_advertisements_sent_total 0",
             "ironlb_gratuitous_announcements_sent_total 0",
             "ironlb_lease_remaining_seconds 0",
+            "ironlb_lease_duration_seconds 0",
+            "ironlb_speaker_heartbeat_rtt_seconds_count 0",
+            "ironlb_speaker_leader_connected 0",
         ] {
             assert!(text.contains(name), "{name} missing:\n{text}");
         }

@@ -2,6 +2,7 @@
 //! sockets they travel on.
 
 pub mod arp;
+pub mod bfd;
 pub mod bgp;
 pub mod local;
 pub mod ndp;

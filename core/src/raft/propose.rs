@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use super::command::{Command, Response};
 use super::types::{Member, MemberId, Raft};
 use crate::config::Config;
-use crate::ipam::{Allocation, AllocationRequest, Explanation, Recheck, Refusal};
+use crate::ipam::{Allocation, AllocationRequest, Explanation, Recheck, Refusal, ReserveError};
 use crate::names::{NodeName, ServiceKey};
 
 /// Why a proposal did not take effect (as far as this member knows).
@@ -156,6 +156,40 @@ impl Proposer {
         match self.propose(Command::Adopt { request, addresses }).await? {
             Response::Adopted(r) => Ok(r),
             other => Err(unexpected("adopt", other)),
+        }
+    }
+
+    /// Sets an address aside for a Service, or why it cannot be.
+    pub async fn reserve(
+        &self,
+        address: IpAddr,
+        service: ServiceKey,
+    ) -> Result<Result<(), ReserveError>, ProposeError> {
+        match self.propose(Command::Reserve { address, service }).await? {
+            Response::Reserved(r) => Ok(r),
+            other => Err(unexpected("reserve", other)),
+        }
+    }
+
+    /// Ends an address's reservation: the Service it was kept for, or why there was none.
+    pub async fn unreserve(
+        &self,
+        address: IpAddr,
+    ) -> Result<Result<ServiceKey, ReserveError>, ProposeError> {
+        match self.propose(Command::Unreserve { address }).await? {
+            Response::Unreserved(r) => Ok(r),
+            other => Err(unexpected("unreserve", other)),
+        }
+    }
+
+    /// A member id never used in this cluster (`requested` if it is free).
+    pub async fn reserve_member_id(
+        &self,
+        requested: Option<MemberId>,
+    ) -> Result<MemberId, ProposeError> {
+        match self.propose(Command::ReserveMemberId { requested }).await? {
+            Response::MemberId(id) => Ok(id),
+            other => Err(unexpected("reserve-member-id", other)),
         }
     }
 

@@ -11,13 +11,15 @@ use actix::{Actor, Addr, Context, Handler, Message, ResponseFuture};
 use pnet_base::MacAddr;
 
 use super::bgp::{BgpPeer, SetRoutes, Shutdown};
-use super::responder::{ArpResponder, NdpResponder, Own};
+use super::interfaces::{self, Link};
+use super::responder::{ArpResponder, Close, NdpResponder, Own};
 use super::LeaseGate;
-use crate::announce::bgp::{RouteAttrs, Routes};
+use crate::announce::bgp::Routes;
 use crate::announce::proto::L2Address;
 use crate::config::model::Peer;
 use crate::metrics::speaker::SpeakerMetrics;
-use crate::names::PeerName;
+use crate::names::{NodeName, PeerName};
+use crate::net::bgp::attrs::RouteAttrs;
 use crate::net::bgp::session::Run;
 use crate::net::local;
 use ipnet::IpNet;
@@ -56,19 +58,58 @@ pub struct SetAddresses {
 #[rtype(result = "BTreeMap<String, MacAddr>")]
 pub struct Macs;
 
+/// Answer on exactly these interfaces: responders open on new ones (answering at once for
+/// the addresses held), close on those gone or changed (a changed one opens again). An
+/// interface that cannot be opened is left out, to be tried at the next rescan. Returns the
+/// names answered on now.
+#[derive(Message)]
+#[rtype(result = "Vec<String>")]
+pub struct SetInterfaces(pub BTreeMap<String, Link>);
+
 struct Interface {
-    mac: MacAddr,
+    link: Link,
     arp: Addr<ArpResponder>,
     ndp: Addr<NdpResponder>,
 }
 
+impl Interface {
+    /// Stops both responders (their sockets close with them).
+    fn close(self) {
+        self.arp.do_send(Close);
+        self.ndp.do_send(Close);
+    }
+}
+
 /// What the node announces, and where.
 pub struct NodeAgent {
+    node: NodeName,
     interfaces: BTreeMap<String, Interface>,
     current: BTreeMap<IpAddr, L2Address>,
+    /// The lease gate's epoch `current` was decided in.
+    epoch: u64,
     bind_local: bool,
+    gate: Arc<LeaseGate>,
+    packets: tokio::runtime::Handle,
     metrics: Arc<SpeakerMetrics>,
     bgp: BTreeMap<PeerName, (Peer, Addr<BgpPeer>)>,
+}
+
+/// The IPv4 and IPv6 addresses of `wanted` that interface `name` answers for.
+fn owned_on(
+    name: &str,
+    wanted: &BTreeMap<IpAddr, L2Address>,
+) -> (BTreeSet<Ipv4Addr>, BTreeSet<Ipv6Addr>) {
+    let (mut v4, mut v6) = (BTreeSet::new(), BTreeSet::new());
+    let here = wanted
+        .values()
+        .filter(|a| a.interfaces.is_empty() || a.interfaces.iter().any(|i| i.as_str() == name));
+    for a in here {
+        match a.address {
+            IpAddr::V4(a) => v4.insert(a),
+            IpAddr::V6(a) => v6.insert(a),
+        };
+    }
+    (v4, v6)
 }
 
 /// The routes of `routes` that go to `peer`.
@@ -81,42 +122,83 @@ fn routes_to(routes: &Routes, peer: &PeerName) -> BTreeMap<IpNet, RouteAttrs> {
 }
 
 impl NodeAgent {
-    /// Opens a responder pair on each of `interfaces` (sockets need CAP_NET_RAW). With
-    /// `bind_local`, answered addresses are also bound to `lo` and the interfaces set to strict
-    /// ARP. Must run on the actor arbiter.
+    /// Opens a responder pair on each of `interfaces` (sockets need CAP_NET_RAW; any failure
+    /// fails it all). With `bind_local`, answered addresses are also bound to `lo` and every
+    /// interface is set to strict ARP (`all`, so the kernel answers for them neither on the
+    /// interfaces passed over nor on those appearing later). Must run on the actor arbiter.
     pub fn open(
-        interfaces: &[String],
+        node: NodeName,
+        interfaces: &BTreeMap<String, Link>,
         bind_local: bool,
         gate: Arc<LeaseGate>,
         metrics: Arc<SpeakerMetrics>,
         packets: &tokio::runtime::Handle,
     ) -> io::Result<Self> {
-        let mut opened = BTreeMap::new();
-        for name in interfaces {
-            let wrap = |e: io::Error| io::Error::new(e.kind(), format!("interface {name}: {e}"));
-            let arp =
-                ArpResponder::open(name, gate.clone(), metrics.clone(), packets).map_err(wrap)?;
-            let ndp =
-                NdpResponder::open(name, gate.clone(), metrics.clone(), packets).map_err(wrap)?;
-            if bind_local {
-                local::strict_arp(name).map_err(wrap)?;
-            }
-            opened.insert(
-                name.clone(),
-                Interface {
-                    mac: arp.mac(),
-                    arp: arp.start(),
-                    ndp: ndp.start(),
-                },
-            );
-        }
-        Ok(Self {
-            interfaces: opened,
+        let mut agent = Self {
+            node,
+            interfaces: BTreeMap::new(),
             current: BTreeMap::new(),
+            epoch: 0,
             bind_local,
+            gate,
+            packets: packets.clone(),
             metrics,
             bgp: BTreeMap::new(),
+        };
+        if bind_local {
+            local::strict_arp("all")
+                .map_err(|e| io::Error::new(e.kind(), format!("strict ARP: {e}")))?;
+        }
+        for (name, link) in interfaces {
+            let iface = agent
+                .open_interface(name, *link)
+                .map_err(|e| io::Error::new(e.kind(), format!("interface {name}: {e}")))?;
+            agent.interfaces.insert(name.clone(), iface);
+        }
+        Ok(agent)
+    }
+
+    /// Opens the responder pair of one interface.
+    fn open_interface(&self, name: &str, link: Link) -> io::Result<Interface> {
+        let (gate, metrics, packets) = (&self.gate, &self.metrics, &self.packets);
+        let arp = ArpResponder::open(name, gate.clone(), metrics.clone(), packets)?;
+        let ndp = NdpResponder::open(name, gate.clone(), metrics.clone(), packets)?;
+        if self.bind_local {
+            local::strict_arp(name)?;
+        }
+        Ok(Interface {
+            link: Link {
+                mac: arp.mac(),
+                ..link
+            },
+            arp: arp.start(),
+            ndp: ndp.start(),
         })
+    }
+
+    /// Opens `name` and has it answer at once for what the node holds.
+    fn add_interface(&mut self, name: String, link: Link) {
+        match self.open_interface(&name, link) {
+            Ok(iface) => {
+                tracing::info!(node = %self.node, interface = %name, index = link.index, mac = %iface.link.mac, "answering on a new interface");
+                let (v4, v6) = owned_on(&name, &self.current);
+                let epoch = self.epoch;
+                if !v4.is_empty() || !v6.is_empty() {
+                    iface.arp.do_send(Own {
+                        addresses: v4,
+                        epoch,
+                    });
+                    iface.ndp.do_send(Own {
+                        addresses: v6,
+                        epoch,
+                    });
+                }
+                self.interfaces.insert(name, iface);
+            }
+            Err(e) => {
+                tracing::warn!(node = %self.node, interface = %name, error = %e, "cannot answer on the interface; trying again at the next rescan")
+            }
+        }
     }
 }
 
@@ -131,7 +213,7 @@ impl Handler<Macs> for NodeAgent {
         actix::MessageResult(
             self.interfaces
                 .iter()
-                .map(|(n, i)| (n.clone(), i.mac))
+                .map(|(n, i)| (n.clone(), i.link.mac))
                 .collect(),
         )
     }
@@ -144,25 +226,7 @@ impl Handler<SetAddresses> for NodeAgent {
         let (wanted, epoch) = (msg.addresses, msg.epoch);
         let mut sends = Vec::new();
         for (name, iface) in &self.interfaces {
-            let on_here = |a: &L2Address| {
-                a.interfaces.is_empty() || a.interfaces.iter().any(|i| i.as_str() == name)
-            };
-            let v4: BTreeSet<Ipv4Addr> = wanted
-                .values()
-                .filter(|a| on_here(a))
-                .filter_map(|a| match a.address {
-                    IpAddr::V4(v4) => Some(v4),
-                    IpAddr::V6(_) => None,
-                })
-                .collect();
-            let v6: BTreeSet<Ipv6Addr> = wanted
-                .values()
-                .filter(|a| on_here(a))
-                .filter_map(|a| match a.address {
-                    IpAddr::V6(v6) => Some(v6),
-                    IpAddr::V4(_) => None,
-                })
-                .collect();
+            let (v4, v6) = owned_on(name, &wanted);
             sends.push((iface.arp.clone(), iface.ndp.clone(), v4, v6));
         }
         let gone: Vec<IpAddr> = self
@@ -178,6 +242,7 @@ impl Handler<SetAddresses> for NodeAgent {
             .collect();
         self.metrics.l2_owned.set(wanted.len() as i64);
         self.current = wanted;
+        self.epoch = epoch;
         let bind_local = self.bind_local;
         Box::pin(async move {
             for (arp, ndp, v4, v6) in sends {
@@ -208,6 +273,29 @@ impl Handler<SetAddresses> for NodeAgent {
                 }
             }
         })
+    }
+}
+
+impl Handler<SetInterfaces> for NodeAgent {
+    type Result = actix::MessageResult<SetInterfaces>;
+
+    fn handle(&mut self, msg: SetInterfaces, _: &mut Context<Self>) -> Self::Result {
+        let open = self
+            .interfaces
+            .iter()
+            .map(|(n, i)| (n.clone(), i.link))
+            .collect();
+        let changes = interfaces::diff(&open, &msg.0);
+        for name in changes.close {
+            if let Some(iface) = self.interfaces.remove(&name) {
+                tracing::info!(node = %self.node, interface = %name, "no longer answering on the interface: it is gone or changed");
+                iface.close();
+            }
+        }
+        for (name, link) in changes.open {
+            self.add_interface(name, link);
+        }
+        actix::MessageResult(self.interfaces.keys().cloned().collect())
     }
 }
 

@@ -10,10 +10,10 @@ use actix::{Actor, Context, Handler, Message, ResponseFuture};
 use ipnet::IpNet;
 use tokio::sync::watch;
 
-use crate::announce::bgp::RouteAttrs;
 use crate::config::model::Peer;
 use crate::metrics::speaker::SpeakerMetrics;
 use crate::names::PeerName;
+use crate::net::bgp::attrs::RouteAttrs;
 use crate::net::bgp::session::{self, Observer, PeerRoutes, Run};
 
 /// Announce exactly these routes to the peer.
@@ -45,7 +45,7 @@ impl BgpPeer {
         let (routes, routes_rx) = watch::channel(Arc::new(initial));
         let (run, run_rx) = watch::channel(Run::Up);
         let observer: Arc<dyn Observer> = metrics;
-        let task = session::spawn(name, peer, routes_rx, run_rx, observer);
+        let task = session::spawn(name, peer.session(), routes_rx, run_rx, observer);
         Self {
             routes,
             run,

@@ -15,7 +15,7 @@ use super::session::{ControllerSession, LinkEvent};
 use crate::announce::proto::{ToController, ToSpeaker};
 use crate::names::NodeName;
 use crate::raft::network::wire::{self, Channel};
-use crate::raft::network::{open_channel, NetworkConfig, TlsClient};
+use crate::raft::network::{open_channel, NetworkConfig, TlsClient, Transport};
 
 /// Where and how to reach the controllers.
 #[derive(Clone, Debug)]
@@ -134,67 +134,122 @@ async fn member_link(
         };
         pause = RETRY_MIN;
         session.do_send(LinkEvent::Connected(member.clone()));
-        let mut heard = tokio::time::Instant::now();
-        loop {
-            tokio::select! {
-                () = tokio::time::sleep_until(heard + silence) => {
-                    // A partition drops packets without closing anything: a member that leaves
-                    // heartbeats unanswered this long is as good as gone.
-                    tracing::info!(%member, ?silence, "controller went silent; reconnecting");
-                    break;
-                }
-                frame = transport.next() => {
-                    let frame = match frame {
-                        Some(Ok(f)) => f,
-                        Some(Err(e)) => {
-                            tracing::debug!(%member, error = %e, "controller connection failed");
-                            break;
-                        }
-                        None => break,
-                    };
-                    heard = tokio::time::Instant::now();
-                    let msg: ToSpeaker = match wire::decode("controller message", &frame) {
-                        Ok(m) => m,
-                        Err(e) => {
-                            tracing::warn!(%member, error = %e, "controller sent garbage; reconnecting");
-                            break;
-                        }
-                    };
-                    match &msg {
-                        ToSpeaker::Lease {
-                            heartbeat_ms,
-                            lease_ms,
-                            ..
-                        } => {
-                            silence = silence_after(
-                                Duration::from_millis(*heartbeat_ms),
-                                Duration::from_millis(*lease_ms),
-                            );
-                        }
-                        ToSpeaker::NotLeader { leader: Some(l) } if *l != member => {
-                            let _ = found.send(l.clone());
-                        }
-                        _ => {}
-                    }
-                    session.do_send(LinkEvent::Received(member.clone(), msg));
-                }
-                msg = out.recv() => {
-                    let Some(msg) = msg else { return };
-                    let frame = match wire::encode("speaker message", &msg) {
-                        Ok(f) => f,
-                        Err(e) => {
-                            tracing::error!(error = %e, "cannot encode a message to the controller");
-                            continue;
-                        }
-                    };
-                    let limit = cfg.network.write_timeout;
-                    if !matches!(tokio::time::timeout(limit, transport.send(frame)).await, Ok(Ok(()))) {
-                        break;
-                    }
-                }
-            }
+        let ended = relay(
+            &cfg,
+            &member,
+            &session,
+            &mut transport,
+            &mut out,
+            &found,
+            &mut silence,
+        )
+        .await;
+        if ended == Ended::SessionGone {
+            return;
         }
         session.do_send(LinkEvent::Disconnected(member.clone()));
         tokio::time::sleep(RETRY_MIN).await;
     }
+}
+
+/// How relaying over one connection ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ended {
+    /// The connection failed, went silent or carried garbage: reconnect.
+    Lost,
+    /// The session sends nothing more: the link is no longer wanted.
+    SessionGone,
+}
+
+/// Relays between one member's open connection and the session until either ends; `silence`
+/// follows the heartbeat and lease the member announces.
+async fn relay(
+    cfg: &LinkConfig,
+    member: &str,
+    session: &Addr<ControllerSession>,
+    transport: &mut Transport,
+    out: &mut mpsc::Receiver<ToController>,
+    found: &mpsc::UnboundedSender<String>,
+    silence: &mut Duration,
+) -> Ended {
+    let mut heard = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep_until(heard + *silence) => {
+                // A partition drops packets without closing anything: a member that leaves
+                // heartbeats unanswered this long is as good as gone.
+                tracing::info!(%member, ?silence, "controller went silent; reconnecting");
+                return Ended::Lost;
+            }
+            frame = transport.next() => {
+                let frame = match frame {
+                    Some(Ok(f)) => f,
+                    Some(Err(e)) => {
+                        tracing::debug!(%member, error = %e, "controller connection failed");
+                        return Ended::Lost;
+                    }
+                    None => return Ended::Lost,
+                };
+                heard = tokio::time::Instant::now();
+                let msg: ToSpeaker = match wire::decode("controller message", &frame) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::warn!(%member, error = %e, "controller sent garbage; reconnecting");
+                        return Ended::Lost;
+                    }
+                };
+                learn_from(member, &msg, silence, found);
+                session.do_send(LinkEvent::Received(member.to_owned(), msg));
+            }
+            msg = out.recv() => {
+                let Some(msg) = msg else { return Ended::SessionGone };
+                if !send_to_member(cfg, transport, &msg).await {
+                    return Ended::Lost;
+                }
+            }
+        }
+    }
+}
+
+/// Takes what a member's message tells the link itself: the silence a lease allows, and a
+/// leader this link has not heard of (reported on `found`).
+fn learn_from(
+    member: &str,
+    msg: &ToSpeaker,
+    silence: &mut Duration,
+    found: &mpsc::UnboundedSender<String>,
+) {
+    match msg {
+        ToSpeaker::Lease {
+            heartbeat_ms,
+            lease_ms,
+            ..
+        } => {
+            *silence = silence_after(
+                Duration::from_millis(*heartbeat_ms),
+                Duration::from_millis(*lease_ms),
+            );
+        }
+        ToSpeaker::NotLeader { leader: Some(l) } if l != member => {
+            let _ = found.send(l.clone());
+        }
+        _ => {}
+    }
+}
+
+/// Sends `msg` to the member; false if the connection failed or timed out. A message that
+/// cannot be encoded is logged and skipped: the connection itself is fine.
+async fn send_to_member(cfg: &LinkConfig, transport: &mut Transport, msg: &ToController) -> bool {
+    let frame = match wire::encode("speaker message", msg) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot encode a message to the controller");
+            return true;
+        }
+    };
+    let limit = cfg.network.write_timeout;
+    matches!(
+        tokio::time::timeout(limit, transport.send(frame)).await,
+        Ok(Ok(()))
+    )
 }

@@ -2,11 +2,13 @@
 //! health checks, the metrics endpoint). Its actors: [`NodeAgent`](agent::NodeAgent) (what to announce where),
 //! [`ControllerSession`](session::ControllerSession) (heartbeats, lease, fencing, assignments),
 //! and one [`ArpResponder`](responder::ArpResponder) and
-//! [`NdpResponder`](responder::NdpResponder) per interface.
+//! [`NdpResponder`](responder::NdpResponder) per interface, the interfaces chosen and rescanned
+//! by [`interfaces`].
 
 pub mod agent;
 pub mod bgp;
 pub mod health;
+pub mod interfaces;
 pub mod link;
 pub mod process;
 pub mod responder;

@@ -12,12 +12,14 @@ use pnet_base::MacAddr;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::announce::proto::{ServiceAnnounce, ToController};
 use crate::config::model::InterfaceName;
 use crate::labels::Labels;
 use crate::metrics::speaker::SpeakerMetrics;
 use crate::names::NodeName;
-use crate::raft::network::{NetworkConfig, TlsConfig, TlsError};
+use crate::raft::network::{NetworkConfig, TlsClient, TlsConfig, TlsError};
 use crate::speaker::agent::{EndBgp, Macs, NodeAgent};
+use crate::speaker::interfaces::{self, ExcludeList, Link, Scan, Selection};
 use crate::speaker::session::{
     ControllerSession, Drain, GetStatus, OnControlPlaneLoss, SessionConfig, SessionStatus,
 };
@@ -31,8 +33,12 @@ pub struct SpeakerConfig {
     pub node: NodeName,
     /// The controller members' Raft addresses.
     pub controllers: Vec<String>,
-    /// Interfaces to announce on (empty: every Ethernet interface).
+    /// Interfaces to announce on, used as given (empty: every eligible Ethernet interface).
     pub interfaces: Vec<String>,
+    /// Interface names never discovered (ignored with `interfaces`).
+    pub exclude: ExcludeList,
+    /// How often the interfaces are listed again (`None`: only at start).
+    pub rescan: Option<Duration>,
     /// The node's labels, for advertisement node selectors.
     pub labels: Labels,
     /// Bind answered addresses to `lo` so this host accepts their traffic (standalone mode).
@@ -57,6 +63,8 @@ impl SpeakerConfig {
             node,
             controllers,
             interfaces: Vec::new(),
+            exclude: ExcludeList::default(),
+            rescan: Some(interfaces::DEFAULT_RESCAN),
             labels: Labels::new(),
             bind_local: false,
             on_loss: OnControlPlaneLoss::Fence,
@@ -170,18 +178,8 @@ impl Speaker {
         if cfg.controllers.is_empty() {
             return Err(SpeakerError::NoControllers);
         }
-        let interfaces = if cfg.interfaces.is_empty() {
-            crate::net::raw::ethernet_interfaces().map_err(SpeakerError::Interfaces)?
-        } else {
-            cfg.interfaces.clone()
-        };
-        let names = interfaces
-            .iter()
-            .map(|i| {
-                InterfaceName::new(i.clone())
-                    .map_err(|e| SpeakerError::InterfaceName(i.clone(), e.to_string()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let (selection, found) = resolve_interfaces(&cfg)?;
+        let names: Vec<String> = found.links.keys().cloned().collect();
         if let Some(t) = &cfg.tls {
             t.expect_principal(&crate::auth::Principal::Node(cfg.node.clone()))?;
         }
@@ -191,26 +189,11 @@ impl Speaker {
         let packets = PacketRuntime::start().map_err(SpeakerError::Interfaces)?;
         let watchdog = Watchdog::new();
 
-        let agent = {
-            let (interfaces, gate, metrics) = (interfaces.clone(), gate.clone(), metrics.clone());
-            let bind = cfg.bind_local;
-            let handle = packets.handle.clone();
-            crate::actors::on_arbiter(move || {
-                NodeAgent::open(&interfaces, bind, gate, metrics, &handle).map(Actor::start)
-            })
-            .await
-            .map_err(SpeakerError::Interfaces)?
-        };
+        let agent = start_agent(&cfg, &found.links, &gate, &metrics, &packets).await?;
         let (out_tx, out_rx) = mpsc::channel(64);
         let (services_tx, services_rx) = watch::channel(Vec::new());
         let session = {
-            let session_cfg = SessionConfig {
-                node: cfg.node.clone(),
-                labels: cfg.labels.clone(),
-                interfaces: names,
-                controllers: cfg.controllers.clone(),
-                on_loss: cfg.on_loss,
-            };
+            let session_cfg = session_config(&cfg, interfaces::names_of(&cfg.node, &names));
             let (agent, gate, metrics) = (agent.clone(), gate.clone(), metrics.clone());
             let watchdog = watchdog.clone();
             crate::actors::on_arbiter(move || {
@@ -221,54 +204,33 @@ impl Speaker {
             .await
         };
         let mut tasks = Vec::new();
-        tasks.push(watched(
-            &watchdog,
-            "controller links",
-            link::run(
-                link::LinkConfig {
-                    controllers: cfg.controllers.clone(),
-                    node: cfg.node.clone(),
-                    tls,
-                    network: NetworkConfig::default(),
-                },
+        tasks.push(controller_links(&cfg, tls, &session, out_rx, &watchdog));
+        if let Some(period) = cfg.rescan {
+            let rescan = interfaces::rescan(
+                cfg.node.clone(),
+                selection,
+                period,
+                agent.clone(),
                 session.clone(),
-                out_rx,
-            ),
-        ));
+                found,
+            );
+            tasks.push(watched(&watchdog, "interface rescan", rescan));
+        }
         tasks.push(watched(
             &watchdog,
             "health checks",
             health::run(services_rx.clone(), session.clone(), cfg.health_interval),
         ));
         if cfg.kubernetes {
-            let client = kube::Client::try_default()
-                .await
-                .map_err(|e| SpeakerError::Kubernetes(e.to_string()))?;
-            tasks.push(watched(
-                &watchdog,
-                "endpoint watch",
-                crate::k8s::endpoints::run(
-                    client,
-                    cfg.node.clone(),
-                    services_rx.clone(),
-                    session.clone(),
-                ),
-            ));
+            tasks.extend(watch_endpoints(&cfg, &session, &services_rx, &watchdog).await?);
         }
         let mut metrics_addr = None;
         if let Some(addr) = cfg.metrics_listen {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| SpeakerError::Listen(addr, e))?;
-            metrics_addr = listener.local_addr().ok();
-            let router = metrics_router(gate.clone(), metrics.clone(), watchdog.clone());
-            tasks.push(tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, router).await {
-                    tracing::warn!(error = %e, "metrics server stopped");
-                }
-            }));
+            let (bound, server) = serve_metrics(addr, &gate, &metrics, &watchdog).await?;
+            metrics_addr = bound;
+            tasks.push(server);
         }
-        tracing::info!(node = %cfg.node, ?interfaces, controllers = ?cfg.controllers, "speaker started");
+        tracing::info!(node = %cfg.node, interfaces = ?names, controllers = ?cfg.controllers, "speaker started");
         Ok(Self {
             session,
             agent,
@@ -308,6 +270,126 @@ impl Speaker {
             t.abort();
         }
     }
+}
+
+/// The interfaces to announce on at start: the configured ones (each must exist and have a
+/// valid name), or the eligible Ethernet interfaces found; and how to find them again.
+fn resolve_interfaces(cfg: &SpeakerConfig) -> Result<(Selection, Scan), SpeakerError> {
+    for i in &cfg.interfaces {
+        InterfaceName::new(i.clone())
+            .map_err(|e| SpeakerError::InterfaceName(i.clone(), e.to_string()))?;
+    }
+    let selection = if cfg.interfaces.is_empty() {
+        Selection::Discover(cfg.exclude.clone())
+    } else {
+        Selection::Named(cfg.interfaces.clone())
+    };
+    let found = interfaces::scan(&selection).map_err(SpeakerError::Interfaces)?;
+    if let (Selection::Named(_), Some((name, why))) = (&selection, found.skipped.iter().next()) {
+        let e = io::Error::new(io::ErrorKind::NotFound, format!("interface {name}: {why}"));
+        return Err(SpeakerError::Interfaces(e));
+    }
+    interfaces::log_skipped(&cfg.node, &BTreeMap::new(), &found.skipped);
+    Ok((selection, found))
+}
+
+/// Opens the interfaces in a [`NodeAgent`] on an arbiter of its own, its sockets on the packet
+/// runtime.
+async fn start_agent(
+    cfg: &SpeakerConfig,
+    interfaces: &BTreeMap<String, Link>,
+    gate: &Arc<LeaseGate>,
+    metrics: &Arc<SpeakerMetrics>,
+    packets: &PacketRuntime,
+) -> Result<Addr<NodeAgent>, SpeakerError> {
+    let (interfaces, gate, metrics) = (interfaces.clone(), gate.clone(), metrics.clone());
+    let (node, bind) = (cfg.node.clone(), cfg.bind_local);
+    let handle = packets.handle.clone();
+    crate::actors::on_arbiter(move || {
+        NodeAgent::open(node, &interfaces, bind, gate, metrics, &handle).map(Actor::start)
+    })
+    .await
+    .map_err(SpeakerError::Interfaces)
+}
+
+/// What the [`ControllerSession`] needs to know of this speaker.
+fn session_config(cfg: &SpeakerConfig, interfaces: Vec<InterfaceName>) -> SessionConfig {
+    SessionConfig {
+        node: cfg.node.clone(),
+        labels: cfg.labels.clone(),
+        interfaces,
+        controllers: cfg.controllers.clone(),
+        on_loss: cfg.on_loss,
+    }
+}
+
+/// Spawns the links to the controller members, relaying between them and `session`.
+fn controller_links(
+    cfg: &SpeakerConfig,
+    tls: Option<TlsClient>,
+    session: &Addr<ControllerSession>,
+    out_rx: mpsc::Receiver<ToController>,
+    watchdog: &Watchdog,
+) -> JoinHandle<()> {
+    watched(
+        watchdog,
+        "controller links",
+        link::run(
+            link::LinkConfig {
+                controllers: cfg.controllers.clone(),
+                node: cfg.node.clone(),
+                tls,
+                network: NetworkConfig::default(),
+            },
+            session.clone(),
+            out_rx,
+        ),
+    )
+}
+
+/// Spawns the watch of this node's Node object and the EndpointSlices, and the task that
+/// forwards what it observes to `session`.
+async fn watch_endpoints(
+    cfg: &SpeakerConfig,
+    session: &Addr<ControllerSession>,
+    services_rx: &watch::Receiver<Vec<ServiceAnnounce>>,
+    watchdog: &Watchdog,
+) -> Result<[JoinHandle<()>; 2], SpeakerError> {
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| SpeakerError::Kubernetes(e.to_string()))?;
+    let (observed, observed_rx) = tokio::sync::mpsc::channel(16);
+    let watch = watched(
+        watchdog,
+        "endpoint watch",
+        crate::k8s::endpoints::run(client, cfg.node.clone(), services_rx.clone(), observed),
+    );
+    let forward = tokio::spawn(super::session::forward_observed(
+        observed_rx,
+        session.clone(),
+    ));
+    Ok([watch, forward])
+}
+
+/// Binds `addr` and spawns the server of `/metrics`, `/healthz` and `/readyz` on it; returns
+/// the address actually bound (if known) and the server's task.
+async fn serve_metrics(
+    addr: SocketAddr,
+    gate: &Arc<LeaseGate>,
+    metrics: &Arc<SpeakerMetrics>,
+    watchdog: &Arc<Watchdog>,
+) -> Result<(Option<SocketAddr>, JoinHandle<()>), SpeakerError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| SpeakerError::Listen(addr, e))?;
+    let bound = listener.local_addr().ok();
+    let router = metrics_router(gate.clone(), metrics.clone(), watchdog.clone());
+    let server = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::warn!(error = %e, "metrics server stopped");
+        }
+    });
+    Ok((bound, server))
 }
 
 /// Spawns `task`, counted alive on `watchdog` under `name` while it runs.

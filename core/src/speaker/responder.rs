@@ -178,6 +178,11 @@ pub struct Own<A: Send + 'static> {
     pub epoch: u64,
 }
 
+/// Stop answering: the interface is gone or changed. The socket closes with the actor.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Close;
+
 #[derive(Message)]
 #[rtype(result = "()")]
 struct Announce<A: Send + 'static> {
@@ -302,6 +307,15 @@ impl<P: Protocol> Handler<Own<P::Addr>> for Responder<P> {
     }
 }
 
+impl<P: Protocol> Handler<Close> for Responder<P> {
+    type Result = ();
+
+    fn handle(&mut self, _: Close, ctx: &mut Context<Self>) {
+        use actix::ActorContext;
+        ctx.stop();
+    }
+}
+
 impl<P: Protocol> Handler<Announce<P::Addr>> for Responder<P> {
     type Result = ();
 
@@ -348,6 +362,8 @@ impl Budget {
     }
 }
 
+/// The socket side of one interface's responder: answers questions as they arrive and sends
+/// the actor's queued announcements, until the actor goes away.
 async fn serve<P: Protocol>(
     socket: PacketSocket,
     owned: watch::Receiver<Arc<Owned<P::Addr>>>,
@@ -357,77 +373,130 @@ async fn serve<P: Protocol>(
     interface: String,
 ) {
     let mut buf = vec![0u8; 2048];
-    let mac = socket.mac();
-    let mut budget = Budget::new(MAX_ANSWERS_PER_SEC);
-    let mut askers: std::collections::HashMap<MacAddr, Budget> = std::collections::HashMap::new();
-    let mut dropped = 0u64;
+    let mut answerer = Answerer::<P>::new(socket, owned, gate, metrics, interface);
     loop {
         tokio::select! {
-            received = socket.recv(&mut buf) => {
-                let mut next = Some(received);
-                // A bounded batch per wake-up: whatever else shares this runtime gets its turn.
-                for _ in 0..BATCH {
-                    let Some(received) = next.take() else { break };
-                    match received {
-                        Ok(n) => {
-                            if let Some(q) = P::parse(&buf[..n]) {
-                                P::count_question(&metrics);
-                                let target = P::target(&q);
-                                let allowed = {
-                                    let o = owned.borrow();
-                                    // The gate first, then the epoch the set was decided in:
-                                    // after a lease lapse nothing decided before it is answered.
-                                    o.addresses.contains(&target) && gate.valid_for(o.epoch)
-                                };
-                                if allowed {
-                                    if askers.len() >= ASKERS_KEPT {
-                                        askers.clear();
-                                    }
-                                    let fair = askers
-                                        .entry(P::asker(&q))
-                                        .or_insert_with(|| Budget::new(MAX_ANSWERS_PER_ASKER))
-                                        .take();
-                                    if fair && budget.take() {
-                                        match socket.send(&P::answer(mac, &q)).await {
-                                            Ok(()) => P::count_sent(&metrics, 1),
-                                            Err(e) => tracing::warn!(%interface, error = %e, "cannot send an answer"),
-                                        }
-                                    } else {
-                                        dropped += 1;
-                                        if dropped.is_power_of_two() {
-                                            tracing::warn!(%interface, protocol = P::NAME, dropped, "more questions than answers allowed per second: dropping (a flood?)");
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                        Err(e) => {
-                            tracing::warn!(%interface, error = %e, protocol = P::NAME, "receive failed");
-                            tokio::time::sleep(Duration::from_millis(100)).await;
-                        }
-                    }
-                    next = socket.try_recv(&mut buf);
-                }
+            received = answerer.socket.recv(&mut buf) => {
+                answerer.batch(received, &mut buf).await;
                 tokio::task::yield_now().await;
             },
             frame = out.recv() => match frame {
-                Some((epoch, addr, frame)) => {
-                    // Queued before a fence, checked as it leaves.
-                    let still = gate.valid_for(epoch) && owned.borrow().addresses.contains(&addr);
-                    if !still {
-                        continue;
-                    }
-                    match socket.send(&frame).await {
-                        Ok(()) => {
-                            metrics.gratuitous.inc();
-                            P::count_sent(&metrics, 1);
-                        }
-                        Err(e) => tracing::warn!(%interface, error = %e, "cannot send an announcement"),
-                    }
-                }
+                Some((epoch, addr, frame)) => answerer.announce(epoch, addr, &frame).await,
                 // The actor is gone: so is this interface's answering.
                 None => return,
             },
+        }
+    }
+}
+
+/// The socket task's state: what it needs to judge each question, and the budgets that make
+/// a flood cost dropped requests rather than the runtime.
+struct Answerer<P: Protocol> {
+    socket: PacketSocket,
+    owned: watch::Receiver<Arc<Owned<P::Addr>>>,
+    gate: Arc<LeaseGate>,
+    metrics: Arc<SpeakerMetrics>,
+    interface: String,
+    mac: MacAddr,
+    budget: Budget,
+    askers: std::collections::HashMap<MacAddr, Budget>,
+    dropped: u64,
+}
+
+impl<P: Protocol> Answerer<P> {
+    /// Answering on `socket` for what `owned` holds, with full budgets.
+    fn new(
+        socket: PacketSocket,
+        owned: watch::Receiver<Arc<Owned<P::Addr>>>,
+        gate: Arc<LeaseGate>,
+        metrics: Arc<SpeakerMetrics>,
+        interface: String,
+    ) -> Self {
+        let mac = socket.mac();
+        Self {
+            socket,
+            owned,
+            gate,
+            metrics,
+            interface,
+            mac,
+            budget: Budget::new(MAX_ANSWERS_PER_SEC),
+            askers: std::collections::HashMap::new(),
+            dropped: 0,
+        }
+    }
+
+    /// Handles the frame just `received` and those already waiting behind it, up to a batch.
+    async fn batch(&mut self, received: io::Result<usize>, buf: &mut [u8]) {
+        let mut next = Some(received);
+        // A bounded batch per wake-up: whatever else shares this runtime gets its turn.
+        for _ in 0..BATCH {
+            let Some(received) = next.take() else { break };
+            match received {
+                Ok(n) => self.question(&buf[..n]).await,
+                Err(e) => {
+                    tracing::warn!(interface = %self.interface, error = %e, protocol = P::NAME, "receive failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+            next = self.socket.try_recv(buf);
+        }
+    }
+
+    /// Answers the question in `frame`, if it is one about an address answered for and the
+    /// budgets allow.
+    async fn question(&mut self, frame: &[u8]) {
+        let Some(q) = P::parse(frame) else { return };
+        P::count_question(&self.metrics);
+        let target = P::target(&q);
+        let allowed = {
+            let o = self.owned.borrow();
+            // The gate first, then the epoch the set was decided in:
+            // after a lease lapse nothing decided before it is answered.
+            o.addresses.contains(&target) && self.gate.valid_for(o.epoch)
+        };
+        if !allowed {
+            return;
+        }
+        if self.askers.len() >= ASKERS_KEPT {
+            self.askers.clear();
+        }
+        let fair = self
+            .askers
+            .entry(P::asker(&q))
+            .or_insert_with(|| Budget::new(MAX_ANSWERS_PER_ASKER))
+            .take();
+        if fair && self.budget.take() {
+            match self.socket.send(&P::answer(self.mac, &q)).await {
+                Ok(()) => P::count_sent(&self.metrics, 1),
+                Err(e) => {
+                    tracing::warn!(interface = %self.interface, error = %e, "cannot send an answer")
+                }
+            }
+        } else {
+            self.dropped += 1;
+            if self.dropped.is_power_of_two() {
+                tracing::warn!(interface = %self.interface, protocol = P::NAME, dropped = self.dropped, "more questions than answers allowed per second: dropping (a flood?)");
+            }
+        }
+    }
+
+    /// Sends an announcement queued at `epoch` for `addr`, unless it was fenced or released
+    /// meanwhile.
+    async fn announce(&self, epoch: u64, addr: P::Addr, frame: &[u8]) {
+        // Queued before a fence, checked as it leaves.
+        let still = self.gate.valid_for(epoch) && self.owned.borrow().addresses.contains(&addr);
+        if !still {
+            return;
+        }
+        match self.socket.send(frame).await {
+            Ok(()) => {
+                self.metrics.gratuitous.inc();
+                P::count_sent(&self.metrics, 1);
+            }
+            Err(e) => {
+                tracing::warn!(interface = %self.interface, error = %e, "cannot send an announcement")
+            }
         }
     }
 }

@@ -17,14 +17,17 @@ use actix::{
     Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, ResponseActFuture,
     SpawnHandle, WrapFuture,
 };
+use ipnet::IpNet;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use super::agent::{NodeAgent, SetAddresses, SetBgp};
 use super::LeaseGate;
 use crate::announce::assignment::{Accept, AddressDelta, Receiver};
-use crate::announce::bgp::Routes;
-use crate::announce::proto::{Assignment, Heartbeat, ServiceAnnounce, ToController, ToSpeaker};
+use crate::announce::bgp::{BgpRoute, Routes};
+use crate::announce::proto::{
+    Assignment, AssignmentId, Heartbeat, L2Address, ServiceAnnounce, ToController, ToSpeaker,
+};
 use crate::config::model::{InterfaceName, Peer};
 use crate::labels::Labels;
 use crate::metrics::speaker::SpeakerMetrics;
@@ -100,6 +103,36 @@ pub struct NodeInfo {
     pub excluded: bool,
 }
 
+/// Passes what the Kubernetes endpoint watch observes to the session, until either ends.
+pub async fn forward_observed(
+    mut observed: tokio::sync::mpsc::Receiver<crate::k8s::endpoints::Observed>,
+    session: actix::Addr<ControllerSession>,
+) {
+    use crate::k8s::endpoints::Observed;
+    while let Some(o) = observed.recv().await {
+        let sent = match o {
+            Observed::Node { labels, excluded } => {
+                session.try_send(NodeInfo { labels, excluded }).is_ok()
+            }
+            Observed::Unready(unready) => session
+                .try_send(Readiness {
+                    source: ReadinessSource::Endpoints,
+                    unready,
+                })
+                .is_ok(),
+        };
+        if !sent {
+            return;
+        }
+    }
+}
+
+/// The interfaces the node answers on changed (a rescan found some new or gone): the
+/// heartbeat reports them from now on, starting with one sent at once.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct InterfacesChanged(pub Vec<InterfaceName>);
+
 /// Stop answering, tell the leader, and resolve once it has moved the addresses (or the
 /// caller gives up waiting).
 #[derive(Message)]
@@ -163,6 +196,8 @@ pub struct ControllerSession {
     excluded: bool,
     heard: BTreeMap<String, (MemberSays, Instant)>,
     connected: BTreeSet<String>,
+    /// The member whose lease the speaker holds.
+    granted_by: Option<String>,
     draining: Option<oneshot::Sender<()>>,
     _alive: Option<crate::watchdog::Guard>,
 }
@@ -203,6 +238,7 @@ impl ControllerSession {
             excluded: false,
             heard: BTreeMap::new(),
             connected: BTreeSet::new(),
+            granted_by: None,
             draining: None,
             _alive: None,
         }
@@ -337,6 +373,10 @@ impl ControllerSession {
         if !self.follow(leadership) {
             return;
         }
+        self.metrics
+            .heartbeat_rtt
+            .observe(sent_at.elapsed().as_secs_f64());
+        self.metrics.lease_duration.set(lease.as_secs_f64());
         self.gate.extend_to(sent_at + lease);
         if self.gate.remaining() == Duration::ZERO {
             // Answered too late to be of use.
@@ -385,28 +425,38 @@ impl ControllerSession {
         };
         // A change applies to what we hold, which is taken (not copied: with many Services
         // these maps are large) and put back below; nothing returns early after this.
-        let (mut routes, mut announced) = match base {
+        let (mut routes, announced) = match base {
             None => (Arc::new(Routes::new()), BTreeMap::new()),
             Some(_) => (self.bgp_routes.clone(), std::mem::take(&mut self.announced)),
         };
         let mut bgp_changed =
             base.is_none() || !routes_remove.is_empty() || !routes_upsert.is_empty();
         if bgp_changed {
-            // Copies only if the node agent still holds the previous table.
-            let table = Arc::make_mut(&mut routes);
-            for key in routes_remove {
-                table.remove(&key);
-            }
-            for r in routes_upsert {
-                table.insert((r.prefix, r.peer), r.attrs);
-            }
+            change_routes(&mut routes, routes_remove, routes_upsert);
         }
+        self.change_services(announced, services, services_upsert, &services_remove);
+        if let Some(peers) = peers {
+            bgp_changed |= self.set_bgp_peers(peers);
+        }
+        self.bgp_routes = routes;
+        self.apply_on_agent(ctx, id, next, bgp_changed);
+    }
+
+    /// Puts the changed Services back as the ones announced, publishing them (to the health
+    /// checks and the endpoint watch) if anything changed.
+    fn change_services(
+        &mut self,
+        mut announced: BTreeMap<ServiceKey, ServiceAnnounce>,
+        services: Option<Vec<ServiceAnnounce>>,
+        services_upsert: Vec<ServiceAnnounce>,
+        services_remove: &[ServiceKey],
+    ) {
         let services_changed =
             services.is_some() || !services_upsert.is_empty() || !services_remove.is_empty();
         for s in services.into_iter().flatten().chain(services_upsert) {
             announced.insert(s.service.clone(), s);
         }
-        for k in &services_remove {
+        for k in services_remove {
             announced.remove(k);
         }
         if services_changed {
@@ -414,12 +464,25 @@ impl ControllerSession {
                 .send_replace(announced.values().cloned().collect());
         }
         self.announced = announced;
-        if let Some(peers) = peers {
-            let peers: BTreeMap<PeerName, Peer> = peers.into_iter().collect();
-            bgp_changed |= peers != self.bgp_peers;
-            self.bgp_peers = peers;
-        }
-        self.bgp_routes = routes;
+    }
+
+    /// Takes `peers` as the BGP sessions to open; true if they differ from the previous ones.
+    fn set_bgp_peers(&mut self, peers: Vec<(PeerName, Peer)>) -> bool {
+        let peers: BTreeMap<PeerName, Peer> = peers.into_iter().collect();
+        let changed = peers != self.bgp_peers;
+        self.bgp_peers = peers;
+        changed
+    }
+
+    /// Hands the address set `next` (and the BGP state, if `bgp_changed`) to the node agent,
+    /// acknowledging assignment `id` once it is applied.
+    fn apply_on_agent(
+        &mut self,
+        ctx: &mut Context<Self>,
+        id: AssignmentId,
+        next: BTreeMap<IpAddr, L2Address>,
+        bgp_changed: bool,
+    ) {
         let agent = self.agent.clone();
         let bgp = bgp_changed.then(|| SetBgp {
             peers: self.bgp_peers.clone(),
@@ -453,6 +516,22 @@ impl ControllerSession {
                 }
             }),
         );
+    }
+}
+
+/// Applies withdrawn and added BGP routes to `routes`.
+fn change_routes(
+    routes: &mut Arc<Routes>,
+    routes_remove: Vec<(IpNet, PeerName)>,
+    routes_upsert: Vec<BgpRoute>,
+) {
+    // Copies only if the node agent still holds the previous table.
+    let table = Arc::make_mut(routes);
+    for key in routes_remove {
+        table.remove(&key);
+    }
+    for r in routes_upsert {
+        table.insert((r.prefix, r.peer), r.attrs);
     }
 }
 
@@ -498,6 +577,7 @@ impl Handler<LinkEvent> for ControllerSession {
         match msg {
             LinkEvent::Connected(member) => {
                 tracing::info!(node = %self.cfg.node, %member, "connected to controller");
+                self.metrics.set_connected(&member, true);
                 self.connected.insert(member);
                 self.send_heartbeat();
             }
@@ -505,6 +585,10 @@ impl Handler<LinkEvent> for ControllerSession {
                 self.heard.insert(member, (MemberSays::Unreachable, now));
             }
             LinkEvent::Disconnected(member) => {
+                self.metrics.set_connected(&member, false);
+                if self.granted_by.as_ref() == Some(&member) {
+                    self.metrics.leader_connected.set(0);
+                }
                 self.connected.remove(&member);
             }
             LinkEvent::Received(member, msg) => {
@@ -514,6 +598,10 @@ impl Handler<LinkEvent> for ControllerSession {
                     }
                     _ => MemberSays::Quorum,
                 };
+                if matches!(msg, ToSpeaker::Lease { .. }) {
+                    self.metrics.leader_connected.set(1);
+                    self.granted_by = Some(member.clone());
+                }
                 self.heard.insert(member, (says, now));
                 match msg {
                     ToSpeaker::Lease {
@@ -568,6 +656,17 @@ impl Handler<NodeInfo> for ControllerSession {
             }
             self.cfg.labels = msg.labels;
             self.excluded = msg.excluded;
+            self.send_heartbeat();
+        }
+    }
+}
+
+impl Handler<InterfacesChanged> for ControllerSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: InterfacesChanged, _: &mut Context<Self>) {
+        if msg.0 != self.cfg.interfaces {
+            self.cfg.interfaces = msg.0;
             self.send_heartbeat();
         }
     }

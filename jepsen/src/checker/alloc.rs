@@ -260,82 +260,10 @@ fn linearizable(model: &AllocModel, entries: &[Entry<'_>], budget: Budget) -> Ve
     let mut problems = Vec::new();
     let mut per_scope = serde_json::Map::new();
     for name in &names {
-        let mut calls = Vec::new();
-        for e in entries {
-            let outcome = e.pair.outcome();
-            if outcome == OpType::Fail {
-                continue;
-            }
-            let done = |r: Option<AllocOutput>| r.map(|o| (e.ret(), o));
-            let call = match &e.what {
-                What::Allocate(k, req) if in_scope(k, name) => Call {
-                    id: e.pair.invoke.index,
-                    invoke: e.pair.invoke.time,
-                    done: done(e.result.clone()),
-                    input: AllocInput::Allocate(req.clone()),
-                },
-                What::Release(k) if in_scope(k, name) => Call {
-                    id: e.pair.invoke.index,
-                    invoke: e.pair.invoke.time,
-                    done: done(e.result.clone()),
-                    input: AllocInput::Release(k.clone()),
-                },
-                // Stale reads promise nothing; unanswered reads change nothing.
-                What::Read { stale: false } => {
-                    let Some(AllocOutput::Read(all)) = &e.result else {
-                        continue;
-                    };
-                    let mine = all
-                        .iter()
-                        .filter(|(k, _)| in_scope(k, name))
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect();
-                    Call {
-                        id: e.pair.invoke.index,
-                        invoke: e.pair.invoke.time,
-                        done: Some((e.ret(), AllocOutput::Read(mine))),
-                        input: AllocInput::Read,
-                    }
-                }
-                _ => continue,
-            };
-            calls.push(call);
-        }
+        let calls = calls_of(entries, |k| in_scope(k, name));
         let n = calls.len();
         let outcome = linear::check(model, init.clone(), calls, budget);
-        let figures = match &outcome {
-            Outcome::Valid {
-                pieces,
-                explored,
-                widest_frontier,
-            } => {
-                json!({"valid": true, "operations": n, "pieces": pieces, "explored": explored, "widest_frontier": widest_frontier})
-            }
-            Outcome::Invalid {
-                piece,
-                ops,
-                longest_prefix,
-                stuck,
-            } => {
-                valid = valid.and(Validity::Invalid);
-                problems.push(format!(
-                    "pool {name}: no order of the operations of piece {piece} (ops {}) explains their results; the longest order that does is [{}], after which none of ops [{}] can come next",
-                    brief(ops),
-                    join(longest_prefix),
-                    join(stuck)
-                ));
-                json!({"valid": false, "operations": n, "piece": piece, "ops": ops, "longest_prefix": longest_prefix, "stuck": stuck})
-            }
-            Outcome::Unknown {
-                piece,
-                explored,
-                why,
-            } => {
-                valid = valid.and(Validity::Unknown);
-                problems.push(format!("pool {name}: undecided in piece {piece}: {why}"));
-                json!({"valid": "unknown", "operations": n, "piece": piece, "explored": explored, "why": why})
-            }
-        };
+        let figures = judge_pool(name, n, &outcome, &mut valid, &mut problems);
         per_scope.insert(name.clone(), figures);
     }
     let problems_n = problems.len();
@@ -346,6 +274,98 @@ fn linearizable(model: &AllocModel, entries: &[Entry<'_>], budget: Budget) -> Ve
     );
     v.valid = valid;
     v
+}
+
+/// The search's calls on the Services `in_scope`: failed ones left out, reads cut to them.
+fn calls_of(
+    entries: &[Entry<'_>],
+    in_scope: impl Fn(&ServiceKey) -> bool,
+) -> Vec<Call<AllocInput, AllocOutput>> {
+    let mut calls = Vec::new();
+    for e in entries {
+        let outcome = e.pair.outcome();
+        if outcome == OpType::Fail {
+            continue;
+        }
+        let done = |r: Option<AllocOutput>| r.map(|o| (e.ret(), o));
+        let call = match &e.what {
+            What::Allocate(k, req) if in_scope(k) => Call {
+                id: e.pair.invoke.index,
+                invoke: e.pair.invoke.time,
+                done: done(e.result.clone()),
+                input: AllocInput::Allocate(req.clone()),
+            },
+            What::Release(k) if in_scope(k) => Call {
+                id: e.pair.invoke.index,
+                invoke: e.pair.invoke.time,
+                done: done(e.result.clone()),
+                input: AllocInput::Release(k.clone()),
+            },
+            // Stale reads promise nothing; unanswered reads change nothing.
+            What::Read { stale: false } => {
+                let Some(AllocOutput::Read(all)) = &e.result else {
+                    continue;
+                };
+                let mine = all
+                    .iter()
+                    .filter(|(k, _)| in_scope(k))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                Call {
+                    id: e.pair.invoke.index,
+                    invoke: e.pair.invoke.time,
+                    done: Some((e.ret(), AllocOutput::Read(mine))),
+                    input: AllocInput::Read,
+                }
+            }
+            _ => continue,
+        };
+        calls.push(call);
+    }
+    calls
+}
+
+/// The figures of pool `name`'s search; a verdict short of valid lowers `valid`, says why.
+fn judge_pool(
+    name: &str,
+    n: usize,
+    outcome: &Outcome,
+    valid: &mut Validity,
+    problems: &mut Vec<String>,
+) -> serde_json::Value {
+    match outcome {
+        Outcome::Valid {
+            pieces,
+            explored,
+            widest_frontier,
+        } => {
+            json!({"valid": true, "operations": n, "pieces": pieces, "explored": explored, "widest_frontier": widest_frontier})
+        }
+        Outcome::Invalid {
+            piece,
+            ops,
+            longest_prefix,
+            stuck,
+        } => {
+            *valid = valid.and(Validity::Invalid);
+            problems.push(format!(
+                "pool {name}: no order of the operations of piece {piece} (ops {}) explains their results; the longest order that does is [{}], after which none of ops [{}] can come next",
+                brief(ops),
+                join(longest_prefix),
+                join(stuck)
+            ));
+            json!({"valid": false, "operations": n, "piece": piece, "ops": ops, "longest_prefix": longest_prefix, "stuck": stuck})
+        }
+        Outcome::Unknown {
+            piece,
+            explored,
+            why,
+        } => {
+            *valid = valid.and(Validity::Unknown);
+            problems.push(format!("pool {name}: undecided in piece {piece}: {why}"));
+            json!({"valid": "unknown", "operations": n, "piece": piece, "explored": explored, "why": why})
+        }
+    }
 }
 
 fn join(ids: &[u64]) -> String {
@@ -382,44 +402,19 @@ fn sorted(mut v: Vec<IpAddr>) -> Vec<IpAddr> {
 }
 
 fn invariants(entries: &[Entry<'_>], finals: Option<&Finals>, quarantine_ns: u64) -> Verdict {
-    let mut problems = Vec::new();
-    let mut requests: BTreeMap<&ServiceKey, &AllocationRequest> = BTreeMap::new();
+    let mut found = Findings::default();
     let mut reads = 0u64;
     let mut stale_reads = 0u64;
-    let mut duplicates = 0u64;
-    let mut lost = 0u64;
     // Operations on each Service, in invocation order.
     let mut per_service: BTreeMap<&ServiceKey, Vec<&Entry<'_>>> = BTreeMap::new();
     for e in entries {
         if let What::Allocate(k, r) = &e.what {
-            requests.insert(k, r);
+            found.requests.insert(k, r);
         }
         if let Some(k) = e.service() {
             per_service.entry(k).or_default().push(e);
         }
     }
-
-    let mut check_shared =
-        |what: &str, services: &BTreeMap<ServiceKey, Vec<IpAddr>>, problems: &mut Vec<String>| {
-            let mut holders: BTreeMap<IpAddr, Vec<&ServiceKey>> = BTreeMap::new();
-            for (k, addrs) in services {
-                for a in addrs {
-                    holders.entry(*a).or_default().push(k);
-                }
-            }
-            for (addr, hs) in holders {
-                if hs.len() > 1 && !may_share(&hs, &requests) {
-                    duplicates += 1;
-                    problems.push(format!(
-                        "{what}: {addr} is held by {} which may not share it",
-                        hs.iter()
-                            .map(|k| k.to_string())
-                            .collect::<Vec<_>>()
-                            .join(" and ")
-                    ));
-                }
-            }
-        };
 
     for e in entries {
         let (What::Read { stale }, Some(AllocOutput::Read(services))) = (&e.what, &e.result) else {
@@ -431,46 +426,109 @@ fn invariants(entries: &[Entry<'_>], finals: Option<&Finals>, quarantine_ns: u64
             if *stale { "stale" } else { "linearizable" },
             e.pair.invoke.index
         );
-        check_shared(&label, services, &mut problems);
+        found.check_shared(&label, services);
         if *stale {
             stale_reads += 1;
             continue;
         }
         // Lost or changed acknowledged state.
-        for (k, ops) in &per_service {
-            if let Some(expected) = expected_at(ops, e, quarantine_ns) {
-                let seen = services.get(*k).cloned().map(sorted);
-                let bad = match (&expected, &seen) {
-                    (Known::Absent, None) => false,
-                    (Known::Holds(a), Some(s)) => a != s,
-                    (Known::Unknown, _) => false,
-                    _ => true,
-                };
-                if bad {
-                    lost += 1;
-                    problems.push(format!(
-                        "{label}: {k} shows {} but its last acknowledged operation left it {}",
-                        seen.map_or("nothing".into(), |s| format!("{s:?}")),
-                        match expected {
-                            Known::Absent => "holding nothing".to_string(),
-                            Known::Holds(a) => format!("holding {a:?}"),
-                            Known::Unknown => "unknown".to_string(),
-                        }
-                    ));
-                }
-            }
-        }
+        found.check_acknowledged(&label, services, e, &per_service, quarantine_ns);
     }
 
     let mut agree = true;
     let mut accounting = true;
     if let Some(f) = finals {
-        check_shared("final read", &f.read, &mut problems);
+        found.check_shared("final read", &f.read);
+        agree = found.check_members_agree(f);
+        accounting = found.check_pool_accounting(f);
+    }
+    let figures = json!({
+        "reads": reads,
+        "stale_reads": stale_reads,
+        "duplicates": found.duplicates,
+        "lost": found.lost,
+        "members_agree": finals.map(|_| agree),
+        "pool_accounting": finals.map(|_| accounting),
+        "services": per_service.len(),
+    });
+    Verdict::from_problems("invariants", found.problems, figures)
+}
+
+/// The invariants' problems in the order found, their counts, and who may share an address.
+#[derive(Default)]
+struct Findings<'a> {
+    requests: BTreeMap<&'a ServiceKey, &'a AllocationRequest>,
+    problems: Vec<String>,
+    duplicates: u64,
+    lost: u64,
+}
+
+impl Findings<'_> {
+    /// Reports each address `services` (as `what` saw them) give to Services that may not share.
+    fn check_shared(&mut self, what: &str, services: &BTreeMap<ServiceKey, Vec<IpAddr>>) {
+        let mut holders: BTreeMap<IpAddr, Vec<&ServiceKey>> = BTreeMap::new();
+        for (k, addrs) in services {
+            for a in addrs {
+                holders.entry(*a).or_default().push(k);
+            }
+        }
+        for (addr, hs) in holders {
+            if hs.len() > 1 && !may_share(&hs, &self.requests) {
+                self.duplicates += 1;
+                self.problems.push(format!(
+                    "{what}: {addr} is held by {} which may not share it",
+                    hs.iter()
+                        .map(|k| k.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" and ")
+                ));
+            }
+        }
+    }
+
+    /// Reports each Service a linearizable read shows otherwise than its acknowledged state.
+    fn check_acknowledged(
+        &mut self,
+        label: &str,
+        services: &BTreeMap<ServiceKey, Vec<IpAddr>>,
+        read: &Entry<'_>,
+        per_service: &BTreeMap<&ServiceKey, Vec<&Entry<'_>>>,
+        quarantine_ns: u64,
+    ) {
+        for (k, ops) in per_service {
+            let Some(expected) = expected_at(ops, read, quarantine_ns) else {
+                continue;
+            };
+            let seen = services.get(*k).cloned().map(sorted);
+            let bad = match (&expected, &seen) {
+                (Known::Absent, None) => false,
+                (Known::Holds(a), Some(s)) => a != s,
+                (Known::Unknown, _) => false,
+                _ => true,
+            };
+            if bad {
+                self.lost += 1;
+                self.problems.push(format!(
+                    "{label}: {k} shows {} but its last acknowledged operation left it {}",
+                    seen.map_or("nothing".into(), |s| format!("{s:?}")),
+                    match expected {
+                        Known::Absent => "holding nothing".to_string(),
+                        Known::Holds(a) => format!("holding {a:?}"),
+                        Known::Unknown => "unknown".to_string(),
+                    }
+                ));
+            }
+        }
+    }
+
+    /// Checks each member's final state for sharing and against the last read; whether all agree.
+    fn check_members_agree(&mut self, f: &Finals) -> bool {
+        let mut agree = true;
         for (m, services) in &f.members {
-            check_shared(&format!("member {m} at the end"), services, &mut problems);
+            self.check_shared(&format!("member {m} at the end"), services);
             if *services != f.read {
                 agree = false;
-                problems.push(format!(
+                self.problems.push(format!(
                     "member {m} disagrees at the end: {} Services against the last read's {} ({})",
                     services.len(),
                     f.read.len(),
@@ -478,6 +536,12 @@ fn invariants(entries: &[Entry<'_>], finals: Option<&Finals>, quarantine_ns: u64
                 ));
             }
         }
+        agree
+    }
+
+    /// Checks each pool's counts against what the last read's Services hold; whether all match.
+    fn check_pool_accounting(&mut self, f: &Finals) -> bool {
+        let mut accounting = true;
         for (pool, stats) in &f.pools {
             for (family, counts, v4) in [("IPv4", stats.ipv4, true), ("IPv6", stats.ipv6, false)] {
                 let held: BTreeSet<IpAddr> = f
@@ -491,24 +555,15 @@ fn invariants(entries: &[Entry<'_>], finals: Option<&Finals>, quarantine_ns: u64
                 let in_use = held.len() as u128;
                 if counts.in_use != in_use || counts.in_use + counts.available != counts.total {
                     accounting = false;
-                    problems.push(format!(
+                    self.problems.push(format!(
                         "pool {pool} {family}: /v1/pools says {} in use, {} available of {}, but the Services hold {in_use}",
                         counts.in_use, counts.available, counts.total
                     ));
                 }
             }
         }
+        accounting
     }
-    let figures = json!({
-        "reads": reads,
-        "stale_reads": stale_reads,
-        "duplicates": duplicates,
-        "lost": lost,
-        "members_agree": finals.map(|_| agree),
-        "pool_accounting": finals.map(|_| accounting),
-        "services": per_service.len(),
-    });
-    Verdict::from_problems("invariants", problems, figures)
 }
 
 fn first_difference(

@@ -193,69 +193,19 @@ pub fn check(
     rules: Rules,
 ) -> Verdict {
     let dual = dual_windows(replies, rules);
-    let mut problems: Vec<String> = dual
-        .iter()
-        .map(|w| {
-            format!(
-                "{} answered by {} at once from {:.3} s to {:.3} s",
-                w.addr,
-                w.macs.iter().cloned().collect::<Vec<_>>().join(" and "),
-                secs(w.from),
-                secs(w.to)
-            )
-        })
-        .collect();
+    let mut problems: Vec<String> = dual.iter().map(dual_problem).collect();
     let dual_ns: u64 = dual.iter().map(|w| w.to - w.from).sum();
 
-    // Reply times per address and kind (ARP/NDP together, pings apart).
-    let mut times: BTreeMap<(IpAddr, bool), Vec<u64>> = BTreeMap::new();
-    let mut macs: BTreeMap<IpAddr, BTreeSet<String>> = BTreeMap::new();
-    for r in replies {
-        let ping = r.proto == "ping";
-        times.entry((r.addr, ping)).or_default().push(r.t);
-        if let Some(m) = &r.mac {
-            macs.entry(r.addr).or_default().insert(m.clone());
-        }
-    }
+    let (times, macs) = reply_times(replies);
     for a in addresses {
         if !times.contains_key(&(*a, false)) {
             problems.push(format!("{a} was never answered"));
         }
     }
-    let mut faults = Vec::new();
-    for w in windows {
-        let to = w
-            .end
-            .unwrap_or(end)
-            .saturating_add(rules.recovery_ns)
-            .min(end);
-        let mut worst = (0u64, None);
-        let mut worst_ping = (0u64, None);
-        for a in addresses {
-            let gap = longest_gap(
-                times.get(&(*a, false)).map_or(&[][..], Vec::as_slice),
-                w.start,
-                to,
-            );
-            if gap > worst.0 {
-                worst = (gap, Some(*a));
-            }
-            if let Some(t) = times.get(&(*a, true)) {
-                let gap = longest_gap(t, w.start, to);
-                if gap > worst_ping.0 {
-                    worst_ping = (gap, Some(*a));
-                }
-            }
-        }
-        faults.push(json!({
-            "nemesis": w.name,
-            "start_s": secs(w.start),
-            "end_s": w.end.map(secs),
-            "worst_outage_s": secs(worst.0),
-            "worst_address": worst.1,
-            "worst_ping_outage_s": secs(worst_ping.0),
-        }));
-    }
+    let faults: Vec<serde_json::Value> = windows
+        .iter()
+        .map(|w| fault_outages(w, addresses, &times, end, rules))
+        .collect();
     let worst_outage = faults
         .iter()
         .filter_map(|f| f["worst_outage_s"].as_f64())
@@ -271,6 +221,76 @@ pub fn check(
         "faults": faults,
     });
     Verdict::from_problems("l2", problems, figures)
+}
+
+/// The problem a dual-answer window is.
+fn dual_problem(w: &DualWindow) -> String {
+    format!(
+        "{} answered by {} at once from {:.3} s to {:.3} s",
+        w.addr,
+        w.macs.iter().cloned().collect::<Vec<_>>().join(" and "),
+        secs(w.from),
+        secs(w.to)
+    )
+}
+
+/// Reply times, keyed by address and whether they are pings.
+type Times = BTreeMap<(IpAddr, bool), Vec<u64>>;
+
+/// The reply times of every address and kind, and every address's answering MACs.
+fn reply_times(replies: &[Reply]) -> (Times, BTreeMap<IpAddr, BTreeSet<String>>) {
+    // Reply times per address and kind (ARP/NDP together, pings apart).
+    let mut times: Times = BTreeMap::new();
+    let mut macs: BTreeMap<IpAddr, BTreeSet<String>> = BTreeMap::new();
+    for r in replies {
+        let ping = r.proto == "ping";
+        times.entry((r.addr, ping)).or_default().push(r.t);
+        if let Some(m) = &r.mac {
+            macs.entry(r.addr).or_default().insert(m.clone());
+        }
+    }
+    (times, macs)
+}
+
+/// The worst ARP/NDP and ping outages of any address during fault `w` and its recovery.
+fn fault_outages(
+    w: &Window,
+    addresses: &[IpAddr],
+    times: &Times,
+    end: u64,
+    rules: Rules,
+) -> serde_json::Value {
+    let to = w
+        .end
+        .unwrap_or(end)
+        .saturating_add(rules.recovery_ns)
+        .min(end);
+    let mut worst = (0u64, None);
+    let mut worst_ping = (0u64, None);
+    for a in addresses {
+        let gap = longest_gap(
+            times.get(&(*a, false)).map_or(&[][..], Vec::as_slice),
+            w.start,
+            to,
+        );
+        if gap > worst.0 {
+            worst = (gap, Some(*a));
+        }
+        if let Some(t) = times.get(&(*a, true)) {
+            let gap = longest_gap(t, w.start, to);
+            if gap > worst_ping.0 {
+                worst_ping = (gap, Some(*a));
+            }
+        }
+    }
+    json!({
+        "nemesis": w.name,
+        "start_s": secs(w.start),
+        "end_s": w.end.map(secs),
+        "worst_outage_s": secs(worst.0),
+        "worst_address": worst.1,
+        "worst_ping_outage_s": secs(worst_ping.0),
+    })
 }
 
 #[cfg(test)]

@@ -172,23 +172,14 @@ pub fn check<M: Model>(
                     };
                 }
                 let next_start = calls[pieces[p + 1].start].invoke;
-                rest.retain(|&i| {
-                    calls[i].invoke.saturating_add(budget.unknown_horizon) >= next_start
-                });
+                drop_expired_unknowns(&calls, &mut rest, next_start, budget.unknown_horizon);
                 let key = (digest(&state), rest.clone());
                 if failed.contains(&(p + 1, key.0, key.1.clone())) || !tried_at[p].insert(key) {
                     continue;
                 }
                 widest = widest.max(tried_at[p].len());
                 if tried_at[p].len() > budget.frontier {
-                    return Outcome::Unknown {
-                        piece: p,
-                        explored,
-                        why: format!(
-                            "more than {} possible states after piece {p}",
-                            budget.frontier
-                        ),
-                    };
+                    return too_many_states(p, explored, budget.frontier);
                 }
                 levels.push(Piece::new(&calls, pieces[p + 1].clone(), rest, state));
                 tried_at.push(HashSet::new());
@@ -207,7 +198,35 @@ pub fn check<M: Model>(
             }
         }
     }
-    let (piece, d) = worst.unwrap_or_default();
+    invalid(&calls, &pieces, worst.unwrap_or_default())
+}
+
+/// The search gives up: a piece can end in more states than the budget allows.
+fn too_many_states(piece: usize, explored: u64, frontier: usize) -> Outcome {
+    Outcome::Unknown {
+        piece,
+        explored,
+        why: format!("more than {frontier} possible states after piece {piece}"),
+    }
+}
+
+/// Drops the unknowns in `rest` invoked more than `horizon` before `next_start`.
+fn drop_expired_unknowns<I, O>(
+    calls: &[Call<I, O>],
+    rest: &mut BTreeSet<usize>,
+    next_start: u64,
+    horizon: u64,
+) {
+    // Past the horizon an unknown is taken never to have happened.
+    rest.retain(|&i| calls[i].invoke.saturating_add(horizon) >= next_start);
+}
+
+/// The verdict on a history no order explains, naming by ids the deepest piece that failed.
+fn invalid<I, O>(
+    calls: &[Call<I, O>],
+    pieces: &[std::ops::Range<usize>],
+    (piece, d): (usize, Deepest),
+) -> Outcome {
     Outcome::Invalid {
         piece,
         ops: calls[pieces[piece].clone()].iter().map(|c| c.id).collect(),
@@ -329,41 +348,11 @@ impl<'a, I, O, S: Clone + Eq + Hash> Piece<'a, I, O, S> {
             if *explored > limit {
                 return Err(format!("explored {limit} configurations"));
             }
-            // Calls with a known result that leave the state as it is (reads, refusals) are taken
-            // as soon as they fit: taking such a call earlier never spoils an order that takes it
-            // later, so there is no need to branch on them.
-            loop {
-                let horizon = self.horizon(&taken);
-                let fits = (0..self.known).find(|&l| {
-                    let call = &self.calls[self.local[l]];
-                    !is_set(&taken, l)
-                        && call.invoke <= horizon
-                        && call
-                            .done
-                            .as_ref()
-                            .is_some_and(|(_, out)| model.is_noop(&state, &call.input, out))
-                });
-                let Some(l) = fits else { break };
-                set(&mut taken, l);
-                order = push(order, self.local[l]);
-            }
+            self.take_noops(model, &state, &mut taken, &mut order);
             let known_left = (0..self.known).filter(|&l| !is_set(&taken, l)).count();
             // A call may come next if it was invoked before every open known call completed.
             let horizon = self.horizon(&taken);
-            // Successors, pushed so that the most likely is tried first: known calls by how
-            // soon they completed, unknowns last.
-            let mut candidates: Vec<usize> = (0..n)
-                .filter(|&l| !is_set(&taken, l))
-                .filter(|&l| l >= self.own || self.calls[self.local[l]].invoke <= horizon)
-                .collect();
-            candidates.sort_by_key(|&l| {
-                let c = &self.calls[self.local[l]];
-                (
-                    l >= self.known,
-                    c.done.as_ref().map_or(u64::MAX, |(t, _)| *t),
-                    c.invoke,
-                )
-            });
+            let candidates = self.candidates(&taken, horizon);
             let mut moved = false;
             for &l in candidates.iter().rev() {
                 let Some(next) = self.step(model, &state, l) else {
@@ -377,16 +366,8 @@ impl<'a, I, O, S: Clone + Eq + Hash> Piece<'a, I, O, S> {
                         .push((t, next, push(order.clone(), self.local[l])));
                 }
             }
-            let depth = order.as_ref().map_or(0, |o| o.depth);
-            if !moved && known_left > 0 && depth >= self.deepest.prefix.len() {
-                self.deepest = Deepest {
-                    prefix: unwind(&order),
-                    stuck: (0..self.known)
-                        .filter(|&l| !is_set(&taken, l))
-                        .filter(|&l| self.calls[self.local[l]].invoke <= horizon)
-                        .map(|l| self.local[l])
-                        .collect(),
-                };
+            if !moved && known_left > 0 {
+                self.note_dead_end(&taken, &order, horizon);
             }
             if known_left == 0 {
                 self.ended = true;
@@ -398,6 +379,65 @@ impl<'a, I, O, S: Clone + Eq + Hash> Piece<'a, I, O, S> {
             }
         }
         Ok(None)
+    }
+
+    /// Takes every known call that fits now and leaves the state as it is, until none does.
+    fn take_noops<M>(&self, model: &M, state: &S, taken: &mut [u64], order: &mut Order)
+    where
+        M: Model<Input = I, Output = O, State = S>,
+    {
+        // Calls with a known result that leave the state as it is (reads, refusals) are taken
+        // as soon as they fit: taking such a call earlier never spoils an order that takes it
+        // later, so there is no need to branch on them.
+        loop {
+            let horizon = self.horizon(taken);
+            let fits = (0..self.known).find(|&l| {
+                let call = &self.calls[self.local[l]];
+                !is_set(taken, l)
+                    && call.invoke <= horizon
+                    && call
+                        .done
+                        .as_ref()
+                        .is_some_and(|(_, out)| model.is_noop(state, &call.input, out))
+            });
+            let Some(l) = fits else { break };
+            set(taken, l);
+            *order = push(order.take(), self.local[l]);
+        }
+    }
+
+    /// The calls not yet taken that may come next, the most likely last.
+    fn candidates(&self, taken: &[u64], horizon: u64) -> Vec<usize> {
+        // Successors, pushed so that the most likely is tried first: known calls by how
+        // soon they completed, unknowns last.
+        let mut candidates: Vec<usize> = (0..self.local.len())
+            .filter(|&l| !is_set(taken, l))
+            .filter(|&l| l >= self.own || self.calls[self.local[l]].invoke <= horizon)
+            .collect();
+        candidates.sort_by_key(|&l| {
+            let c = &self.calls[self.local[l]];
+            (
+                l >= self.known,
+                c.done.as_ref().map_or(u64::MAX, |(t, _)| *t),
+                c.invoke,
+            )
+        });
+        candidates
+    }
+
+    /// Remembers an order no call can extend, and what was stuck, if it is the deepest so far.
+    fn note_dead_end(&mut self, taken: &[u64], order: &Order, horizon: u64) {
+        let depth = order.as_ref().map_or(0, |o| o.depth);
+        if depth >= self.deepest.prefix.len() {
+            self.deepest = Deepest {
+                prefix: unwind(order),
+                stuck: (0..self.known)
+                    .filter(|&l| !is_set(taken, l))
+                    .filter(|&l| self.calls[self.local[l]].invoke <= horizon)
+                    .map(|l| self.local[l])
+                    .collect(),
+            };
+        }
     }
 
     /// The earliest completion of a known call not yet taken.

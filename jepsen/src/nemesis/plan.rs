@@ -310,14 +310,7 @@ pub struct Topology {
 pub fn schedule(seed: u64, kinds: &[Kind], time_limit_ms: u64, topo: Topology) -> Vec<Scheduled> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut out = Vec::new();
-    let kinds: Vec<Kind> = kinds
-        .iter()
-        .copied()
-        .filter(|k| !k.needs_speakers() || topo.speakers > 0)
-        .filter(|k| {
-            !matches!(k, Kind::PauseOwner | Kind::ArpFlood | Kind::NdpFlood) || topo.addresses > 0
-        })
-        .collect();
+    let kinds = possible_kinds(kinds, topo);
     if kinds.is_empty() {
         return out;
     }
@@ -338,103 +331,13 @@ pub fn schedule(seed: u64, kinds: &[Kind], time_limit_ms: u64, topo: Topology) -
             order.shuffle(&mut rng);
         }
         let kind = order.pop().unwrap_or(kinds[0]);
-        let member = rng.random_range(0..topo.members);
-        let speaker = rng.random_range(0..topo.speakers.max(1));
-        let address = rng.random_range(0..topo.addresses.max(1));
-        let mut duration = rng.random_range(faults.clone());
-        let fault = match kind {
-            Kind::PartitionHalves => {
-                let mut slots: Vec<usize> = (0..topo.members).collect();
-                slots.shuffle(&mut rng);
-                let minority = slots[..(topo.members - 1) / 2].to_vec();
-                Fault::PartitionHalves { minority }
-            }
-            Kind::PartitionLeader => Fault::PartitionLeader,
-            Kind::PartitionBridge => {
-                let mut slots: Vec<usize> = (0..topo.members).collect();
-                slots.shuffle(&mut rng);
-                let bridge = slots[0];
-                let rest = &slots[1..];
-                let (left, right) = rest.split_at(rest.len() / 2);
-                Fault::PartitionBridge {
-                    left: left.to_vec(),
-                    bridge,
-                    right: right.to_vec(),
-                }
-            }
-            Kind::PartitionOneWay => {
-                let mute = if topo.speakers > 0 && rng.random_bool(0.5) {
-                    Party::Speaker(speaker)
-                } else {
-                    Party::Member(member)
-                };
-                Fault::PartitionOneWay { mute }
-            }
-            Kind::CutSpeaker => Fault::CutSpeaker { speaker },
-            Kind::Delay | Kind::Jitter | Kind::Loss | Kind::Reorder => {
-                let (lease, margin) = (topo.lease_ms, topo.margin_ms);
-                let (delay_ms, jitter_ms, loss, reorder) = match kind {
-                    // Between the margin and the lease: where two answerers would hide.
-                    Kind::Delay => (rng.random_range(margin..=lease.max(margin)), 0, 0.0, 0.0),
-                    Kind::Jitter => (
-                        5,
-                        rng.random_range(margin / 2..=lease.max(margin)),
-                        0.0,
-                        0.0,
-                    ),
-                    Kind::Loss => (0, 0, rng.random_range(0.05..0.5), 0.0),
-                    _ => (
-                        2,
-                        rng.random_range(20..=margin.max(21)),
-                        0.0,
-                        rng.random_range(0.1..0.5),
-                    ),
-                };
-                let mut all: Vec<usize> = (0..topo.speakers).collect();
-                all.shuffle(&mut rng);
-                let n = rng.random_range(1..=topo.speakers.max(1));
-                all.truncate(n);
-                all.sort_unstable();
-                Fault::Netem {
-                    mode: kind,
-                    delay_ms,
-                    jitter_ms,
-                    loss,
-                    reorder,
-                    speakers: all,
-                }
-            }
-            Kind::KillMember => Fault::KillMember { member },
-            Kind::KillLeader => Fault::KillLeader,
-            Kind::KillAllMembers => Fault::KillAllMembers,
-            Kind::KillSpeaker => Fault::KillSpeaker { speaker },
-            Kind::PauseLeader => Fault::PauseLeader,
-            Kind::PauseOwner => {
-                // Longer than the lease and the margin, so the address must move meanwhile.
-                duration = topo.lease_ms + 2 * topo.margin_ms + rng.random_range(500..2_000);
-                Fault::PauseOwner { address }
-            }
-            Kind::Membership => {
-                let change = if grown {
-                    if rng.random_bool(0.5) {
-                        Change::Remove
-                    } else {
-                        Change::Replace
-                    }
-                } else {
-                    Change::Add
-                };
-                grown = change == Change::Add || (grown && change == Change::Replace);
-                Fault::Membership { change, member }
-            }
-            Kind::WipeMember => Fault::WipeMember { member },
-            Kind::ArpFlood | Kind::NdpFlood => Fault::Flood {
-                mode: kind,
-                unicast: rng.random_bool(0.6),
-                random_source: rng.random_bool(0.5),
-                address,
-            },
+        let picks = Picks {
+            member: rng.random_range(0..topo.members),
+            speaker: rng.random_range(0..topo.speakers.max(1)),
+            address: rng.random_range(0..topo.addresses.max(1)),
         };
+        let mut duration = rng.random_range(faults.clone());
+        let fault = draw_fault(&mut rng, kind, topo, picks, &mut duration, &mut grown);
         if t + duration + 3_000 > time_limit_ms {
             break;
         }
@@ -446,6 +349,144 @@ pub fn schedule(seed: u64, kinds: &[Kind], time_limit_ms: u64, topo: Topology) -
         t += duration + rng.random_range(quiet.clone());
     }
     out
+}
+
+/// The kinds the topology can carry out: speaker faults need speakers, owner faults addresses.
+fn possible_kinds(kinds: &[Kind], topo: Topology) -> Vec<Kind> {
+    kinds
+        .iter()
+        .copied()
+        .filter(|k| !k.needs_speakers() || topo.speakers > 0)
+        .filter(|k| {
+            !matches!(k, Kind::PauseOwner | Kind::ArpFlood | Kind::NdpFlood) || topo.addresses > 0
+        })
+        .collect()
+}
+
+/// The member, speaker and address drawn for every fault, whichever it turns out to use.
+#[derive(Clone, Copy)]
+struct Picks {
+    member: usize,
+    speaker: usize,
+    address: usize,
+}
+
+/// A fault of `kind` with its random choices; may set `duration` and flip `grown`.
+fn draw_fault(
+    rng: &mut ChaCha8Rng,
+    kind: Kind,
+    topo: Topology,
+    picks: Picks,
+    duration: &mut u64,
+    grown: &mut bool,
+) -> Fault {
+    let Picks {
+        member,
+        speaker,
+        address,
+    } = picks;
+    match kind {
+        Kind::PartitionHalves => {
+            let mut slots: Vec<usize> = (0..topo.members).collect();
+            slots.shuffle(rng);
+            let minority = slots[..(topo.members - 1) / 2].to_vec();
+            Fault::PartitionHalves { minority }
+        }
+        Kind::PartitionLeader => Fault::PartitionLeader,
+        Kind::PartitionBridge => draw_bridge(rng, topo),
+        Kind::PartitionOneWay => {
+            let mute = if topo.speakers > 0 && rng.random_bool(0.5) {
+                Party::Speaker(speaker)
+            } else {
+                Party::Member(member)
+            };
+            Fault::PartitionOneWay { mute }
+        }
+        Kind::CutSpeaker => Fault::CutSpeaker { speaker },
+        Kind::Delay | Kind::Jitter | Kind::Loss | Kind::Reorder => draw_netem(rng, kind, topo),
+        Kind::KillMember => Fault::KillMember { member },
+        Kind::KillLeader => Fault::KillLeader,
+        Kind::KillAllMembers => Fault::KillAllMembers,
+        Kind::KillSpeaker => Fault::KillSpeaker { speaker },
+        Kind::PauseLeader => Fault::PauseLeader,
+        Kind::PauseOwner => {
+            // Longer than the lease and the margin, so the address must move meanwhile.
+            *duration = topo.lease_ms + 2 * topo.margin_ms + rng.random_range(500..2_000);
+            Fault::PauseOwner { address }
+        }
+        Kind::Membership => draw_membership(rng, member, grown),
+        Kind::WipeMember => Fault::WipeMember { member },
+        Kind::ArpFlood | Kind::NdpFlood => Fault::Flood {
+            mode: kind,
+            unicast: rng.random_bool(0.6),
+            random_source: rng.random_bool(0.5),
+            address,
+        },
+    }
+}
+
+/// Two halves of the members but one, the bridge, which sees both.
+fn draw_bridge(rng: &mut ChaCha8Rng, topo: Topology) -> Fault {
+    let mut slots: Vec<usize> = (0..topo.members).collect();
+    slots.shuffle(rng);
+    let bridge = slots[0];
+    let rest = &slots[1..];
+    let (left, right) = rest.split_at(rest.len() / 2);
+    Fault::PartitionBridge {
+        left: left.to_vec(),
+        bridge,
+        right: right.to_vec(),
+    }
+}
+
+/// A netem fault of `kind` (delay, jitter, loss or reorder) on some of the speakers.
+fn draw_netem(rng: &mut ChaCha8Rng, kind: Kind, topo: Topology) -> Fault {
+    let (lease, margin) = (topo.lease_ms, topo.margin_ms);
+    let (delay_ms, jitter_ms, loss, reorder) = match kind {
+        // Between the margin and the lease: where two answerers would hide.
+        Kind::Delay => (rng.random_range(margin..=lease.max(margin)), 0, 0.0, 0.0),
+        Kind::Jitter => (
+            5,
+            rng.random_range(margin / 2..=lease.max(margin)),
+            0.0,
+            0.0,
+        ),
+        Kind::Loss => (0, 0, rng.random_range(0.05..0.5), 0.0),
+        _ => (
+            2,
+            rng.random_range(20..=margin.max(21)),
+            0.0,
+            rng.random_range(0.1..0.5),
+        ),
+    };
+    let mut all: Vec<usize> = (0..topo.speakers).collect();
+    all.shuffle(rng);
+    let n = rng.random_range(1..=topo.speakers.max(1));
+    all.truncate(n);
+    all.sort_unstable();
+    Fault::Netem {
+        mode: kind,
+        delay_ms,
+        jitter_ms,
+        loss,
+        reorder,
+        speakers: all,
+    }
+}
+
+/// The next membership change: the spare joins first, then one leaves or is replaced.
+fn draw_membership(rng: &mut ChaCha8Rng, member: usize, grown: &mut bool) -> Fault {
+    let change = if *grown {
+        if rng.random_bool(0.5) {
+            Change::Remove
+        } else {
+            Change::Replace
+        }
+    } else {
+        Change::Add
+    };
+    *grown = change == Change::Add || (*grown && change == Change::Replace);
+    Fault::Membership { change, member }
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! The stand-in's object store: create, update (with resourceVersion checks), delete, list by label and field selectors, and merge patches.
+//! The stand-in's object store: create, update (with resourceVersion checks), delete (with
+//! its dependents), list by label and field selectors, and merge patches.
 
 use super::*;
 
@@ -101,6 +102,8 @@ impl Store {
         }
         self.objects.insert(key.clone(), obj.clone());
         self.record("ADDED", key, obj.clone());
+        // Created with owners already gone: Kubernetes would collect it soon after.
+        self.collect_garbage();
         Ok(obj)
     }
 
@@ -174,7 +177,43 @@ impl Store {
         Ok(merged)
     }
 
+    /// Deletes the object at `key`, then its dependents.
     pub(super) fn delete(&mut self, key: &Key) -> Result<Value, Response> {
+        let r = self.remove(key);
+        self.collect_garbage();
+        r
+    }
+
+    /// Deletes every object whose owner references all name deleted objects, until none is
+    /// left (dependents of dependents too), as background propagation does.
+    pub(super) fn collect_garbage(&mut self) {
+        loop {
+            let orphans: Vec<Key> = self
+                .objects
+                .iter()
+                .filter(|(_, v)| {
+                    let owners = v["metadata"]["ownerReferences"].as_array();
+                    owners.is_some_and(|o| {
+                        !o.is_empty()
+                            && o.iter().all(|r| {
+                                r["uid"]
+                                    .as_str()
+                                    .is_some_and(|u| self.deleted_uids.contains(u))
+                            })
+                    })
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            if orphans.is_empty() {
+                return;
+            }
+            for k in orphans {
+                let _ = self.remove(&k);
+            }
+        }
+    }
+
+    fn remove(&mut self, key: &Key) -> Result<Value, Response> {
         let Some(mut old) = self.objects.remove(key) else {
             return Err(status_error(
                 StatusCode::NOT_FOUND,
@@ -182,6 +221,9 @@ impl Store {
                 format!("{} {:?} not found", key.resource.plural, key.name),
             ));
         };
+        if let Some(uid) = old["metadata"]["uid"].as_str() {
+            self.deleted_uids.insert(uid.to_owned());
+        }
         self.rv += 1;
         old["metadata"]["resourceVersion"] = json!(self.rv.to_string());
         self.record("DELETED", key.clone(), old.clone());

@@ -14,77 +14,123 @@ impl Validator {
     ) -> Vec<BgpAdvertisement> {
         let mut out = BTreeMap::new();
         for (object, owns) in objects.iter().zip(&names.owns) {
-            let ctx = Ctx::of(object);
-            let spec = &object.object.spec;
-            let spec_path = FieldPath::root("spec");
-            let length = |v: &mut Self, field: &str, value: Option<i32>, max: u8| match value {
-                None => Some(max),
-                Some(n) => match u8::try_from(n) {
-                    Ok(n) if (1..=max).contains(&n) => Some(n),
-                    _ => {
-                        let message = format!("{n}: must be between 1 and {max}");
-                        v.error(ctx, spec_path.field(field), message);
-                        None
-                    }
-                },
-            };
-            let length_v4 = length(self, "aggregationLength", spec.aggregation_length, 32);
-            let length_v6 = length(self, "aggregationLengthV6", spec.aggregation_length_v6, 128);
-            let pools = self.pool_refs(ctx, &spec.ip_address_pools, &pool_names.all);
-            let pool_selectors = self.selectors(
-                ctx,
-                &spec.ip_address_pool_selectors,
-                &spec_path.field("ipAddressPoolSelectors"),
-            );
-            let node_selectors =
-                self.selectors(ctx, &spec.node_selectors, &spec_path.field("nodeSelectors"));
-            let peers = self.refs(
-                ctx,
-                &spec.peers,
-                &spec_path.field("peers"),
-                &peer_names.all,
-                BGPPeerSpec::KIND,
-                PeerName::new,
-            );
-            let communities = self.advertised_communities(ctx, &spec.communities, aliases);
-            let (Some(pools), Some(pool_selectors)) = (pools, pool_selectors) else {
-                continue;
-            };
-            let selection = PoolSelection::new(pools, pool_selectors);
-            let aggregation_ok = self.aggregation(ctx, &selection, entries, length_v4, length_v6);
-            if let (
-                true,
-                true,
-                Some(aggregation_length),
-                Some(aggregation_length_v6),
-                Some(node_selectors),
-                Some(peers),
-                Some(communities),
-            ) = (
-                *owns,
-                aggregation_ok,
-                length_v4,
-                length_v6,
-                node_selectors,
-                peers,
-                communities,
-            ) {
-                out.insert(
-                    ctx.name.to_owned(),
-                    BgpAdvertisement {
-                        name: ctx.name.to_owned(),
-                        pools: selection,
-                        aggregation_length,
-                        aggregation_length_v6,
-                        local_pref: spec.local_pref,
-                        communities,
-                        node_selectors,
-                        peers,
-                    },
-                );
+            // Checked even when it does not own its name (a duplicate or a wrong one): its other
+            // errors are reported too.
+            let advertisement =
+                self.bgp_advertisement(object, pool_names, peer_names, entries, aliases);
+            if let (true, Some(advertisement)) = (*owns, advertisement) {
+                out.insert(advertisement.name.clone(), advertisement);
             }
         }
         out.into_values().collect()
+    }
+
+    /// Checks one BGPAdvertisement; `None` when it has errors.
+    fn bgp_advertisement(
+        &mut self,
+        object: &Sourced<Object<BGPAdvertisementSpec>>,
+        pool_names: &Names<'_>,
+        peer_names: &Names<'_>,
+        entries: &PoolEntries<'_>,
+        aliases: &BTreeMap<&str, Option<Community>>,
+    ) -> Option<BgpAdvertisement> {
+        let ctx = Ctx::of(object);
+        let spec = &object.object.spec;
+        let spec_path = FieldPath::root("spec");
+        let length_v4 =
+            self.aggregation_length(ctx, "aggregationLength", spec.aggregation_length, 32);
+        let length_v6 =
+            self.aggregation_length(ctx, "aggregationLengthV6", spec.aggregation_length_v6, 128);
+        let pools = self.pool_refs(ctx, &spec.ip_address_pools, &pool_names.all);
+        let pool_selectors = self.selectors(
+            ctx,
+            &spec.ip_address_pool_selectors,
+            &spec_path.field("ipAddressPoolSelectors"),
+        );
+        let service_selectors = self.selectors(
+            ctx,
+            &spec.service_selectors,
+            &spec_path.field("serviceSelectors"),
+        );
+        let node_selectors =
+            self.selectors(ctx, &spec.node_selectors, &spec_path.field("nodeSelectors"));
+        let peers = self.refs(
+            ctx,
+            &spec.peers,
+            &spec_path.field("peers"),
+            &peer_names.all,
+            BGPPeerSpec::KIND,
+            PeerName::new,
+        );
+        let communities = self.advertised_communities(ctx, &spec.communities, aliases);
+        let lengths_ok =
+            spec.service_selectors.is_empty() || self.host_routes_only(ctx, length_v4, length_v6);
+        let (Some(pools), Some(pool_selectors)) = (pools, pool_selectors) else {
+            return None;
+        };
+        let selection = PoolSelection::new(pools, pool_selectors);
+        let aggregation_ok = self.aggregation(ctx, &selection, entries, length_v4, length_v6);
+        if !aggregation_ok || !lengths_ok {
+            return None;
+        }
+        Some(BgpAdvertisement {
+            name: ctx.name.to_owned(),
+            pools: selection,
+            service_selectors: service_selectors?,
+            aggregation_length: length_v4?,
+            aggregation_length_v6: length_v6?,
+            local_pref: spec.local_pref,
+            communities: communities?,
+            node_selectors: node_selectors?,
+            peers: peers?,
+        })
+    }
+
+    /// An aggregation length field: from 1 to the family's bit count, which is also the default.
+    fn aggregation_length(
+        &mut self,
+        ctx: Ctx<'_>,
+        field: &str,
+        value: Option<i32>,
+        max: u8,
+    ) -> Option<u8> {
+        match value {
+            None => Some(max),
+            Some(n) => match u8::try_from(n) {
+                Ok(n) if (1..=max).contains(&n) => Some(n),
+                _ => {
+                    let message = format!("{n}: must be between 1 and {max}");
+                    self.error(ctx, FieldPath::root("spec").field(field), message);
+                    None
+                }
+            },
+        }
+    }
+
+    /// With serviceSelectors, the aggregation lengths must be the defaults (32 and 128), as in
+    /// MetalLB: a route that aggregates addresses cannot follow the Services holding them.
+    /// Lengths out of range (`None`) are reported already.
+    fn host_routes_only(
+        &mut self,
+        ctx: Ctx<'_>,
+        length_v4: Option<u8>,
+        length_v6: Option<u8>,
+    ) -> bool {
+        let mut ok = true;
+        for (field, length, max) in [
+            ("aggregationLength", length_v4, 32),
+            ("aggregationLengthV6", length_v6, 128),
+        ] {
+            if let Some(n) = length.filter(|&n| n != max) {
+                let message = format!(
+                    "{n}: must be {max} (the default) with serviceSelectors: a route aggregating \
+                     addresses cannot follow the Services holding them"
+                );
+                self.error(ctx, FieldPath::root("spec").field(field), message);
+                ok = false;
+            }
+        }
+        ok
     }
 
     /// Checks that the aggregation lengths cover no address outside the pools announced: each

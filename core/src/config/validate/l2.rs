@@ -20,6 +20,11 @@ impl Validator {
                 &spec.ip_address_pool_selectors,
                 &spec_path.field("ipAddressPoolSelectors"),
             );
+            let service_selectors = self.selectors(
+                ctx,
+                &spec.service_selectors,
+                &spec_path.field("serviceSelectors"),
+            );
             let node_selectors =
                 self.selectors(ctx, &spec.node_selectors, &spec_path.field("nodeSelectors"));
             let interfaces = self.interfaces(ctx, &spec.interfaces);
@@ -27,15 +32,23 @@ impl Validator {
                 true,
                 Some(pools),
                 Some(pool_selectors),
+                Some(service_selectors),
                 Some(node_selectors),
                 Some(interfaces),
-            ) = (*owns, pools, pool_selectors, node_selectors, interfaces)
-            {
+            ) = (
+                *owns,
+                pools,
+                pool_selectors,
+                service_selectors,
+                node_selectors,
+                interfaces,
+            ) {
                 out.insert(
                     ctx.name.to_owned(),
                     L2Advertisement {
                         name: ctx.name.to_owned(),
                         pools: PoolSelection::new(pools, pool_selectors),
+                        service_selectors,
                         node_selectors,
                         interfaces,
                     },

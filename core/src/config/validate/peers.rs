@@ -1,5 +1,7 @@
 //! Checks BGPPeer objects: addresses, ASNs, timers, passwords.
 
+use std::net::Ipv4Addr;
+
 use super::*;
 
 impl Validator {
@@ -30,20 +32,67 @@ impl Validator {
         let path = FieldPath::root("spec");
         let errors_before = self.errors.len();
 
-        let asn = |v: &mut Self, field: &str, value: i64| match u32::try_from(value) {
+        let (my_asn, peer_asn) = self.peer_asns(ctx, spec);
+        let (peer_address, source_address) = self.peer_addresses(ctx, spec);
+        let peer_port = self.peer_port(ctx, spec);
+        let timers = self.timers(ctx, spec);
+        let connect_time = self.connect_time(ctx, spec);
+        let router_id = self.router_id(ctx, spec);
+        let node_selectors =
+            self.selectors(ctx, &spec.node_selectors, &path.field("nodeSelectors"));
+        let (password, password_secret) = self.passwords(ctx, spec);
+        let bfd_profile = self.bfd_profile(ctx, spec, bfd_names);
+        self.check_ebgp_multi_hop(ctx, spec, my_asn, peer_asn);
+        if let Some(vrf) = spec.vrf.as_deref().filter(|s| !s.is_empty()) {
+            let message = format!("{vrf:?}: VRFs are not supported by ironlb");
+            self.error(ctx, path.field("vrf"), message);
+        }
+
+        if self.errors.len() != errors_before {
+            return None;
+        }
+        let (hold_time, keepalive_time) = timers?;
+        Some(Peer {
+            my_asn: my_asn?,
+            peer_asn: peer_asn?,
+            peer_address: peer_address?,
+            source_address,
+            peer_port: peer_port?,
+            hold_time,
+            keepalive_time,
+            connect_time: connect_time?,
+            router_id,
+            node_selectors: node_selectors?,
+            password: password.map(|p| Password::new(p.to_owned())),
+            password_secret,
+            bfd_profile: bfd_profile.map(str::to_owned),
+            ebgp_multi_hop: spec.ebgp_multi_hop,
+            graceful_restart: spec.enable_graceful_restart,
+            disable_mp: spec.disable_mp,
+        })
+    }
+
+    /// Checks an ASN field: 1 to 4294967295.
+    fn asn(&mut self, ctx: Ctx<'_>, field: &str, value: i64) -> Option<u32> {
+        match u32::try_from(value) {
             Ok(asn) if asn >= 1 => Some(asn),
             _ => {
                 let message = format!("{value}: ASN out of range (1-4294967295)");
-                v.error(ctx, path.field(field), message);
+                self.error(ctx, FieldPath::root("spec").field(field), message);
                 None
             }
-        };
+        }
+    }
+
+    /// `myASN` and the peer's ASN, given either as `peerASN` or as `dynamicASN` (not both).
+    fn peer_asns(&mut self, ctx: Ctx<'_>, spec: &BGPPeerSpec) -> (Option<u32>, Option<PeerAsn>) {
+        let path = FieldPath::root("spec");
         let my_asn = match spec.my_asn {
             None => {
                 self.error(ctx, path.field("myASN"), "is required");
                 None
             }
-            Some(n) => asn(self, "myASN", n),
+            Some(n) => self.asn(ctx, "myASN", n),
         };
         let dynamic_asn = spec.dynamic_asn.as_deref().filter(|s| !s.is_empty());
         let dynamic = dynamic_asn.and_then(|mode| match mode {
@@ -57,7 +106,7 @@ impl Validator {
         });
         let exact = spec
             .peer_asn
-            .and_then(|n| asn(self, "peerASN", n))
+            .and_then(|n| self.asn(ctx, "peerASN", n))
             .map(PeerAsn::Exact);
         let peer_asn = match (spec.peer_asn, dynamic_asn) {
             (Some(_), Some(_)) => {
@@ -73,7 +122,17 @@ impl Validator {
             (Some(_), None) => exact,
             (None, Some(_)) => dynamic,
         };
+        (my_asn, peer_asn)
+    }
 
+    /// The peer's address and the optional source address, which must be of the same family;
+    /// `interface` (BGP unnumbered) is refused.
+    fn peer_addresses(
+        &mut self,
+        ctx: Ctx<'_>,
+        spec: &BGPPeerSpec,
+    ) -> (Option<IpAddr>, Option<IpAddr>) {
+        let path = FieldPath::root("spec");
         let interface = spec.interface.as_deref().filter(|s| !s.is_empty());
         if let Some(interface) = interface {
             let message = format!(
@@ -109,21 +168,28 @@ impl Validator {
                     _ => Some(addr),
                 }
             });
+        (peer_address, source_address)
+    }
 
-        let peer_port = match spec.peer_port {
+    /// `peerPort`, 179 when unset.
+    fn peer_port(&mut self, ctx: Ctx<'_>, spec: &BGPPeerSpec) -> Option<u16> {
+        match spec.peer_port {
             None => Some(Peer::DEFAULT_PORT),
             Some(n) => match u16::try_from(n) {
                 Ok(port) if port >= 1 => Some(port),
                 _ => {
                     let message = format!("{n}: must be between 1 and 65535");
-                    self.error(ctx, path.field("peerPort"), message);
+                    self.error(ctx, FieldPath::root("spec").field("peerPort"), message);
                     None
                 }
             },
-        };
+        }
+    }
 
-        let timers = self.timers(ctx, spec);
-        let connect_time = match spec.connect_time.as_deref() {
+    /// `connectTime`: whole seconds from 1s to 65535s, the default when unset.
+    fn connect_time(&mut self, ctx: Ctx<'_>, spec: &BGPPeerSpec) -> Option<Duration> {
+        let path = FieldPath::root("spec");
+        match spec.connect_time.as_deref() {
             None => Some(Peer::DEFAULT_CONNECT_TIME),
             Some(text) => self.duration(ctx, "connectTime", text).and_then(|d| {
                 let problem = if d.subsec_nanos() != 0 {
@@ -140,22 +206,30 @@ impl Validator {
                 );
                 None
             }),
-        };
+        }
+    }
 
+    /// `routerID`, an IPv4 address; `None` when unset or wrong.
+    fn router_id(&mut self, ctx: Ctx<'_>, spec: &BGPPeerSpec) -> Option<Ipv4Addr> {
         let router_id = spec.router_id.as_deref().filter(|s| !s.is_empty());
-        let router_id = match router_id.map(|text| (text, text.parse::<IpAddr>())) {
+        match router_id.map(|text| (text, text.parse::<IpAddr>())) {
             None => None,
             Some((_, Ok(IpAddr::V4(id)))) => Some(id),
             Some((text, _)) => {
                 let message = format!("{text:?}: must be an IPv4 address");
-                self.error(ctx, path.field("routerID"), message);
+                self.error(ctx, FieldPath::root("spec").field("routerID"), message);
                 None
             }
-        };
+        }
+    }
 
-        let node_selectors =
-            self.selectors(ctx, &spec.node_selectors, &path.field("nodeSelectors"));
-
+    /// The TCP MD5 password, given inline or as a Secret reference (not both).
+    fn passwords<'s>(
+        &mut self,
+        ctx: Ctx<'_>,
+        spec: &'s BGPPeerSpec,
+    ) -> (Option<&'s str>, Option<SecretRef>) {
+        let path = FieldPath::root("spec");
         let password = spec.password.as_deref().filter(|s| !s.is_empty());
         if let Some(p) = password {
             // The password itself is never echoed: error messages end up in logs.
@@ -178,56 +252,46 @@ impl Validator {
             let message = "must not be set together with password";
             self.error(ctx, path.field("passwordSecret"), message);
         }
+        (password, password_secret)
+    }
 
+    /// `bfdProfile`, which must name a BFDProfile.
+    fn bfd_profile<'s>(
+        &mut self,
+        ctx: Ctx<'_>,
+        spec: &'s BGPPeerSpec,
+        bfd_names: &BTreeSet<&str>,
+    ) -> Option<&'s str> {
         let bfd_profile = spec.bfd_profile.as_deref().filter(|s| !s.is_empty());
         if let Some(profile) = bfd_profile {
             if !bfd_names.contains(profile) {
                 let message = format!("{profile:?}: no BFDProfile has this name");
-                self.error(ctx, path.field("bfdProfile"), message);
+                self.error(ctx, FieldPath::root("spec").field("bfdProfile"), message);
             }
         }
+        bfd_profile
+    }
 
-        if spec.ebgp_multi_hop {
-            let why = match (my_asn, peer_asn) {
-                (Some(my), Some(PeerAsn::Exact(peer))) if my == peer => {
-                    Some("peerASN equals myASN")
-                }
-                (_, Some(PeerAsn::Internal)) => Some("dynamicASN is internal"),
-                _ => None,
-            };
-            if let Some(why) = why {
-                let message = format!("must not be set for an iBGP peer ({why})");
-                self.error(ctx, path.field("ebgpMultiHop"), message);
-            }
+    /// Refuses `ebgpMultiHop` on a peer known to be iBGP.
+    fn check_ebgp_multi_hop(
+        &mut self,
+        ctx: Ctx<'_>,
+        spec: &BGPPeerSpec,
+        my_asn: Option<u32>,
+        peer_asn: Option<PeerAsn>,
+    ) {
+        if !spec.ebgp_multi_hop {
+            return;
         }
-
-        if let Some(vrf) = spec.vrf.as_deref().filter(|s| !s.is_empty()) {
-            let message = format!("{vrf:?}: VRFs are not supported by ironlb");
-            self.error(ctx, path.field("vrf"), message);
+        let why = match (my_asn, peer_asn) {
+            (Some(my), Some(PeerAsn::Exact(peer))) if my == peer => Some("peerASN equals myASN"),
+            (_, Some(PeerAsn::Internal)) => Some("dynamicASN is internal"),
+            _ => None,
+        };
+        if let Some(why) = why {
+            let message = format!("must not be set for an iBGP peer ({why})");
+            self.error(ctx, FieldPath::root("spec").field("ebgpMultiHop"), message);
         }
-
-        if self.errors.len() != errors_before {
-            return None;
-        }
-        let (hold_time, keepalive_time) = timers?;
-        Some(Peer {
-            my_asn: my_asn?,
-            peer_asn: peer_asn?,
-            peer_address: peer_address?,
-            source_address,
-            peer_port: peer_port?,
-            hold_time,
-            keepalive_time,
-            connect_time: connect_time?,
-            router_id,
-            node_selectors: node_selectors?,
-            password: password.map(|p| Password::new(p.to_owned())),
-            password_secret,
-            bfd_profile: bfd_profile.map(str::to_owned),
-            ebgp_multi_hop: spec.ebgp_multi_hop,
-            graceful_restart: spec.enable_graceful_restart,
-            disable_mp: spec.disable_mp,
-        })
     }
 
     /// The hold and keepalive times, with MetalLB's defaults: 90s and a third of the hold

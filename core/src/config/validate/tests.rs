@@ -489,6 +489,48 @@ fn valid_cases() -> Vec<Case> {
                 assert!(c.namespaces[&Namespace::new("empty").unwrap()].is_empty());
             },
         ),
+        valid(
+            "service selectors on both advertisements",
+            stream(&[
+                public(),
+                l2(
+                    "l2",
+                    "{serviceSelectors: [{matchLabels: {app: web}}, \
+                         {matchExpressions: [{key: tier, operator: In, values: [front]}]}]}",
+                ),
+                bgp(
+                    "b",
+                    "{aggregationLength: 32, aggregationLengthV6: 128, \
+                         serviceSelectors: [{matchExpressions: [{key: app, operator: Exists}]}]}",
+                ),
+            ]),
+            |c| {
+                let labels = |k: &str, v: &str| -> Labels { [(k.to_owned(), v.to_owned())].into() };
+                let l2 = &c.l2_advertisements[0];
+                assert_eq!(l2.pools, PoolSelection::All);
+                assert_eq!(l2.service_selectors.len(), 2);
+                assert!(l2.selects_service(&labels("app", "web")));
+                assert!(l2.selects_service(&labels("tier", "front")));
+                assert!(!l2.selects_service(&labels("app", "db")));
+                assert!(!l2.selects_service(&Labels::new()));
+                let b = &c.bgp_advertisements[0];
+                assert_eq!((b.aggregation_length, b.aggregation_length_v6), (32, 128));
+                assert!(b.selects_service(&labels("app", "db")));
+                assert!(!b.selects_service(&labels("tier", "front")));
+                let none: [&Labels; 0] = [];
+                assert!(!b.selects_any_service(none));
+            },
+        ),
+        valid(
+            "no service selectors select every Service",
+            stream(&[public(), l2("l2", "{}"), bgp("b", "{serviceSelectors: []}")]),
+            |c| {
+                let none: [&Labels; 0] = [];
+                assert!(c.l2_advertisements[0].service_selectors.is_empty());
+                assert!(c.l2_advertisements[0].selects_service(&Labels::new()));
+                assert!(c.bgp_advertisements[0].selects_any_service(none));
+            },
+        ),
         valid("nothing at all", String::new(), |c| {
             assert_eq!(*c, Config::default())
         }),
@@ -566,13 +608,45 @@ fn configs_survive_serialization() {
     let yaml = stream(&[
         public(),
         l2("l2", "{interfaces: [eth0]}"),
+        l2(
+            "web",
+            "{ipAddressPools: [public], serviceSelectors: [{matchLabels: {app: web}}]}",
+        ),
         bgp("b", "{communities: ['64500:1']}"),
+        bgp("s", "{serviceSelectors: [{matchLabels: {app: web}}]}"),
         peer_with("r1", "password: s3cret"),
         bfd("f", "{}"),
     ]);
     let config = outcome(&yaml).unwrap();
     let json = serde_json::to_string(&config).unwrap();
     assert_eq!(serde_json::from_str::<Config>(&json).unwrap(), config);
+    // The Raft port and format 1 of the disk are bincode, field by field.
+    let bytes = bincode::serde::encode_to_vec(&config, bincode::config::standard()).unwrap();
+    let (back, _): (Config, usize) =
+        bincode::serde::decode_from_slice(&bytes, bincode::config::standard()).unwrap();
+    assert_eq!(back, config);
+}
+
+/// The advertisements' stored form: the fields of the first release, so that one without
+/// serviceSelectors keeps its bytes; the selectors ride in a variant of the pool selection.
+#[test]
+fn service_selectors_leave_the_stored_form_of_other_advertisements_alone() {
+    let yaml = stream(&[
+        public(),
+        l2("plain", "{ipAddressPools: [public]}"),
+        l2("web", "{serviceSelectors: [{matchLabels: {app: web}}]}"),
+    ]);
+    let config = outcome(&yaml).unwrap();
+    let json = serde_json::to_value(&config.l2_advertisements).unwrap();
+    assert_eq!(
+        json[0],
+        serde_json::json!({"name": "plain", "pools": {"Named": ["public"]},
+                           "node_selectors": [], "interfaces": []})
+    );
+    let web = &json[1]["pools"]["ForServices"];
+    assert_eq!(web["pools"], "All");
+    assert_eq!(web["services"].as_array().map(Vec::len), Some(1));
+    assert!(json[1].get("service_selectors").is_none());
 }
 
 #[test]

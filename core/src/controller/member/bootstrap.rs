@@ -97,6 +97,22 @@ pub(super) async fn resolve_identity(
     ))
 }
 
+/// Who this member is (see [`resolve_identity`]), held where it can be updated; with TLS, its
+/// certificate must name that member's seat, or its peers would refuse it.
+pub(super) async fn establish_identity(
+    cfg: &MemberConfig,
+    base: &AdminClient,
+    has_state: bool,
+) -> Result<(Arc<IdentityCell>, Fresh), MemberError> {
+    let (identity, fresh) = resolve_identity(cfg, base, has_state).await?;
+    if let Some(t) = &cfg.tls {
+        let seat = crate::auth::MemberSeat::of(identity.member)
+            .ok_or_else(|| MemberError::Exposed("member id 0 is not valid".into()))?;
+        t.expect_principal(&crate::auth::Principal::Member(seat))?;
+    }
+    Ok((Arc::new(IdentityCell::new(&cfg.data_dir, identity)), fresh))
+}
+
 /// Whether one of `peers` belongs to a cluster that exists (has Raft state).
 pub(super) async fn find_cluster(base: &AdminClient, peers: &[String]) -> bool {
     for peer in peers {
@@ -142,12 +158,14 @@ pub(super) async fn reserve_member_id(
 }
 
 /// Runs the Kubernetes reconciler whenever this member leads, and stops it the moment it does
-/// not: only the leader writes to the cluster.
+/// not: only the leader writes to the cluster. `board` is the leader's summary of what each
+/// node announces, which the reconciler turns into status objects.
 pub(super) async fn reconcile_while_leading(
     raft: Raft,
     proposer: Proposer,
     state: SharedState,
     metrics: Arc<Metrics>,
+    board: crate::controller::announced::Board,
     cfg: ReconcilerConfig,
 ) {
     let mut m = raft.metrics();
@@ -169,6 +187,7 @@ pub(super) async fn reconcile_while_leading(
                 proposer.clone(),
                 state.clone(),
                 metrics.clone(),
+                board.subscribe(),
             );
             tokio::pin!(run);
             let stopped_leading = async {
@@ -238,5 +257,46 @@ pub(super) async fn join(
             _ = stopped.wait_for(|s| *s) => return,
         }
         wait = (wait * 2).min(Duration::from_secs(5));
+    }
+}
+
+impl Core {
+    /// Founds the cluster or asks to join it, as `fresh` says; a join goes on as a task.
+    pub(super) async fn found_or_join(
+        &self,
+        fresh: Fresh,
+        cfg: &MemberConfig,
+        base: &AdminClient,
+        me: &Member,
+        stopped: &watch::Receiver<bool>,
+    ) -> Option<JoinHandle<()>> {
+        let id = self.id;
+        match fresh {
+            Fresh::Bootstrap => {
+                info!(id, cluster = ?self.identity.cluster().map(|c| c.to_string()), "initializing a new cluster");
+                let members = BTreeMap::from([(id, me.clone())]);
+                if let Err(e) = self.raft.initialize(members).await {
+                    // Another start raced us, or state appeared: not fatal, Raft knows better.
+                    warn!(error = %e, "initialize");
+                }
+                None
+            }
+            Fresh::Join => Some(tokio::spawn(join(
+                base.clone(),
+                id,
+                me.clone(),
+                cfg.join.clone(),
+                self.raft.clone(),
+                stopped.clone(),
+            ))),
+            Fresh::WaitToBeAdded => {
+                info!(
+                    id,
+                    "no state, no --bootstrap and no --join: waiting to be added"
+                );
+                None
+            }
+            Fresh::No => None,
+        }
     }
 }

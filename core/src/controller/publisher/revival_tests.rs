@@ -62,8 +62,15 @@ fn fixture() -> (
     };
     let (proposer, commits) = Proposer::for_tests();
     let watchdog = crate::watchdog::Watchdog::new();
-    let publisher =
-        AssignmentPublisher::new(1, proposer, timing, Arc::new(Metrics::new()), &watchdog).start();
+    let publisher = AssignmentPublisher::new(
+        1,
+        proposer,
+        timing,
+        Arc::new(Metrics::new()),
+        crate::controller::announced::board(),
+        &watchdog,
+    )
+    .start();
     (config, timing, publisher, commits, watchdog)
 }
 
@@ -96,6 +103,7 @@ async fn a_node_revived_while_its_address_moves_is_not_given_the_address_back() 
             address: addr,
             pool: "lan".parse().unwrap(),
             services: vec!["default/web".parse().unwrap()],
+            labels: Default::default(),
         }],
         owners: [(addr, n1.clone())].into(),
         services: Default::default(),
@@ -147,6 +155,7 @@ async fn a_node_revived_while_its_address_moves_is_not_given_the_address_back() 
             address: addr,
             pool: "lan".parse().unwrap(),
             services: vec!["default/web".parse().unwrap()],
+            labels: Default::default(),
         }],
         owners: [(addr, n2.clone())].into(),
         services: Default::default(),
@@ -191,6 +200,7 @@ async fn a_fence_reported_before_an_unacknowledged_set_does_not_free_its_address
             address: addr,
             pool: "lan".parse().unwrap(),
             services: vec!["default/web".parse().unwrap()],
+            labels: Default::default(),
         }],
         owners: [(addr, n1.clone())].into(),
         services: Default::default(),
@@ -248,6 +258,7 @@ async fn a_move_that_never_committed_is_forgotten_when_a_later_term_commits() {
             address: addr,
             pool: "lan".parse().unwrap(),
             services: vec!["default/web".parse().unwrap()],
+            labels: Default::default(),
         }],
         owners: [(addr, n1.clone())].into(),
         services: Default::default(),

@@ -35,11 +35,13 @@ impl Allocator {
         self.choose(req, &candidates)
     }
 
-    /// The pools to try, in order. A named pool is the only candidate. Otherwise pools whose
-    /// serviceAllocation admits the Service come first, by priority (1 before 2, and 0 or
-    /// unset after every positive one), then plain auto-assigned pools; ties go by name, so the
-    /// order never depends on anything but the configuration.
-    pub(super) fn candidates(&self, req: &AllocationRequest) -> Result<Vec<&Pool>, Refusal> {
+    /// The pools to try, as groups tried one after the other. A named pool is the only
+    /// candidate. Otherwise the pools whose serviceAllocation admits the Service (pinned to it
+    /// by namespace or selector) are the first group, by priority (1 before 2, and 0 or unset
+    /// after every positive one), and plain auto-assigned pools the second; ties go by name,
+    /// so the order never depends on anything but the configuration. Empty groups are left
+    /// out.
+    pub(super) fn candidates(&self, req: &AllocationRequest) -> Result<Vec<Vec<&Pool>>, Refusal> {
         if let Some(name) = &req.pool {
             let pool = self
                 .pools
@@ -48,7 +50,7 @@ impl Allocator {
             pool.spec
                 .admits(req)
                 .map_err(|why| Refusal::Pool(name.clone(), PoolRejection::NotAdmitted(why)))?;
-            return Ok(vec![pool]);
+            return Ok(vec![vec![pool]]);
         }
         if self.pools.is_empty() {
             return Err(Refusal::NoPools);
@@ -77,26 +79,55 @@ impl Allocator {
                 u64::from(*prio)
             }
         });
-        let order: Vec<&Pool> = pinned.into_iter().map(|(_, p)| p).chain(plain).collect();
-        if order.is_empty() {
+        let pinned: Vec<&Pool> = pinned.into_iter().map(|(_, p)| p).collect();
+        let groups: Vec<Vec<&Pool>> = [pinned, plain]
+            .into_iter()
+            .filter(|g| !g.is_empty())
+            .collect();
+        if groups.is_empty() {
             return Err(Refusal::NoPoolAdmits {
                 namespace: req.service.namespace().clone(),
                 pools: out,
             });
         }
-        Ok(order)
+        Ok(groups)
     }
 
-    /// Picks addresses from the first candidate that can serve the request. For
-    /// PreferDualStack a pool with both families wins; failing that, the first pool with the
-    /// primary family, then the first with the other (as MetalLB does).
+    /// Picks addresses from the first group of candidates that can serve the request, as
+    /// MetalLB does (its pinned pools, then the plain ones): a later group is tried only when
+    /// no pool of the earlier ones can serve at all, so a PreferDualStack Service stays in a
+    /// pool pinned to it even when a plain pool has both families.
     pub(super) fn choose(
         &self,
         req: &AllocationRequest,
-        candidates: &[&Pool],
+        groups: &[Vec<&Pool>],
     ) -> Result<Decision, Refusal> {
-        let order = req.families.order();
         let mut skipped = Vec::new();
+        for group in groups {
+            if let Some(decision) = self.choose_in(req, group, &mut skipped) {
+                return Ok(decision);
+            }
+        }
+        Err(match (req.pool.is_some(), skipped.is_empty()) {
+            (true, false) => {
+                let (pool, why) = skipped.remove(0);
+                Refusal::Pool(pool, why)
+            }
+            _ => Refusal::Exhausted(skipped),
+        })
+    }
+
+    /// Picks addresses from the first pool of one group that can serve the request, adding
+    /// the pools passed over to `skipped`. For PreferDualStack a pool of the group with both
+    /// families wins; failing that, the group's first pool with the primary family, then its
+    /// first with the other (as MetalLB's findBestPoolForService does).
+    fn choose_in(
+        &self,
+        req: &AllocationRequest,
+        candidates: &[&Pool],
+        skipped: &mut Vec<(PoolName, PoolRejection)>,
+    ) -> Option<Decision> {
+        let order = req.families.order();
         // For PreferDualStack: the first pool that could give only the primary family, and
         // the first that could give only the other, with how many pools were passed before.
         let mut partial: [Option<Partial>; 2] = [None, None];
@@ -112,10 +143,10 @@ impl Allocator {
                 }
             }
             let Some(why) = rejection else {
-                return Ok(Decision {
+                return Some(Decision {
                     pool: pool.spec.name.clone(),
                     picks,
-                    skipped,
+                    skipped: skipped.clone(),
                 });
             };
             if req.families.policy() == FamilyPolicy::PreferDualStack {
@@ -128,27 +159,19 @@ impl Allocator {
             }
             skipped.push((pool.spec.name.clone(), why));
         }
-        if let Some((pool, pick, at)) = partial.into_iter().flatten().next() {
-            // Pools passed over before this one stay listed; later ones were not needed.
-            let mut skipped = skipped;
-            skipped.truncate(at);
-            return Ok(Decision {
-                pool,
-                picks: vec![pick],
-                skipped,
-            });
-        }
-        Err(match (req.pool.is_some(), skipped.len()) {
-            (true, _) => {
-                let (pool, why) = skipped.remove(0);
-                Refusal::Pool(pool, why)
-            }
-            _ => Refusal::Exhausted(skipped),
+        let (pool, pick, at) = partial.into_iter().flatten().next()?;
+        // Pools passed over before this one stay listed; later ones were not needed.
+        Some(Decision {
+            pool,
+            picks: vec![pick],
+            skipped: skipped[..at].to_vec(),
         })
     }
 
-    /// One address of a family from a pool: one reserved for the Service, else one it can
-    /// share under its key (so sharers end up together), else the lowest free one.
+    /// One address of a family from a pool: one the Service holds already (when it must
+    /// re-decide, what it holds counts as free for it, so it keeps what still fits), else one
+    /// reserved for it, else one it can share under its key (so sharers end up together), else
+    /// the lowest free one.
     pub(super) fn pick(
         &self,
         pool: &Pool,
@@ -160,6 +183,13 @@ impl Allocator {
         }
         let in_pool =
             |a: &&IpAddr| Family::of(**a) == family && self.pool_of(**a) == Some(&pool.spec.name);
+        if let Some(held) = self.services.get(&req.service) {
+            for addr in held.addresses.iter().filter(in_pool) {
+                if self.conflict(*addr, req).is_none() {
+                    return Ok((*addr, Why::Kept));
+                }
+            }
+        }
         if let Some(reserved) = self.reserved_by.get(&req.service) {
             for addr in reserved.iter().filter(in_pool) {
                 if self.conflict(*addr, req).is_none() {

@@ -6,6 +6,14 @@ impl Allocator {
     /// Checks every invariant of the state against a recount from scratch; used by tests and
     /// whenever state is loaded from elsewhere. Returns the first violation found.
     pub fn verify(&self) -> Result<(), String> {
+        self.verify_holdings()?;
+        self.verify_holder_lists()?;
+        self.verify_pools()?;
+        self.verify_indexes()
+    }
+
+    /// Every address a Service holds lists it among its holders and comes from its pool.
+    fn verify_holdings(&self) -> Result<(), String> {
         for (key, alloc) in &self.services {
             for addr in &alloc.addresses {
                 if !self.holders.get(addr).is_some_and(|h| h.contains(key)) {
@@ -21,6 +29,12 @@ impl Allocator {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Every holder list is sorted, names only Services that hold the address, shares it only
+    /// as the sharing rules allow, and respects the address's reservation.
+    fn verify_holder_lists(&self) -> Result<(), String> {
         for (addr, holders) in &self.holders {
             if holders.is_empty() || !holders.windows(2).all(|w| w[0] < w[1]) {
                 return Err(format!("{addr} has an empty or unsorted holder list"));
@@ -38,26 +52,38 @@ impl Allocator {
                 .iter()
                 .filter_map(|h| self.services.get(h).map(|a| &a.request))
                 .collect();
-            for (i, a) in reqs.iter().enumerate() {
-                for b in &reqs[..i] {
-                    let ok = a.sharing_key.is_some()
-                        && a.sharing_key == b.sharing_key
-                        && a.backend() == b.backend()
-                        && a.ports.iter().all(|p| !b.ports.contains(p));
-                    if !ok {
-                        return Err(format!(
-                            "{} and {} share {addr} against the sharing rules",
-                            a.service, b.service
-                        ));
-                    }
-                }
-            }
+            Self::verify_sharing(*addr, &reqs)?;
             if let Some(owner) = self.reservations.get(addr) {
                 if holders.iter().any(|h| h != owner) {
                     return Err(format!("{addr} is reserved for {owner} but held by others"));
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Every pair of `reqs` may share `addr`: the same sharing key and backend, and no port
+    /// in common.
+    fn verify_sharing(addr: IpAddr, reqs: &[&AllocationRequest]) -> Result<(), String> {
+        for (i, a) in reqs.iter().enumerate() {
+            for b in &reqs[..i] {
+                let ok = a.sharing_key.is_some()
+                    && a.sharing_key == b.sharing_key
+                    && a.backend() == b.backend()
+                    && a.ports.iter().all(|p| !b.ports.contains(p));
+                if !ok {
+                    return Err(format!(
+                        "{} and {} share {addr} against the sharing rules",
+                        a.service, b.service
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every pool's counts match a recount, and nothing taken is also free.
+    fn verify_pools(&self) -> Result<(), String> {
         for (name, pool) in &self.pools {
             for family in Family::ALL {
                 let taken = self
@@ -92,6 +118,11 @@ impl Allocator {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// The sharing-key and reservation indexes match a recount.
+    fn verify_indexes(&self) -> Result<(), String> {
         let mut shared: BTreeMap<SharingKey, BTreeSet<IpAddr>> = BTreeMap::new();
         for alloc in self.services.values() {
             if let Some(k) = &alloc.request.sharing_key {

@@ -4,17 +4,7 @@ use super::*;
 
 impl Reconciler {
     pub(super) fn cluster_config(&self) -> ClusterConfig {
-        fn own<T: Clone>(v: Vec<Arc<T>>) -> Vec<T> {
-            v.into_iter().map(|a| (*a).clone()).collect()
-        }
-        ClusterConfig {
-            pools: own(self.pools.state()),
-            l2_advertisements: own(self.l2.state()),
-            bgp_advertisements: own(self.bgp_adv.state()),
-            bgp_peers: own(self.peers.state()),
-            communities: own(self.communities.state()),
-            bfd_profiles: own(self.bfd.state()),
-        }
+        self.config.cluster_config()
     }
 
     /// Validates the configuration objects; installs them through Raft if they are valid and
@@ -69,7 +59,7 @@ impl Reconciler {
         }
     }
 
-    pub(super) async fn sync_config(&mut self) -> bool {
+    pub(super) async fn sync_config(&self) -> bool {
         let docs = self.cluster_config().documents();
         let validated = match crate::config::validate(&docs) {
             Ok(mut config) => match self.resolve_passwords(&mut config).await {
@@ -82,6 +72,7 @@ impl Reconciler {
             let s = self.state.read().await;
             (s.config_revision, s.config.clone())
         };
+        let in_force = current.is_some();
         let mut installed = false;
         let status = match validated {
             Err(errors) => {
@@ -130,6 +121,11 @@ impl Reconciler {
             },
         };
         self.metrics.k8s.config_valid.set(i64::from(status.valid));
+        // Stale: the objects say one thing while an older configuration is what runs.
+        self.metrics
+            .k8s
+            .config_stale
+            .set(i64::from(!status.valid && in_force));
         self.metrics
             .k8s
             .config_revision
@@ -138,12 +134,14 @@ impl Reconciler {
         installed
     }
 
-    pub(super) async fn write_state(&mut self, status: ConfigurationStateStatus) {
+    pub(super) async fn write_state(&self, status: ConfigurationStateStatus) {
         let comparable = ConfigurationStateStatus {
             last_checked: None,
             ..status.clone()
         };
-        if self.last_state.as_ref().is_some_and(|l| *l == comparable) {
+        // Held across the write, so two writers never race to an older status.
+        let mut written = self.written.lock().await;
+        if written.state.as_ref().is_some_and(|l| *l == comparable) {
             return;
         }
         let api: Api<ConfigurationState> =
@@ -154,7 +152,7 @@ impl Reconciler {
         if let Some(o) = body.as_object_mut() {
             o.remove("status");
         }
-        if let Err(e) = api.patch(STATE_NAME, &pp, &Patch::Apply(&body)).await {
+        if let Err(e) = self.count_write(api.patch(STATE_NAME, &pp, &Patch::Apply(&body)).await) {
             warn!(error = %e, "cannot write the ConfigurationState object");
             return;
         }
@@ -163,13 +161,12 @@ impl Reconciler {
             "kind": "ConfigurationState",
             "status": status,
         });
-        match api
-            .patch_status(STATE_NAME, &pp, &Patch::Apply(&status_body))
-            .await
-        {
+        match self.count_write(
+            api.patch_status(STATE_NAME, &pp, &Patch::Apply(&status_body))
+                .await,
+        ) {
             Ok(_) => {
-                self.metrics.k8s.status_writes.inc();
-                self.last_state = Some(comparable);
+                written.state = Some(comparable);
             }
             Err(e) => warn!(error = %e, "cannot write the ConfigurationState status"),
         }

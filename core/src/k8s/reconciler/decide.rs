@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::ipam::{rank, sort_by_rank, AllocationRequest, Rank};
 use crate::names::{PoolName, ServiceKey};
 use crate::raft::ProposeError;
 
@@ -79,6 +80,37 @@ pub fn service_writes(
         ingress,
         pool_annotation,
     }
+}
+
+/// The rank of a request that claims something another Service could take first: specific
+/// addresses, or a pool. `None` for a request that takes any address.
+pub fn claim(request: &AllocationRequest) -> Option<Rank> {
+    match rank(Some(request), false) {
+        r @ (Rank::Addresses | Rank::Pool) => Some(r),
+        _ => None,
+    }
+}
+
+/// The claims a Service of rank `mine` lets go first, in the order of a pass: those of an
+/// earlier rank that hold nothing yet and are not waiting for a retry (a claim that keeps
+/// failing is retried on its own backoff, not by every other Service's reconcile).
+pub fn claims_before(
+    mine: Rank,
+    me: &ServiceKey,
+    claims: &BTreeMap<ServiceKey, Rank>,
+    holds: impl Fn(&ServiceKey) -> bool,
+    failing: impl Fn(&ServiceKey) -> bool,
+) -> Vec<ServiceKey> {
+    if mine <= Rank::Addresses {
+        return Vec::new();
+    }
+    let mut first: Vec<(Rank, ServiceKey)> = claims
+        .iter()
+        .filter(|(k, r)| **r < mine && *k != me && !holds(k) && !failing(k))
+        .map(|(k, r)| (*r, k.clone()))
+        .collect();
+    sort_by_rank(&mut first, |(r, k)| (*r, k.clone()));
+    first.into_iter().map(|(_, k)| k).collect()
 }
 
 /// Per-Service retries: each failure doubles the wait before the next attempt, from `first`
@@ -163,6 +195,50 @@ mod tests {
         assert_eq!(w.pool_annotation, Some(None));
         // Never ours and showing nothing: left alone.
         assert!(service_writes(&[], None, None).is_empty());
+    }
+
+    fn key(s: &str) -> ServiceKey {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_service_taking_any_address_lets_unserved_claims_go_first_in_pass_order() {
+        let claims: BTreeMap<ServiceKey, Rank> = [
+            ("ns/z-asks", Rank::Addresses),
+            ("ns/a-pool", Rank::Pool),
+            ("ns/b-asks", Rank::Addresses),
+            ("ns/held", Rank::Addresses),
+            ("ns/failing", Rank::Addresses),
+        ]
+        .into_iter()
+        .map(|(k, r)| (key(k), r))
+        .collect();
+        let holds = |k: &ServiceKey| k.name() == "held";
+        let failing = |k: &ServiceKey| k.name() == "failing";
+        let me = key("ns/a-auto");
+        let first = claims_before(Rank::Any, &me, &claims, holds, failing);
+        assert_eq!(
+            first,
+            [key("ns/b-asks"), key("ns/z-asks"), key("ns/a-pool")]
+        );
+        // A pool claim lets only the address claims go first; an address claim and a Service
+        // that holds addresses let nobody.
+        let first = claims_before(Rank::Pool, &key("ns/a-pool"), &claims, holds, failing);
+        assert_eq!(first, [key("ns/b-asks"), key("ns/z-asks")]);
+        assert!(
+            claims_before(Rank::Addresses, &key("ns/b-asks"), &claims, holds, failing).is_empty()
+        );
+        assert!(claims_before(Rank::Held, &me, &claims, holds, failing).is_empty());
+    }
+
+    #[test]
+    fn only_specific_addresses_and_pools_are_claims() {
+        let mut r = AllocationRequest::new(key("ns/web"), Vec::new());
+        assert_eq!(claim(&r), None);
+        r.pool = Some("public".parse().unwrap());
+        assert_eq!(claim(&r), Some(Rank::Pool));
+        r.addresses = vec![ip("192.0.2.1")];
+        assert_eq!(claim(&r), Some(Rank::Addresses));
     }
 
     #[test]

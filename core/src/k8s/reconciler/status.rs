@@ -7,7 +7,7 @@ impl Reconciler {
     /// pool annotation. Writes only what differs ([`decide::service_writes`]). Returns whether
     /// it wrote.
     pub(super) async fn write_service(
-        &mut self,
+        &self,
         svc: &Service,
         allocation: Option<(&crate::names::PoolName, &Vec<IpAddr>)>,
     ) -> Result<bool, ServiceError> {
@@ -33,13 +33,11 @@ impl Reconciler {
                 "kind": "Service",
                 "status": {"loadBalancer": {"ingress": ingress}},
             });
-            api.patch_status(&name, &pp, &Patch::Apply(&body))
-                .await
+            self.count_write(api.patch_status(&name, &pp, &Patch::Apply(&body)).await)
                 .map_err(|source| ServiceError::Api {
                     what: "writing the Service's status",
                     source,
                 })?;
-            self.metrics.k8s.status_writes.inc();
         }
         if let Some(pool) = &writes.pool_annotation {
             let body = json!({
@@ -47,8 +45,7 @@ impl Reconciler {
                 "kind": "Service",
                 "metadata": {"name": name, "annotations": {POOL_ANNOTATION: pool}},
             });
-            api.patch(&name, &pp, &Patch::Apply(&body))
-                .await
+            self.count_write(api.patch(&name, &pp, &Patch::Apply(&body)).await)
                 .map_err(|source| ServiceError::Api {
                     what: "annotating the Service",
                     source,
@@ -57,11 +54,12 @@ impl Reconciler {
         Ok(!writes.is_empty())
     }
 
-    pub(super) async fn write_pool_status(&mut self) {
+    pub(super) async fn write_pool_status(&self) {
+        let mut written = self.written.lock().await;
         let stats = self.state.read().await.allocator.stats();
         let api: Api<IPAddressPool> = Api::namespaced(self.client.clone(), &self.cfg.namespace);
         let pp = PatchParams::apply(FIELD_MANAGER).force();
-        for pool in self.pools.state() {
+        for pool in self.config.pools.state() {
             let name = pool.name_any();
             let Some(s) = stats
                 .iter()
@@ -78,9 +76,7 @@ impl Reconciler {
                 assigned_ipv6: count(v6.in_use),
                 available_ipv6: count(v6.available),
             };
-            if pool.status.as_ref() == Some(&status)
-                || self.last_pool_status.get(&name) == Some(&status)
-            {
+            if pool.status.as_ref() == Some(&status) || written.pools.get(&name) == Some(&status) {
                 continue;
             }
             let body = json!({
@@ -88,14 +84,22 @@ impl Reconciler {
                 "kind": "IPAddressPool",
                 "status": status,
             });
-            match api.patch_status(&name, &pp, &Patch::Apply(&body)).await {
+            match self.count_write(api.patch_status(&name, &pp, &Patch::Apply(&body)).await) {
                 Ok(_) => {
-                    self.metrics.k8s.status_writes.inc();
-                    self.last_pool_status.insert(name, status);
+                    written.pools.insert(name, status);
                 }
                 Err(e) => warn!(pool = %name, error = %e, "cannot write the pool's status"),
             }
         }
+    }
+
+    /// Counts a write to the API server, done or failed, and passes its result on.
+    pub(super) fn count_write<T>(&self, r: Result<T, kube::Error>) -> Result<T, kube::Error> {
+        match &r {
+            Ok(_) => self.metrics.k8s.status_writes.inc(),
+            Err(_) => self.metrics.k8s.status_write_failures.inc(),
+        };
+        r
     }
 
     pub(super) async fn event(

@@ -2,10 +2,13 @@
 //! to and from the peer is signed with the password, and unsigned ones are dropped by the
 //! kernel, so a wrong or missing password never gets as far as a BGP message.
 
+use std::fmt;
 use std::io;
 use std::mem;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
+
+use serde::{Deserialize, Serialize};
 
 /// `struct tcp_md5sig` of linux/tcp.h.
 #[repr(C)]
@@ -70,5 +73,48 @@ mod tests {
         set_md5_key(&s, peer, b"secret").unwrap();
         assert!(set_md5_key(&s, peer, &[b'x'; 81]).is_err());
         assert_eq!(mem::size_of::<TcpMd5Sig>(), 216);
+    }
+}
+
+/// A TCP MD5 password, kept out of debug output and logs.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Password(String);
+
+impl Password {
+    /// The longest TCP MD5 key Linux takes (TCP_MD5SIG_MAXKEYLEN).
+    pub const MAX_LEN: usize = 80;
+
+    /// Wraps a password that has been checked (no CR or LF, at most 80 bytes).
+    pub(crate) fn new(password: String) -> Self {
+        Self(password)
+    }
+
+    /// Checks a password read from elsewhere (a Secret); the error never echoes it.
+    pub fn parse(password: &str) -> Result<Self, String> {
+        if password.is_empty() {
+            Err("is empty".into())
+        } else if password.contains(['\r', '\n']) {
+            Err("must not contain CR or LF".into())
+        } else if password.len() > Self::MAX_LEN {
+            Err(format!(
+                "is {} bytes long; at most {} are allowed (TCP_MD5SIG_MAXKEYLEN)",
+                password.len(),
+                Self::MAX_LEN
+            ))
+        } else {
+            Ok(Self(password.to_string()))
+        }
+    }
+
+    /// The password itself, for the one place that configures the socket.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(<redacted>)")
     }
 }

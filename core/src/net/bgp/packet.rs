@@ -32,8 +32,8 @@ use netgauze_parse_utils::reader::SliceReader;
 use netgauze_parse_utils::traits::ParseFromWithOneInput;
 use netgauze_parse_utils::WritablePdu;
 
-use crate::announce::bgp::RouteAttrs;
-use crate::config::model::Community;
+use super::attrs::Community;
+use super::attrs::RouteAttrs;
 
 /// The largest BGP message (RFC 4271 section 4).
 pub const MAX_MESSAGE_LEN: usize = 4096;
@@ -194,30 +194,7 @@ fn attr(optional: bool, transitive: bool, v: PathAttributeValue) -> Option<PathA
 fn attributes(out: &Outgoing, attrs: &RouteAttrs, v4: bool) -> Vec<PathAttribute> {
     let mut a = Vec::new();
     a.extend(attr(false, true, PathAttributeValue::Origin(Origin::IGP)));
-    let path = if out.ibgp {
-        if out.asn4 {
-            AsPath::As4PathSegments(Box::new([]))
-        } else {
-            AsPath::As2PathSegments(Box::new([]))
-        }
-    } else if out.asn4 {
-        AsPath::As4PathSegments(
-            vec![As4PathSegment::new(
-                AsPathSegmentType::AsSequence,
-                vec![out.my_asn],
-            )]
-            .into(),
-        )
-    } else {
-        AsPath::As2PathSegments(
-            vec![As2PathSegment::new(
-                AsPathSegmentType::AsSequence,
-                vec![u16::try_from(out.my_asn).unwrap_or(AS_TRANS)],
-            )]
-            .into(),
-        )
-    };
-    a.extend(attr(false, true, PathAttributeValue::AsPath(path)));
+    a.extend(attr(false, true, PathAttributeValue::AsPath(as_path(out))));
     // A 2-octet peer learns a 4-octet AS from AS4_PATH (RFC 6793 section 4.2.2).
     if !out.ibgp && !out.asn4 && out.my_asn > u32::from(u16::MAX) {
         a.extend(attr(
@@ -247,6 +224,41 @@ fn attributes(out: &Outgoing, attrs: &RouteAttrs, v4: bool) -> Vec<PathAttribute
             )),
         ));
     }
+    a.extend(community_attributes(attrs));
+    a
+}
+
+/// The AS_PATH: empty for iBGP, the local AS for eBGP (AS_TRANS to a 2-octet peer when the
+/// local AS does not fit).
+fn as_path(out: &Outgoing) -> AsPath {
+    if out.ibgp {
+        if out.asn4 {
+            AsPath::As4PathSegments(Box::new([]))
+        } else {
+            AsPath::As2PathSegments(Box::new([]))
+        }
+    } else if out.asn4 {
+        AsPath::As4PathSegments(
+            vec![As4PathSegment::new(
+                AsPathSegmentType::AsSequence,
+                vec![out.my_asn],
+            )]
+            .into(),
+        )
+    } else {
+        AsPath::As2PathSegments(
+            vec![As2PathSegment::new(
+                AsPathSegmentType::AsSequence,
+                vec![u16::try_from(out.my_asn).unwrap_or(AS_TRANS)],
+            )]
+            .into(),
+        )
+    }
+}
+
+/// COMMUNITIES and LARGE_COMMUNITY, each only if the route has communities of its kind.
+fn community_attributes(attrs: &RouteAttrs) -> Vec<PathAttribute> {
+    let mut a = Vec::new();
     let standard: Vec<WireCommunity> = attrs
         .communities
         .iter()
@@ -333,27 +345,12 @@ pub fn updates(
     let mut msgs = Vec::new();
     // The empty UPDATE's size: header, two length fields.
     let base = HEADER_LEN + 4;
-    let w4: Vec<Ipv4UnicastAddress> = withdraw
-        .iter()
-        .filter(|p| out.carries(p))
-        .filter_map(|p| match p {
-            IpNet::V4(n) => v4_nlri(*n),
-            IpNet::V6(_) => None,
-        })
-        .collect();
-    for chunk in pack(w4, base, |n| n.len()) {
+    let withdrawn = withdraw.iter().filter(|p| out.carries(p));
+    for chunk in pack(v4_nlris(withdrawn.clone()), base, |n| n.len()) {
         msgs.push(update(chunk, vec![], vec![]));
     }
-    let w6: Vec<Ipv6UnicastAddress> = withdraw
-        .iter()
-        .filter(|p| out.carries(p))
-        .filter_map(|p| match p {
-            IpNet::V6(n) => v6_nlri(*n),
-            IpNet::V4(_) => None,
-        })
-        .collect();
     // MP_UNREACH: flags, type, 2-byte length, AFI, SAFI.
-    for chunk in pack(w6, base + 4 + 3, |n| n.len()) {
+    for chunk in pack(v6_nlris(withdrawn), base + 4 + 3, |n| n.len()) {
         msgs.extend(
             attr(
                 true,
@@ -372,43 +369,73 @@ pub fn updates(
     }
     for ((is_v4, attrs), prefixes) in groups {
         let shared = attributes(out, attrs, is_v4);
-        let shared_len: usize = shared.iter().map(WritablePdu::len).sum();
         if is_v4 {
-            let nlri: Vec<Ipv4UnicastAddress> = prefixes
-                .iter()
-                .filter_map(|p| match p {
-                    IpNet::V4(n) => v4_nlri(*n),
-                    IpNet::V6(_) => None,
-                })
-                .collect();
-            for chunk in pack(nlri, base + shared_len, |n| n.len()) {
-                msgs.push(update(vec![], shared.clone(), chunk));
-            }
+            msgs.extend(announce_v4(base, &shared, &prefixes));
         } else if let Some(nh) = out.next_hop_v6 {
-            let nlri: Vec<Ipv6UnicastAddress> = prefixes
-                .iter()
-                .filter_map(|p| match p {
-                    IpNet::V6(n) => v6_nlri(*n),
-                    IpNet::V4(_) => None,
-                })
-                .collect();
-            // MP_REACH: flags, type, 2-byte length, AFI, SAFI, next-hop length, 16-byte next
-            // hop, reserved byte.
-            for chunk in pack(nlri, base + shared_len + 4 + 3 + 1 + 16 + 1, |n| n.len()) {
-                let reach = attr(
-                    true,
-                    false,
-                    PathAttributeValue::MpReach(MpReach::Ipv6Unicast {
-                        next_hop_global: nh,
-                        next_hop_local: None,
-                        nlri: chunk.into(),
-                    }),
-                );
-                let mut attrs = shared.clone();
-                attrs.extend(reach);
-                msgs.push(update(vec![], attrs, vec![]));
-            }
+            msgs.extend(announce_v6(base, &shared, nh, &prefixes));
         }
+    }
+    msgs
+}
+
+/// The IPv4 prefixes of `prefixes`, as NLRI.
+fn v4_nlris<'a>(prefixes: impl Iterator<Item = &'a IpNet>) -> Vec<Ipv4UnicastAddress> {
+    prefixes
+        .filter_map(|p| match p {
+            IpNet::V4(n) => v4_nlri(*n),
+            IpNet::V6(_) => None,
+        })
+        .collect()
+}
+
+/// The IPv6 prefixes of `prefixes`, as NLRI.
+fn v6_nlris<'a>(prefixes: impl Iterator<Item = &'a IpNet>) -> Vec<Ipv6UnicastAddress> {
+    prefixes
+        .filter_map(|p| match p {
+            IpNet::V6(n) => v6_nlri(*n),
+            IpNet::V4(_) => None,
+        })
+        .collect()
+}
+
+/// UPDATEs announcing IPv4 `prefixes` with the `shared` attributes, in classic NLRI.
+fn announce_v4(base: usize, shared: &[PathAttribute], prefixes: &[IpNet]) -> Vec<BgpMessage> {
+    let shared_len: usize = shared.iter().map(WritablePdu::len).sum();
+    pack(v4_nlris(prefixes.iter()), base + shared_len, |n| n.len())
+        .into_iter()
+        .map(|chunk| update(vec![], shared.to_vec(), chunk))
+        .collect()
+}
+
+/// UPDATEs announcing IPv6 `prefixes` with the `shared` attributes, in MP_REACH with next
+/// hop `nh`.
+fn announce_v6(
+    base: usize,
+    shared: &[PathAttribute],
+    nh: Ipv6Addr,
+    prefixes: &[IpNet],
+) -> Vec<BgpMessage> {
+    let shared_len: usize = shared.iter().map(WritablePdu::len).sum();
+    let mut msgs = Vec::new();
+    // MP_REACH: flags, type, 2-byte length, AFI, SAFI, next-hop length, 16-byte next
+    // hop, reserved byte.
+    for chunk in pack(
+        v6_nlris(prefixes.iter()),
+        base + shared_len + 4 + 3 + 1 + 16 + 1,
+        |n| n.len(),
+    ) {
+        let reach = attr(
+            true,
+            false,
+            PathAttributeValue::MpReach(MpReach::Ipv6Unicast {
+                next_hop_global: nh,
+                next_hop_local: None,
+                nlri: chunk.into(),
+            }),
+        );
+        let mut attrs = shared.to_vec();
+        attrs.extend(reach);
+        msgs.push(update(vec![], attrs, vec![]));
     }
     msgs
 }

@@ -10,6 +10,7 @@
 //! gets its NOTIFICATION and ends the session, which starts again after the backoff.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -18,15 +19,16 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use ipnet::IpNet;
 use netgauze_bgp_pkt::BgpMessage;
+use serde::{Deserialize, Serialize};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::codec::Framed;
 use tracing::{debug, info, warn, Instrument};
 
+use super::attrs::RouteAttrs;
+use super::md5::Password;
 use super::packet::{self, FrameError, Frames, Notify, OpenParams, Outgoing, PeerOpen};
-use crate::announce::bgp::RouteAttrs;
-use crate::config::model::{Peer, PeerAsn};
 use crate::names::PeerName;
 
 /// The routes for one peer: prefix and attributes.
@@ -84,12 +86,81 @@ pub enum SessionError {
     Stopped,
 }
 
+/// The AS a peer must have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum PeerAsn {
+    /// Exactly this AS.
+    Exact(u32),
+    /// Whatever the peer announces, if it equals the local AS (iBGP).
+    Internal,
+    /// Whatever the peer announces, if it differs from the local AS (eBGP).
+    External,
+}
+
+impl PeerAsn {
+    /// Whether the session is iBGP, given the local AS.
+    pub fn is_internal(self, my_asn: u32) -> bool {
+        match self {
+            PeerAsn::Exact(asn) => asn == my_asn,
+            PeerAsn::Internal => true,
+            PeerAsn::External => false,
+        }
+    }
+}
+
+impl fmt::Display for PeerAsn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PeerAsn::Exact(asn) => write!(f, "{asn}"),
+            PeerAsn::Internal => f.write_str("internal"),
+            PeerAsn::External => f.write_str("external"),
+        }
+    }
+}
+
+/// What one session needs to know of its peer (the configuration's BGPPeer, less what
+/// decides which nodes open it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// The local AS.
+    pub my_asn: u32,
+    /// The AS the peer must have.
+    pub peer_asn: PeerAsn,
+    /// Where the peer listens.
+    pub peer_address: IpAddr,
+    /// The local address to connect from, if not the kernel's choice.
+    pub source_address: Option<IpAddr>,
+    /// The peer's TCP port.
+    pub peer_port: u16,
+    /// The hold time proposed in OPEN.
+    pub hold_time: Duration,
+    /// The keepalive interval wanted (bounded by a third of the negotiated hold time).
+    pub keepalive_time: Duration,
+    /// The wait between connection attempts.
+    pub connect_time: Duration,
+    /// The BGP identifier; `None`: the local IPv4 address of the connection.
+    pub router_id: Option<Ipv4Addr>,
+    /// The TCP MD5 key, if any.
+    pub password: Option<Password>,
+    /// Whether an eBGP peer may be more than one hop away.
+    pub ebgp_multi_hop: bool,
+    /// Whether to announce the graceful restart capability.
+    pub graceful_restart: bool,
+}
+
+impl SessionConfig {
+    /// Whether the session is iBGP.
+    pub fn is_internal(&self) -> bool {
+        self.peer_asn.is_internal(self.my_asn)
+    }
+}
+
 type Transport = Framed<TcpStream, Frames>;
 
 /// Starts the session task; it runs until `run` says otherwise.
 pub fn spawn(
     name: PeerName,
-    peer: Peer,
+    peer: SessionConfig,
     routes: watch::Receiver<PeerRoutes>,
     run: watch::Receiver<Run>,
     observer: Arc<dyn Observer>,
@@ -100,7 +171,7 @@ pub fn spawn(
 
 async fn session_loop(
     name: PeerName,
-    peer: Peer,
+    peer: SessionConfig,
     mut routes: watch::Receiver<PeerRoutes>,
     mut run: watch::Receiver<Run>,
     observer: Arc<dyn Observer>,
@@ -146,7 +217,7 @@ async fn session_loop(
 }
 
 /// Opens the TCP connection as the peer's settings ask.
-async fn connect(peer: &Peer) -> io::Result<TcpStream> {
+async fn connect(peer: &SessionConfig) -> io::Result<TcpStream> {
     let addr = SocketAddr::new(peer.peer_address, peer.peer_port);
     let domain = if addr.is_ipv4() {
         socket2::Domain::IPV4
@@ -235,7 +306,7 @@ async fn next(
 }
 
 /// The OPEN checks of RFC 4271 section 6.2 that the parser leaves to us.
-fn check_open(peer: &Peer, my_id: Ipv4Addr, o: &PeerOpen) -> Result<(), Notify> {
+fn check_open(peer: &SessionConfig, my_id: Ipv4Addr, o: &PeerOpen) -> Result<(), Notify> {
     if o.version != 4 {
         return Err(Notify::UnsupportedVersion);
     }
@@ -288,27 +359,69 @@ fn is_link_local(a: Ipv6Addr) -> bool {
     (a.segments()[0] & 0xffc0) == 0xfe80
 }
 
+/// RFC 4271 suggests a large hold time until the OPEN arrives (OpenSent).
+const OPEN_WAIT: Duration = Duration::from_secs(240);
+
 async fn established(
     name: &PeerName,
-    peer: &Peer,
+    peer: &SessionConfig,
     stream: TcpStream,
     routes: &mut watch::Receiver<PeerRoutes>,
     run: &mut watch::Receiver<Run>,
     obs: &dyn Observer,
 ) -> Result<(), SessionError> {
     let local = stream.local_addr()?;
-    let my_id = peer.router_id.unwrap_or(match local.ip() {
+    let my_id = router_id(peer, local.ip());
+    let mut t = Framed::new(stream, Frames::new());
+    let theirs = open_sent(&mut t, name, peer, my_id, obs).await?;
+    let (hold, keepalive) = negotiate(peer.hold_time, peer.keepalive_time, theirs.hold_time);
+    send(&mut t, name, obs, BgpMessage::KeepAlive).await?;
+
+    // OpenConfirm.
+    let confirm_wait = if hold.is_zero() { OPEN_WAIT } else { hold };
+    open_confirm(&mut t, name, obs, confirm_wait).await?;
+
+    let out = outgoing(peer, local.ip(), &theirs);
+    info!(hold = ?hold, asn = theirs.asn, router_id = %theirs.router_id, ipv6 = out.ipv6 && out.next_hop_v6.is_some(), "BGP session established");
+    obs.up(name, true);
+
+    let mut session = Established {
+        t,
+        name,
+        obs,
+        out,
+        sent: BTreeMap::new(),
+    };
+    let want = routes.borrow_and_update().clone();
+    session.send_full_table(&want).await?;
+    obs.announced(name, session.sent.len());
+    session.maintain(routes, run, hold, keepalive).await
+}
+
+/// The BGP identifier: the configured one, else the connection's local IPv4 address (or one
+/// on the same interface when the session runs over IPv6).
+fn router_id(peer: &SessionConfig, local: IpAddr) -> Ipv4Addr {
+    peer.router_id.unwrap_or(match local {
         IpAddr::V4(a) => a,
-        IpAddr::V6(_) => match sibling_address(local.ip(), false) {
+        IpAddr::V6(_) => match sibling_address(local, false) {
             Some(IpAddr::V4(a)) => a,
             _ => Ipv4Addr::new(0, 0, 0, 1),
         },
-    });
-    let mut t = Framed::new(stream, Frames::new());
+    })
+}
+
+/// OpenSent: sends our OPEN and waits for the peer's, which must pass [`check_open`].
+async fn open_sent(
+    t: &mut Transport,
+    name: &PeerName,
+    peer: &SessionConfig,
+    my_id: Ipv4Addr,
+    obs: &dyn Observer,
+) -> Result<PeerOpen, SessionError> {
     let hold_secs = u16::try_from(peer.hold_time.as_secs()).unwrap_or(u16::MAX);
     let gr = peer.graceful_restart.then_some(120);
     send(
-        &mut t,
+        t,
         name,
         obs,
         packet::open(&OpenParams {
@@ -320,42 +433,49 @@ async fn established(
     )
     .await?;
 
-    // OpenSent: RFC 4271 suggests a large hold time until the OPEN arrives.
-    let open_wait = Duration::from_secs(240);
-    let theirs = match tokio::time::timeout(open_wait, next(&mut t, name, obs)).await {
-        Err(_) => return Err(fail(&mut t, name, obs, Notify::HoldTimerExpired).await),
+    let theirs = match tokio::time::timeout(OPEN_WAIT, next(t, name, obs)).await {
+        Err(_) => return Err(fail(t, name, obs, Notify::HoldTimerExpired).await),
         Ok(Err(e)) => return Err(e),
         Ok(Ok(BgpMessage::Open(o))) => packet::read_open(&o),
-        Ok(Ok(_)) => return Err(fail(&mut t, name, obs, Notify::UnexpectedMessage(1)).await),
+        Ok(Ok(_)) => return Err(fail(t, name, obs, Notify::UnexpectedMessage(1)).await),
     };
     if let Err(n) = check_open(peer, my_id, &theirs) {
-        return Err(fail(&mut t, name, obs, n).await);
+        return Err(fail(t, name, obs, n).await);
     }
     t.codec_mut().set_asn4(theirs.four_octet_as);
-    let (hold, keepalive) = negotiate(peer.hold_time, peer.keepalive_time, theirs.hold_time);
-    send(&mut t, name, obs, BgpMessage::KeepAlive).await?;
+    Ok(theirs)
+}
 
-    // OpenConfirm.
-    let confirm_wait = if hold.is_zero() { open_wait } else { hold };
-    match tokio::time::timeout(confirm_wait, next(&mut t, name, obs)).await {
-        Err(_) => return Err(fail(&mut t, name, obs, Notify::HoldTimerExpired).await),
-        Ok(Err(e)) => return Err(e),
-        Ok(Ok(BgpMessage::KeepAlive)) => {}
-        Ok(Ok(_)) => return Err(fail(&mut t, name, obs, Notify::UnexpectedMessage(2)).await),
+/// OpenConfirm: waits up to `wait` for the KEEPALIVE that confirms the peer took our OPEN.
+async fn open_confirm(
+    t: &mut Transport,
+    name: &PeerName,
+    obs: &dyn Observer,
+    wait: Duration,
+) -> Result<(), SessionError> {
+    match tokio::time::timeout(wait, next(t, name, obs)).await {
+        Err(_) => Err(fail(t, name, obs, Notify::HoldTimerExpired).await),
+        Ok(Err(e)) => Err(e),
+        Ok(Ok(BgpMessage::KeepAlive)) => Ok(()),
+        Ok(Ok(_)) => Err(fail(t, name, obs, Notify::UnexpectedMessage(2)).await),
     }
+}
 
-    let out = Outgoing {
+/// How UPDATEs are written on a session from `local` to a peer that sent `theirs`: next hops
+/// of either family from the interface toward the peer.
+fn outgoing(peer: &SessionConfig, local: IpAddr, theirs: &PeerOpen) -> Outgoing {
+    Outgoing {
         my_asn: peer.my_asn,
         ibgp: peer.is_internal(),
         asn4: theirs.four_octet_as,
-        next_hop_v4: match local.ip() {
+        next_hop_v4: match local {
             IpAddr::V4(a) => Some(a),
             ip => match sibling_address(ip, false) {
                 Some(IpAddr::V4(a)) => Some(a),
                 _ => None,
             },
         },
-        next_hop_v6: match local.ip() {
+        next_hop_v6: match local {
             IpAddr::V6(a) => Some(a),
             ip => match sibling_address(ip, true) {
                 Some(IpAddr::V6(a)) => Some(a),
@@ -364,111 +484,162 @@ async fn established(
         },
         ipv4: theirs.ipv4_unicast,
         ipv6: theirs.ipv6_unicast,
-    };
-    info!(hold = ?hold, asn = theirs.asn, router_id = %theirs.router_id, ipv6 = out.ipv6 && out.next_hop_v6.is_some(), "BGP session established");
-    obs.up(name, true);
+    }
+}
 
-    let mut sent: BTreeMap<IpNet, RouteAttrs> = BTreeMap::new();
-    let full = |sent: &mut BTreeMap<IpNet, RouteAttrs>, want: &BTreeMap<IpNet, RouteAttrs>| {
-        sent.clear();
+/// An established session: its connection and the routes the peer holds from us.
+struct Established<'a> {
+    t: Transport,
+    name: &'a PeerName,
+    obs: &'a dyn Observer,
+    out: Outgoing,
+    sent: BTreeMap<IpNet, RouteAttrs>,
+}
+
+impl Established<'_> {
+    /// Established: answers the peer, keeps both timers and sends route changes until the
+    /// session fails or `run` ends it.
+    async fn maintain(
+        &mut self,
+        routes: &mut watch::Receiver<PeerRoutes>,
+        run: &mut watch::Receiver<Run>,
+        hold: Duration,
+        keepalive: Duration,
+    ) -> Result<(), SessionError> {
+        let mut hold_deadline = Instant::now() + hold;
+        let mut keepalive_at = Instant::now() + keepalive;
+        let far = Duration::from_secs(86_400 * 365);
+        loop {
+            let hold_at = if hold.is_zero() {
+                Instant::now() + far
+            } else {
+                hold_deadline
+            };
+            let ka_at = if keepalive.is_zero() {
+                Instant::now() + far
+            } else {
+                keepalive_at
+            };
+            tokio::select! {
+                m = next(&mut self.t, self.name, self.obs) => {
+                    self.on_message(m?, routes).await?;
+                    hold_deadline = Instant::now() + hold;
+                }
+                () = tokio::time::sleep_until(hold_at) => {
+                    warn!(hold = ?hold, "no message from the peer within the hold time");
+                    return Err(fail(&mut self.t, self.name, self.obs, Notify::HoldTimerExpired).await);
+                }
+                () = tokio::time::sleep_until(ka_at) => {
+                    send(&mut self.t, self.name, self.obs, BgpMessage::KeepAlive).await?;
+                    keepalive_at = Instant::now() + keepalive;
+                }
+                changed = routes.changed() => {
+                    if changed.is_err() {
+                        return Err(SessionError::Stopped);
+                    }
+                    let want = routes.borrow_and_update().clone();
+                    self.send_changes(&want).await?;
+                    keepalive_at = Instant::now() + keepalive;
+                }
+                r = run.changed() => {
+                    let mode = if r.is_err() { Run::Stop } else { *run.borrow() };
+                    self.on_run(mode).await?;
+                }
+            }
+        }
+    }
+
+    /// Handles a message from the peer once established.
+    async fn on_message(
+        &mut self,
+        m: BgpMessage,
+        routes: &watch::Receiver<PeerRoutes>,
+    ) -> Result<(), SessionError> {
+        match m {
+            BgpMessage::KeepAlive | BgpMessage::Update(_) => Ok(()),
+            BgpMessage::RouteRefresh(_) => {
+                debug!("route refresh: sending every route again");
+                let want = routes.borrow().clone();
+                self.send_full_table(&want).await
+            }
+            BgpMessage::Open(_) | BgpMessage::Notification(_) => Err(fail(
+                &mut self.t,
+                self.name,
+                self.obs,
+                Notify::UnexpectedMessage(3),
+            )
+            .await),
+        }
+    }
+
+    /// Sends every route of `want` the session carries, then End-of-RIB for each negotiated
+    /// family; the peer then holds exactly these.
+    async fn send_full_table(
+        &mut self,
+        want: &BTreeMap<IpNet, RouteAttrs>,
+    ) -> Result<(), SessionError> {
+        self.sent.clear();
         let announce: Vec<(IpNet, RouteAttrs)> = want
             .iter()
-            .filter(|(p, _)| out.carries(p))
+            .filter(|(p, _)| self.out.carries(p))
             .map(|(p, a)| (*p, a.clone()))
             .collect();
-        sent.extend(announce.iter().cloned());
-        packet::updates(&out, &announce, &[])
-    };
-    let want = routes.borrow_and_update().clone();
-    let mut msgs = full(&mut sent, &want);
-    if out.ipv4 {
-        msgs.push(packet::end_of_rib(false));
+        self.sent.extend(announce.iter().cloned());
+        let mut msgs = packet::updates(&self.out, &announce, &[]);
+        if self.out.ipv4 {
+            msgs.push(packet::end_of_rib(false));
+        }
+        if self.out.ipv6 {
+            msgs.push(packet::end_of_rib(true));
+        }
+        send_all(&mut self.t, self.name, self.obs, msgs).await
     }
-    if out.ipv6 {
-        msgs.push(packet::end_of_rib(true));
-    }
-    send_all(&mut t, name, obs, msgs).await?;
-    obs.announced(name, sent.len());
 
-    let mut hold_deadline = Instant::now() + hold;
-    let mut keepalive_at = Instant::now() + keepalive;
-    let far = Duration::from_secs(86_400 * 365);
-    loop {
-        let hold_at = if hold.is_zero() {
-            Instant::now() + far
-        } else {
-            hold_deadline
-        };
-        let ka_at = if keepalive.is_zero() {
-            Instant::now() + far
-        } else {
-            keepalive_at
-        };
-        tokio::select! {
-            m = next(&mut t, name, obs) => {
-                match m? {
-                    BgpMessage::KeepAlive | BgpMessage::Update(_) => {}
-                    BgpMessage::RouteRefresh(_) => {
-                        debug!("route refresh: sending every route again");
-                        let want = routes.borrow().clone();
-                        let mut msgs = full(&mut sent, &want);
-                        if out.ipv4 { msgs.push(packet::end_of_rib(false)); }
-                        if out.ipv6 { msgs.push(packet::end_of_rib(true)); }
-                        send_all(&mut t, name, obs, msgs).await?;
-                    }
-                    BgpMessage::Open(_) | BgpMessage::Notification(_) => {
-                        return Err(fail(&mut t, name, obs, Notify::UnexpectedMessage(3)).await);
-                    }
-                }
-                hold_deadline = Instant::now() + hold;
+    /// Sends what differs between `want` and what the peer holds: withdrawals and new or
+    /// changed routes.
+    async fn send_changes(
+        &mut self,
+        want: &BTreeMap<IpNet, RouteAttrs>,
+    ) -> Result<(), SessionError> {
+        let withdraw: Vec<IpNet> = self
+            .sent
+            .keys()
+            .filter(|p| !want.contains_key(p))
+            .copied()
+            .collect();
+        let announce: Vec<(IpNet, RouteAttrs)> = want
+            .iter()
+            .filter(|(p, a)| self.out.carries(p) && self.sent.get(p) != Some(a))
+            .map(|(p, a)| (*p, a.clone()))
+            .collect();
+        for p in &withdraw {
+            self.sent.remove(p);
+        }
+        self.sent.extend(announce.iter().cloned());
+        let msgs = packet::updates(&self.out, &announce, &withdraw);
+        send_all(&mut self.t, self.name, self.obs, msgs).await?;
+        self.obs.announced(self.name, self.sent.len());
+        Ok(())
+    }
+
+    /// Does what `mode` asks; an error (`Stopped`) for everything but staying up.
+    async fn on_run(&mut self, mode: Run) -> Result<(), SessionError> {
+        let (t, name, obs) = (&mut self.t, self.name, self.obs);
+        match mode {
+            Run::Up => Ok(()),
+            Run::Drain => {
+                let withdraw: Vec<IpNet> = self.sent.keys().copied().collect();
+                let msgs = packet::updates(&self.out, &[], &withdraw);
+                let _ = send_all(t, name, obs, msgs).await;
+                obs.announced(name, 0);
+                let _ = fail(t, name, obs, Notify::AdministrativeShutdown).await;
+                Err(SessionError::Stopped)
             }
-            () = tokio::time::sleep_until(hold_at) => {
-                warn!(hold = ?hold, "no message from the peer within the hold time");
-                return Err(fail(&mut t, name, obs, Notify::HoldTimerExpired).await);
+            Run::Stop => {
+                let _ = fail(t, name, obs, Notify::OtherConfigurationChange).await;
+                Err(SessionError::Stopped)
             }
-            () = tokio::time::sleep_until(ka_at) => {
-                send(&mut t, name, obs, BgpMessage::KeepAlive).await?;
-                keepalive_at = Instant::now() + keepalive;
-            }
-            changed = routes.changed() => {
-                if changed.is_err() {
-                    return Err(SessionError::Stopped);
-                }
-                let want = routes.borrow_and_update().clone();
-                let withdraw: Vec<IpNet> = sent.keys().filter(|p| !want.contains_key(p)).copied().collect();
-                let announce: Vec<(IpNet, RouteAttrs)> = want
-                    .iter()
-                    .filter(|(p, a)| out.carries(p) && sent.get(p) != Some(a))
-                    .map(|(p, a)| (*p, a.clone()))
-                    .collect();
-                for p in &withdraw {
-                    sent.remove(p);
-                }
-                sent.extend(announce.iter().cloned());
-                let msgs = packet::updates(&out, &announce, &withdraw);
-                send_all(&mut t, name, obs, msgs).await?;
-                obs.announced(name, sent.len());
-                keepalive_at = Instant::now() + keepalive;
-            }
-            r = run.changed() => {
-                let mode = if r.is_err() { Run::Stop } else { *run.borrow() };
-                match mode {
-                    Run::Up => {}
-                    Run::Drain => {
-                        let withdraw: Vec<IpNet> = sent.keys().copied().collect();
-                        let msgs = packet::updates(&out, &[], &withdraw);
-                        let _ = send_all(&mut t, name, obs, msgs).await;
-                        obs.announced(name, 0);
-                        let _ = fail(&mut t, name, obs, Notify::AdministrativeShutdown).await;
-                        return Err(SessionError::Stopped);
-                    }
-                    Run::Stop => {
-                        let _ = fail(&mut t, name, obs, Notify::OtherConfigurationChange).await;
-                        return Err(SessionError::Stopped);
-                    }
-                    Run::Restart => return Err(SessionError::Stopped),
-                }
-            }
+            Run::Restart => Err(SessionError::Stopped),
         }
     }
 }

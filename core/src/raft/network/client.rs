@@ -252,19 +252,7 @@ impl NetworkConnection {
         ttl: Duration,
     ) -> Result<Transport, CallError> {
         loop {
-            if let State::Ready(framed) = &mut self.state {
-                // A connection that is readable while no request is outstanding has been
-                // closed (or is sending garbage): the peer restarted, or timed us out.
-                if let Some(event) = framed.next().now_or_never() {
-                    let reason = match event {
-                        None => "closed".to_owned(),
-                        Some(Ok(frame)) => format!("unsolicited {}-byte frame", frame.len()),
-                        Some(Err(e)) => e.to_string(),
-                    };
-                    tracing::debug!(%reason, "idle connection to Raft peer is gone; reconnecting");
-                    self.state = State::Idle;
-                }
-            }
+            self.drop_if_gone();
             match std::mem::replace(&mut self.state, State::Idle) {
                 State::Ready(framed) => return Ok(framed),
                 other => self.state = other,
@@ -281,45 +269,7 @@ impl NetworkConnection {
                     self.state = State::Idle;
                     let result =
                         joined.unwrap_or_else(|e| Err(TransportError::Task(e.to_string())));
-                    return match result {
-                        Ok(framed) => {
-                            if self.failures > 0 {
-                                tracing::info!(
-                                    peer_id = self.target,
-                                    addr = %self.node.raft_addr,
-                                    failures = self.failures,
-                                    "reconnected to Raft peer"
-                                );
-                            } else {
-                                tracing::debug!("connected to Raft peer");
-                            }
-                            self.failures = 0;
-                            self.retry_at = None;
-                            Ok(framed)
-                        }
-                        Err(e) => {
-                            self.failures = self.failures.saturating_add(1);
-                            let delay = backoff_delay(&self.shared.config, self.failures);
-                            self.retry_at = Some(Instant::now() + delay);
-                            if self.failures == 1 {
-                                // Spans are debug-level; a warning names the peer itself.
-                                tracing::warn!(
-                                    peer_id = self.target,
-                                    addr = %self.node.raft_addr,
-                                    error = %e,
-                                    "cannot connect to Raft peer"
-                                );
-                            } else {
-                                tracing::debug!(
-                                    error = %e,
-                                    failures = self.failures,
-                                    retry_in = ?delay,
-                                    "cannot connect to Raft peer"
-                                );
-                            }
-                            Err(CallError::Unreachable(e))
-                        }
-                    };
+                    return self.dialled(result);
                 }
                 State::Idle => {
                     if let Some(at) = self.retry_at {
@@ -341,6 +291,69 @@ impl NetworkConnection {
                     );
                     self.state = State::Connecting(task);
                 }
+            }
+        }
+    }
+
+    /// Drops a ready connection that the peer has closed, so that no RPC is sent into it.
+    fn drop_if_gone(&mut self) {
+        if let State::Ready(framed) = &mut self.state {
+            // A connection that is readable while no request is outstanding has been
+            // closed (or is sending garbage): the peer restarted, or timed us out.
+            if let Some(event) = framed.next().now_or_never() {
+                let reason = match event {
+                    None => "closed".to_owned(),
+                    Some(Ok(frame)) => format!("unsolicited {}-byte frame", frame.len()),
+                    Some(Err(e)) => e.to_string(),
+                };
+                tracing::debug!(%reason, "idle connection to Raft peer is gone; reconnecting");
+                self.state = State::Idle;
+            }
+        }
+    }
+
+    /// Records how a dial went: a success clears the backoff, a failure lengthens it.
+    fn dialled(
+        &mut self,
+        result: Result<Transport, TransportError>,
+    ) -> Result<Transport, CallError> {
+        match result {
+            Ok(framed) => {
+                if self.failures > 0 {
+                    tracing::info!(
+                        peer_id = self.target,
+                        addr = %self.node.raft_addr,
+                        failures = self.failures,
+                        "reconnected to Raft peer"
+                    );
+                } else {
+                    tracing::debug!("connected to Raft peer");
+                }
+                self.failures = 0;
+                self.retry_at = None;
+                Ok(framed)
+            }
+            Err(e) => {
+                self.failures = self.failures.saturating_add(1);
+                let delay = backoff_delay(&self.shared.config, self.failures);
+                self.retry_at = Some(Instant::now() + delay);
+                if self.failures == 1 {
+                    // Spans are debug-level; a warning names the peer itself.
+                    tracing::warn!(
+                        peer_id = self.target,
+                        addr = %self.node.raft_addr,
+                        error = %e,
+                        "cannot connect to Raft peer"
+                    );
+                } else {
+                    tracing::debug!(
+                        error = %e,
+                        failures = self.failures,
+                        retry_in = ?delay,
+                        "cannot connect to Raft peer"
+                    );
+                }
+                Err(CallError::Unreachable(e))
             }
         }
     }

@@ -17,7 +17,7 @@ use super::wire::{self, Channel, Envelope, Hello, HelloReply, RaftRequest, RaftR
 use super::{BoxIo, NetworkConfig, Transport, TransportError};
 use crate::auth::{MemberSeat, Principal};
 use crate::names::NodeName;
-use crate::raft::identity::IdentityCell;
+use crate::raft::identity::{ClusterId, IdentityCell};
 use crate::raft::types::{MemberId, Raft};
 
 /// Serves the speaker sessions that arrive on the Raft port.
@@ -266,10 +266,29 @@ impl Inner {
     }
 
     async fn session(&self, stream: TcpStream) -> Result<(), TransportError> {
+        let (io, peer) = self.secure(stream).await?;
+        // Only a hello's worth of bytes until the channel is admitted.
+        let mut framed = Framed::new(io, wire::codec(wire::MAX_HELLO_LEN));
+        let (version, channel) = self.hello(&mut framed, peer.as_ref()).await?;
+        match channel {
+            Channel::Raft { from, to, cluster } => {
+                tracing::Span::current().record("from", from);
+                self.raft_peer(framed, version, to, cluster).await
+            }
+            Channel::Speaker { node } => self.speaker(framed, version, node).await,
+        }
+    }
+
+    /// The connection's byte stream, behind TLS if this server has it, and who the peer's
+    /// certificate says it is.
+    async fn secure(
+        &self,
+        stream: TcpStream,
+    ) -> Result<(BoxIo, Option<Result<Principal, String>>), TransportError> {
         let config = &self.config;
         stream.set_nodelay(true).map_err(TransportError::Io)?;
         // Without TLS nobody is authenticated (a lab or a trusted network, warned at start).
-        let (io, peer): (BoxIo, Option<Result<Principal, String>>) = match &self.tls {
+        Ok(match &self.tls {
             Some(tls) => {
                 let stream = tokio::time::timeout(config.handshake_timeout, tls.accept(stream))
                     .await
@@ -279,10 +298,17 @@ impl Inner {
                 (Box::new(stream), Some(peer))
             }
             None => (Box::new(stream), None),
-        };
-        // Only a hello's worth of bytes until the channel is admitted.
-        let mut framed = Framed::new(io, wire::codec(wire::MAX_HELLO_LEN));
+        })
+    }
 
+    /// Reads the peer's hello: the protocol version and the channel it asks for, refused (and
+    /// told why) unless this member speaks that version and `peer` may open that channel.
+    async fn hello(
+        &self,
+        framed: &mut Transport,
+        peer: Option<&Result<Principal, String>>,
+    ) -> Result<(u8, Channel), TransportError> {
+        let config = &self.config;
         let frame = tokio::time::timeout(config.handshake_timeout, framed.next())
             .await
             .map_err(|_| TransportError::HandshakeTimeout(config.handshake_timeout))?
@@ -297,69 +323,77 @@ impl Inner {
                 let reason = format!(
                     "protocol version {theirs} is not supported; this member speaks {ours}"
                 );
-                self.reply(&mut framed, HelloReply::Rejected(reason).encode_as(theirs)?)
-                    .await?;
+                self.refuse(framed, theirs, reason).await?;
                 return Err(TransportError::Version { ours, theirs });
             }
         };
-        if let Err(reason) = admit(peer.as_ref(), &channel) {
-            self.reply(
-                &mut framed,
-                HelloReply::Rejected(reason.clone()).encode_as(version)?,
-            )
-            .await?;
+        if let Err(reason) = admit(peer, &channel) {
+            self.refuse(framed, version, reason.clone()).await?;
             return Err(TransportError::Identity(reason));
         }
-        match channel {
-            Channel::Raft { from, to, cluster } => {
-                tracing::Span::current().record("from", from);
-                framed
-                    .codec_mut()
-                    .set_max_frame_length(config.max_frame_len);
-                if let Some(identity) = self.identity.get() {
-                    if let Err(reason) = identity.admit(cluster.as_ref()) {
-                        self.reply(
-                            &mut framed,
-                            HelloReply::Rejected(reason.clone()).encode_as(version)?,
-                        )
-                        .await?;
-                        return Err(TransportError::Rejected(reason));
-                    }
-                }
-                if to != self.id {
-                    let reason = format!("this is member {}, not {to}", self.id);
-                    self.reply(
-                        &mut framed,
-                        HelloReply::Rejected(reason.clone()).encode_as(version)?,
-                    )
-                    .await?;
-                    return Err(TransportError::Rejected(reason));
-                }
-                self.reply(&mut framed, HelloReply::Accepted.encode_as(version)?)
-                    .await?;
-                tracing::debug!("Raft peer connected");
-                self.raft_rpcs(framed).await
-            }
-            Channel::Speaker { node } => {
-                let Some(speakers) = self.speakers.get().cloned() else {
-                    let reason = format!("member {} takes no speaker sessions", self.id);
-                    self.reply(
-                        &mut framed,
-                        HelloReply::Rejected(reason.clone()).encode_as(version)?,
-                    )
-                    .await?;
-                    return Err(TransportError::Rejected(reason));
-                };
-                framed
-                    .codec_mut()
-                    .set_max_frame_length(config.max_speaker_frame_len);
-                self.reply(&mut framed, HelloReply::Accepted.encode_as(version)?)
-                    .await?;
-                tracing::debug!(%node, "speaker connected");
-                speakers.serve(framed, node).await;
-                Ok(())
+        Ok((version, channel))
+    }
+
+    /// Serves Raft RPCs to a member once it is known to be of this cluster and to be talking
+    /// to this member.
+    async fn raft_peer(
+        &self,
+        mut framed: Transport,
+        version: u8,
+        to: MemberId,
+        cluster: Option<ClusterId>,
+    ) -> Result<(), TransportError> {
+        framed
+            .codec_mut()
+            .set_max_frame_length(self.config.max_frame_len);
+        if let Some(identity) = self.identity.get() {
+            if let Err(reason) = identity.admit(cluster.as_ref()) {
+                self.refuse(&mut framed, version, reason.clone()).await?;
+                return Err(TransportError::Rejected(reason));
             }
         }
+        if to != self.id {
+            let reason = format!("this is member {}, not {to}", self.id);
+            self.refuse(&mut framed, version, reason.clone()).await?;
+            return Err(TransportError::Rejected(reason));
+        }
+        self.reply(&mut framed, HelloReply::Accepted.encode_as(version)?)
+            .await?;
+        tracing::debug!("Raft peer connected");
+        self.raft_rpcs(framed).await
+    }
+
+    /// Hands a speaker's session to the speaker hub, if this member has one.
+    async fn speaker(
+        &self,
+        mut framed: Transport,
+        version: u8,
+        node: NodeName,
+    ) -> Result<(), TransportError> {
+        let Some(speakers) = self.speakers.get().cloned() else {
+            let reason = format!("member {} takes no speaker sessions", self.id);
+            self.refuse(&mut framed, version, reason.clone()).await?;
+            return Err(TransportError::Rejected(reason));
+        };
+        framed
+            .codec_mut()
+            .set_max_frame_length(self.config.max_speaker_frame_len);
+        self.reply(&mut framed, HelloReply::Accepted.encode_as(version)?)
+            .await?;
+        tracing::debug!(%node, "speaker connected");
+        speakers.serve(framed, node).await;
+        Ok(())
+    }
+
+    /// Tells the peer, in its protocol `version`, why its hello is refused.
+    async fn refuse(
+        &self,
+        framed: &mut Transport,
+        version: u8,
+        reason: String,
+    ) -> Result<(), TransportError> {
+        self.reply(framed, HelloReply::Rejected(reason).encode_as(version)?)
+            .await
     }
 
     async fn reply(&self, framed: &mut Transport, frame: Bytes) -> Result<(), TransportError> {
