@@ -151,3 +151,160 @@ fn service_selectors_of_advertisements_are_checked_like_every_selector() {
         "{stderr}"
     );
 }
+
+/// A pool and Services; `services` are Service documents (with their status).
+fn held_config(dir: &tempfile::TempDir, services: &str) -> String {
+    write(
+        dir,
+        "config.yaml",
+        &format!(
+            "apiVersion: ironlb.io/v1beta1\nkind: IPAddressPool\nmetadata: {{name: public}}\nspec: {{addresses: [192.0.2.0/24]}}\n{services}"
+        ),
+    )
+}
+
+/// A LoadBalancer Service named `name` on TCP `port`, holding `held` in its status;
+/// `annotations` is a YAML flow mapping.
+fn held_service(name: &str, port: u16, held: &str, annotations: &str) -> String {
+    let status = if held.is_empty() {
+        String::new()
+    } else {
+        format!("status: {{loadBalancer: {{ingress: [{{ip: {held}}}]}}}}\n")
+    };
+    format!(
+        "---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}, annotations: {annotations}}}\nspec: {{type: LoadBalancer, ports: [{{port: {port}}}]}}\n{status}"
+    )
+}
+
+#[test]
+fn a_service_holding_an_address_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = held_config(
+        &dir,
+        &(held_service("web", 80, "192.0.2.77", "{}") + &held_service("api", 80, "", "{}")),
+    );
+    let (code, stdout, stderr) = check(&["--config", &file]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    // Kept, not the pool's first address; the new Service gets the first.
+    assert!(
+        stdout.contains("default/web  public  192.0.2.77  already held"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("default/api  public  192.0.2.0"),
+        "{stdout}"
+    );
+    let (code, stdout, _) = check(&["--config", &file, "-o", "json"]);
+    assert_eq!(code, 0, "{stdout}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    assert_eq!(report["held"][0]["service"], "default/web");
+    assert_eq!(report["held"][0]["addresses"][0], "192.0.2.77");
+    assert_eq!(report["held"][0]["kept"], true);
+}
+
+#[test]
+fn a_new_service_asking_for_a_held_address_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    // "a-new" sorts first, but the held address stays with the Service holding it.
+    let file = held_config(
+        &dir,
+        &(held_service("z-old", 80, "192.0.2.77", "{}")
+            + &held_service("a-new", 80, "", "{metallb.io/loadBalancerIPs: 192.0.2.77}")),
+    );
+    let (code, stdout, stderr) = check(&["--config", &file]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("default/z-old  public  192.0.2.77  already held"),
+        "{stdout}"
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("default/a-new"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        line.contains("<none>") && line.contains("192.0.2.77") && line.contains("default/z-old"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_held_address_outside_every_pool_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = held_config(&dir, &held_service("web", 80, "203.0.113.9", "{}"));
+    let (code, stdout, stderr) = check(&["--config", &file]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(
+        stdout.contains(
+            "default/web: status.loadBalancer.ingress: holds 203.0.113.9, which ironlb cannot keep: 203.0.113.9"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("is not in any pool"), "{stdout}");
+    // It would move to a pool address, as the reconciler would move it.
+    assert!(
+        stdout.contains("default/web  public  192.0.2.0"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_changed_sharing_key_or_a_port_clash_moves_one_sharer() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = "{metallb.io/allow-shared-ip: k}";
+    // Both held 192.0.2.77 under key k; dns now has another key.
+    let file = held_config(
+        &dir,
+        &(held_service(
+            "dns",
+            53,
+            "192.0.2.77",
+            "{metallb.io/allow-shared-ip: other}",
+        ) + &held_service("web", 80, "192.0.2.77", shared)),
+    );
+    let (code, stdout, stderr) = check(&["--config", &file]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("default/dns  public  192.0.2.77  already held"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "default/web: status.loadBalancer.ingress: holds 192.0.2.77, which ironlb cannot keep"
+        ),
+        "{stdout}"
+    );
+    // Same key, but both on port 80 now.
+    let file = held_config(
+        &dir,
+        &(held_service("dns", 80, "192.0.2.77", shared)
+            + &held_service("web", 80, "192.0.2.77", shared)),
+    );
+    let (code, stdout, _) = check(&["--config", &file]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains("default/web: status.loadBalancer.ingress: holds 192.0.2.77"),
+        "{stdout}"
+    );
+    // Same key, different ports: both keep it.
+    let file = held_config(
+        &dir,
+        &(held_service("dns", 53, "192.0.2.77", shared)
+            + &held_service("web", 80, "192.0.2.77", shared)),
+    );
+    let (code, stdout, _) = check(&["--config", &file]);
+    assert_eq!(code, 0, "{stdout}");
+}
+
+#[test]
+fn a_status_entry_that_is_not_an_address_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = held_config(&dir, &held_service("web", 80, "banana", "{}"));
+    let (code, stdout, stderr) = check(&["--config", &file]);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(
+        stderr.contains(
+            "Service/default/web: status.loadBalancer.ingress[0].ip: \"banana\" is not an IP address"
+        ),
+        "{stderr}"
+    );
+}

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
-use ironlb::config::{self, service::requests_from_documents, Config, ConfigError};
-use ironlb::ipam::{Allocator, Explanation, Family, PoolStats};
+use ironlb::check::{Held, Report};
+use ironlb::config::{self, Config};
+use ironlb::ipam::{Explanation, Family, PoolStats};
 use ironlb::names::{PoolName, ServiceKey};
 use serde::Serialize;
 
@@ -15,7 +16,7 @@ use super::table::print_table;
 use super::Output;
 
 /// Runs the check; the exit code says whether the configuration is valid (2 if not) and every
-/// Service got an address (1 if not).
+/// Service got an address, keeping any its status shows (1 if not).
 pub fn check(path: PathBuf, output: Output) -> Result<ExitCode> {
     let (docs, config) = match config::load_config(&path) {
         Ok(loaded) => loaded,
@@ -30,34 +31,28 @@ pub fn check(path: PathBuf, output: Output) -> Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let (requests, service_errors) = requests_from_documents(&docs, &config);
-    let mut allocator = Allocator::with_pools(config.pool_specs())?;
-    let results = allocator.allocate_all(requests);
-    let stats = allocator.stats();
+    let report = ironlb::check::check(&docs, &config)?;
     match output {
-        Output::Json => print_json(&results, &stats, &service_errors)?,
+        Output::Json => print_json(&report)?,
         Output::Table => {
-            print_tables(&path, &config, &results, &stats);
-            for e in &service_errors {
+            print_tables(&path, &config, &report);
+            for e in &report.errors {
                 eprintln!("{e}");
             }
         }
     }
-    if !service_errors.is_empty() {
+    if !report.errors.is_empty() {
         return Ok(ExitCode::from(2));
     }
-    if results.iter().any(|e| e.outcome.is_err()) {
+    if !report.all_allocated() {
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Prints the allocations, the pools' counts and the Services' errors as one JSON document.
-fn print_json(
-    results: &[Explanation],
-    stats: &BTreeMap<PoolName, PoolStats>,
-    service_errors: &[ConfigError],
-) -> Result<()> {
+/// Prints the allocations, the held addresses, the pools' counts and the Services' errors as
+/// one JSON document.
+fn print_json(report: &Report) -> Result<()> {
     // Typed, not a serde_json::Value: counts are u128 (an IPv6 /64 holds 2^64
     // addresses), which Value cannot hold but the serializer writes exactly.
     #[derive(Serialize)]
@@ -69,12 +64,21 @@ fn print_json(
         explain: String,
     }
     #[derive(Serialize)]
-    struct Report<'a> {
+    struct HeldReport<'a> {
+        service: &'a ServiceKey,
+        addresses: &'a [IpAddr],
+        kept: bool,
+        error: Option<String>,
+    }
+    #[derive(Serialize)]
+    struct Out<'a> {
         services: Vec<ServiceReport<'a>>,
+        held: Vec<HeldReport<'a>>,
         pools: &'a BTreeMap<PoolName, PoolStats>,
         errors: Vec<String>,
     }
-    let services = results
+    let services = report
+        .results
         .iter()
         .map(|e| ServiceReport {
             service: &e.service,
@@ -88,23 +92,29 @@ fn print_json(
             explain: e.to_string(),
         })
         .collect();
-    let report = Report {
+    let held = report
+        .held
+        .iter()
+        .map(|h| HeldReport {
+            service: &h.service,
+            addresses: &h.addresses,
+            kept: h.outcome.is_ok(),
+            error: h.outcome.as_ref().err().map(|r| r.to_string()),
+        })
+        .collect();
+    let out = Out {
         services,
-        pools: stats,
-        errors: service_errors.iter().map(|e| e.to_string()).collect(),
+        held,
+        pools: &report.stats,
+        errors: report.errors.iter().map(|e| e.to_string()).collect(),
     };
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
 }
 
-/// Prints a summary of the configuration, then a table of the allocations and one of the
-/// pools' counts.
-fn print_tables(
-    path: &Path,
-    config: &Config,
-    results: &[Explanation],
-    stats: &BTreeMap<PoolName, PoolStats>,
-) {
+/// Prints a summary of the configuration, then a table of the allocations, the held addresses
+/// that cannot be kept, and a table of the pools' counts.
+fn print_tables(path: &Path, config: &Config, report: &Report) {
     println!(
         "{}: valid: {} pools, {} L2 and {} BGP advertisements, {} BGP peers",
         path.display(),
@@ -116,12 +126,21 @@ fn print_tables(
     println!();
     print_table(
         &["SERVICE", "POOL", "ADDRESSES", "WHY"],
-        &allocation_rows(results),
+        &allocation_rows(&report.results),
     );
+    // Held addresses that cannot be kept: the Service moves, which a reload should not do
+    // unnoticed.
+    let moved: Vec<&Held> = report.held.iter().filter(|h| h.outcome.is_err()).collect();
+    if !moved.is_empty() {
+        println!();
+        for h in moved {
+            println!("{h}");
+        }
+    }
     println!();
     print_table(
         &["POOL", "FAMILY", "TOTAL", "IN USE", "AVAILABLE"],
-        &pool_rows(stats),
+        &pool_rows(&report.stats),
     );
 }
 

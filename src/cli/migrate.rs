@@ -6,12 +6,14 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use ironlb::config::Documents;
-use ironlb::k8s::migrate::{convert, Converted};
+use ironlb::k8s::migrate::{migrate, Converted};
 
-/// Converts the files, prints the objects, and validates them as a whole; exits 2 if they do
+/// Converts the files, prints the objects, and validates them as a whole. Converted and
+/// dropped fields are warned about on stderr; exits 2 if a field is refused or the objects do
 /// not form a valid configuration (every error is printed, naming object and field).
 pub fn run(files: &[PathBuf], namespace: &str) -> Result<ExitCode> {
     let mut out = String::new();
+    let mut errors: Vec<String> = Vec::new();
     for f in files {
         let text = if f.as_os_str() == "-" {
             let mut s = String::new();
@@ -20,19 +22,22 @@ pub fn run(files: &[PathBuf], namespace: &str) -> Result<ExitCode> {
         } else {
             std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?
         };
-        for c in convert(&text, namespace).with_context(|| format!("parsing {}", f.display()))? {
-            match c {
-                Converted::Object(v) => {
-                    out.push_str("---\n");
-                    out.push_str(&serde_yaml::to_string(&v)?);
-                }
-                Converted::Skipped(why) => eprintln!("{}: skipped {why}", f.display()),
+        let migrated =
+            migrate(&text, namespace).with_context(|| format!("migrating {}", f.display()))?;
+        for d in &migrated.documents {
+            if let Converted::Skipped(why) = d {
+                eprintln!("{}: skipped {why}", f.display());
             }
         }
+        for note in migrated.warnings() {
+            eprintln!("{}: warning: {note}", f.display());
+        }
+        errors.extend(migrated.refusals().map(|n| format!("{}: {n}", f.display())));
+        out.push_str(&migrated.to_yaml()?);
     }
     print!("{out}");
     let loaded = Documents::from_str(&out, "migrated");
-    let mut errors: Vec<String> = loaded.errors.iter().map(|e| e.to_string()).collect();
+    errors.extend(loaded.errors.iter().map(|e| e.to_string()));
     if let Err(more) = ironlb::config::validate(&loaded.documents) {
         errors.extend(more.iter().map(|e| e.to_string()));
     }
