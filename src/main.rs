@@ -24,8 +24,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Validate a configuration (a file or a directory of YAML files) and show the address each
-    /// Service in it would get, and why. Exits 2 if the configuration is invalid and 1 if a
-    /// Service gets no address.
+    /// Service in it would get, and why; a Service showing addresses in its status keeps them
+    /// if it can. Exits 2 if the configuration is invalid and 1 if a Service gets no address or
+    /// cannot keep those its status shows.
     Check {
         /// A YAML file or a directory of them: ironlb.io/v1beta1 kinds, and v1 Services and
         /// Namespaces.
@@ -35,11 +36,13 @@ enum Command {
         #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
         output: Output,
     },
-    /// Run a controller member: a Raft member holding the allocations, with the admin API.
+    /// Run a controller member: a Raft member holding the allocations, with the admin API; on
+    /// plain hosts, with configuration and Services from --config-file and --services-file.
     Controller(Box<cli::serve::ControllerArgs>),
     /// Run a single-member controller on configuration and Services from files (no
-    /// Kubernetes); SIGHUP re-reads them.
-    Standalone(cli::serve::StandaloneArgs),
+    /// Kubernetes), re-read on SIGHUP and when they change; with --announce, also the speaker,
+    /// so one command gives this host its virtual addresses.
+    Standalone(cli::standalone::StandaloneArgs),
     /// Run a node's speaker: answer ARP and NDP for the addresses the controller leader
     /// assigns this node, under a lease (fenced the moment it runs out).
     Speaker(cli::speaker::SpeakerArgs),
@@ -95,7 +98,7 @@ fn main() -> Result<ExitCode> {
         Command::Check { config, output } => cli::check::check(config, output),
         Command::Ctl(args) => runtime()?.block_on(cli::ctl::run(args)),
         Command::Controller(args) => actor_system(cli::serve::controller(*args)),
-        Command::Standalone(args) => actor_system(cli::serve::standalone(args)),
+        Command::Standalone(args) => actor_system(cli::standalone::run(args)),
         Command::Speaker(args) => actor_system(cli::speaker::run(args)),
         #[cfg(feature = "demo")]
         Command::Demo(args) => runtime()?.block_on(cli::demo::run(args)),

@@ -207,6 +207,12 @@ impl L2Lab {
         }
         let extra: Vec<&str> = opts.controller_args.iter().map(String::as_str).collect();
         cluster.start_all(&extra).await;
+        L2Lab::with_cluster(lan, cluster, bin, opts)
+    }
+
+    /// Starts a speaker on every node of `lan` (as [`L2Lab::start_on`] does), its controllers
+    /// being `cluster`'s members, already running (started with arguments of their own, say).
+    pub fn with_cluster(lan: Lan, cluster: Cluster, bin: &Path, opts: L2Options) -> L2Lab {
         let controllers = cluster
             .procs
             .iter()

@@ -205,6 +205,8 @@ impl Drop for Background {
 /// Bridge LANs of namespaces, reachable from the host at [`Lan::HOST`].
 pub struct Lan {
     prefix: String,
+    /// The first three octets of LAN 1's IPv4 subnet (a /24).
+    v4: [u8; 3],
     bridge_ns: String,
     host_if: String,
     /// The nodes, in order.
@@ -244,6 +246,13 @@ impl Lan {
 
     /// Builds what `opts` asks for.
     pub fn build(opts: LanOptions) -> Lan {
+        Lan::build_in(opts, [198, 51, 100])
+    }
+
+    /// Builds what `opts` asks for with LAN 1 on the IPv4 subnet `v4.0/24` (another
+    /// documentation prefix, such as `[192, 0, 2]`): node i is `v4.i`, the client `v4.200`, the
+    /// host's leg `v4.254` ([`Lan::host_addr`]).
+    pub fn build_in(opts: LanOptions, v4: [u8; 3]) -> Lan {
         // Short, unique per process and per lab: interface names are limited to 15 bytes.
         let prefix = format!(
             "il{:x}{}",
@@ -254,6 +263,7 @@ impl Lan {
         let host_if = format!("{prefix}h");
         let mut lan = Lan {
             prefix: prefix.clone(),
+            v4,
             bridge_ns: bridge_ns.clone(),
             host_if: host_if.clone(),
             nodes: Vec::new(),
@@ -280,7 +290,7 @@ impl Lan {
             "ip",
             "addr",
             "add",
-            &format!("{}/24", Lan::HOST),
+            &format!("{}/24", lan.host_addr()),
             "dev",
             &host_if,
         ]);
@@ -332,7 +342,7 @@ impl Lan {
             ]);
         }
         run(&["ip", "-n", &netns, "link", "set", "lo", "up"]);
-        let addr = Ipv4Addr::new(198, 51, 100, n);
+        let addr = Ipv4Addr::new(self.v4[0], self.v4[1], self.v4[2], n);
         let addr6 = Ipv6Addr::new(0x2001, 0xdb8, 0x51, 0, 0, 0, 0, u16::from(n));
         let mac = mac_of(1, n);
         self.leg(
@@ -517,6 +527,11 @@ impl Lan {
     pub fn heal(&self, node: usize) {
         self.exec(node, &["iptables", "-F", "INPUT"]);
         self.exec(node, &["iptables", "-F", "OUTPUT"]);
+    }
+
+    /// The host's address on LAN 1 ([`Lan::HOST`] unless built with [`Lan::build_in`]).
+    pub fn host_addr(&self) -> Ipv4Addr {
+        Ipv4Addr::new(self.v4[0], self.v4[1], self.v4[2], 254)
     }
 
     /// The prefix of every name this lab made.

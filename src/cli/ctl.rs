@@ -430,7 +430,29 @@ fn print_status(s: &Status) {
             s.config_revision.to_string(),
             s.allocations.to_string(),
         ]],
-    )
+    );
+    if let Some(f) = &s.files {
+        print_files(f);
+    }
+}
+
+/// A member's files: whether they are valid, their fingerprint, whether they agree with the
+/// leader's, and every problem.
+fn print_files(f: &ironlb::api::views::FilesView) {
+    let agree = match f.differs_from_leader {
+        Some(true) => "no: they differ",
+        Some(false) => "yes",
+        None => "-",
+    };
+    println!(
+        "\nfiles {}: {}, digest {}, same as the leader's: {agree}",
+        f.paths.join(", "),
+        if f.valid { "valid" } else { "INVALID" },
+        f.digest.as_deref().unwrap_or("-"),
+    );
+    for e in &f.errors {
+        println!("  {e}");
+    }
 }
 
 /// The members as a table.

@@ -8,6 +8,7 @@ pub mod demo;
 pub mod migrate;
 pub mod serve;
 pub mod speaker;
+pub mod standalone;
 pub mod table;
 
 /// How a command prints its answer.

@@ -1,6 +1,5 @@
-//! `ironlb controller` and `ironlb standalone`: long-running processes.
+//! `ironlb controller`: a long-running member process (`ironlb standalone` is in standalone.rs).
 
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,6 +11,7 @@ use clap::Args;
 use ironlb::api::auth::KubeTokens;
 use ironlb::auth::pki::Authority;
 use ironlb::auth::{MemberSeat, Principal};
+use ironlb::controller::files::FileSource;
 use ironlb::controller::member::{ControllerMember, MemberConfig, Timing};
 use ironlb::controller::LeaseTiming;
 use ironlb::k8s::certs::{ensure_authority, publish_bundle, MemberCerts, NodeIssuer};
@@ -19,9 +19,10 @@ use ironlb::k8s::reconciler::ReconcilerConfig;
 use ironlb::k8s::token_review::{service_account_user, AccountRoles, TokenReviewer};
 use ironlb::raft::network::tls::host_of;
 use ironlb::raft::network::TlsConfig;
-use ironlb::standalone::sync_files;
+use ironlb::standalone;
 use tokio::signal::unix::{signal, SignalKind};
-use tracing::{error, info};
+use tokio::sync::Notify;
+use tracing::info;
 
 /// Options of `ironlb controller`.
 #[derive(Args, Debug)]
@@ -97,6 +98,38 @@ pub struct ControllerArgs {
     pub lb_class: Option<String>,
     #[command(flatten)]
     pub certs: KubeCertArgs,
+    #[command(flatten)]
+    pub files: FileArgs,
+}
+
+/// Configuration and Services from files (outside Kubernetes).
+#[derive(Args, Debug)]
+pub struct FileArgs {
+    /// A YAML file, or a directory of them, with the configuration (ironlb.io/v1beta1 kinds):
+    /// every member reads its own and reports problems; the leader applies it. An invalid file
+    /// never replaces valid ones. Meant to be identical on every member.
+    #[arg(long, env = "IRONLB_CONFIG_FILE", conflicts_with = "kubernetes")]
+    pub config_file: Option<PathBuf>,
+    /// A YAML file, or a directory of them, with the v1 Services (and Namespaces) to give
+    /// addresses, read like --config-file (the two are taken together). A Service removed from
+    /// it is released.
+    #[arg(long, env = "IRONLB_SERVICES_FILE", conflicts_with = "kubernetes")]
+    pub services_file: Option<PathBuf>,
+    /// How often the files are read again, milliseconds (0: only at start and on SIGHUP).
+    #[arg(long, default_value_t = 1000)]
+    pub files_poll_ms: u64,
+}
+
+impl FileArgs {
+    /// The files to read, if any were given.
+    pub fn source(&self) -> Option<FileSource> {
+        let paths = standalone::paths(self.config_file.clone(), self.services_file.clone());
+        if paths.is_empty() {
+            return None;
+        }
+        let poll = (self.files_poll_ms > 0).then(|| Duration::from_millis(self.files_poll_ms));
+        Some(FileSource::new(paths, poll))
+    }
 }
 
 /// Certificates and tokens in Kubernetes mode.
@@ -234,6 +267,7 @@ impl ControllerArgs {
         cfg.timing = Timing::with_election(election, heartbeat);
         cfg.timing.check(&cfg.lease)?;
         cfg.snapshot_every = self.snapshot_every;
+        cfg.files = self.files.source();
         if self.kubernetes {
             cfg.kubernetes = Some(ReconcilerConfig {
                 namespace: self.namespace.clone(),
@@ -336,82 +370,42 @@ pub async fn controller(args: ControllerArgs) -> Result<ExitCode> {
     for certs in args.kube_credentials(&mut cfg).await? {
         tokio::spawn(certs.renew_forever());
     }
+    let reload = cfg.files.as_ref().map(|f| f.reload.clone());
     let node = ControllerMember::start(cfg).await?;
-    let mut term = signal(SignalKind::terminate())?;
-    tokio::select! {
-        _ = term.recv() => info!("SIGTERM: shutting down"),
-        _ = tokio::signal::ctrl_c() => info!("SIGINT: shutting down"),
-    }
+    until_stopped(reload.as_deref()).await?;
     node.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Options of `ironlb standalone`.
-#[derive(Args, Debug)]
-pub struct StandaloneArgs {
-    /// A YAML file or a directory of them: configuration and Services. Re-read on SIGHUP.
-    #[arg(long, short = 'c')]
-    pub config: PathBuf,
-    /// Where the state lives.
-    #[arg(long, default_value = "/var/lib/ironlb")]
-    pub data_dir: PathBuf,
-    /// Address for the admin API, /metrics, /healthz and /readyz.
-    #[arg(long, default_value = "127.0.0.1:7480")]
-    pub admin_listen: SocketAddr,
-    /// Address for Raft (and, later, speaker sessions).
-    #[arg(long, default_value = "127.0.0.1:7481")]
-    pub raft_listen: SocketAddr,
-}
-
-/// Runs a single-member controller on the files; SIGHUP re-reads them.
-pub async fn standalone(args: StandaloneArgs) -> Result<ExitCode> {
-    let mut cfg = MemberConfig::new(
-        1,
-        args.data_dir.clone(),
-        args.raft_listen,
-        args.admin_listen,
-    );
-    cfg.bootstrap = true;
-    let node = ControllerMember::start(cfg).await?;
-    node.wait_for_leader(Duration::from_secs(10))
-        .await
-        .context("the single member did not become leader")?;
-    let mut managed = {
-        // Services allocated by an earlier run from these files count as managed, so a
-        // Service removed from the files while ironlb was down is still released.
-        let state = node.state.read().await;
-        state
-            .allocator
-            .allocations()
-            .map(|(k, _)| k.clone())
-            .collect::<BTreeSet<_>>()
-    };
-    let mut hup = signal(SignalKind::hangup())?;
+/// Waits for SIGTERM or SIGINT; with files, SIGHUP has them read again at once.
+pub async fn until_stopped(reload: Option<&Notify>) -> Result<()> {
     let mut term = signal(SignalKind::terminate())?;
+    // Without files SIGHUP keeps its default (the process ends), as before.
+    let mut hup = reload.map(|_| signal(SignalKind::hangup())).transpose()?;
     loop {
-        match sync_files(&node, &args.config, &mut managed).await {
-            Ok(r) => {
-                let ok = r.allocations.iter().filter(|e| e.outcome.is_ok()).count();
-                info!(
-                    revision = r.revision,
-                    allocated = ok,
-                    refused = r.allocations.len() - ok,
-                    released = r.released.len(),
-                    "files applied"
-                );
-                for e in r.service_errors {
-                    error!("{e}");
+        tokio::select! {
+            _ = term.recv() => {
+                info!("SIGTERM: shutting down");
+                return Ok(());
+            }
+            _ = tokio::signal::ctrl_c() => {
+                info!("SIGINT: shutting down");
+                return Ok(());
+            }
+            Some(()) = hangup(&mut hup) => {
+                info!("SIGHUP: re-reading the files");
+                if let Some(r) = reload {
+                    r.notify_one();
                 }
             }
-            Err(e) => error!("{e}"),
-        }
-        tokio::select! {
-            _ = hup.recv() => info!("SIGHUP: re-reading {}", args.config.display()),
-            _ = term.recv() => break,
-            _ = tokio::signal::ctrl_c() => break,
         }
     }
-    info!("shutting down");
-    node.shutdown().await;
-    Ok(ExitCode::SUCCESS)
+}
+
+/// The next SIGHUP, if they are listened to (else never).
+async fn hangup(hup: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+    match hup {
+        Some(h) => h.recv().await,
+        None => std::future::pending().await,
+    }
 }

@@ -76,6 +76,8 @@ pub struct Admin {
     pub node_issuer: Option<Arc<crate::k8s::certs::NodeIssuer>>,
     /// What the leader told its nodes to announce (empty unless this member leads).
     pub announced: tokio::sync::watch::Receiver<Arc<crate::controller::announced::Announcements>>,
+    /// What the member's files say, if it was started with them.
+    pub files: Option<tokio::sync::watch::Receiver<views::FilesView>>,
 }
 
 impl Admin {
@@ -102,6 +104,7 @@ impl Admin {
             scheme: "http",
             node_issuer: None,
             announced: crate::controller::announced::board().subscribe(),
+            files: None,
         }
     }
 }
@@ -134,6 +137,14 @@ impl Admin {
     pub fn with_announcements(self, board: &crate::controller::announced::Board) -> Self {
         Self {
             announced: board.subscribe(),
+            ..self
+        }
+    }
+
+    /// The same, showing the member's files in `/v1/status`.
+    pub fn with_files(self, files: tokio::sync::watch::Receiver<views::FilesView>) -> Self {
+        Self {
+            files: Some(files),
             ..self
         }
     }
@@ -475,7 +486,9 @@ async fn status(State(a): State<Shared>) -> Response {
     let m = a.raft.metrics().borrow().clone();
     let figures = raft_figures(&a).await;
     let state = a.state.read().await;
-    json(&views::Status::new(a.id, &m, figures, &state))
+    let mut status = views::Status::new(a.id, &m, figures, &state);
+    status.files = a.files.as_ref().map(|f| f.borrow().clone());
+    json(&status)
 }
 
 /// `GET /v1/cluster`: which cluster this member belongs to and whether it has Raft state, so a

@@ -39,6 +39,28 @@ pub struct Status {
     pub config_revision: u64,
     /// Services holding addresses.
     pub allocations: usize,
+    /// This member's files, if it was started with them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<FilesView>,
+}
+
+/// What a member's configuration and Services files say, as it last read them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilesView {
+    /// The files or directories read, in order.
+    pub paths: Vec<String>,
+    /// Whether they are valid (the configuration and every Service).
+    pub valid: bool,
+    /// The fingerprint of what they ask for, if the configuration is valid (equal on members
+    /// whose files say the same).
+    pub digest: Option<String>,
+    /// Every problem found, one per line.
+    pub errors: Vec<String>,
+    /// On a follower: whether its files ask for something other than the leader's (`None`:
+    /// not compared, e.g. on the leader or while either's files are invalid).
+    pub differs_from_leader: Option<bool>,
+    /// On the leader: the fingerprint of the files it last applied.
+    pub applied: Option<String>,
 }
 
 impl Status {
@@ -62,6 +84,7 @@ impl Status {
             voters: m.membership_config.membership().voter_ids().count(),
             config_revision: state.config_revision,
             allocations: state.allocator.allocation_count(),
+            files: None,
         }
     }
 }

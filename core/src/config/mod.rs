@@ -14,7 +14,7 @@ pub mod service;
 pub mod validate;
 
 pub use error::{ConfigError, ConfigErrors, FieldPath, Origin};
-pub use load::{load_config, Documents, Loaded, Sourced};
+pub use load::{load_config, load_configs, Documents, Loaded, Sourced};
 pub use model::{
     BfdProfile, BgpAdvertisement, Community, CommunityError, Config, InterfaceName,
     InterfaceNameError, L2Advertisement, Password, Peer, PeerAsn, Pool, PoolSelection, SecretRef,

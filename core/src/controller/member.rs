@@ -14,8 +14,10 @@ use tracing::{info, warn};
 
 use crate::api::auth::{AdminAuth, AdminListener, Peer};
 use crate::api::client::{AdminClient, Body, Credentials, CredentialsError, RenewingClient};
+use crate::api::views::FilesView;
 use crate::api::{self, Admin};
 use crate::auth::TokenBook;
+use crate::controller::files::{FileSource, FileWatch};
 use crate::controller::{LeaseTiming, SpeakerHub};
 use crate::k8s::reconciler::{Reconciler, ReconcilerConfig};
 use crate::metrics::controller::Metrics;
@@ -208,6 +210,8 @@ pub struct MemberConfig {
     pub kube_tokens: Option<crate::api::auth::KubeTokens>,
     /// Issue speakers their node certificates (Kubernetes mode, with the CA from a Secret).
     pub node_issuer: Option<Arc<crate::k8s::certs::NodeIssuer>>,
+    /// Take the configuration and Services from files (applied while leading).
+    pub files: Option<FileSource>,
 }
 
 impl MemberConfig {
@@ -282,6 +286,7 @@ impl MemberConfig {
             kubernetes: None,
             kube_tokens: None,
             node_issuer: None,
+            files: None,
         }
     }
 }
@@ -381,7 +386,10 @@ impl ControllerMember {
             proposer: Proposer::start(raft.clone(), cfg.write_timeout),
             raft,
             state,
-            metrics: Arc::new(Metrics::new()),
+            metrics: Arc::new(match cfg.files {
+                Some(_) => Metrics::new().with_files(),
+                None => Metrics::new(),
+            }),
             board: super::announced::board(),
             watchdog: Watchdog::new(),
             identity,
@@ -394,11 +402,10 @@ impl ControllerMember {
             server.run(listeners.raft, until_stop(stopped.clone())),
         ));
 
-        if let Some(k8s) = cfg.kubernetes.clone() {
-            tasks.push(core.spawn_reconciler(k8s));
-        }
+        let (leader_loops, files) = core.leader_loops(&cfg, &base);
+        tasks.extend(leader_loops);
         let admin = core
-            .admin_api(&cfg)
+            .admin_api(&cfg, files)
             .map_err(|e| MemberError::Exposed(e.to_string()))?;
         let admin_tls = cfg.tls.as_ref().map(|t| t.admin_server()).transpose()?;
         let admin_task = serve_admin(admin, admin_auth, listeners.admin, admin_tls, &stopped);
@@ -596,6 +603,35 @@ impl Core {
         .await
     }
 
+    /// Spawns the loops that act while this member leads: the Kubernetes reconciler, and the
+    /// loop that reads its files (on every member; applied while it leads). Returns their tasks
+    /// and what the files loop publishes for `/v1/status`.
+    fn leader_loops(
+        &self,
+        cfg: &MemberConfig,
+        peers: &AdminClient,
+    ) -> (Vec<JoinHandle<()>>, Option<watch::Receiver<FilesView>>) {
+        let mut tasks = Vec::new();
+        if let Some(k8s) = cfg.kubernetes.clone() {
+            tasks.push(self.spawn_reconciler(k8s));
+        }
+        let Some(source) = cfg.files.clone() else {
+            return (tasks, None);
+        };
+        let (view, rx) = watch::channel(FilesView::default());
+        let w = FileWatch {
+            source,
+            raft: self.raft.clone(),
+            proposer: self.proposer.clone(),
+            state: self.state.clone(),
+            metrics: self.metrics.clone(),
+            peers: peers.clone(),
+            view,
+        };
+        tasks.push(tokio::spawn(w.run()));
+        (tasks, Some(rx))
+    }
+
     /// Reconciles Kubernetes on a task of its own while this member leads.
     fn spawn_reconciler(&self, k8s: ReconcilerConfig) -> JoinHandle<()> {
         tokio::spawn(reconcile_while_leading(
@@ -610,7 +646,11 @@ impl Core {
 
     /// The admin API over this member, forwarding writes to the leader with the member's own
     /// credentials.
-    fn admin_api(&self, cfg: &MemberConfig) -> Result<Admin, CredentialsError> {
+    fn admin_api(
+        &self,
+        cfg: &MemberConfig,
+        files: Option<watch::Receiver<FilesView>>,
+    ) -> Result<Admin, CredentialsError> {
         let mut admin = Admin::new(
             self.id,
             self.raft.clone(),
@@ -628,6 +668,9 @@ impl Core {
         );
         if let Some(issuer) = &cfg.node_issuer {
             admin = admin.with_node_issuer(issuer.clone());
+        }
+        if let Some(files) = files {
+            admin = admin.with_files(files);
         }
         Ok(admin)
     }

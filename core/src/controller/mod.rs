@@ -6,6 +6,7 @@
 //! the Raft port.
 
 pub mod announced;
+pub mod files;
 pub mod lease;
 pub mod member;
 pub mod publisher;

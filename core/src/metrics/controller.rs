@@ -105,6 +105,20 @@ impl K8sMetrics {
     }
 }
 
+/// The files of a member started with `--config-file` or `--services-file` (registered only
+/// then, by [`Metrics::with_files`]).
+#[derive(Default)]
+pub struct FileMetrics {
+    /// 1 while this member's files are valid: the configuration and every Service in them.
+    pub valid: Gauge,
+    /// 1 while this member's valid files ask for something other than the leader's.
+    pub differ: Gauge,
+    /// Reads that found the files invalid, once for each invalid content.
+    pub invalid: Counter,
+    /// Passes in which the leader applied its files.
+    pub applied: Counter,
+}
+
 /// Every metric the controller exports.
 pub struct Metrics {
     registry: Registry,
@@ -134,6 +148,8 @@ pub struct Metrics {
     pub failovers: Counter,
     /// The Kubernetes reconciler's.
     pub k8s: K8sMetrics,
+    /// The files' (members started with files).
+    pub files: FileMetrics,
 }
 
 /// What the Raft layer reports, as the metrics need it.
@@ -192,6 +208,7 @@ impl Metrics {
             owner_changes: Counter::default(),
             failovers: Counter::default(),
             k8s: K8sMetrics::default(),
+            files: FileMetrics::default(),
             registry: Registry::default(),
         };
         // Series that exist from the start, so a query over them returns data (zeros) rather
@@ -213,6 +230,33 @@ impl Metrics {
         m.register_allocations(&mut registry);
         m.register_k8s(&mut registry);
         Self { registry, ..m }
+    }
+
+    /// The same, with the metrics of files (for a member started with them).
+    pub fn with_files(mut self) -> Self {
+        let f = &self.files;
+        let registry = &mut self.registry;
+        registry.register(
+            "ironlb_config_files_valid",
+            "1 while this member's configuration and Services files are valid",
+            f.valid.clone(),
+        );
+        registry.register(
+            "ironlb_config_files_differ_from_leader",
+            "1 while this member's valid files ask for something other than the leader's",
+            f.differ.clone(),
+        );
+        registry.register(
+            "ironlb_config_files_invalid",
+            "Reads that found this member's files invalid (once per invalid content); the last valid files stay in force",
+            f.invalid.clone(),
+        );
+        registry.register(
+            "ironlb_config_files_applied",
+            "Passes in which this member, leading, applied its files",
+            f.applied.clone(),
+        );
+        self
     }
 
     /// Registers Raft's position: term, leadership, commit and applied indexes, members.
