@@ -7,8 +7,20 @@ use anyhow::{anyhow, bail, ensure, Context, Result};
 use serde_json::Value;
 
 /// Builds the release `ironlb` binary with the cargo that runs this benchmark and returns its
-/// path (taken from cargo's own report, so a custom target directory is honoured).
+/// path (taken from cargo's own report, so a custom target directory is honoured); or returns
+/// `IRONLB_BENCH_BINARY`, when set, as it is: a binary built earlier, so a long run measures a
+/// fixed build while the tree changes.
 pub fn build_release_binary() -> Result<PathBuf> {
+    if let Some(bin) = std::env::var_os("IRONLB_BENCH_BINARY") {
+        let bin = PathBuf::from(bin);
+        ensure!(
+            bin.is_file(),
+            "IRONLB_BENCH_BINARY={} is no file",
+            bin.display()
+        );
+        eprintln!("[bench] using {} (IRONLB_BENCH_BINARY)", bin.display());
+        return Ok(bin);
+    }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()

@@ -3,6 +3,7 @@
 
 mod alloc;
 mod bgp;
+mod bgp_failover;
 mod common;
 mod failover;
 
@@ -65,6 +66,21 @@ enum Scenario {
         /// Concurrent allocation clients.
         #[arg(long, default_value_t = 32)]
         clients: usize,
+        /// Print only the JSON line on stdout and no summary (progress still goes to stderr).
+        #[arg(long)]
+        json: bool,
+    },
+    /// BGP failover (root): how long an FRR router (zebra installing the ECMP route) keeps
+    /// forwarding a client's traffic to one of three nodes that died, with BFD (300 ms and
+    /// 50 ms, x3) and with the hold timer alone (3 s and 90 s), ironlb's speakers against FRR
+    /// on the nodes (bgpd and bfdd, as MetalLB's FRR mode runs it).
+    BgpFailover {
+        /// Failures per setting and side (at least 3).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Which settings, comma-separated (default: all; hold90 takes minutes per run).
+        #[arg(long, value_enum, value_delimiter = ',', default_values_t = bgp_failover::Setting::ALL)]
+        settings: Vec<bgp_failover::Setting>,
         /// Print only the JSON line on stdout and no summary (progress still goes to stderr).
         #[arg(long)]
         json: bool,
@@ -197,6 +213,15 @@ fn main() -> Result<()> {
         } => bgp::run(&bgp::Options {
             prefixes,
             clients,
+            json,
+        })?,
+        Scenario::BgpFailover {
+            runs,
+            settings,
+            json,
+        } => bgp_failover::run(&bgp_failover::Options {
+            runs,
+            settings,
             json,
         })?,
         Scenario::Failover { trials, json } => failover::run(&failover::Options { trials, json })?,
