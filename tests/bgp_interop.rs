@@ -11,26 +11,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use ipnet::IpNet;
-use ironlb_lab::bgp::{Learned, Neighbor, Router, RouterConfig, RouterKind};
-use ironlb_lab::l2::{self, L2Lab, L2Options};
-use ironlb_lab::netns;
-use tokio::sync::{Mutex, MutexGuard};
+use ironlb_lab::bgp::{Learned, RouterKind};
+use ironlb_lab::bgp_lab::{lab_slot, BgpLab, ROUTER_ASN, SPEAKER_ASN};
+use ironlb_lab::l2;
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_ironlb"))
 }
-
-static ONE_LAB_AT_A_TIME: Mutex<()> = Mutex::const_new(());
-
-async fn lab_slot(tools: &[&str]) -> Option<MutexGuard<'static, ()>> {
-    if !netns::require_with(tools) {
-        return None;
-    }
-    Some(ONE_LAB_AT_A_TIME.lock().await)
-}
-
-const ROUTER_ASN: u32 = 64513;
-const SPEAKER_ASN: u32 = 64512;
 
 /// A pool off the LAN, announced over BGP with communities, a large community and (for iBGP)
 /// a local preference; `peer` is the BGPPeer's spec.
@@ -69,75 +56,6 @@ spec:
     )
 }
 
-struct BgpLab {
-    // Declared first: the router and speakers stop before the namespaces go.
-    router: Router,
-    lab: L2Lab,
-}
-
-impl BgpLab {
-    /// A lab of `nodes` speakers and a `kind` router peering with each node's IPv4 address;
-    /// `rc` may change the router's configuration, knowing the LAN.
-    async fn start(
-        kind: RouterKind,
-        nodes: usize,
-        rc: impl FnOnce(&mut RouterConfig, &netns::Lan),
-    ) -> BgpLab {
-        let opts = L2Options {
-            nodes,
-            controllers: nodes.min(3),
-            router: true,
-            ..L2Options::default()
-        };
-        let lan = L2Lab::lan(&opts);
-        let r = lan.router.clone().expect("a router");
-        let mut cfg = RouterConfig {
-            kind,
-            asn: ROUTER_ASN,
-            router_id: r.addr,
-            neighbors: lan
-                .nodes
-                .iter()
-                .map(|n| Neighbor {
-                    addr: IpAddr::V4(n.addr),
-                    asn: SPEAKER_ASN,
-                    password: None,
-                })
-                .collect(),
-            kernel: false,
-            graceful_restart: false,
-        };
-        rc(&mut cfg, &lan);
-        let dir = std::env::temp_dir().join(format!("{}-router", lan.prefix()));
-        let router = Router::start(&r.netns, &dir, &cfg);
-        let lab = L2Lab::start_on(lan, bin(), opts).await;
-        BgpLab { router, lab }
-    }
-
-    fn router_addr(&self) -> IpAddr {
-        IpAddr::V4(self.lab.lan.router.as_ref().expect("router").addr)
-    }
-
-    fn node(&self, i: usize) -> IpAddr {
-        IpAddr::V4(self.lab.lan.nodes[i].addr)
-    }
-
-    fn node6(&self, i: usize) -> IpAddr {
-        IpAddr::V6(self.lab.lan.nodes[i].addr6)
-    }
-
-    fn wait_up(&self, nodes: &[usize]) {
-        for &n in nodes {
-            self.router
-                .wait_established(self.node(n), Duration::from_secs(30));
-        }
-    }
-
-    fn logs(&self) -> String {
-        format!("{}\n{}", self.lab.logs(), self.router.log_tail())
-    }
-}
-
 fn host(a: IpAddr) -> IpNet {
     IpNet::from(a)
 }
@@ -168,19 +86,20 @@ fn peer_spec(my: u32, peer: u32, router: IpAddr, extra: &str) -> String {
     format!("myASN: {my}, peerASN: {peer}, peerAddress: {router}, holdTime: 9s, keepaliveTime: 3s, connectTime: 2s{extra}")
 }
 
-/// eBGP (or iBGP) with one router: the session comes up, the router holds the IPv4 and IPv6
-/// routes of a Service with each node as a next hop and the attributes set, and releasing the
-/// Service withdraws them.
+/// eBGP (or iBGP) with one router: the session (over IPv4, carrying both families with
+/// dualStackAddressFamily) comes up, the router holds the IPv4 and IPv6 routes of a Service
+/// with each node as a next hop and the attributes set, and releasing the Service withdraws
+/// them.
 async fn routes_reach(kind: RouterKind, my: u32, peer: u32) {
     let ibgp = my == peer;
-    let b = BgpLab::start(kind, 2, |c, _| {
+    let b = BgpLab::start(bin(), kind, 2, |c, _| {
         c.asn = peer;
         for n in &mut c.neighbors {
             n.asn = my;
         }
     })
     .await;
-    let spec = peer_spec(my, peer, b.router_addr(), "");
+    let spec = peer_spec(my, peer, b.router_addr(), ", dualStackAddressFamily: true");
     b.lab.configure(&config(&spec)).await;
     b.wait_up(&[0, 1]);
     let addrs = b.lab.allocate(&l2::service("web", "shop", "")).await;
@@ -318,7 +237,7 @@ async fn frr_zebra_multipath_follows_eligibility_and_failures() {
     else {
         return;
     };
-    let mut b = BgpLab::start(RouterKind::Frr, 3, |c, _| c.kernel = true).await;
+    let mut b = BgpLab::start(bin(), RouterKind::Frr, 3, |c, _| c.kernel = true).await;
     let mut backends = b.lab.http_backends(8080);
     let spec = peer_spec(SPEAKER_ASN, ROUTER_ASN, b.router_addr(), "");
     b.lab.configure(&config(&spec)).await;
@@ -355,19 +274,6 @@ async fn frr_zebra_multipath_follows_eligibility_and_failures() {
     drop(backends);
 }
 
-/// Waits `for_` and fails if the session with `addr` ever comes up meanwhile.
-async fn never_established(b: &BgpLab, addr: IpAddr, for_: Duration, what: &str) {
-    let deadline = std::time::Instant::now() + for_;
-    while std::time::Instant::now() < deadline {
-        assert!(
-            !b.router.established(addr),
-            "{what}: the session came up\n{}",
-            b.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// TCP MD5 (RFC 2385): the right password establishes the session; a wrong one or none never
 /// does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -375,7 +281,7 @@ async fn md5_right_password_establishes_wrong_or_missing_never() {
     let Some(_slot) = lab_slot(&["gobgpd", "gobgp"]).await else {
         return;
     };
-    let b = BgpLab::start(RouterKind::GoBgp, 1, |c, _| {
+    let b = BgpLab::start(bin(), RouterKind::GoBgp, 1, |c, _| {
         c.neighbors[0].password = Some("s3cret-md5".into());
     })
     .await;
@@ -386,11 +292,13 @@ async fn md5_right_password_establishes_wrong_or_missing_never() {
 
     b.lab.configure(&with(", password: wrong-md5")).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    never_established(&b, b.node(0), Duration::from_secs(8), "wrong password").await;
+    b.never_established(b.node(0), Duration::from_secs(8), "wrong password")
+        .await;
 
     b.lab.configure(&with("")).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    never_established(&b, b.node(0), Duration::from_secs(8), "no password").await;
+    b.never_established(b.node(0), Duration::from_secs(8), "no password")
+        .await;
 
     // And back: the right one works again.
     b.lab.configure(&with(", password: s3cret-md5")).await;
@@ -429,7 +337,10 @@ async fn graceful_restart_keeps_routes_while_the_speaker_restarts() {
     let Some(_slot) = lab_slot(&["gobgpd", "gobgp"]).await else {
         return;
     };
-    let mut b = BgpLab::start(RouterKind::GoBgp, 1, |c, _| c.graceful_restart = true).await;
+    let mut b = BgpLab::start(bin(), RouterKind::GoBgp, 1, |c, _| {
+        c.graceful_restart = true;
+    })
+    .await;
     let spec = peer_spec(
         SPEAKER_ASN,
         ROUTER_ASN,
@@ -472,8 +383,8 @@ async fn graceful_restart_keeps_routes_while_the_speaker_restarts() {
     }
 }
 
-/// A session over IPv6 carries both families (IPv4 routes with the node's IPv4 address as next
-/// hop), and aggregation lengths announce one prefix for the addresses inside it, withdrawn
+/// A session over IPv6 with dualStackAddressFamily carries both families (IPv4 routes with the
+/// node's IPv4 address as next hop), and aggregation lengths announce one prefix for the addresses inside it, withdrawn
 /// only when the last of them is released.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ipv6_transport_and_aggregated_prefixes() {
@@ -481,14 +392,19 @@ async fn ipv6_transport_and_aggregated_prefixes() {
         return;
     };
     // The router's neighbors are the nodes' IPv6 addresses.
-    let b = BgpLab::start(RouterKind::GoBgp, 2, |c, lan| {
+    let b = BgpLab::start(bin(), RouterKind::GoBgp, 2, |c, lan| {
         for (n, host) in c.neighbors.iter_mut().zip(&lan.nodes) {
             n.addr = IpAddr::V6(host.addr6);
         }
     })
     .await;
     let r = b.lab.lan.router.clone().expect("a router");
-    let spec = peer_spec(SPEAKER_ASN, ROUTER_ASN, IpAddr::V6(r.addr6), "");
+    let spec = peer_spec(
+        SPEAKER_ASN,
+        ROUTER_ASN,
+        IpAddr::V6(r.addr6),
+        ", dualStackAddressFamily: true",
+    );
     b.lab
         .configure(&config_with(
             &spec,

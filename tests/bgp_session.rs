@@ -60,6 +60,7 @@ fn open(asn: u32, hold: u16) -> Vec<u8> {
         hold_time: hold,
         router_id: Ipv4Addr::new(198, 51, 100, 254),
         graceful_restart: None,
+        families: packet::Families::BOTH,
     }))
     .expect("an OPEN encodes")
 }

@@ -12,6 +12,7 @@ pub mod actors;
 pub mod announce;
 pub mod api;
 pub mod auth;
+pub mod check;
 pub mod codec;
 pub mod config;
 pub mod controller;

@@ -81,6 +81,7 @@ fn seeds() -> BTreeMap<&'static str, Vec<Vec<u8>>> {
             hold_time: 90,
             router_id: Ipv4Addr::new(192, 0, 2, 1),
             graceful_restart: Some(120),
+            families: packet::Families::BOTH,
         }),
         packet::end_of_rib(false),
         packet::end_of_rib(true),

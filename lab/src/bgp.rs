@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 
 use super::netns::{Background, Lan};
+pub mod frr_bfd;
 
 /// Which router.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

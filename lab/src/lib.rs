@@ -6,6 +6,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 pub mod bgp;
+pub mod bgp_lab;
 pub mod capture;
 pub mod cluster;
 pub mod kube_api;

@@ -110,17 +110,23 @@ fn labels(pairs: &[String]) -> Result<Labels> {
     Ok(out)
 }
 
+/// The node's name as given, or else the host name; as text and as a node name.
+pub fn node_name(given: Option<&str>) -> Result<(String, NodeName)> {
+    let name = match given {
+        Some(n) => n.to_string(),
+        None => std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .context("reading the host name (or give --node-name)")?
+            .trim()
+            .to_string(),
+    };
+    let node = NodeName::new(&name).with_context(|| format!("--node-name {name:?}"))?;
+    Ok((name, node))
+}
+
 impl SpeakerArgs {
     /// The speaker's configuration.
     pub fn config(&self) -> Result<SpeakerConfig> {
-        let name = match &self.node_name {
-            Some(n) => n.clone(),
-            None => std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .context("reading the host name (or give --node-name)")?
-                .trim()
-                .to_string(),
-        };
-        let node = NodeName::new(&name).with_context(|| format!("--node-name {name:?}"))?;
+        let (name, node) = node_name(self.node_name.as_deref())?;
         let mut cfg = SpeakerConfig::new(node, self.controllers.clone());
         cfg.interfaces = self.interfaces.clone();
         cfg.exclude = ExcludeList::parse(&self.exclude_interfaces)

@@ -35,7 +35,8 @@ pub fn peers_for(config: &Config, node: &NodeFacts) -> BTreeMap<PeerName, Peer> 
         .peers
         .iter()
         .filter(|(_, p)| p.selects_node(&node.labels))
-        .map(|(n, p)| (n.clone(), p.clone()))
+        // The speaker holds no BFDProfiles: each peer carries its own.
+        .map(|(n, p)| (n.clone(), p.with_bfd_profile(&config.bfd_profiles)))
         .collect()
 }
 
@@ -84,7 +85,7 @@ pub fn prefix_of(addr: IpAddr, v4_len: u8, v6_len: u8) -> IpNet {
 /// (alive, not excluded, ready for every Service holding the address) that a BGPAdvertisement
 /// selecting the node announces (it covers the pool, and its serviceSelectors select one of the
 /// Services holding the address), to the peers that advertisement names (all of the node's
-/// peers when it names none). Routes for one prefix and peer from several advertisements merge:
+/// peers when it names none) whose sessions carry the address's family. Routes for one prefix and peer from several advertisements merge:
 /// communities join, the highest LOCAL_PREF wins.
 pub fn routes_for(config: &Config, targets: &[Target], node: &NodeFacts) -> Routes {
     let mut out = Routes::new();
@@ -101,7 +102,12 @@ pub fn routes_for(config: &Config, targets: &[Target], node: &NodeFacts) -> Rout
         }
         for adv in advertisements_of(config, t).filter(|a| a.selects_node(&node.labels)) {
             let prefix = prefix_of(t.address, adv.aggregation_length, adv.aggregation_length_v6);
-            for peer in peers.keys().filter(|p| adv.selects_peer(p)) {
+            // A session carries its families alone: a route of the other family is not
+            // announced to that peer (nor reported as announced).
+            let to = peers
+                .iter()
+                .filter(|(name, p)| adv.selects_peer(name) && p.families().carries(&prefix));
+            for (peer, _) in to {
                 let a = out.entry((prefix, peer.clone())).or_default();
                 a.local_pref = a.local_pref.max(adv.local_pref);
                 let mut c: BTreeSet<Community> = a.communities.iter().copied().collect();
@@ -135,7 +141,7 @@ spec: {addresses: [192.0.2.0/24, 2001:db8::/64]}
 apiVersion: ironlb.io/v1beta1
 kind: BGPPeer
 metadata: {name: tor-a}
-spec: {myASN: 64512, peerASN: 64513, peerAddress: 198.51.100.250}
+spec: {myASN: 64512, peerASN: 64513, peerAddress: 198.51.100.250, dualStackAddressFamily: true}
 "
         };
     }
@@ -273,10 +279,46 @@ spec:
         assert_eq!(agg.local_pref, Some(200));
         assert_eq!(agg.communities, vec![Community::Large(64512, 1, 2)]);
         assert!(r.contains_key(&(p("192.0.2.9/32"), tor_b.clone())));
-        assert!(r.contains_key(&(p("2001:db8::/64"), tor_b.clone())));
+        // tor-a carries both families (dualStackAddressFamily), tor-b its own, IPv4, alone.
         assert!(r.contains_key(&(p("2001:db8::5/128"), tor_a)));
-        // tor-a: three host routes; tor-b: the same three and the two aggregates.
-        assert_eq!(r.len(), 3 + 5);
+        assert!(!r.contains_key(&(p("2001:db8::/64"), tor_b.clone())));
+        assert!(!r.contains_key(&(p("2001:db8::5/128"), tor_b)));
+        // tor-a: three host routes; tor-b: the two IPv4 ones and their aggregate.
+        assert_eq!(r.len(), 3 + 3);
+    }
+
+    #[test]
+    fn a_session_carries_the_family_of_its_peer_address_unless_dual_stack() {
+        let peers = "---
+apiVersion: ironlb.io/v1beta1
+kind: BGPPeer
+metadata: {name: v6}
+spec: {myASN: 64512, peerASN: 64513, peerAddress: '2001:db8::250'}
+---
+apiVersion: ironlb.io/v1beta1
+kind: BGPPeer
+metadata: {name: v4}
+spec: {myASN: 64512, peerASN: 64513, peerAddress: 198.51.100.251, disableMP: true}
+---
+apiVersion: ironlb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: all}
+spec: {ipAddressPools: [public]}
+";
+        let c = config(&format!("{POOL_AND_PEER}{peers}"));
+        let ts = vec![target("192.0.2.7", "d/a"), target("2001:db8::5", "d/c")];
+        let r = routes_for(&c, &ts, &node(&[]));
+        let mut got: Vec<String> = r.keys().map(|(p, peer)| format!("{p} {peer}")).collect();
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                "192.0.2.7/32 tor-a",
+                "192.0.2.7/32 v4",
+                "2001:db8::5/128 tor-a",
+                "2001:db8::5/128 v6",
+            ]
+        );
     }
 
     #[test]

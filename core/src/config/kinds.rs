@@ -367,12 +367,18 @@ pub struct BGPPeerSpec {
     /// The peer is more than one hop away (eBGP only).
     #[serde(default)]
     pub ebgp_multi_hop: bool,
-    /// The host VRF to peer from. Not supported by ironlb: must be empty.
+    /// The host VRF to peer from: the session's socket is bound to this VRF device, so its
+    /// routes and source address come from the VRF's table.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vrf: Option<String>,
-    /// Open one session per address family instead of one multiprotocol session.
+    /// Deprecated (as in MetalLB 0.15): the session carries only the family of peerAddress,
+    /// which is the default anyway. Not together with dualStackAddressFamily.
     #[serde(default, rename = "disableMP")]
     pub disable_mp: bool,
+    /// Carry both IPv4 and IPv6 routes on this one session (multiprotocol BGP); by default a
+    /// session carries only the family of peerAddress.
+    #[serde(default)]
+    pub dual_stack_address_family: bool,
 }
 
 impl Spec for BGPPeerSpec {
@@ -530,14 +536,16 @@ mod tests {
         let peer: BGPPeerSpec = serde_yaml::from_str(
             "myASN: 64500\npeerASN: 64501\ndynamicASN: external\npeerAddress: 192.0.2.1\n\
              routerID: 192.0.2.2\ndisableMP: true\nebgpMultiHop: true\n\
-             passwordSecret: {name: s}\nholdTime: 90s\n",
+             passwordSecret: {name: s}\nholdTime: 90s\ndualStackAddressFamily: true\n\
+             vrf: red\n",
         )
         .unwrap();
         assert_eq!(peer.my_asn, Some(64500));
         assert_eq!(peer.peer_asn, Some(64501));
         assert_eq!(peer.dynamic_asn.as_deref(), Some("external"));
         assert_eq!(peer.router_id.as_deref(), Some("192.0.2.2"));
-        assert!(peer.disable_mp && peer.ebgp_multi_hop);
+        assert!(peer.disable_mp && peer.ebgp_multi_hop && peer.dual_stack_address_family);
+        assert_eq!(peer.vrf.as_deref(), Some("red"));
         assert_eq!(peer.password_secret.unwrap().name.as_deref(), Some("s"));
 
         let pool: IPAddressPoolSpec = serde_yaml::from_str(

@@ -10,11 +10,17 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::net::bgp::attrs::{Community, CommunityError};
 pub use crate::net::bgp::md5::Password;
+pub use crate::net::bgp::packet::Families;
 pub use crate::net::bgp::session::{PeerAsn, SessionConfig};
+pub use peer_bfd::PeerBfd;
+pub use peer_transport::PeerTransport;
 
 use crate::ipam::PoolSpec;
 use crate::labels::{Labels, Selector};
 use crate::names::{Namespace, PeerName, PoolName};
+
+mod peer_bfd;
+mod peer_transport;
 
 /// A whole, valid configuration.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -389,14 +395,18 @@ pub struct Peer {
     pub password: Option<Password>,
     /// The Secret holding the TCP MD5 password.
     pub password_secret: Option<SecretRef>,
-    /// The BFD profile of the session's BFD, if any.
-    pub bfd_profile: Option<String>,
+    /// The BFD profile of the session's BFD, if any (attached for the speakers, see
+    /// [`PeerBfd`]).
+    pub bfd_profile: PeerBfd,
     /// The peer is more than one hop away.
     pub ebgp_multi_hop: bool,
     /// Announce graceful restart.
     pub graceful_restart: bool,
-    /// One session per address family instead of one multiprotocol session.
-    pub disable_mp: bool,
+    /// The address families the session carries and the VRF it runs in. Stored where the
+    /// first release kept `disable_mp`, so a peer without the newer options has the bytes it
+    /// always had (see [`PeerTransport`]).
+    #[serde(rename = "disable_mp")]
+    pub transport: PeerTransport,
 }
 
 impl Peer {
@@ -427,6 +437,31 @@ impl Peer {
             password: self.password.clone(),
             ebgp_multi_hop: self.ebgp_multi_hop,
             graceful_restart: self.graceful_restart,
+            families: self.families(),
+            vrf: self.transport.vrf.as_ref().map(|v| v.as_str().to_owned()),
+            bfd: self
+                .bfd_profile
+                .profile
+                .as_ref()
+                .map(|p| p.settings(self.ebgp_multi_hop)),
+        }
+    }
+
+    /// The peer as a speaker gets it: with the BFD profile it names attached.
+    pub fn with_bfd_profile(&self, profiles: &BTreeMap<String, BfdProfile>) -> Peer {
+        let mut p = self.clone();
+        p.bfd_profile.profile = p.bfd_profile.name().and_then(|n| profiles.get(n)).cloned();
+        p
+    }
+
+    /// The address families the session carries: both with `dualStackAddressFamily`, else
+    /// the family of the peer's address (MetalLB's rule from 0.15, where `disableMP` became
+    /// the default).
+    pub fn families(&self) -> Families {
+        if self.transport.dual_stack_address_family {
+            Families::BOTH
+        } else {
+            Families::of(self.peer_address)
         }
     }
 

@@ -36,6 +36,22 @@ pub struct NotificationLabels {
     pub code: String,
 }
 
+/// Labels of `ironlb_bfd_session_state_changes_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BfdStateLabels {
+    /// The BGPPeer's name.
+    pub peer: String,
+    /// The state entered: `admin_down`, `down`, `init` or `up`.
+    pub state: String,
+}
+
+/// Labels of `ironlb_bfd_packets_dropped_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DropLabels {
+    /// Why (see `net::bfd::DropReason`).
+    pub reason: String,
+}
+
 /// The speaker's Prometheus metrics (`ironlb_*`, units in the names).
 #[derive(Debug)]
 pub struct SpeakerMetrics {
@@ -68,6 +84,9 @@ pub struct SpeakerMetrics {
     bgp_updates: Family<PeerLabels, Counter>,
     bgp_prefixes: Family<PeerLabels, Gauge>,
     bgp_notifications: Family<NotificationLabels, Counter>,
+    bfd_up: Family<PeerLabels, Gauge>,
+    bfd_changes: Family<BfdStateLabels, Counter>,
+    bfd_dropped: Family<DropLabels, Counter>,
 }
 
 impl Default for SpeakerMetrics {
@@ -100,10 +119,14 @@ impl SpeakerMetrics {
             bgp_updates: Family::default(),
             bgp_prefixes: Family::default(),
             bgp_notifications: Family::default(),
+            bfd_up: Family::default(),
+            bfd_changes: Family::default(),
+            bfd_dropped: Family::default(),
         };
         m.register_l2(&mut registry);
         m.register_lease(&mut registry);
         m.register_bgp(&mut registry);
+        m.register_bfd(&mut registry);
         Self { registry, ..m }
     }
 
@@ -204,6 +227,25 @@ impl SpeakerMetrics {
         );
     }
 
+    /// Registers the BFD families.
+    fn register_bfd(&self, registry: &mut Registry) {
+        registry.register(
+            "ironlb_bfd_session_up",
+            "1 while the BFD session of the BGP peer is Up",
+            self.bfd_up.clone(),
+        );
+        registry.register(
+            "ironlb_bfd_session_state_changes",
+            "Times the BFD session of the BGP peer entered the state",
+            self.bfd_changes.clone(),
+        );
+        registry.register(
+            "ironlb_bfd_packets_dropped",
+            "Received BFD datagrams dropped, by reason",
+            self.bfd_dropped.clone(),
+        );
+    }
+
     /// Records whether the session with `member` is up.
     pub fn set_connected(&self, member: &str, up: bool) {
         self.connected
@@ -263,6 +305,37 @@ impl crate::net::bgp::session::Observer for SpeakerMetrics {
     }
 }
 
+impl crate::net::bfd::BfdObserver for SpeakerMetrics {
+    fn state_changed(&self, peer: &crate::names::PeerName, to: crate::net::bfd::packet::State) {
+        use crate::net::bfd::packet::State;
+        let peer = peer.to_string();
+        let up = self
+            .bfd_up
+            .get_or_create(&PeerLabels { peer: peer.clone() });
+        up.set(i64::from(to == State::Up));
+        let state = match to {
+            State::AdminDown => "admin_down",
+            State::Down => "down",
+            State::Init => "init",
+            State::Up => "up",
+        };
+        self.bfd_changes
+            .get_or_create(&BfdStateLabels {
+                peer,
+                state: state.into(),
+            })
+            .inc();
+    }
+
+    fn dropped(&self, reason: crate::net::bfd::DropReason) {
+        self.bfd_dropped
+            .get_or_create(&DropLabels {
+                reason: reason.label().into(),
+            })
+            .inc();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,6 +344,9 @@ mod tests {
     fn metrics_render_with_their_names() {
         let m = SpeakerMetrics::new();
         m.arp_replies.inc();
+        let r1 = crate::names::PeerName::new("r1").unwrap();
+        crate::net::bfd::BfdObserver::state_changed(&m, &r1, crate::net::bfd::packet::State::Up);
+        crate::net::bfd::BfdObserver::dropped(&m, crate::net::bfd::DropReason::Ttl);
         let text = m.render(&LeaseGate::default());
         for name in [
             "ironlb_l2_owned_addresses 0",
@@ -283,6 +359,9 @@ mod tests {
             "ironlb_lease_duration_seconds 0",
             "ironlb_speaker_heartbeat_rtt_seconds_count 0",
             "ironlb_speaker_leader_connected 0",
+            "ironlb_bfd_session_up{peer=\"r1\"} 1",
+            "ironlb_bfd_session_state_changes_total{peer=\"r1\",state=\"up\"} 1",
+            "ironlb_bfd_packets_dropped_total{reason=\"ttl\"} 1",
         ] {
             assert!(text.contains(name), "{name} missing:\n{text}");
         }

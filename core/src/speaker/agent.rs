@@ -19,6 +19,7 @@ use crate::announce::proto::L2Address;
 use crate::config::model::Peer;
 use crate::metrics::speaker::SpeakerMetrics;
 use crate::names::{NodeName, PeerName};
+use crate::net::bfd::Bfd;
 use crate::net::bgp::attrs::RouteAttrs;
 use crate::net::bgp::session::Run;
 use crate::net::local;
@@ -92,6 +93,8 @@ pub struct NodeAgent {
     packets: tokio::runtime::Handle,
     metrics: Arc<SpeakerMetrics>,
     bgp: BTreeMap<PeerName, (Peer, Addr<BgpPeer>)>,
+    /// The process's BFD task, shared by the BGP sessions.
+    bfd: Bfd,
 }
 
 /// The IPv4 and IPv6 addresses of `wanted` that interface `name` answers for.
@@ -142,6 +145,8 @@ impl NodeAgent {
             bind_local,
             gate,
             packets: packets.clone(),
+            // No socket opens before a peer with a BFDProfile asks for a session.
+            bfd: Bfd::start(metrics.clone())?,
             metrics,
             bgp: BTreeMap::new(),
         };
@@ -331,6 +336,7 @@ impl Handler<SetBgp> for NodeAgent {
                         peer.clone(),
                         mine,
                         self.metrics.clone(),
+                        self.bfd.clone(),
                     )
                     .start();
                     self.bgp.insert(name, (peer, actor));

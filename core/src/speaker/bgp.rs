@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use crate::config::model::Peer;
 use crate::metrics::speaker::SpeakerMetrics;
 use crate::names::PeerName;
+use crate::net::bfd::Bfd;
 use crate::net::bgp::attrs::RouteAttrs;
 use crate::net::bgp::session::{self, Observer, PeerRoutes, Run};
 
@@ -35,17 +36,19 @@ pub struct BgpPeer {
 
 impl BgpPeer {
     /// Starts the session to `peer`, to announce `initial` once established (so that a
-    /// restarted speaker's End-of-RIB follows its whole table); must run within a tokio runtime.
+    /// restarted speaker's End-of-RIB follows its whole table), with its BFD (if it has a
+    /// profile) on `bfd`; must run within a tokio runtime.
     pub fn start_session(
         name: PeerName,
         peer: Peer,
         initial: BTreeMap<IpNet, RouteAttrs>,
         metrics: Arc<SpeakerMetrics>,
+        bfd: Bfd,
     ) -> Self {
         let (routes, routes_rx) = watch::channel(Arc::new(initial));
         let (run, run_rx) = watch::channel(Run::Up);
         let observer: Arc<dyn Observer> = metrics;
-        let task = session::spawn(name, peer.session(), routes_rx, run_rx, observer);
+        let task = session::spawn(name, peer.session(), routes_rx, run_rx, observer, Some(bfd));
         Self {
             routes,
             run,

@@ -21,7 +21,7 @@ use super::kinds::{
 use super::load::{Documents, Sourced};
 use super::model::{
     BfdProfile, BgpAdvertisement, Community, Config, InterfaceName, L2Advertisement, Password,
-    Peer, PeerAsn, Pool, PoolSelection, SecretRef,
+    Peer, PeerAsn, PeerBfd, PeerTransport, Pool, PoolSelection, SecretRef,
 };
 use crate::ipam::{AddrRange, Family, PoolSpec, ServiceAllocation};
 use crate::labels::{Labels, Selector, SelectorError};

@@ -43,10 +43,8 @@ impl Validator {
         let (password, password_secret) = self.passwords(ctx, spec);
         let bfd_profile = self.bfd_profile(ctx, spec, bfd_names);
         self.check_ebgp_multi_hop(ctx, spec, my_asn, peer_asn);
-        if let Some(vrf) = spec.vrf.as_deref().filter(|s| !s.is_empty()) {
-            let message = format!("{vrf:?}: VRFs are not supported by ironlb");
-            self.error(ctx, path.field("vrf"), message);
-        }
+        let vrf = self.vrf(ctx, spec);
+        self.check_families(ctx, spec);
 
         if self.errors.len() != errors_before {
             return None;
@@ -65,11 +63,40 @@ impl Validator {
             node_selectors: node_selectors?,
             password: password.map(|p| Password::new(p.to_owned())),
             password_secret,
-            bfd_profile: bfd_profile.map(str::to_owned),
+            bfd_profile: PeerBfd::named(bfd_profile.map(str::to_owned)),
             ebgp_multi_hop: spec.ebgp_multi_hop,
             graceful_restart: spec.enable_graceful_restart,
-            disable_mp: spec.disable_mp,
+            transport: PeerTransport {
+                disable_mp: spec.disable_mp,
+                dual_stack_address_family: spec.dual_stack_address_family,
+                vrf,
+            },
         })
+    }
+
+    /// `vrf`: the name of a VRF device, so an interface name; `None` when unset or wrong.
+    /// Whether the device exists is known only on each node, when the session connects.
+    fn vrf(&mut self, ctx: Ctx<'_>, spec: &BGPPeerSpec) -> Option<InterfaceName> {
+        let text = spec.vrf.as_deref().filter(|s| !s.is_empty())?;
+        match InterfaceName::new(text) {
+            Ok(name) => Some(name),
+            Err(e) => {
+                self.error(ctx, FieldPath::root("spec").field("vrf"), e.to_string());
+                None
+            }
+        }
+    }
+
+    /// `disableMP` asks for the family of peerAddress alone, `dualStackAddressFamily` for both
+    /// families on the session: together they contradict each other. MetalLB (0.15 on) lets
+    /// dualStackAddressFamily win silently; a silent choice between two stated wishes hides a
+    /// mistake, so ironlb refuses the pair.
+    fn check_families(&mut self, ctx: Ctx<'_>, spec: &BGPPeerSpec) {
+        if spec.disable_mp && spec.dual_stack_address_family {
+            let message = "must not be true together with dualStackAddressFamily (disableMP \
+                           carries only the family of peerAddress, dualStackAddressFamily both)";
+            self.error(ctx, FieldPath::root("spec").field("disableMP"), message);
+        }
     }
 
     /// Checks an ASN field: 1 to 4294967295.

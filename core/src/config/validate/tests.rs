@@ -6,6 +6,7 @@ use std::net::Ipv4Addr;
 
 use super::peers::hold_time_problem;
 use super::*;
+use crate::config::model::Families;
 
 /// One table case: a valid YAML stream, and the checks its result must pass.
 struct Case {
@@ -210,7 +211,7 @@ fn valid_cases() -> Vec<Case> {
                 assert!(b.selects_node(&edge));
                 let r1 = &c.peers[&peer_name("r1")];
                 assert_eq!((r1.hold_time, r1.keepalive_time), (secs(30), secs(10)));
-                assert_eq!(r1.bfd_profile.as_deref(), Some("fast"));
+                assert_eq!(r1.bfd_profile.name(), Some("fast"));
                 assert_eq!(r1.router_id, Some(Ipv4Addr::new(192, 0, 2, 254)));
                 assert_eq!(r1.password.as_ref().map(|p| p.expose()), Some("s3cret"));
                 assert!(!r1.is_internal());
@@ -347,7 +348,10 @@ fn valid_cases() -> Vec<Case> {
             assert_eq!(r1.connect_time, secs(120));
             assert_eq!((r1.router_id, r1.source_address), (None, None));
             assert!(r1.password.is_none() && r1.password_secret.is_none());
-            assert!(!r1.ebgp_multi_hop && !r1.graceful_restart && !r1.disable_mp);
+            assert!(!r1.ebgp_multi_hop && !r1.graceful_restart);
+            assert_eq!(r1.transport, PeerTransport::default());
+            // One family, the peer address's, unless asked for both.
+            assert_eq!(r1.families(), Families::of(r1.peer_address));
             assert!(r1.selects_node(&Labels::new()));
         }),
         valid(
@@ -423,7 +427,19 @@ fn valid_cases() -> Vec<Case> {
                     r6.source_address,
                     Some("2001:db8::2".parse::<IpAddr>().unwrap())
                 );
-                assert!(r6.graceful_restart && r6.disable_mp);
+                assert!(r6.graceful_restart && r6.transport.disable_mp);
+                assert_eq!(r6.families(), Families::of(r6.peer_address));
+            },
+        ),
+        valid(
+            "a VRF and both families on one session",
+            peer_with("r1", "vrf: vrf-blue, dualStackAddressFamily: true"),
+            |c| {
+                let r1 = &c.peers[&peer_name("r1")];
+                let vrf = r1.transport.vrf.as_ref().map(InterfaceName::as_str);
+                assert_eq!(vrf, Some("vrf-blue"));
+                assert_eq!(r1.families(), Families::BOTH);
+                assert_eq!(r1.session().vrf.as_deref(), Some("vrf-blue"));
             },
         ),
         valid(

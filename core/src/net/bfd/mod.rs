@@ -10,17 +10,31 @@
 //! - [`fsm`]: one session as pure state with the clock passed in: the state machine, the
 //!   timers, Poll/Final, passive mode and administrative control, tested back to back under a
 //!   simulated clock;
-//! - [`Hop`] below: ports and the TTL rule of the two encapsulations, for the socket code;
-//! - still to come, in `session.rs`: the UDP sockets, demultiplexing packets to sessions by
-//!   discriminator or address, and the tokio task that drives an [`fsm::Session`] and tells
-//!   the BGP session when to go down.
+//! - [`Hop`] below: ports and the TTL rule of the two encapsulations;
+//! - [`demux`]: which session a packet belongs to (discriminator, else addresses) and the TTL
+//!   checks, pure;
+//! - [`socket`]: the UDP sockets, reading each packet's TTL and destination address;
+//! - [`session`]: the one task per process that drives every [`fsm::Session`], and the
+//!   [`Bfd`] handle the BGP sessions get their [`BfdSession`] from;
+//! - [`profile`]: a BFDProfile as [`fsm::SessionConfig`] and [`Hop`].
 //!
 //! Not implemented: Echo mode (we announce a Required Min Echo RX of zero), Demand mode (we
 //! never ask for it; a peer's is honoured), authentication (refused). See docs/bfd.md.
 
+pub mod demux;
 pub mod fsm;
 pub mod fuzz;
+pub mod link;
 pub mod packet;
+pub mod profile;
+pub mod session;
+pub mod socket;
+
+pub use demux::{DropReason, SessionKey};
+pub use fsm::SessionConfig;
+pub use link::BgpBfd;
+pub use profile::BfdSettings;
+pub use session::{Bfd, BfdObserver, BfdSession, BfdStatus};
 
 use std::ops::RangeInclusive;
 

@@ -1,12 +1,15 @@
 //! BGP (RFC 4271) as ironlb's speakers speak it: messages built and read with
 //! netgauze-bgp-pkt ([`packet`]), the session's state machine and timers over tokio TCP
-//! ([`session`]), TCP MD5 signatures ([`md5`]), and the path attributes it sets ([`attrs`]).
+//! ([`session`]), its socket (source address, TTL, VRF: [`socket`]), TCP MD5 signatures
+//! ([`md5`]), and the path attributes it sets ([`attrs`]).
 //!
 //! The speaker only announces: it opens sessions to the configured peers (routers listen), sends
 //! its routes, keeps the session alive, and validates everything it receives, answering
 //! anything malformed or out of order with the right NOTIFICATION.
 
 pub mod attrs;
+pub mod families;
 pub mod md5;
 pub mod packet;
 pub mod session;
+pub mod socket;

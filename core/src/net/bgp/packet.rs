@@ -34,6 +34,7 @@ use netgauze_parse_utils::WritablePdu;
 
 use super::attrs::Community;
 use super::attrs::RouteAttrs;
+pub use super::families::Families;
 
 /// The largest BGP message (RFC 4271 section 4).
 pub const MAX_MESSAGE_LEN: usize = 4096;
@@ -53,35 +54,35 @@ pub struct OpenParams {
     pub router_id: Ipv4Addr,
     /// Graceful restart with this restart time (seconds, at most 4095), if configured.
     pub graceful_restart: Option<u16>,
+    /// The unicast families offered (multiprotocol capabilities).
+    pub families: Families,
 }
 
-/// The speaker's OPEN: 4-octet AS, IPv4 and IPv6 unicast, route refresh, and graceful restart
-/// when asked.
+/// The speaker's OPEN: 4-octet AS, a multiprotocol capability for each family offered, route
+/// refresh, and graceful restart when asked.
 pub fn open(p: &OpenParams) -> BgpMessage {
     let my_as16 = u16::try_from(p.asn).unwrap_or(AS_TRANS);
-    let mut caps = vec![
-        BgpCapability::MultiProtocolExtensions(MultiProtocolExtensionsCapability::new(
-            AddressType::Ipv4Unicast,
-        )),
-        BgpCapability::MultiProtocolExtensions(MultiProtocolExtensionsCapability::new(
-            AddressType::Ipv6Unicast,
-        )),
-        BgpCapability::RouteRefresh,
-        BgpCapability::FourOctetAs(FourOctetAsCapability::new(p.asn)),
-    ];
+    let mut caps: Vec<BgpCapability> = p
+        .families
+        .address_types()
+        .into_iter()
+        .map(|t| BgpCapability::MultiProtocolExtensions(MultiProtocolExtensionsCapability::new(t)))
+        .collect();
+    caps.push(BgpCapability::RouteRefresh);
+    caps.push(BgpCapability::FourOctetAs(FourOctetAsCapability::new(
+        p.asn,
+    )));
     if let Some(time) = p.graceful_restart {
         // Forwarding is preserved: the nodes keep forwarding Service traffic whatever the
         // speaker process does.
+        let families: Vec<GracefulRestartAddressFamily> = p
+            .families
+            .address_types()
+            .into_iter()
+            .map(|t| GracefulRestartAddressFamily::new(true, t))
+            .collect();
         caps.push(BgpCapability::GracefulRestartCapability(
-            GracefulRestartCapability::new(
-                false,
-                false,
-                time.min(4095),
-                vec![
-                    GracefulRestartAddressFamily::new(true, AddressType::Ipv4Unicast),
-                    GracefulRestartAddressFamily::new(true, AddressType::Ipv6Unicast),
-                ],
-            ),
+            GracefulRestartCapability::new(false, false, time.min(4095), families),
         ));
     }
     BgpMessage::Open(BgpOpenMessage::new(
@@ -463,6 +464,8 @@ pub enum Notify {
     AdministrativeShutdown,
     /// The configuration changed.
     OtherConfigurationChange,
+    /// The session's BFD went down (Cease subcode 10, RFC 9384).
+    BfdDown,
     /// A message that has no place in the state (`state`: 1 OpenSent, 2 OpenConfirm, 3
     /// Established).
     UnexpectedMessage(u8),
@@ -495,6 +498,9 @@ pub fn notification(n: Notify) -> BgpMessage {
             BgpNotificationMessage::CeaseError(CeaseError::OtherConfigurationChange {
                 value: empty(),
             })
+        }
+        Notify::BfdDown => {
+            BgpNotificationMessage::CeaseError(CeaseError::BfdDown { value: empty() })
         }
         Notify::UnexpectedMessage(1) => BgpNotificationMessage::FiniteStateMachineError(
             FiniteStateMachineError::ReceiveUnexpectedMessageInOpenSentState { value: empty() },

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +20,7 @@ use futures::{SinkExt, StreamExt};
 use ipnet::IpNet;
 use netgauze_bgp_pkt::BgpMessage;
 use serde::{Deserialize, Serialize};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::codec::Framed;
@@ -28,8 +28,11 @@ use tracing::{debug, info, warn, Instrument};
 
 use super::attrs::RouteAttrs;
 use super::md5::Password;
-use super::packet::{self, FrameError, Frames, Notify, OpenParams, Outgoing, PeerOpen};
+use super::packet::{self, Families, FrameError, Frames, Notify, OpenParams, Outgoing, PeerOpen};
+use super::socket;
 use crate::names::PeerName;
+use crate::net::bfd::link::failed as bfd_failed;
+use crate::net::bfd::{Bfd, BfdSettings, BgpBfd};
 
 /// The routes for one peer: prefix and attributes.
 pub type PeerRoutes = Arc<BTreeMap<IpNet, RouteAttrs>>;
@@ -146,6 +149,12 @@ pub struct SessionConfig {
     pub ebgp_multi_hop: bool,
     /// Whether to announce the graceful restart capability.
     pub graceful_restart: bool,
+    /// The address families offered and carried.
+    pub families: Families,
+    /// The VRF device the socket is bound to, if any.
+    pub vrf: Option<String>,
+    /// The session's BFD (from its BFDProfile), if any.
+    pub bfd: Option<BfdSettings>,
 }
 
 impl SessionConfig {
@@ -164,9 +173,14 @@ pub fn spawn(
     routes: watch::Receiver<PeerRoutes>,
     run: watch::Receiver<Run>,
     observer: Arc<dyn Observer>,
+    bfd: Option<Bfd>,
 ) -> tokio::task::JoinHandle<()> {
     let span = tracing::info_span!("bgp", peer = %name, addr = %peer.peer_address);
-    tokio::spawn(session_loop(name, peer, routes, run, observer).instrument(span))
+    let bfd = match (bfd, &peer.bfd) {
+        (Some(b), Some(settings)) => Some(BgpBfd::new(b, settings.clone(), name.clone())),
+        _ => None,
+    };
+    tokio::spawn(session_loop(name, peer, routes, run, observer, bfd).instrument(span))
 }
 
 async fn session_loop(
@@ -175,6 +189,7 @@ async fn session_loop(
     mut routes: watch::Receiver<PeerRoutes>,
     mut run: watch::Receiver<Run>,
     observer: Arc<dyn Observer>,
+    mut bfd: Option<BgpBfd>,
 ) {
     let connect_time = peer.connect_time.max(Duration::from_secs(1));
     let mut backoff = Duration::from_secs(1);
@@ -182,7 +197,10 @@ async fn session_loop(
         if *run.borrow() != Run::Up {
             return;
         }
-        let attempt = tokio::time::timeout(Duration::from_secs(5), connect(&peer)).await;
+        if let Some(b) = bfd.as_mut() {
+            b.prepare(peer.peer_address, peer.source_address).await;
+        }
+        let attempt = tokio::time::timeout(Duration::from_secs(5), socket::connect(&peer)).await;
         let result = match attempt {
             Ok(Ok(stream)) => {
                 backoff = Duration::from_secs(1);
@@ -193,6 +211,7 @@ async fn session_loop(
                     &mut routes,
                     &mut run,
                     observer.as_ref(),
+                    bfd.as_mut(),
                 )
                 .await
             }
@@ -214,39 +233,6 @@ async fn session_loop(
         }
         backoff = (backoff * 2).min(connect_time);
     }
-}
-
-/// Opens the TCP connection as the peer's settings ask.
-async fn connect(peer: &SessionConfig) -> io::Result<TcpStream> {
-    let addr = SocketAddr::new(peer.peer_address, peer.peer_port);
-    let domain = if addr.is_ipv4() {
-        socket2::Domain::IPV4
-    } else {
-        socket2::Domain::IPV6
-    };
-    let s = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
-    if let Some(src) = peer.source_address {
-        s.bind(&SocketAddr::new(src, 0).into())?;
-    }
-    if let Some(pw) = &peer.password {
-        super::md5::set_md5_key(&s, addr, pw.expose().as_bytes())?;
-    }
-    // A directly connected eBGP peer is one hop away; anything else may be further.
-    let ttl = if !peer.is_internal() && !peer.ebgp_multi_hop {
-        1
-    } else {
-        255
-    };
-    if addr.is_ipv4() {
-        s.set_ttl_v4(ttl)?;
-    } else {
-        s.set_unicast_hops_v6(ttl)?;
-    }
-    s.set_nonblocking(true)?;
-    let socket = TcpSocket::from_std_stream(std::net::TcpStream::from(s));
-    let stream = socket.connect(addr).await?;
-    stream.set_nodelay(true)?;
-    Ok(stream)
 }
 
 async fn send(
@@ -369,8 +355,13 @@ async fn established(
     routes: &mut watch::Receiver<PeerRoutes>,
     run: &mut watch::Receiver<Run>,
     obs: &dyn Observer,
+    mut bfd: Option<&mut BgpBfd>,
 ) -> Result<(), SessionError> {
     let local = stream.local_addr()?;
+    if let Some(b) = bfd.as_deref_mut() {
+        // From the connection's own addresses: the path BFD watches is the one BGP uses.
+        b.attach(peer.peer_address, local.ip()).await;
+    }
     let my_id = router_id(peer, local.ip());
     let mut t = Framed::new(stream, Frames::new());
     let theirs = open_sent(&mut t, name, peer, my_id, obs).await?;
@@ -395,7 +386,7 @@ async fn established(
     let want = routes.borrow_and_update().clone();
     session.send_full_table(&want).await?;
     obs.announced(name, session.sent.len());
-    session.maintain(routes, run, hold, keepalive).await
+    session.maintain(routes, run, hold, keepalive, bfd).await
 }
 
 /// The BGP identifier: the configured one, else the connection's local IPv4 address (or one
@@ -429,6 +420,7 @@ async fn open_sent(
             hold_time: hold_secs,
             router_id: my_id,
             graceful_restart: gr,
+            families: peer.families,
         }),
     )
     .await?;
@@ -482,8 +474,9 @@ fn outgoing(peer: &SessionConfig, local: IpAddr, theirs: &PeerOpen) -> Outgoing 
                 _ => None,
             },
         },
-        ipv4: theirs.ipv4_unicast,
-        ipv6: theirs.ipv6_unicast,
+        // A family counts when both sides offered it.
+        ipv4: theirs.ipv4_unicast && peer.families.ipv4,
+        ipv6: theirs.ipv6_unicast && peer.families.ipv6,
     }
 }
 
@@ -505,6 +498,7 @@ impl Established<'_> {
         run: &mut watch::Receiver<Run>,
         hold: Duration,
         keepalive: Duration,
+        mut bfd: Option<&mut BgpBfd>,
     ) -> Result<(), SessionError> {
         let mut hold_deadline = Instant::now() + hold;
         let mut keepalive_at = Instant::now() + keepalive;
@@ -544,6 +538,11 @@ impl Established<'_> {
                 r = run.changed() => {
                     let mode = if r.is_err() { Run::Stop } else { *run.borrow() };
                     self.on_run(mode).await?;
+                }
+                st = bfd_failed(bfd.as_deref_mut()) => {
+                    // RFC 5882 section 4.3 and RFC 9384: at once, with Cease/10.
+                    warn!(bfd_state = %st.state, diag = %st.diag, "BFD session down: ending the BGP session");
+                    return Err(fail(&mut self.t, self.name, self.obs, Notify::BfdDown).await);
                 }
             }
         }

@@ -28,6 +28,7 @@ fn the_open_round_trips_with_its_capabilities() {
         hold_time: 90,
         router_id: "198.51.100.1".parse().unwrap(),
         graceful_restart: Some(120),
+        families: Families::BOTH,
     });
     let BgpMessage::Open(o) = roundtrip(&m) else {
         panic!()
@@ -37,6 +38,45 @@ fn the_open_round_trips_with_its_capabilities() {
     assert_eq!(o.my_as(), AS_TRANS);
     assert!(p.four_octet_as && p.ipv4_unicast && p.ipv6_unicast && p.route_refresh);
     assert_eq!(p.graceful_restart, Some(120));
+}
+
+#[test]
+fn a_one_family_open_offers_that_family_alone_also_for_graceful_restart() {
+    for (addr, v4) in [("198.51.100.250", true), ("2001:db8:51::250", false)] {
+        let families = Families::of(addr.parse().unwrap());
+        let m = open(&OpenParams {
+            asn: 64512,
+            hold_time: 90,
+            router_id: "198.51.100.1".parse().unwrap(),
+            graceful_restart: Some(120),
+            families,
+        });
+        let BgpMessage::Open(o) = roundtrip(&m) else {
+            panic!()
+        };
+        let p = read_open(&o);
+        assert_eq!((p.ipv4_unicast, p.ipv6_unicast), (v4, !v4), "{addr}");
+        let gr: Vec<AddressType> = o
+            .capabilities()
+            .into_iter()
+            .filter_map(|c| match c {
+                BgpCapability::GracefulRestartCapability(g) => Some(g),
+                _ => None,
+            })
+            .flat_map(|g| {
+                g.address_families()
+                    .iter()
+                    .map(|f| f.address_type())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let want = if v4 {
+            AddressType::Ipv4Unicast
+        } else {
+            AddressType::Ipv6Unicast
+        };
+        assert_eq!(gr, vec![want], "{addr}");
+    }
 }
 
 #[test]
@@ -107,6 +147,7 @@ fn bad_lengths_and_garbage_become_notifications() {
     for (n, code) in [
         (Notify::HoldTimerExpired, (4, 0)),
         (Notify::AdministrativeShutdown, (6, 2)),
+        (Notify::BfdDown, (6, 10)),
         (Notify::BadPeerAs, (2, 2)),
         (Notify::UnexpectedMessage(1), (5, 1)),
     ] {
