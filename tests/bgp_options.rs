@@ -286,6 +286,38 @@ async fn advertisement_peers_choose_the_receiving_sessions() {
     );
 }
 
+/// BGPAdvertisement serviceSelectors (MetalLB v0.16): only Services whose labels match are
+/// announced; another Service from the same pool gets its addresses but no route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn advertisement_service_selectors_choose_the_announced_services() {
+    let Some(_slot) = lab_slot(&FRR).await else {
+        return;
+    };
+    let b = BgpLab::start(bin(), RouterKind::Frr, 1, |_, _| {}).await;
+    let adv = "  serviceSelectors: [{matchLabels: {tier: front}}]\n";
+    let peers = ebgp("router", b.router_addr(), "");
+    b.lab.configure(&config(&peers, adv)).await;
+    b.wait_up(&[0]);
+    let front = l2::service("web", "front", "").replace(
+        "  namespace: web\n",
+        "  namespace: web\n  labels: {tier: front}\n",
+    );
+    let addrs = b.lab.allocate(&front).await;
+    let v4 = IpNet::from(*addrs.iter().find(|a| a.is_ipv4()).expect("IPv4"));
+    let paths = b.router.wait_paths(v4, 1, Duration::from_secs(10));
+    assert_eq!(paths[0].next_hop, b.node(0), "{paths:?}");
+    let (other, _) = service(&b, "back").await;
+    // A route follows its assignment within milliseconds: after a second, one for the
+    // unselected Service would be there.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let routes = b.router.routes();
+    assert!(routes.contains_key(&v4), "{routes:?}");
+    assert!(
+        !routes.contains_key(&other),
+        "{other} announced: {routes:?}"
+    );
+}
+
 /// Prefixes of each family FRR accepted from `addr`, IPv4 first.
 fn accepted(b: &BgpLab, addr: IpAddr) -> (u64, u64) {
     (

@@ -164,6 +164,49 @@ spec: {ipAddressPools: [back], interfaces: [eth1]}
     let _ = owner;
 }
 
+/// L2Advertisement serviceSelectors (MetalLB v0.16): a Service whose labels the advertisement
+/// does not select gets an address from the pool but no node answers for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_an_advertisement_does_not_select_stay_silent() {
+    let Some(_slot) = lab_slot(&[]).await else {
+        return;
+    };
+    let lab = L2Lab::start(bin(), L2Options::default()).await;
+    lab.configure(
+        "apiVersion: ironlb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: front}
+spec: {addresses: [198.51.100.100/30]}
+---
+apiVersion: ironlb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: front}
+spec:
+  ipAddressPools: [front]
+  serviceSelectors: [{matchLabels: {tier: front}}]
+",
+    )
+    .await;
+    let svc = |name: &str, labels: &str| {
+        format!("apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: default\n  labels: {{{labels}}}\nspec:\n  type: LoadBalancer\n  ports:\n  - port: 80\n")
+    };
+    let back = lab.allocate(&svc("back", "tier: back")).await[0];
+    let front = lab.allocate(&svc("front", "tier: front")).await[0];
+    let owner = lab.wait_owner(front, Duration::from_secs(10)).await;
+    assert_eq!(
+        lab.resolve(front, "eth0"),
+        vec![lab.lan.nodes[owner].mac.clone()]
+    );
+    // The unselected Service was assigned first: had any node taken it, it would answer by
+    // now.
+    assert_eq!(
+        lab.resolve(back, "eth0"),
+        Vec::<String>::new(),
+        "{}",
+        lab.logs()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_owner_moves_the_address_and_the_client_cache_follows() {
     let Some(_slot) = lab_slot(&[]).await else {
