@@ -148,9 +148,27 @@ async fn kill_and_time_withdrawal(b: &mut BgpLab, prefix: IpNet) -> Duration {
     t.elapsed()
 }
 
-/// FRR bgpd + bfdd: the session comes up with BFD on both sides; a failed node's routes go
-/// within the BFD bound though the hold time is 90 s, FRR saying why (detection time expired,
-/// BGP reset by BFD).
+/// `ironlb ctl bfd` against the speaker of node `i` (its metrics listener, port 7472 in the
+/// lab): the table's lines.
+async fn ctl_bfd(b: &BgpLab, i: usize) -> Vec<String> {
+    let speaker = format!("http://{}:7472", b.node(i));
+    let out = tokio::process::Command::new(bin())
+        .args(["ctl", "bfd", "--speaker", &speaker])
+        .output()
+        .await
+        .expect("running ironlb ctl bfd");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "ctl bfd: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout.lines().map(str::to_owned).collect()
+}
+
+/// FRR bgpd + bfdd: the session comes up with BFD on both sides, and `ironlb ctl bfd` shows it
+/// Up; a failed node's routes go within the BFD bound though the hold time is 90 s, FRR saying
+/// why (detection time expired, BGP reset by BFD).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frr_bfd_up_and_a_killed_speaker_is_withdrawn_by_bfd() {
     let Some(_slot) = lab_slot(&[
@@ -179,6 +197,24 @@ async fn frr_bfd_up_and_a_killed_speaker_is_withdrawn_by_bfd() {
         HOLD_SECS * 1000,
         "{neighbor}"
     );
+    let table = ctl_bfd(&b, 0).await;
+    eprintln!("ironlb ctl bfd:\n{}", table.join("\n"));
+    assert!(
+        table.first().is_some_and(|h| h.starts_with("PEER")),
+        "{table:?}"
+    );
+    let (router, node_s) = (b.router_addr().to_string(), node.to_string());
+    // PEER ADDRESS LOCAL HOP STATE REMOTE, then the diagnostic and the timers.
+    let up = [
+        "router",
+        router.as_str(),
+        node_s.as_str(),
+        "single",
+        "up",
+        "up",
+    ];
+    let row_up = |l: &String| l.split_whitespace().collect::<Vec<_>>().starts_with(&up);
+    assert!(table.iter().any(row_up), "{table:?}");
 
     let took = kill_and_time_withdrawal(&mut b, prefix).await;
     eprintln!("FRR withdrew the killed speaker's route after {took:?}");

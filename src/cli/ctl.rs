@@ -1,4 +1,7 @@
-//! `ironlb ctl`: the admin API from a shell, human tables by default and `-o json`.
+//! `ironlb ctl`: the admin API from a shell, human tables by default and `-o json`; and
+//! `ctl bfd`, which asks one speaker instead.
+
+mod bfd;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -125,6 +128,15 @@ pub enum CtlCommand {
         /// get or put.
         #[command(subcommand)]
         action: ConfigAction,
+    },
+    /// One speaker's BFD sessions: peer, addresses, states, diagnostic, negotiated timers and
+    /// failures. Asks the speaker, not the controllers: its metrics listener
+    /// (--metrics-listen), which is plain HTTP like its /metrics; --servers and the
+    /// credentials are not used.
+    Bfd {
+        /// The speaker's metrics listener: http://NODE:PORT (port 7472 by default).
+        #[arg(long, value_name = "URL")]
+        speaker: String,
     },
 }
 
@@ -301,9 +313,19 @@ fn credentials(args: &CtlArgs) -> Result<(Vec<String>, Credentials)> {
 
 /// Runs a `ctl` call; errors are printed, and the exit code is 1.
 pub async fn run(args: CtlArgs) -> Result<ExitCode> {
-    let (servers, creds) = credentials(&args)?;
-    let client = AdminClient::with_credentials(servers, Duration::from_secs(args.timeout), &creds)?;
-    match call(&client, &args).await {
+    let timeout = Duration::from_secs(args.timeout);
+    let result = match &args.command {
+        // A speaker's own listener, not the admin API: no members, no credentials.
+        CtlCommand::Bfd { speaker } => bfd::run(speaker, args.output, timeout)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        _ => {
+            let (servers, creds) = credentials(&args)?;
+            let client = AdminClient::with_credentials(servers, timeout, &creds)?;
+            call(&client, &args).await
+        }
+    };
+    match result {
         Ok(code) => Ok(code),
         Err(e) => {
             match e.downcast_ref::<ClientError>() {
@@ -396,6 +418,7 @@ async fn call(client: &AdminClient, args: &CtlArgs) -> Result<ExitCode> {
             })?;
         }
         CtlCommand::Config { action } => config(client, out, action, q).await?,
+        CtlCommand::Bfd { .. } => anyhow::bail!("ctl bfd asks a speaker, not the admin API"),
     }
     Ok(ExitCode::SUCCESS)
 }

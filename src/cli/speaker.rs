@@ -62,7 +62,7 @@ pub struct SpeakerArgs {
     /// What to do when no controller can renew the lease.
     #[arg(long, value_enum, default_value_t = OnControlPlaneLoss::Fence)]
     pub on_control_plane_loss: OnControlPlaneLoss,
-    /// Where to serve /metrics, /healthz and /readyz.
+    /// Where to serve /metrics, /healthz, /readyz and /v1/bfd (plain HTTP).
     #[arg(long, default_value = "0.0.0.0:7472")]
     pub metrics_listen: SocketAddr,
     /// How often local health checks (`ironlb.io/health-check`) run, milliseconds.

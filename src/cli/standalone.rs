@@ -63,7 +63,7 @@ pub struct AnnounceArgs {
     /// their traffic).
     #[arg(long, requires = "announce")]
     pub no_bind_addresses: bool,
-    /// Where the speaker serves its /metrics, /healthz and /readyz.
+    /// Where the speaker serves its /metrics, /healthz, /readyz and /v1/bfd (plain HTTP).
     #[arg(long, default_value = "127.0.0.1:7472")]
     pub speaker_metrics_listen: SocketAddr,
     /// How often local health checks (`ironlb.io/health-check`) run, milliseconds.

@@ -313,16 +313,10 @@ impl crate::net::bfd::BfdObserver for SpeakerMetrics {
             .bfd_up
             .get_or_create(&PeerLabels { peer: peer.clone() });
         up.set(i64::from(to == State::Up));
-        let state = match to {
-            State::AdminDown => "admin_down",
-            State::Down => "down",
-            State::Init => "init",
-            State::Up => "up",
-        };
         self.bfd_changes
             .get_or_create(&BfdStateLabels {
                 peer,
-                state: state.into(),
+                state: to.label().into(),
             })
             .inc();
     }

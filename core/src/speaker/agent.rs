@@ -128,7 +128,8 @@ impl NodeAgent {
     /// Opens a responder pair on each of `interfaces` (sockets need CAP_NET_RAW; any failure
     /// fails it all). With `bind_local`, answered addresses are also bound to `lo` and every
     /// interface is set to strict ARP (`all`, so the kernel answers for them neither on the
-    /// interfaces passed over nor on those appearing later). Must run on the actor arbiter.
+    /// interfaces passed over nor on those appearing later). The BGP sessions get their BFD
+    /// from `bfd`. Must run on the actor arbiter.
     pub fn open(
         node: NodeName,
         interfaces: &BTreeMap<String, Link>,
@@ -136,6 +137,7 @@ impl NodeAgent {
         gate: Arc<LeaseGate>,
         metrics: Arc<SpeakerMetrics>,
         packets: &tokio::runtime::Handle,
+        bfd: Bfd,
     ) -> io::Result<Self> {
         let mut agent = Self {
             node,
@@ -145,8 +147,7 @@ impl NodeAgent {
             bind_local,
             gate,
             packets: packets.clone(),
-            // No socket opens before a peer with a BFDProfile asks for a session.
-            bfd: Bfd::start(metrics.clone())?,
+            bfd,
             metrics,
             bgp: BTreeMap::new(),
         };

@@ -1,5 +1,6 @@
 //! A speaker process: the node's actors (NodeAgent, ControllerSession, a responder pair per
-//! interface), its link to the controllers, its health checks and its metrics endpoint.
+//! interface), its link to the controllers, its health checks, its BFD task and its metrics
+//! endpoint.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -17,6 +18,7 @@ use crate::config::model::InterfaceName;
 use crate::labels::Labels;
 use crate::metrics::speaker::SpeakerMetrics;
 use crate::names::NodeName;
+use crate::net::bfd::Bfd;
 use crate::raft::network::{NetworkConfig, TlsClient, TlsConfig, TlsError};
 use crate::speaker::agent::{EndBgp, Macs, NodeAgent};
 use crate::speaker::interfaces::{self, ExcludeList, Link, Scan, Selection};
@@ -47,7 +49,7 @@ pub struct SpeakerConfig {
     pub on_loss: OnControlPlaneLoss,
     /// TLS with a client certificate to the controllers.
     pub tls: Option<TlsConfig>,
-    /// Where to serve `/metrics`, `/healthz` and `/readyz`.
+    /// Where to serve `/metrics`, `/healthz`, `/readyz` and `/v1/bfd`.
     pub metrics_listen: Option<SocketAddr>,
     /// How often health checks run.
     pub health_interval: Duration,
@@ -94,6 +96,9 @@ pub enum SpeakerError {
     /// No Kubernetes client could be made.
     #[error("Kubernetes: {0}")]
     Kubernetes(String),
+    /// The BFD task's thread could not start.
+    #[error("BFD task: {0}")]
+    Bfd(#[source] io::Error),
     /// The metrics listener could not be bound.
     #[error("metrics listener on {0}: {1}")]
     Listen(SocketAddr, #[source] io::Error),
@@ -188,8 +193,11 @@ impl Speaker {
         let metrics = Arc::new(SpeakerMetrics::new());
         let packets = PacketRuntime::start().map_err(SpeakerError::Interfaces)?;
         let watchdog = Watchdog::new();
+        // Shared by the BGP sessions and `/v1/bfd`. No socket opens before a peer with a
+        // BFDProfile asks for a session.
+        let bfd = Bfd::start(metrics.clone()).map_err(SpeakerError::Bfd)?;
 
-        let agent = start_agent(&cfg, &found.links, &gate, &metrics, &packets).await?;
+        let agent = start_agent(&cfg, &found.links, &gate, &metrics, &packets, &bfd).await?;
         let (out_tx, out_rx) = mpsc::channel(64);
         let (services_tx, services_rx) = watch::channel(Vec::new());
         let session = {
@@ -226,7 +234,7 @@ impl Speaker {
         }
         let mut metrics_addr = None;
         if let Some(addr) = cfg.metrics_listen {
-            let (bound, server) = serve_metrics(addr, &gate, &metrics, &watchdog).await?;
+            let (bound, server) = serve_metrics(addr, &gate, &metrics, &watchdog, &bfd).await?;
             metrics_addr = bound;
             tasks.push(server);
         }
@@ -301,12 +309,13 @@ async fn start_agent(
     gate: &Arc<LeaseGate>,
     metrics: &Arc<SpeakerMetrics>,
     packets: &PacketRuntime,
+    bfd: &Bfd,
 ) -> Result<Addr<NodeAgent>, SpeakerError> {
     let (interfaces, gate, metrics) = (interfaces.clone(), gate.clone(), metrics.clone());
-    let (node, bind) = (cfg.node.clone(), cfg.bind_local);
+    let (node, bind, bfd) = (cfg.node.clone(), cfg.bind_local, bfd.clone());
     let handle = packets.handle.clone();
     crate::actors::on_arbiter(move || {
-        NodeAgent::open(node, &interfaces, bind, gate, metrics, &handle).map(Actor::start)
+        NodeAgent::open(node, &interfaces, bind, gate, metrics, &handle, bfd).map(Actor::start)
     })
     .await
     .map_err(SpeakerError::Interfaces)
@@ -371,19 +380,20 @@ async fn watch_endpoints(
     Ok([watch, forward])
 }
 
-/// Binds `addr` and spawns the server of `/metrics`, `/healthz` and `/readyz` on it; returns
-/// the address actually bound (if known) and the server's task.
+/// Binds `addr` and spawns the server of `/metrics`, `/healthz`, `/readyz` and `/v1/bfd` on
+/// it; returns the address actually bound (if known) and the server's task.
 async fn serve_metrics(
     addr: SocketAddr,
     gate: &Arc<LeaseGate>,
     metrics: &Arc<SpeakerMetrics>,
     watchdog: &Arc<Watchdog>,
+    bfd: &Bfd,
 ) -> Result<(Option<SocketAddr>, JoinHandle<()>), SpeakerError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| SpeakerError::Listen(addr, e))?;
     let bound = listener.local_addr().ok();
-    let router = metrics_router(gate.clone(), metrics.clone(), watchdog.clone());
+    let router = metrics_router(gate.clone(), metrics.clone(), watchdog.clone(), bfd.clone());
     let server = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router).await {
             tracing::warn!(error = %e, "metrics server stopped");
@@ -404,16 +414,25 @@ where
     })
 }
 
+/// The routes of the metrics listener: plain HTTP, read only.
 fn metrics_router(
     gate: Arc<LeaseGate>,
     metrics: Arc<SpeakerMetrics>,
     watchdog: Arc<Watchdog>,
+    bfd: Bfd,
 ) -> axum::Router {
     use axum::http::{header, StatusCode};
     use axum::response::IntoResponse;
     use axum::routing::get;
     let g = gate.clone();
     axum::Router::new()
+        .route(
+            "/v1/bfd",
+            get(move || {
+                let bfd = bfd.clone();
+                async move { bfd_sessions(&bfd).await }
+            }),
+        )
         .route(
             "/healthz",
             get(move || {
@@ -449,4 +468,75 @@ fn metrics_router(
                 }
             }),
         )
+}
+
+/// `GET /v1/bfd`: the BFD task's sessions as JSON (`ironlb ctl bfd`).
+async fn bfd_sessions(bfd: &Bfd) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match bfd.sessions().await {
+        Some(list) => axum::Json(list).into_response(),
+        None => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "the BFD task has stopped\n",
+        )
+            .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::names::PeerName;
+    use crate::net::bfd::session::{NoObserver, Ports};
+    use crate::net::bfd::{BfdSessionView, Hop, SessionConfig, SessionKey};
+
+    fn free_udp_port() -> u16 {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.local_addr().unwrap().port()
+    }
+
+    /// A BFD session to a silent peer, listed Down on the metrics listener's `/v1/bfd`.
+    #[tokio::test]
+    async fn the_metrics_listener_lists_the_bfd_sessions() {
+        let (single, multi) = (free_udp_port(), free_udp_port());
+        let ports = Ports {
+            single,
+            multi,
+            peer_single: single,
+            peer_multi: multi,
+        };
+        let rt = tokio::runtime::Handle::current();
+        let bfd = Bfd::start_with_ports(&rt, Arc::new(NoObserver), ports);
+        let key = SessionKey {
+            peer: "127.0.0.2".parse().unwrap(),
+            local: "127.0.0.1".parse().unwrap(),
+            hop: Hop::Single,
+        };
+        let name = PeerName::new("router").unwrap();
+        let _held = bfd
+            .session(key, name.clone(), SessionConfig::default())
+            .await
+            .unwrap();
+        let router = metrics_router(
+            Arc::new(LeaseGate::default()),
+            Arc::new(SpeakerMetrics::new()),
+            Watchdog::new(),
+            bfd,
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        let list: Vec<BfdSessionView> = reqwest::get(format!("http://{addr}/v1/bfd"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(list.len(), 1, "{list:?}");
+        let s = &list[0];
+        assert_eq!((&s.peer, s.address, s.local), (&name, key.peer, key.local));
+        assert_eq!((s.hop.as_str(), s.state.as_str()), ("single", "down"));
+        assert_eq!((s.remote_discriminator, s.failures, s.users), (None, 0, 1));
+        server.abort();
+    }
 }

@@ -16,7 +16,8 @@
 //! - [`socket`]: the UDP sockets, reading each packet's TTL and destination address;
 //! - [`session`]: the one task per process that drives every [`fsm::Session`], and the
 //!   [`Bfd`] handle the BGP sessions get their [`BfdSession`] from;
-//! - [`profile`]: a BFDProfile as [`fsm::SessionConfig`] and [`Hop`].
+//! - [`profile`]: a BFDProfile as [`fsm::SessionConfig`] and [`Hop`];
+//! - [`view`]: a session as the speaker's `GET /v1/bfd` and `ironlb ctl bfd` show it.
 //!
 //! Not implemented: Echo mode (we announce a Required Min Echo RX of zero), Demand mode (we
 //! never ask for it; a peer's is honoured), authentication (refused). See docs/bfd.md.
@@ -29,12 +30,14 @@ pub mod packet;
 pub mod profile;
 pub mod session;
 pub mod socket;
+pub mod view;
 
 pub use demux::{DropReason, SessionKey};
 pub use fsm::SessionConfig;
 pub use link::BgpBfd;
 pub use profile::BfdSettings;
 pub use session::{Bfd, BfdObserver, BfdSession, BfdStatus};
+pub use view::BfdSessionView;
 
 use std::ops::RangeInclusive;
 

@@ -57,6 +57,16 @@ impl State {
             State::Up => 3,
         }
     }
+
+    /// The state in metric labels, `/v1/bfd` and `ironlb ctl bfd`.
+    pub fn label(self) -> &'static str {
+        match self {
+            State::AdminDown => "admin_down",
+            State::Down => "down",
+            State::Init => "init",
+            State::Up => "up",
+        }
+    }
 }
 
 impl fmt::Display for State {

@@ -19,6 +19,7 @@ use super::demux::{new_discriminator, Arrival, DropReason, SessionKey, Table};
 use super::fsm::{self, Action, Jitter, SplitMix};
 use super::packet::{decode, encode, Diag, State};
 use super::socket::{self, Datagram};
+use super::view::BfdSessionView;
 use super::{Hop, MULTI_HOP_PORT, SINGLE_HOP_PORT};
 use crate::names::PeerName;
 
@@ -83,6 +84,9 @@ enum Command {
         reply: oneshot::Sender<Option<watch::Receiver<BfdStatus>>>,
     },
     Release(SessionKey),
+    List {
+        reply: oneshot::Sender<Vec<BfdSessionView>>,
+    },
 }
 
 /// A handle on the BFD task; cheap to clone. The task ends when the last handle and session
@@ -97,6 +101,7 @@ impl std::fmt::Debug for Command {
         match self {
             Command::Add { key, .. } => write!(f, "Add({key:?})"),
             Command::Release(key) => write!(f, "Release({key:?})"),
+            Command::List { .. } => f.write_str("List"),
         }
     }
 }
@@ -154,6 +159,14 @@ impl Bfd {
             status,
             commands: self.commands.clone(),
         })
+    }
+
+    /// Every session, released ones still saying goodbye included, by peer name and
+    /// addresses. `None` if the task is gone.
+    pub async fn sessions(&self) -> Option<Vec<BfdSessionView>> {
+        let (reply, rx) = oneshot::channel();
+        self.commands.send(Command::List { reply }).ok()?;
+        rx.await.ok()
     }
 }
 
@@ -297,7 +310,23 @@ impl Engine {
                 let _ = reply.send(status);
             }
             Command::Release(key) => self.release(key),
+            Command::List { reply } => {
+                let _ = reply.send(self.list());
+            }
         }
+    }
+
+    fn list(&self) -> Vec<BfdSessionView> {
+        let mut list: Vec<BfdSessionView> = self
+            .sessions
+            .values()
+            .map(|e| {
+                let failures = e.status.borrow().failures;
+                BfdSessionView::new(&e.key, &e.name, &e.fsm, failures, e.users)
+            })
+            .collect();
+        list.sort_by(|a, b| (&a.peer, a.address, a.local).cmp(&(&b.peer, b.address, b.local)));
+        list
     }
 
     /// Adds a user to session `key`, creating it if new.

@@ -74,6 +74,7 @@ async fn wait_state(s: &BfdSession, want: State) {
 
 struct Pair {
     a: Bfd,
+    b: Bfd,
     sa: BfdSession,
     sb: BfdSession,
     rt_b: tokio::runtime::Runtime,
@@ -105,6 +106,7 @@ async fn pair() -> Pair {
     wait_state(&sb, State::Up).await;
     Pair {
         a,
+        b,
         sa,
         sb,
         rt_b,
@@ -158,6 +160,7 @@ async fn a_second_user_shares_the_session_and_garbage_is_counted() {
         rt_b,
         observer,
         port_a,
+        ..
     } = pair().await;
     let shared = a.session(sa.key(), name(), fast()).await.unwrap();
     assert_eq!(shared.status().state, State::Up);
@@ -178,6 +181,44 @@ async fn a_second_user_shares_the_session_and_garbage_is_counted() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(shared.status().state, State::Up);
+    drop(sb);
+    rt_b.shutdown_background();
+}
+
+/// The only session `bfd` lists, once Up with the peer Up and the 20 ms interval in force
+/// (the slow 1 s start ends with a Poll Sequence).
+async fn settled(bfd: &Bfd) -> BfdSessionView {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let list = bfd.sessions().await.expect("the task runs");
+        assert_eq!(list.len(), 1, "{list:?}");
+        let s = &list[0];
+        if s.state == "up" && s.remote_state == "up" && s.tx_interval_ms == Some(20) {
+            return s.clone();
+        }
+        assert!(Instant::now() < deadline, "not settled: {s:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_task_lists_its_session_up_and_knows_the_others_discriminator() {
+    let Pair {
+        a, b, sa, sb, rt_b, ..
+    } = pair().await;
+    let (va, vb) = (settled(&a).await, settled(&b).await);
+    assert_eq!(va.peer, name());
+    assert_eq!((va.address, va.local), (sa.key().peer, sa.key().local));
+    assert_eq!((vb.address, vb.local), (sb.key().peer, sb.key().local));
+    assert_eq!(va.hop, "single");
+    assert_eq!(va.minimum_ttl, None);
+    assert_eq!(va.remote_discriminator, Some(vb.local_discriminator));
+    assert_eq!(vb.remote_discriminator, Some(va.local_discriminator));
+    assert_eq!(va.detection_time_ms, Some(60));
+    assert_eq!((va.failures, va.users), (0, 1));
+    let json = serde_json::to_value(&va).unwrap();
+    assert_eq!(json["state"], "up");
+    assert_eq!(json["address"], "127.0.0.2");
     drop(sb);
     rt_b.shutdown_background();
 }
