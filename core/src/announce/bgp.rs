@@ -9,8 +9,8 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use super::owners::{NodeFacts, Target};
-use crate::config::model::{BgpAdvertisement, Peer};
+use super::owners::{advertisements_of, NodeFacts, Target};
+use crate::config::model::{Advertisement, Peer};
 use crate::config::Config;
 use crate::names::PeerName;
 use crate::net::bgp::attrs::{Community, RouteAttrs};
@@ -51,22 +51,11 @@ pub fn announced_in_bgp(config: &Config, pool: &crate::names::PoolName) -> bool 
     })
 }
 
-/// The BGPAdvertisements that announce `target`: those covering its pool whose
-/// serviceSelectors select one of its Services.
-fn advertisements_of<'a>(
-    config: &'a Config,
-    target: &'a Target,
-) -> impl Iterator<Item = &'a BgpAdvertisement> + 'a {
-    let pool_labels = config.pools.get(&target.pool).map(|p| &p.labels);
-    config.bgp_advertisements.iter().filter(move |adv| {
-        pool_labels.is_some_and(|labels| adv.pools.includes(&target.pool, labels))
-            && adv.selects_any_service(target.service_labels())
-    })
-}
-
 /// Whether any BGPAdvertisement announces `target` at all.
 pub fn advertised(config: &Config, target: &Target) -> bool {
-    advertisements_of(config, target).next().is_some()
+    advertisements_of(config, &config.bgp_advertisements, target)
+        .next()
+        .is_some()
 }
 
 /// The prefix an address is announced as, with an advertisement's aggregation length.
@@ -100,7 +89,9 @@ pub fn routes_for(config: &Config, targets: &[Target], node: &NodeFacts) -> Rout
         if t.services.iter().any(|s| node.unready.contains(s)) {
             continue;
         }
-        for adv in advertisements_of(config, t).filter(|a| a.selects_node(&node.labels)) {
+        for adv in advertisements_of(config, &config.bgp_advertisements, t)
+            .filter(|a| a.selects_node(&node.labels))
+        {
             let prefix = prefix_of(t.address, adv.aggregation_length, adv.aggregation_length_v6);
             // A session carries its families alone: a route of the other family is not
             // announced to that peer (nor reported as announced).

@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use crate::config::model::{InterfaceName, L2Advertisement};
+use crate::config::model::{Advertisement, InterfaceName};
 use crate::config::Config;
 use crate::labels::Labels;
 use crate::names::{NodeName, PoolName, ServiceKey};
@@ -80,15 +80,16 @@ pub struct NodeFacts {
     pub usable: bool,
 }
 
-/// The L2Advertisements that announce `target`: those covering its pool whose
-/// serviceSelectors select one of its Services.
-fn l2_advertisements_of<'a>(
+/// The advertisements among `ads` (of either kind) that announce `target`: those covering its
+/// pool whose serviceSelectors select one of its Services.
+pub(crate) fn advertisements_of<'a, A: Advertisement>(
     config: &'a Config,
+    ads: &'a [A],
     target: &'a Target,
-) -> impl Iterator<Item = &'a L2Advertisement> + 'a {
+) -> impl Iterator<Item = &'a A> + 'a {
     let pool_labels = config.pools.get(&target.pool).map(|p| &p.labels);
-    config.l2_advertisements.iter().filter(move |adv| {
-        pool_labels.is_some_and(|labels| adv.pools.includes(&target.pool, labels))
+    ads.iter().filter(move |adv| {
+        pool_labels.is_some_and(|labels| adv.pool_selection().includes(&target.pool, labels))
             && adv.selects_any_service(target.service_labels())
     })
 }
@@ -102,7 +103,9 @@ pub fn announce_on(
 ) -> Option<Vec<InterfaceName>> {
     let mut chosen = BTreeSet::new();
     let mut any = false;
-    for adv in l2_advertisements_of(config, target).filter(|a| a.selects_node(&node.labels)) {
+    for adv in advertisements_of(config, &config.l2_advertisements, target)
+        .filter(|a| a.selects_node(&node.labels))
+    {
         if adv.interfaces.is_empty() {
             return Some(Vec::new());
         }
@@ -120,7 +123,9 @@ pub fn announce_on(
 
 /// Whether any L2Advertisement announces `target` at all.
 pub fn announced_in_l2(config: &Config, target: &Target) -> bool {
-    l2_advertisements_of(config, target).next().is_some()
+    advertisements_of(config, &config.l2_advertisements, target)
+        .next()
+        .is_some()
 }
 
 /// Whether `node` may own `target`.

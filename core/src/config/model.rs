@@ -152,21 +152,41 @@ pub struct L2Advertisement {
     pub interfaces: Vec<InterfaceName>,
 }
 
-impl L2Advertisement {
-    /// Whether a node with these labels may announce.
-    pub fn selects_node(&self, node_labels: &Labels) -> bool {
-        admits(&self.node_selectors, node_labels)
+/// What both advertisement kinds share: the pools, Services and nodes they select.
+pub trait Advertisement {
+    /// The pools whose addresses it announces.
+    fn pool_selection(&self) -> &PoolSelection;
+    /// Its serviceSelectors (none: every Service).
+    fn service_selectors(&self) -> &[Selector];
+    /// Its nodeSelectors (none: every node).
+    fn node_selectors(&self) -> &[Selector];
+
+    /// Whether a node with these labels announces.
+    fn selects_node(&self, node_labels: &Labels) -> bool {
+        admits(self.node_selectors(), node_labels)
     }
 
     /// Whether the addresses of a Service with these labels are announced.
-    pub fn selects_service(&self, service_labels: &Labels) -> bool {
-        admits(&self.service_selectors, service_labels)
+    fn selects_service(&self, service_labels: &Labels) -> bool {
+        admits(self.service_selectors(), service_labels)
     }
 
     /// Whether an address held by Services with these labels is announced: when one of them is
     /// selected.
-    pub fn selects_any_service<'a>(&self, labels: impl IntoIterator<Item = &'a Labels>) -> bool {
-        admits_any(&self.service_selectors, labels)
+    fn selects_any_service<'a>(&self, labels: impl IntoIterator<Item = &'a Labels>) -> bool {
+        admits_any(self.service_selectors(), labels)
+    }
+}
+
+impl Advertisement for L2Advertisement {
+    fn pool_selection(&self) -> &PoolSelection {
+        &self.pools
+    }
+    fn service_selectors(&self) -> &[Selector] {
+        &self.service_selectors
+    }
+    fn node_selectors(&self) -> &[Selector] {
+        &self.node_selectors
     }
 }
 
@@ -194,23 +214,19 @@ pub struct BgpAdvertisement {
     pub peers: BTreeSet<PeerName>,
 }
 
+impl Advertisement for BgpAdvertisement {
+    fn pool_selection(&self) -> &PoolSelection {
+        &self.pools
+    }
+    fn service_selectors(&self) -> &[Selector] {
+        &self.service_selectors
+    }
+    fn node_selectors(&self) -> &[Selector] {
+        &self.node_selectors
+    }
+}
+
 impl BgpAdvertisement {
-    /// Whether a node with these labels announces.
-    pub fn selects_node(&self, node_labels: &Labels) -> bool {
-        admits(&self.node_selectors, node_labels)
-    }
-
-    /// Whether the addresses of a Service with these labels are announced.
-    pub fn selects_service(&self, service_labels: &Labels) -> bool {
-        admits(&self.service_selectors, service_labels)
-    }
-
-    /// Whether an address held by Services with these labels is announced: when one of them is
-    /// selected.
-    pub fn selects_any_service<'a>(&self, labels: impl IntoIterator<Item = &'a Labels>) -> bool {
-        admits_any(&self.service_selectors, labels)
-    }
-
     /// Whether the routes go to this peer.
     pub fn selects_peer(&self, peer: &PeerName) -> bool {
         self.peers.is_empty() || self.peers.contains(peer)

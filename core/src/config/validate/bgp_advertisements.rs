@@ -1,5 +1,6 @@
 //! Checks BGPAdvertisement objects: aggregation lengths and communities.
 
+use super::selectors::TargetFields;
 use super::*;
 
 impl Validator {
@@ -41,19 +42,13 @@ impl Validator {
             self.aggregation_length(ctx, "aggregationLength", spec.aggregation_length, 32);
         let length_v6 =
             self.aggregation_length(ctx, "aggregationLengthV6", spec.aggregation_length_v6, 128);
-        let pools = self.pool_refs(ctx, &spec.ip_address_pools, &pool_names.all);
-        let pool_selectors = self.selectors(
-            ctx,
-            &spec.ip_address_pool_selectors,
-            &spec_path.field("ipAddressPoolSelectors"),
-        );
-        let service_selectors = self.selectors(
-            ctx,
-            &spec.service_selectors,
-            &spec_path.field("serviceSelectors"),
-        );
-        let node_selectors =
-            self.selectors(ctx, &spec.node_selectors, &spec_path.field("nodeSelectors"));
+        let fields = TargetFields {
+            pools: &spec.ip_address_pools,
+            pool_selectors: &spec.ip_address_pool_selectors,
+            service_selectors: &spec.service_selectors,
+            node_selectors: &spec.node_selectors,
+        };
+        let targets = self.targets(ctx, fields, &pool_names.all);
         let peers = self.refs(
             ctx,
             &spec.peers,
@@ -65,10 +60,7 @@ impl Validator {
         let communities = self.advertised_communities(ctx, &spec.communities, aliases);
         let lengths_ok =
             spec.service_selectors.is_empty() || self.host_routes_only(ctx, length_v4, length_v6);
-        let (Some(pools), Some(pool_selectors)) = (pools, pool_selectors) else {
-            return None;
-        };
-        let selection = PoolSelection::new(pools, pool_selectors);
+        let selection = targets.pools?;
         let aggregation_ok = self.aggregation(ctx, &selection, entries, length_v4, length_v6);
         if !aggregation_ok || !lengths_ok {
             return None;
@@ -76,12 +68,12 @@ impl Validator {
         Some(BgpAdvertisement {
             name: ctx.name.to_owned(),
             pools: selection,
-            service_selectors: service_selectors?,
+            service_selectors: targets.services?,
             aggregation_length: length_v4?,
             aggregation_length_v6: length_v6?,
             local_pref: spec.local_pref,
             communities: communities?,
-            node_selectors: node_selectors?,
+            node_selectors: targets.nodes?,
             peers: peers?,
         })
     }

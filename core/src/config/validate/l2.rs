@@ -1,5 +1,6 @@
 //! Checks L2Advertisement objects and their interfaces.
 
+use super::selectors::TargetFields;
 use super::*;
 
 impl Validator {
@@ -13,41 +14,32 @@ impl Validator {
         for (object, owns) in objects.iter().zip(&names.owns) {
             let ctx = Ctx::of(object);
             let spec = &object.object.spec;
-            let spec_path = FieldPath::root("spec");
-            let pools = self.pool_refs(ctx, &spec.ip_address_pools, &pool_names.all);
-            let pool_selectors = self.selectors(
-                ctx,
-                &spec.ip_address_pool_selectors,
-                &spec_path.field("ipAddressPoolSelectors"),
-            );
-            let service_selectors = self.selectors(
-                ctx,
-                &spec.service_selectors,
-                &spec_path.field("serviceSelectors"),
-            );
-            let node_selectors =
-                self.selectors(ctx, &spec.node_selectors, &spec_path.field("nodeSelectors"));
+            let fields = TargetFields {
+                pools: &spec.ip_address_pools,
+                pool_selectors: &spec.ip_address_pool_selectors,
+                service_selectors: &spec.service_selectors,
+                node_selectors: &spec.node_selectors,
+            };
+            let targets = self.targets(ctx, fields, &pool_names.all);
             let interfaces = self.interfaces(ctx, &spec.interfaces);
             if let (
                 true,
                 Some(pools),
-                Some(pool_selectors),
                 Some(service_selectors),
                 Some(node_selectors),
                 Some(interfaces),
             ) = (
                 *owns,
-                pools,
-                pool_selectors,
-                service_selectors,
-                node_selectors,
+                targets.pools,
+                targets.services,
+                targets.nodes,
                 interfaces,
             ) {
                 out.insert(
                     ctx.name.to_owned(),
                     L2Advertisement {
                         name: ctx.name.to_owned(),
-                        pools: PoolSelection::new(pools, pool_selectors),
+                        pools,
                         service_selectors,
                         node_selectors,
                         interfaces,

@@ -2,7 +2,53 @@
 
 use super::*;
 
+/// What an advertisement of either kind selects, each part `None` when its fields had errors
+/// (already reported).
+pub(super) struct Targets {
+    /// The pools, by `ipAddressPools` and `ipAddressPoolSelectors`.
+    pub pools: Option<PoolSelection>,
+    /// `serviceSelectors`.
+    pub services: Option<Vec<Selector>>,
+    /// `nodeSelectors`.
+    pub nodes: Option<Vec<Selector>>,
+}
+
+/// The selecting fields both advertisement kinds share.
+pub(super) struct TargetFields<'a> {
+    /// `spec.ipAddressPools`.
+    pub pools: &'a [String],
+    /// `spec.ipAddressPoolSelectors`.
+    pub pool_selectors: &'a [LabelSelector],
+    /// `spec.serviceSelectors`.
+    pub service_selectors: &'a [LabelSelector],
+    /// `spec.nodeSelectors`.
+    pub node_selectors: &'a [LabelSelector],
+}
+
 impl Validator {
+    /// Checks what an advertisement selects: pools among `pool_names`, Services and nodes.
+    pub(super) fn targets(
+        &mut self,
+        ctx: Ctx<'_>,
+        fields: TargetFields<'_>,
+        pool_names: &BTreeSet<&str>,
+    ) -> Targets {
+        let spec = FieldPath::root("spec");
+        let pools = self.pool_refs(ctx, fields.pools, pool_names);
+        let path = spec.field("ipAddressPoolSelectors");
+        let pool_selectors = self.selectors(ctx, fields.pool_selectors, &path);
+        let path = spec.field("serviceSelectors");
+        let services = self.selectors(ctx, fields.service_selectors, &path);
+        let nodes = self.selectors(ctx, fields.node_selectors, &spec.field("nodeSelectors"));
+        Targets {
+            pools: pools
+                .zip(pool_selectors)
+                .map(|(p, s)| PoolSelection::new(p, s)),
+            services,
+            nodes,
+        }
+    }
+
     /// Parses a list of label selectors at `path`; `None` if any is wrong (all reported).
     pub(super) fn selectors(
         &mut self,

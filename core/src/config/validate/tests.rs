@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use super::peers::hold_time_problem;
 use super::*;
-use crate::config::model::Families;
+use crate::config::model::{Advertisement, Families};
 
 /// One table case: a valid YAML stream, and the checks its result must pass.
 struct Case {

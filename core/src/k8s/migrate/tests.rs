@@ -1,6 +1,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
+use crate::config::model::Advertisement;
 
 /// Every field of every MetalLB v0.16 kind (`api/v1beta1/*_types.go`,
 /// `api/v1beta2/bgppeer_types.go`, and `preferredNodeSelectors` from MetalLB's main branch),
