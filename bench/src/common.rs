@@ -105,6 +105,105 @@ pub fn which(name: &str) -> Result<PathBuf> {
         .ok_or_else(|| anyhow!("{name} not found on PATH"))
 }
 
+/// What `/proc` says of one process at one instant: CPU time spent so far and memory.
+#[derive(Debug, Clone, Copy)]
+pub struct ProcStat {
+    /// User plus system CPU time, seconds.
+    pub cpu_s: f64,
+    /// Resident set now, bytes.
+    pub rss_bytes: u64,
+    /// Peak resident set, bytes.
+    pub hwm_bytes: u64,
+    /// When it was read.
+    pub at: std::time::Instant,
+}
+
+/// Clock ticks per second of `/proc/<pid>/stat`'s times: USER_HZ, 100 on every Linux
+/// architecture this runs on (the kernel fixes it for user space).
+const USER_HZ: f64 = 100.0;
+
+impl ProcStat {
+    /// Reads `/proc/<pid>/stat` and `/proc/<pid>/status`.
+    pub fn read(pid: u32) -> Result<ProcStat> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .with_context(|| format!("reading /proc/{pid}/stat"))?;
+        // The command name may hold spaces and parentheses; the fields after its closing
+        // parenthesis are fixed: state is field 3, utime 14, stime 15.
+        let rest = stat
+            .rsplit_once(')')
+            .map(|(_, r)| r)
+            .context("no ')' in /proc/<pid>/stat")?;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let tick = |i: usize| -> Result<f64> {
+            fields
+                .get(i - 3)
+                .and_then(|v| v.parse::<f64>().ok())
+                .with_context(|| format!("/proc/{pid}/stat field {i}"))
+        };
+        let cpu_s = (tick(14)? + tick(15)?) / USER_HZ;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .with_context(|| format!("reading /proc/{pid}/status"))?;
+        let kb = |key: &str| -> u64 {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        Ok(ProcStat {
+            cpu_s,
+            rss_bytes: kb("VmRSS:") * 1024,
+            hwm_bytes: kb("VmHWM:") * 1024,
+            at: std::time::Instant::now(),
+        })
+    }
+
+    /// This process's own figures.
+    pub fn this() -> Result<ProcStat> {
+        ProcStat::read(std::process::id())
+    }
+
+    /// CPU seconds spent between `earlier` and `self`.
+    pub fn cpu_since(&self, earlier: &ProcStat) -> f64 {
+        self.cpu_s - earlier.cpu_s
+    }
+
+    /// Cores used on average between `earlier` and `self`.
+    pub fn cores_since(&self, earlier: &ProcStat) -> f64 {
+        let wall = self.at.duration_since(earlier.at).as_secs_f64();
+        if wall > 0.0 {
+            self.cpu_since(earlier) / wall
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Median, minimum and maximum of a sample, for the `[min-max]` spreads the README reports.
+pub fn spread(values: &[f64]) -> Value {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return serde_json::json!(null);
+    }
+    let median = if v.len() % 2 == 1 {
+        v[v.len() / 2]
+    } else {
+        (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
+    };
+    serde_json::json!({"median": median, "min": v[0], "max": v[v.len() - 1], "runs": v.len()})
+}
+
+/// The `q`-quantile (0..=1) of sorted durations, milliseconds.
+pub fn quantile_ms(sorted: &[std::time::Duration], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[i.min(sorted.len() - 1)].as_secs_f64() * 1000.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,5 +229,29 @@ mod tests {
         ] {
             assert!(!set_by_cargo_for_a_run(user), "{user}");
         }
+    }
+
+    #[test]
+    fn this_process_uses_cpu_and_memory() {
+        let before = ProcStat::this().unwrap();
+        let mut x = 0u64;
+        for i in 0..20_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        let after = ProcStat::this().unwrap();
+        assert!(after.rss_bytes > 0 && after.hwm_bytes >= after.rss_bytes);
+        assert!(after.cpu_since(&before) >= 0.0);
+    }
+
+    #[test]
+    fn spread_and_quantiles() {
+        let s = spread(&[3.0, 1.0, 2.0]);
+        assert_eq!(s["median"], 2.0);
+        assert_eq!(s["min"], 1.0);
+        assert_eq!(s["max"], 3.0);
+        let d: Vec<_> = (1..=100).map(std::time::Duration::from_millis).collect();
+        assert_eq!(quantile_ms(&d, 0.99), 99.0);
+        assert_eq!(quantile_ms(&d, 0.0), 1.0);
     }
 }

@@ -5,6 +5,7 @@ mod alloc;
 mod bgp;
 mod bgp_failover;
 mod common;
+mod etcd;
 mod failover;
 
 use std::alloc::{GlobalAlloc, Layout, System};
