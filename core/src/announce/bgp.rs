@@ -76,7 +76,11 @@ pub fn prefix_of(addr: IpAddr, v4_len: u8, v6_len: u8) -> IpNet {
 /// Services holding the address), to the peers that advertisement names (all of the node's
 /// peers when it names none) whose sessions carry the address's family. Routes for one prefix and peer from several advertisements merge:
 /// communities join, the highest LOCAL_PREF wins.
-pub fn routes_for(config: &Config, targets: &[Target], node: &NodeFacts) -> Routes {
+pub fn routes_for<'a>(
+    config: &Config,
+    targets: impl IntoIterator<Item = &'a Target>,
+    node: &NodeFacts,
+) -> Routes {
     let mut out = Routes::new();
     if !node.usable {
         return out;

@@ -49,22 +49,30 @@ impl Target {
 pub fn targets(allocator: &crate::ipam::Allocator) -> Vec<Target> {
     allocator
         .held_addresses()
-        .filter_map(|(addr, holders)| {
-            let labels = holders
-                .iter()
-                .filter_map(|s| {
-                    let a = allocator.allocation(s)?;
-                    Some((s.clone(), a.request.service_labels.clone()))
-                })
-                .collect();
-            Some(Target {
-                address: *addr,
-                pool: allocator.pool_of(*addr)?.clone(),
-                services: holders.to_vec(),
-                labels,
-            })
-        })
+        .filter_map(|(addr, _)| target(allocator, *addr))
         .collect()
+}
+
+/// One allocated address as [`targets`] lists it; `None` when nobody holds it (or no pool
+/// hands it out).
+pub fn target(allocator: &crate::ipam::Allocator, address: IpAddr) -> Option<Target> {
+    let holders: Vec<ServiceKey> = allocator.holders(address).cloned().collect();
+    if holders.is_empty() {
+        return None;
+    }
+    let labels = holders
+        .iter()
+        .filter_map(|s| {
+            let a = allocator.allocation(s)?;
+            Some((s.clone(), a.request.service_labels.clone()))
+        })
+        .collect();
+    Some(Target {
+        address,
+        pool: allocator.pool_of(address)?.clone(),
+        services: holders,
+        labels,
+    })
 }
 
 /// What the leader knows of a node.
@@ -143,16 +151,43 @@ where
     /// The configuration in force.
     pub config: &'a Config,
     /// Every allocated address.
-    pub targets: &'a [Target],
+    pub targets: &'a [&'a Target],
     /// The nodes the leader knows, alive or not.
     pub nodes: &'a BTreeMap<NodeName, NodeFacts>,
     /// The committed owners.
-    pub owners: &'a BTreeMap<IpAddr, NodeName>,
+    pub owners: &'a dyn OwnerMap,
     /// Whether a node may still be answering for an address (it was told to, and has not
     /// acknowledged letting go; or it has not yet acknowledged anything from this leader).
     pub answering: F,
     /// Whether owners may change at all.
     pub moves_allowed: bool,
+}
+
+/// The committed owners as [`plan`] reads them: the leader keeps them in a persistent map, tests
+/// in a plain one.
+pub trait OwnerMap {
+    /// The owner of `addr`.
+    fn owner(&self, addr: &IpAddr) -> Option<&NodeName>;
+    /// Every owned address, in address order.
+    fn owned(&self) -> Box<dyn Iterator<Item = &IpAddr> + '_>;
+}
+
+impl OwnerMap for BTreeMap<IpAddr, NodeName> {
+    fn owner(&self, addr: &IpAddr) -> Option<&NodeName> {
+        self.get(addr)
+    }
+    fn owned(&self) -> Box<dyn Iterator<Item = &IpAddr> + '_> {
+        Box::new(self.keys())
+    }
+}
+
+impl OwnerMap for imbl::OrdMap<IpAddr, NodeName> {
+    fn owner(&self, addr: &IpAddr) -> Option<&NodeName> {
+        self.get(addr)
+    }
+    fn owned(&self) -> Box<dyn Iterator<Item = &IpAddr> + '_> {
+        Box::new(self.keys())
+    }
 }
 
 /// The owner changes to commit, in address order: `(address, Some(node))` gives it to a node,
@@ -178,21 +213,22 @@ where
     // Owners of addresses no longer announced in Layer 2 (released, or no advertisement covers
     // their pool and selects one of their Services any more) let go; that is never unsafe, so
     // it needs no permission.
-    for addr in owners.keys() {
+    for addr in owners.owned() {
         if !wanted.contains(addr) {
             moves.push((*addr, None));
         }
     }
-    let mut load = Load::of(targets, &wanted, owners);
-    for t in targets.iter().filter(|t| wanted.contains(&t.address)) {
-        let eligible_nodes: Vec<&NodeName> = nodes
-            .iter()
-            .filter(|(_, f)| eligible(config, t, f))
-            .map(|(n, _)| n)
-            .collect();
-        let current = owners.get(&t.address);
+    let mut load = Load::of(targets, &wanted, *owners);
+    for t in targets
+        .iter()
+        .copied()
+        .filter(|t| wanted.contains(&t.address))
+    {
+        let current = owners.owner(&t.address);
         if let Some(o) = current {
-            if eligible_nodes.contains(&o) {
+            // The common case, checked first so a steady state costs one test per address
+            // rather than one per address and node.
+            if nodes.get(o).is_some_and(|f| eligible(config, t, f)) {
                 continue;
             }
             if !moves_allowed {
@@ -208,6 +244,11 @@ where
         if !moves_allowed {
             continue;
         }
+        let eligible_nodes: Vec<&NodeName> = nodes
+            .iter()
+            .filter(|(_, f)| eligible(config, t, f))
+            .map(|(n, _)| n)
+            .collect();
         match (
             best_owner(nodes, &eligible_nodes, t, answering, &load),
             current,
@@ -238,15 +279,11 @@ struct Load<'a> {
 
 impl<'a> Load<'a> {
     /// The load of the committed owners of the `wanted` addresses.
-    fn of(
-        targets: &'a [Target],
-        wanted: &BTreeSet<IpAddr>,
-        owners: &'a BTreeMap<IpAddr, NodeName>,
-    ) -> Self {
+    fn of(targets: &[&'a Target], wanted: &BTreeSet<IpAddr>, owners: &'a dyn OwnerMap) -> Self {
         let mut count: BTreeMap<&NodeName, usize> = BTreeMap::new();
         let mut owned_by_service: BTreeMap<&ServiceKey, BTreeSet<&NodeName>> = BTreeMap::new();
         for t in targets.iter().filter(|t| wanted.contains(&t.address)) {
-            if let Some(o) = owners.get(&t.address) {
+            if let Some(o) = owners.owner(&t.address) {
                 *count.entry(o).or_default() += 1;
                 for s in &t.services {
                     owned_by_service.entry(s).or_default().insert(o);
@@ -288,15 +325,18 @@ fn best_owner<'a, F>(
 where
     F: Fn(&NodeName, IpAddr) -> bool,
 {
+    // A candidate must be the only node that may still be answering for the address, if any
+    // is: one pass over the nodes instead of one per candidate.
+    let mut still_answering = nodes.keys().filter(|n| answering(n, t.address));
+    let only = match (still_answering.next(), still_answering.next()) {
+        (None, _) => None,
+        (Some(n), None) => Some(n),
+        (Some(_), Some(_)) => return None,
+    };
     let candidates: Vec<&NodeName> = eligible_nodes
         .iter()
         .copied()
-        .filter(|cand| {
-            nodes
-                .keys()
-                .filter(|n| n != cand)
-                .all(|n| !answering(n, t.address))
-        })
+        .filter(|cand| only.is_none_or(|o| o == *cand))
         .collect();
     let siblings: BTreeSet<&NodeName> = t
         .services
@@ -309,7 +349,7 @@ where
         (
             !siblings.contains(n),
             load.count.get(n).copied().unwrap_or(0),
-            (*n).clone(),
+            *n,
         )
     })
 }
@@ -387,9 +427,9 @@ mod tests {
             .collect();
         plan(&Inputs {
             config,
-            targets,
             nodes,
             owners,
+            targets: &targets.iter().collect::<Vec<_>>(),
             answering: |n: &NodeName, a: IpAddr| answering.contains(&(n.clone(), a)),
             moves_allowed: true,
         })
@@ -635,13 +675,13 @@ mod tests {
     #[test]
     fn nothing_moves_during_a_new_leaders_first_lease_and_nobody_gets_a_contested_address() {
         let c = config(BASE);
-        let ts = vec![target("192.0.2.1", "d/a"), target("192.0.2.2", "d/b")];
+        let ts = [target("192.0.2.1", "d/a"), target("192.0.2.2", "d/b")];
         let owners: BTreeMap<IpAddr, NodeName> = [("192.0.2.1".parse().unwrap(), node("a"))].into();
         let mut ns = nodes(&["a", "b"]);
         ns.get_mut(&node("a")).unwrap().usable = false;
         let moves = plan(&Inputs {
             config: &c,
-            targets: &ts,
+            targets: &ts.iter().collect::<Vec<_>>(),
             nodes: &ns,
             owners: &owners,
             answering: |_: &NodeName, _: IpAddr| false,

@@ -75,9 +75,10 @@ pub struct NodeSent<'a> {
 /// are the unowned ones.
 pub fn build<'a>(
     nodes: impl IntoIterator<Item = NodeSent<'a>>,
-    targets: &[Target],
+    targets: impl IntoIterator<Item = &'a Target>,
     in_l2: impl Fn(&Target) -> bool,
 ) -> Announcements {
+    let targets: Vec<&Target> = targets.into_iter().collect();
     let services_of: BTreeMap<IpAddr, &[ServiceKey]> = targets
         .iter()
         .map(|t| (t.address, t.services.as_slice()))

@@ -90,56 +90,126 @@ const FOLLOWER_VIEW_GAP: Duration = Duration::from_millis(500);
 
 /// What the leader announces from: the configuration, every allocated address, the committed
 /// owners and the health checks, read from the applied state.
+///
+/// The maps are persistent: a copy costs nothing and shares everything, and
+/// [`L2View::refresh`] patches only what the applied commands touched, so keeping the view up
+/// to date costs work in proportion to the changes, not to the state.
 #[derive(Clone, Debug, Default)]
 pub struct L2View {
     /// The configuration in force.
     pub config: Arc<Config>,
-    /// Every allocated address.
-    pub targets: Vec<Target>,
+    /// Every allocated address, by address.
+    pub targets: imbl::OrdMap<IpAddr, Target>,
     /// The committed Layer 2 owners.
-    pub owners: std::collections::BTreeMap<IpAddr, NodeName>,
+    pub owners: imbl::OrdMap<IpAddr, NodeName>,
     /// The Services announced (in Layer 2 or over BGP), as speakers judge their readiness for
     /// them.
-    pub services: Arc<std::collections::BTreeMap<crate::names::ServiceKey, ServiceAnnounce>>,
+    pub services: imbl::OrdMap<crate::names::ServiceKey, ServiceAnnounce>,
     /// The term of the last entry applied when the view was read (or later): once it is the
     /// leader's own term, every entry of an earlier term is in the view or lost for good.
     pub applied_term: u64,
 }
 
 impl L2View {
-    /// Reads the view from the applied state.
+    /// Reads the whole view from the applied state (and forgets what the state noted as
+    /// touched: all of it is in this view).
     pub fn read(state: &crate::raft::ControllerState) -> Self {
+        state.touched.take();
         let config = Arc::new(state.config.clone().unwrap_or_default());
-        let targets = owners::targets(&state.allocator);
-        // A Service is announced when one of its addresses is (an advertisement selecting it,
-        // or another Service on a shared address): speakers judge its readiness then.
-        let announced: std::collections::BTreeSet<&crate::names::ServiceKey> = targets
-            .iter()
-            .filter(|t| {
-                owners::announced_in_l2(&config, t) || crate::announce::bgp::advertised(&config, t)
-            })
-            .flat_map(|t| &t.services)
+        let targets: imbl::OrdMap<IpAddr, Target> = owners::targets(&state.allocator)
+            .into_iter()
+            .map(|t| (t.address, t))
             .collect();
-        let services = state
+        let mut view = Self {
+            config,
+            targets,
+            owners: state.owners.iter().map(|(a, n)| (*a, n.clone())).collect(),
+            services: imbl::OrdMap::new(),
+            applied_term: 0,
+        };
+        let keys: Vec<crate::names::ServiceKey> = state
             .allocator
             .allocations()
-            .filter(|(k, _)| announced.contains(k))
-            .map(|(k, a)| {
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in keys {
+            view.refresh_service(&state.allocator, &k);
+        }
+        view
+    }
+
+    /// Brings the view up to date with the state, patching only what the state noted as
+    /// touched since the last read or refresh.
+    pub fn refresh(&mut self, state: &crate::raft::ControllerState) {
+        let touched = state.touched.take();
+        if touched.everything {
+            *self = Self {
+                applied_term: self.applied_term,
+                ..Self::read(state)
+            };
+            return;
+        }
+        let mut services = touched.services;
+        for addr in &touched.addresses {
+            if let Some(old) = self.targets.get(addr) {
+                services.extend(old.services.iter().cloned());
+            }
+            match owners::target(&state.allocator, *addr) {
+                Some(t) => {
+                    services.extend(t.services.iter().cloned());
+                    self.targets.insert(*addr, t);
+                }
+                None => {
+                    self.targets.remove(addr);
+                }
+            }
+        }
+        for key in &services {
+            self.refresh_service(&state.allocator, key);
+        }
+        for addr in touched.owners {
+            match state.owners.get(&addr) {
+                Some(n) => {
+                    self.owners.insert(addr, n.clone());
+                }
+                None => {
+                    self.owners.remove(&addr);
+                }
+            }
+        }
+    }
+
+    /// Whether `key` is announced (one of its addresses is, in Layer 2 or over BGP, by an
+    /// advertisement selecting it or another Service on a shared address), and how speakers
+    /// judge its readiness if so.
+    fn refresh_service(
+        &mut self,
+        allocator: &crate::ipam::Allocator,
+        key: &crate::names::ServiceKey,
+    ) {
+        let config = &self.config;
+        let announced = allocator.allocation(key).filter(|a| {
+            a.addresses.iter().any(|addr| {
+                self.targets.get(addr).is_some_and(|t| {
+                    owners::announced_in_l2(config, t)
+                        || crate::announce::bgp::advertised(config, t)
+                })
+            })
+        });
+        match announced {
+            Some(a) => {
                 let s = ServiceAnnounce {
-                    service: k.clone(),
+                    service: key.clone(),
                     health_check: a.request.health_check.clone(),
                     local: a.request.traffic_policy == crate::ipam::TrafficPolicy::Local,
                 };
-                (k.clone(), s)
-            })
-            .collect();
-        let services = Arc::new(services);
-        Self {
-            config,
-            targets,
-            owners: state.owners.clone(),
-            services,
-            applied_term: 0,
+                if self.services.get(key) != Some(&s) {
+                    self.services.insert(key.clone(), s);
+                }
+            }
+            None => {
+                self.services.remove(key);
+            }
         }
     }
 }
@@ -363,11 +433,13 @@ async fn feed_views(
 ) {
     let mut last_read: Option<Instant> = None;
     let mut last_cost = Duration::ZERO;
+    let mut view = L2View::default();
     loop {
-        // Reading the view costs time linear in the allocations, under the state's
+        // Refreshing the view costs time linear in what changed since the last
+        // refresh (all of it after a new state or configuration), under the state's
         // read lock (which holds the state machine's writes back). Under a stream
-        // of changes the leader reads it at most every VIEW_MIN_GAP (or three times
-        // what a read costs, so reads never take more than a quarter of the time),
+        // of changes the leader refreshes it at most every VIEW_MIN_GAP (or three times
+        // what a refresh costs, so they never take more than a quarter of the time),
         // a follower at most every FOLLOWER_VIEW_GAP; becoming leader cuts the wait
         // short. After a quiet spell (a node failing, one Service changing) the
         // view is read at once.
@@ -390,15 +462,17 @@ async fn feed_views(
             .borrow_and_update()
             .map_or(0, |l| l.leader_id.get_term());
         let started = Instant::now();
-        let view = L2View {
-            applied_term,
-            ..L2View::read(&*state.read().await)
-        };
+        view.refresh(&*state.read().await);
+        view.applied_term = applied_term;
         last_cost = started.elapsed();
         last_read = Some(started);
         // Waits while the publisher's mailbox is full: views are paced by how fast
         // it takes them, and only a stopped publisher ends this loop.
-        if publisher.send(publisher::ViewChanged(view)).await.is_err() {
+        if publisher
+            .send(publisher::ViewChanged(view.clone()))
+            .await
+            .is_err()
+        {
             return;
         }
         if applied.changed().await.is_err() {
@@ -644,3 +718,6 @@ mod budget_tests {
         }
     }
 }
+
+#[cfg(test)]
+mod view_tests;

@@ -109,7 +109,7 @@ struct NodeState {
     facts: NodeFacts,
     /// The addresses it was sent and may still answer for, and the assignments' ids.
     addresses: assignment::Sender,
-    sent_services: Option<Arc<BTreeMap<ServiceKey, ServiceAnnounce>>>,
+    sent_services: Option<Services>,
     /// Its lease ran out: it answers nothing and takes no assignment until it has one again.
     fenced: bool,
     /// The BGP routes and sessions it was last sent.
@@ -143,7 +143,7 @@ impl NodeState {
     fn next_assignment(
         &mut self,
         desired: BTreeMap<IpAddr, L2Address>,
-        services: Arc<BTreeMap<ServiceKey, ServiceAnnounce>>,
+        services: Services,
         peers: BTreeMap<PeerName, Peer>,
         routes: Arc<Routes>,
         timing: LeaseTiming,
@@ -182,27 +182,34 @@ struct SetChanges {
 
 impl SetChanges {
     /// The differences between what `node` was last sent and `services` and `routes`.
-    fn since(
-        node: &NodeState,
-        services: &Arc<BTreeMap<ServiceKey, ServiceAnnounce>>,
-        routes: &Arc<Routes>,
-    ) -> Self {
+    fn since(node: &NodeState, services: &Services, routes: &Arc<Routes>) -> Self {
         // A whole set goes as it is; only a change needs the differences. The shared parts
         // are compared by pointer first (between view changes they are the very same),
         // else by one walk over both sorted maps.
         let mut changes = Self::default();
         match &node.sent_services {
-            Some(s) if Arc::ptr_eq(s, services) => {}
+            Some(s) if s.ptr_eq(services) => {}
             Some(s) => {
-                let (up, gone) = map_delta(s, services);
-                changes.services_up = up.into_iter().map(|(_, s)| s).collect();
-                changes.services_gone = gone;
+                // The maps share all they did not change: the walk skips what is shared, so
+                // it costs what changed, not what there is.
+                for d in s.diff(services) {
+                    match d {
+                        imbl::ordmap::DiffItem::Add(_, v)
+                        | imbl::ordmap::DiffItem::Update { new: (_, v), .. } => {
+                            changes.services_up.push(v.clone());
+                        }
+                        imbl::ordmap::DiffItem::Remove(k, _) => {
+                            changes.services_gone.push(k.clone());
+                        }
+                    }
+                }
             }
             // Never sent (cannot happen with a base): send them all.
             None => changes.services_up = services.values().cloned().collect(),
         }
         if !Arc::ptr_eq(routes, &node.sent_routes) {
-            (changes.routes_up, changes.routes_gone) = map_delta(&node.sent_routes, routes);
+            (changes.routes_up, changes.routes_gone) =
+                map_delta(node.sent_routes.iter(), routes.iter());
         }
         changes
     }
@@ -222,7 +229,7 @@ impl SetChanges {
     fn assignment(
         self,
         delta: AddressDelta,
-        services: &BTreeMap<ServiceKey, ServiceAnnounce>,
+        services: &Services,
         peers: &BTreeMap<PeerName, Peer>,
         routes: &Routes,
         peers_changed: bool,
@@ -279,10 +286,13 @@ impl SetChanges {
     }
 }
 
+/// The Services announced, as the view holds them (persistent: copies share everything).
+type Services = imbl::OrdMap<ServiceKey, ServiceAnnounce>;
+
 /// The targets each committed owner holds.
 fn targets_by_owner(view: &L2View) -> BTreeMap<&NodeName, Vec<&Target>> {
     let mut by_owner: BTreeMap<&NodeName, Vec<&Target>> = BTreeMap::new();
-    for t in &view.targets {
+    for t in view.targets.values() {
         if let Some(o) = view.owners.get(&t.address) {
             by_owner.entry(o).or_default().push(t);
         }
@@ -383,9 +393,10 @@ impl AssignmentPublisher {
                 .map(|(n, s)| (n.clone(), s.facts.clone()))
                 .collect();
             let nodes = &self.nodes;
+            let targets: Vec<&Target> = self.view.targets.values().collect();
             let moves = owners::plan(&Inputs {
                 config: &self.view.config,
-                targets: &self.view.targets,
+                targets: &targets,
                 nodes: &facts,
                 owners: &self.view.owners,
                 answering: |n: &NodeName, a: IpAddr| nodes.get(n).is_some_and(|s| s.answering(a)),
@@ -528,7 +539,7 @@ impl AssignmentPublisher {
             Some((r, f, routes)) if *r == self.view_revision && f == facts => routes.clone(),
             _ => Arc::new(bgp::routes_for(
                 &self.view.config,
-                &self.view.targets,
+                self.view.targets.values(),
                 facts,
             )),
         }
@@ -709,13 +720,13 @@ impl Handler<Tick> for AssignmentPublisher {
 
 /// What turns `old` into `new`: the entries added or changed, and the keys removed; one walk
 /// over both (they are sorted alike).
-fn map_delta<K: Ord + Clone, V: PartialEq + Clone>(
-    old: &BTreeMap<K, V>,
-    new: &BTreeMap<K, V>,
+fn map_delta<'a, K: Ord + Clone + 'a, V: PartialEq + Clone + 'a>(
+    old: impl Iterator<Item = (&'a K, &'a V)>,
+    new: impl Iterator<Item = (&'a K, &'a V)>,
 ) -> (Vec<(K, V)>, Vec<K>) {
     use std::cmp::Ordering;
     let (mut up, mut gone) = (Vec::new(), Vec::new());
-    let (mut a, mut b) = (old.iter().peekable(), new.iter().peekable());
+    let (mut a, mut b) = (old.peekable(), new.peekable());
     loop {
         match (a.peek(), b.peek()) {
             (None, None) => break,

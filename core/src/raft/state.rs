@@ -28,6 +28,98 @@ pub struct ControllerState {
     pub owners: BTreeMap<IpAddr, NodeName>,
     /// Every member id ever in the membership or handed out: never given out again.
     pub member_ids: std::collections::BTreeSet<crate::raft::MemberId>,
+    /// What the applied commands touched since the view was last read: not replicated state,
+    /// only a note for the one reader that keeps a view up to date.
+    #[serde(skip)]
+    pub touched: Journal,
+}
+
+/// What changed in the state since its reader last took the list.
+#[derive(Debug, Default)]
+pub struct Touched {
+    /// Everything may have changed (a new state, a new configuration): read it all again.
+    pub everything: bool,
+    /// Addresses whose holders, pool or labels may have changed.
+    pub addresses: std::collections::BTreeSet<IpAddr>,
+    /// Services whose allocation may have changed.
+    pub services: std::collections::BTreeSet<crate::names::ServiceKey>,
+    /// Addresses whose committed owner may have changed.
+    pub owners: std::collections::BTreeSet<IpAddr>,
+}
+
+/// The changes since the last [`Journal::take`], behind a mutex so the reader needs only the
+/// state's read lock. A new or cloned state starts with `everything`: its reader knows nothing
+/// of it yet. It never takes part in comparisons: two states with the same contents are equal.
+#[derive(Debug)]
+pub struct Journal(std::sync::Mutex<Touched>);
+
+impl Default for Journal {
+    fn default() -> Self {
+        Journal(std::sync::Mutex::new(Touched {
+            everything: true,
+            ..Touched::default()
+        }))
+    }
+}
+
+impl Clone for Journal {
+    fn clone(&self) -> Self {
+        Journal::default()
+    }
+}
+
+impl PartialEq for Journal {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Journal {}
+
+impl Journal {
+    /// The changes so far; the journal starts over empty.
+    pub fn take(&self) -> Touched {
+        std::mem::take(&mut *self.lock())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Touched> {
+        // A panic while holding this lock leaves a list of keys, never a broken invariant:
+        // keep using it.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn service(&self, state: &Allocator, service: &crate::names::ServiceKey) {
+        let addresses = state.allocation(service).map(|a| a.addresses.clone());
+        let mut t = self.lock();
+        if t.everything {
+            return;
+        }
+        t.services.insert(service.clone());
+        t.addresses.extend(addresses.into_iter().flatten());
+    }
+
+    fn address(&self, addr: IpAddr) {
+        let mut t = self.lock();
+        if !t.everything {
+            t.addresses.insert(addr);
+        }
+    }
+
+    fn owner(&self, addr: IpAddr) {
+        let mut t = self.lock();
+        if !t.everything {
+            t.owners.insert(addr);
+        }
+    }
+
+    fn everything(&self) {
+        *self.lock() = Touched {
+            everything: true,
+            ..Touched::default()
+        };
+    }
 }
 
 impl ControllerState {
@@ -41,6 +133,7 @@ impl ControllerState {
         match command {
             Command::SetConfig { config } => match self.allocator.set_pools(config.pool_specs()) {
                 Ok(recheck) => {
+                    self.touched.everything();
                     self.config = Some(*config);
                     self.config_revision += 1;
                     Response::Config {
@@ -51,30 +144,44 @@ impl ControllerState {
                 Err(e) => Response::ConfigRefused(e.to_string()),
             },
             Command::Allocate { request } => {
-                Response::Allocated(self.allocator.allocate_explained(request))
+                let service = request.service.clone();
+                // Before and after: the addresses it gave up change too.
+                self.touched.service(&self.allocator, &service);
+                let r = Response::Allocated(self.allocator.allocate_explained(request));
+                self.touched.service(&self.allocator, &service);
+                r
             }
             Command::Release { service } => {
+                self.touched.service(&self.allocator, &service);
                 let released = self.allocator.release(&service);
                 // An address nobody holds any more has no owner to answer for it.
                 for addr in released.iter().flat_map(|a| &a.addresses) {
                     if self.allocator.holders(*addr).next().is_none() {
                         self.owners.remove(addr);
+                        self.touched.owner(*addr);
                     }
                 }
                 Response::Released(released)
             }
             Command::Reserve { address, service } => {
+                self.touched.address(address);
                 Response::Reserved(self.allocator.reserve(address, service))
             }
             Command::Unreserve { address } => {
+                self.touched.address(address);
                 Response::Unreserved(self.allocator.unreserve(address))
             }
             Command::Adopt { request, addresses } => {
-                Response::Adopted(self.allocator.adopt(request, &addresses).cloned())
+                let service = request.service.clone();
+                self.touched.service(&self.allocator, &service);
+                let r = Response::Adopted(self.allocator.adopt(request, &addresses).cloned());
+                self.touched.service(&self.allocator, &service);
+                r
             }
             Command::AssignOwners { moves } => {
                 let mut changed = 0;
                 for (addr, owner) in moves {
+                    self.touched.owner(addr);
                     let before = match owner {
                         Some(node) => self.owners.insert(addr, node.clone()) != Some(node),
                         None => self.owners.remove(&addr).is_some(),

@@ -99,13 +99,18 @@ async fn a_node_revived_while_its_address_moves_is_not_given_the_address_back() 
     let n2 = NodeName::new("n2").unwrap();
     publisher.do_send(ViewChanged(L2View {
         config: config.clone(),
-        targets: vec![Target {
-            address: addr,
-            pool: "lan".parse().unwrap(),
-            services: vec!["default/web".parse().unwrap()],
-            labels: Default::default(),
-        }],
-        owners: [(addr, n1.clone())].into(),
+        targets: [(
+            addr,
+            Target {
+                address: addr,
+                pool: "lan".parse().unwrap(),
+                services: vec!["default/web".parse().unwrap()],
+                labels: Default::default(),
+            },
+        )]
+        .into_iter()
+        .collect(),
+        owners: [(addr, n1.clone())].into_iter().collect(),
         services: Default::default(),
         applied_term: 1,
     }));
@@ -151,13 +156,18 @@ async fn a_node_revived_while_its_address_moves_is_not_given_the_address_back() 
     // Once the move is in the view, n2 holds it and n1 still does not.
     publisher.do_send(ViewChanged(L2View {
         config,
-        targets: vec![Target {
-            address: addr,
-            pool: "lan".parse().unwrap(),
-            services: vec!["default/web".parse().unwrap()],
-            labels: Default::default(),
-        }],
-        owners: [(addr, n2.clone())].into(),
+        targets: [(
+            addr,
+            Target {
+                address: addr,
+                pool: "lan".parse().unwrap(),
+                services: vec!["default/web".parse().unwrap()],
+                labels: Default::default(),
+            },
+        )]
+        .into_iter()
+        .collect(),
+        owners: [(addr, n2.clone())].into_iter().collect(),
         services: Default::default(),
         applied_term: 1,
     }));
@@ -196,13 +206,18 @@ async fn a_fence_reported_before_an_unacknowledged_set_does_not_free_its_address
     let n2 = NodeName::new("n2").unwrap();
     publisher.do_send(ViewChanged(L2View {
         config: config.clone(),
-        targets: vec![Target {
-            address: addr,
-            pool: "lan".parse().unwrap(),
-            services: vec!["default/web".parse().unwrap()],
-            labels: Default::default(),
-        }],
-        owners: [(addr, n1.clone())].into(),
+        targets: [(
+            addr,
+            Target {
+                address: addr,
+                pool: "lan".parse().unwrap(),
+                services: vec!["default/web".parse().unwrap()],
+                labels: Default::default(),
+            },
+        )]
+        .into_iter()
+        .collect(),
+        owners: [(addr, n1.clone())].into_iter().collect(),
         services: Default::default(),
         applied_term: 1,
     }));
@@ -254,13 +269,18 @@ async fn a_move_that_never_committed_is_forgotten_when_a_later_term_commits() {
     let n2 = NodeName::new("n2").unwrap();
     let view = |term: u64| L2View {
         config: config.clone(),
-        targets: vec![Target {
-            address: addr,
-            pool: "lan".parse().unwrap(),
-            services: vec!["default/web".parse().unwrap()],
-            labels: Default::default(),
-        }],
-        owners: [(addr, n1.clone())].into(),
+        targets: [(
+            addr,
+            Target {
+                address: addr,
+                pool: "lan".parse().unwrap(),
+                services: vec!["default/web".parse().unwrap()],
+                labels: Default::default(),
+            },
+        )]
+        .into_iter()
+        .collect(),
+        owners: [(addr, n1.clone())].into_iter().collect(),
         services: Default::default(),
         applied_term: term,
     };
