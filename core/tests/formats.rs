@@ -198,6 +198,17 @@ fn a_snapshot_is_pinned_and_holds_records_only() {
     };
     let bytes = snapshot::encode(&meta, &state).unwrap();
     pin_record("snapshot", &bytes);
+    // The snapshot is serialised from the state as it is walked, not from a copy as records:
+    // both must give the very same bytes.
+    let from_records = codec::encode(&snapshot::SnapshotRecord {
+        meta: meta.clone(),
+        state: snapshot::StateRecords::from(&state),
+    })
+    .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&bytes),
+        String::from_utf8_lossy(&from_records)
+    );
     let (back_meta, back) = snapshot::decode(&bytes).unwrap();
     assert_eq!(back_meta, meta);
     assert_eq!(back, state, "the indexes rebuilt are the ones left behind");

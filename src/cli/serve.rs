@@ -81,7 +81,7 @@ pub struct ControllerArgs {
     /// change must fit in a lease: timings for which it cannot are refused.
     #[arg(long)]
     pub election_timeout_ms: Option<u64>,
-    /// Snapshot and compact the log after this many entries.
+    /// Snapshot and compact the log after this many log entries or applied commands.
     #[arg(long, default_value_t = 5000)]
     pub snapshot_every: u64,
     #[command(flatten)]

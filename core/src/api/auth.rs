@@ -333,6 +333,10 @@ mod tests {
         );
         assert_eq!(required_role(&Method::PUT, "/v1/config"), Some(Role::Admin));
         assert_eq!(
+            required_role(&Method::POST, "/v1/snapshot"),
+            Some(Role::Admin)
+        );
+        assert_eq!(
             required_role(&Method::DELETE, "/v1/members/3"),
             Some(Role::Admin)
         );

@@ -208,6 +208,7 @@ fn routes(admin: Shared) -> Router {
         .route("/v1/reservations", get(reservations).post(reserve))
         .route("/v1/reservations/{address}", delete(unreserve))
         .route("/v1/config", get(get_config).put(put_config))
+        .route("/v1/snapshot", post(snapshot))
         .route(
             crate::k8s::certs::NODE_CERT_PATH,
             post(issue_node_certificate),
@@ -489,6 +490,28 @@ async fn status(State(a): State<Shared>) -> Response {
     let mut status = views::Status::new(a.id, &m, figures, &state);
     status.files = a.files.as_ref().map(|f| f.borrow().clone());
     json(&status)
+}
+
+/// `POST /v1/snapshot`: asks this member (not the leader: each member snapshots its own state)
+/// to build a snapshot now and compact its log, and answers at once with 202; the snapshot's
+/// index shows in `/v1/status` once it is built. For operators before maintenance, and for
+/// benchmarks that measure snapshots.
+async fn snapshot(State(a): State<Shared>) -> Response {
+    match a.raft.trigger().snapshot().await {
+        Ok(()) => {
+            let m = a.raft.metrics().borrow().clone();
+            (
+                StatusCode::ACCEPTED,
+                Json(serde_json::json!({
+                    "member": a.id,
+                    "applied_index": m.last_applied.map(|l| l.index),
+                    "snapshot_index": m.snapshot.map(|l| l.index),
+                })),
+            )
+                .into_response()
+        }
+        Err(e) => ApiError::unavailable(format!("cannot trigger a snapshot: {e}")).into_response(),
+    }
 }
 
 /// `GET /v1/cluster`: which cluster this member belongs to and whether it has Raft state, so a

@@ -72,6 +72,7 @@ impl TryFrom<StateRecords> for ControllerState {
             config_revision: r.config_revision,
             owners: r.owners,
             member_ids: r.member_ids,
+            touched: Default::default(),
         })
     }
 }
@@ -89,15 +90,78 @@ pub enum SnapshotError {
 
 /// Writes a snapshot in the current format.
 pub fn encode(meta: &SnapshotMeta, state: &ControllerState) -> Result<Vec<u8>, EncodeError> {
-    #[derive(Serialize)]
-    struct Borrowed<'a> {
-        meta: &'a SnapshotMeta,
-        state: StateRecords,
+    let mut out = Vec::with_capacity(128);
+    encode_to(&mut out, meta, state)?;
+    Ok(out)
+}
+
+/// Writes a snapshot in the current format to `out`, serialising the state's records as it
+/// walks them: no copy of the state is built, so a large state costs no second copy in memory
+/// (give a buffered writer: the serialiser writes in small pieces).
+pub fn encode_to<W: std::io::Write>(
+    mut out: W,
+    meta: &SnapshotMeta,
+    state: &ControllerState,
+) -> Result<(), EncodeError> {
+    out.write_all(&super::MAGIC)
+        .and_then(|()| out.write_all(&[FORMAT]))
+        .map_err(serde_json::Error::io)?;
+    serde_json::to_writer(
+        out,
+        &BorrowedSnapshot {
+            meta,
+            state: BorrowedState(state),
+        },
+    )
+}
+
+/// [`SnapshotRecord`] borrowed from the state: serialises to the same JSON, field for field.
+#[derive(Serialize)]
+struct BorrowedSnapshot<'a> {
+    meta: &'a SnapshotMeta,
+    state: BorrowedState<'a>,
+}
+
+/// [`StateRecords`] borrowed from the state: serialises to the same JSON, field for field (the
+/// formats test pins both to the same bytes).
+struct BorrowedState<'a>(&'a ControllerState);
+
+impl Serialize for BorrowedState<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+
+        /// A sequence serialised straight from an iterator, which it may walk once.
+        struct Seq<I>(std::cell::Cell<Option<I>>);
+        impl<I> Serialize for Seq<I>
+        where
+            I: Iterator,
+            I::Item: Serialize,
+        {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                match self.0.take() {
+                    Some(items) => serializer.collect_seq(items),
+                    None => Err(serde::ser::Error::custom("a sequence serialised twice")),
+                }
+            }
+        }
+        fn seq<I>(items: I) -> Seq<I> {
+            Seq(std::cell::Cell::new(Some(items)))
+        }
+
+        let state = self.0;
+        let mut s = serializer.serialize_struct("StateRecords", 7)?;
+        s.serialize_field("config", &state.config)?;
+        s.serialize_field("config_revision", &state.config_revision)?;
+        s.serialize_field("pools", &seq(state.allocator.pools()))?;
+        s.serialize_field(
+            "allocations",
+            &seq(state.allocator.allocations().map(|(_, a)| a)),
+        )?;
+        s.serialize_field("reservations", &seq(state.allocator.reservations()))?;
+        s.serialize_field("owners", &state.owners)?;
+        s.serialize_field("member_ids", &state.member_ids)?;
+        s.end()
     }
-    super::encode(&Borrowed {
-        meta,
-        state: StateRecords::from(state),
-    })
 }
 
 /// Reads a snapshot of any readable format.

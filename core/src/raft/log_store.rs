@@ -74,6 +74,9 @@ enum WriteError {
     SyncGone,
 }
 
+/// The most memory sled's page cache for the log may use.
+const LOG_CACHE_BYTES: u64 = 32 * 1024 * 1024;
+
 /// sled's files, synced through handles of our own.
 ///
 /// sled's `flush` ends in `sync_file_range` on Linux (sled issue 1452): that neither flushes the
@@ -103,7 +106,9 @@ impl SledFiles {
         if any_blob {
             sync_dir(&self.blobs)?;
         }
-        self.data.sync_all()
+        // fdatasync: the data and the size a grown file needs to read it back; the times
+        // sync_all would also write are of no use to a log.
+        self.data.sync_data()
     }
 }
 
@@ -194,6 +199,10 @@ impl LogStore {
     pub(super) fn open_blocking(dir: &Path) -> Result<Self, StoreError> {
         let db = sled::Config::new()
             .path(dir)
+            // sled's default page cache is 1 GiB, and it fills with log entries that are read
+            // back only to replicate to a lagging follower or to replay after a restart: a
+            // member's memory would grow with its log, not with its state.
+            .cache_capacity(LOG_CACHE_BYTES)
             .open()
             .map_err(|source| StoreError::Sled {
                 path: dir.to_path_buf(),

@@ -8,6 +8,7 @@
 
 use std::io::{self, Cursor, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -15,7 +16,7 @@ use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder, StorageIOError};
 use tokio::sync::{watch, Mutex};
 
-use super::command::Response;
+use super::command::{Command, Response};
 use super::state::{ControllerState, SharedState};
 use super::store::{sync_dir, StoreError};
 use super::types::{
@@ -32,6 +33,12 @@ const TEMP_SUFFIX: &str = ".tmp";
 struct Applied {
     last_applied: Option<LogId>,
     last_membership: StoredMembership,
+    /// Commands applied since the last snapshot was built or installed (a batched entry counts
+    /// each of its commands), so the snapshot policy follows the work a restart would replay
+    /// rather than the number of log entries, which batching makes up to 128 times smaller.
+    commands_since_snapshot: u64,
+    /// A snapshot was asked for and not yet built: ask only once.
+    snapshot_requested: bool,
 }
 
 #[derive(Debug)]
@@ -41,6 +48,10 @@ struct Inner {
     applied: Mutex<Applied>,
     applied_tx: watch::Sender<Option<LogId>>,
     snapshots: SnapshotDir,
+    /// Ask for a snapshot after this many applied commands (0: never ask).
+    snapshot_every: AtomicU64,
+    /// Bumped each time a snapshot is due; the member triggers one on Raft.
+    snapshot_due: watch::Sender<u64>,
 }
 
 /// The Raft state machine. Cheap to clone; clones share the state (a clone is the snapshot
@@ -61,18 +72,22 @@ impl StateMachineStore {
                 let applied = Applied {
                     last_applied: meta.last_log_id,
                     last_membership: meta.last_membership,
+                    ..Applied::default()
                 };
                 (state, applied)
             }
             None => (ControllerState::default(), Applied::default()),
         };
         let (applied_tx, _) = watch::channel(applied.last_applied);
+        let (snapshot_due, _) = watch::channel(0);
         Ok(StateMachineStore {
             inner: Arc::new(Inner {
                 state: Arc::new(tokio::sync::RwLock::new(state)),
                 applied: Mutex::new(applied),
                 applied_tx,
                 snapshots,
+                snapshot_every: AtomicU64::new(0),
+                snapshot_due,
             }),
         })
     }
@@ -87,30 +102,78 @@ impl StateMachineStore {
     pub fn applied(&self) -> watch::Receiver<Option<LogId>> {
         self.inner.applied_tx.subscribe()
     }
+
+    /// Asks for a snapshot (through [`Self::snapshot_due`]) once `commands` commands have been
+    /// applied since the last one, or a quarter of the allocations held if that is more: the
+    /// log a restart replays stays bounded, and the cost of rewriting a large state stays a
+    /// constant share of the work applied. 0 never asks.
+    pub fn snapshot_after(&self, commands: u64) {
+        self.inner.snapshot_every.store(commands, Ordering::Relaxed);
+    }
+
+    /// Changes each time a snapshot is due by [`Self::snapshot_after`]'s count.
+    pub fn snapshot_due(&self) -> watch::Receiver<u64> {
+        self.inner.snapshot_due.subscribe()
+    }
+}
+
+/// How many state changes a log entry's command carries.
+fn command_count(command: &Command) -> u64 {
+    match command {
+        Command::Batch { commands } => commands.iter().map(command_count).sum(),
+        _ => 1,
+    }
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
-        let (meta, bytes) = {
-            let state = self.inner.state.read().await;
-            let applied = self.inner.applied.lock().await;
-            let meta = SnapshotMeta {
+        // Owned, so the serialisation can run on a blocking thread rather than stall one of
+        // the runtime's few workers (Raft heartbeats run there) for as long as it takes.
+        let state = Arc::clone(&self.inner.state).read_owned().await;
+        let meta = {
+            let mut applied = self.inner.applied.lock().await;
+            // Counted from the point this snapshot captures: what is applied after the locks
+            // are released counts towards the next one.
+            applied.commands_since_snapshot = 0;
+            applied.snapshot_requested = false;
+            SnapshotMeta {
                 last_log_id: applied.last_applied,
                 last_membership: applied.last_membership.clone(),
                 snapshot_id: new_snapshot_id(applied.last_applied),
-            };
-            let bytes = snapshot::encode(&meta, &state).map_err(|e| {
-                StorageIOError::write_snapshot(Some(meta.signature()), openraft::AnyError::new(&e))
-            })?;
-            (meta, bytes)
+            }
+            // `applied` changes only with the state, which stays read-locked until the file is
+            // written.
         };
-        self.inner.snapshots.save(&meta, &bytes).await?;
-        tracing::info!(snapshot = %meta, size = bytes.len(), "snapshot built");
-        Ok(Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(bytes)),
-        })
+        // Serialised from the state straight into the file, under the read lock (writes wait,
+        // as they did when the state was copied instead): no second copy of the state and no
+        // buffer of the whole snapshot while it is locked.
+        let temp = self.inner.snapshots.temp_path(&meta);
+        let written = {
+            let meta = meta.clone();
+            tokio::task::spawn_blocking(move || write_snapshot_file(&temp, &meta, &state))
+                .await
+                .map_err(io::Error::other)
+                .and_then(|r| r)
+        };
+        let size = written.map_err(|e| write_error(&meta, e))?;
+        self.inner.snapshots.commit_built(&meta).await?;
+        tracing::info!(snapshot = %meta, size, "snapshot built");
+        // openraft uses only the metadata of a build, but the type wants the bytes too: read
+        // back until snapshot data is a file (a superseded build's file is gone: no bytes).
+        let snapshot = match self.inner.snapshots.current().await? {
+            Some(s) if s.meta == meta => s.snapshot,
+            _ => {
+                let path = self.inner.snapshots.dir.join(file_name(&meta.snapshot_id));
+                let bytes = tokio::fs::read(&path).await.unwrap_or_default();
+                Box::new(Cursor::new(bytes))
+            }
+        };
+        Ok(Snapshot { meta, snapshot })
     }
+}
+
+fn write_error(meta: &SnapshotMeta, e: io::Error) -> StorageError {
+    StorageIOError::write_snapshot(Some(meta.signature()), openraft::AnyError::new(&e)).into()
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachineStore {
@@ -134,7 +197,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 applied.last_applied = Some(entry.log_id);
                 match entry.payload {
                     EntryPayload::Blank => Response::None,
-                    EntryPayload::Normal(command) => state.apply(command),
+                    EntryPayload::Normal(command) => {
+                        applied.commands_since_snapshot += command_count(&command);
+                        state.apply(command)
+                    }
                     EntryPayload::Membership(membership) => {
                         state.note_members(membership.nodes().map(|(id, _)| *id));
                         applied.last_membership =
@@ -145,9 +211,22 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             })
             .collect();
         let last = applied.last_applied;
+        let every = self.inner.snapshot_every.load(Ordering::Relaxed);
+        let threshold = every.max(state.allocator.allocation_count() as u64 / 4);
+        let due = every > 0
+            && !applied.snapshot_requested
+            && applied.commands_since_snapshot >= threshold;
+        if due {
+            applied.snapshot_requested = true;
+        }
         drop(applied);
         drop(state);
         self.inner.applied_tx.send_replace(last);
+        if due {
+            self.inner
+                .snapshot_due
+                .send_modify(|n| *n = n.wrapping_add(1));
+        }
         Ok(responses)
     }
 
@@ -180,7 +259,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             }));
         }
         // On disk before in memory: a crash in between restarts from this snapshot anyway.
-        self.inner.snapshots.save(meta, &bytes).await?;
+        self.inner.snapshots.save(meta, bytes).await?;
         {
             let mut current = self.inner.state.write().await;
             let mut applied = self.inner.applied.lock().await;
@@ -188,6 +267,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             *applied = Applied {
                 last_applied: meta.last_log_id,
                 last_membership: meta.last_membership.clone(),
+                ..Applied::default()
             };
         }
         self.inner.applied_tx.send_replace(meta.last_log_id);
@@ -298,7 +378,7 @@ impl SnapshotDir {
 
     /// Writes a snapshot durably (temp file, fsync, rename, fsync of the directory), makes it
     /// current unless a newer one is, and then deletes the others.
-    async fn save(&self, meta: &SnapshotMeta, bytes: &[u8]) -> Result<(), StorageError> {
+    async fn save(&self, meta: &SnapshotMeta, data: Vec<u8>) -> Result<(), StorageError> {
         let write_error = |e: io::Error| -> StorageError {
             StorageIOError::write_snapshot(Some(meta.signature()), openraft::AnyError::new(&e))
                 .into()
@@ -306,7 +386,6 @@ impl SnapshotDir {
         let mut current = self.current.lock().await;
         let dir = self.dir.clone();
         let name = file_name(&meta.snapshot_id);
-        let data = bytes.to_vec();
         // Only a build can be superseded: a snapshot is installed only when it is ahead of
         // everything applied here, and so of every build.
         let superseded = current
@@ -330,6 +409,52 @@ impl SnapshotDir {
         .await
         .map_err(|e| write_error(io::Error::other(e)))?
         .map_err(write_error)?;
+        if superseded {
+            tracing::info!(snapshot = %meta, "dropping a snapshot older than the current one");
+        } else {
+            *current = Some(meta.clone());
+        }
+        Ok(())
+    }
+
+    /// Where a built snapshot is written before [`Self::commit_built`] makes it current.
+    fn temp_path(&self, meta: &SnapshotMeta) -> PathBuf {
+        self.dir
+            .join(format!("{}{TEMP_SUFFIX}", file_name(&meta.snapshot_id)))
+    }
+
+    /// Makes the temporary file at [`Self::temp_path`] durable and current (fsync, rename,
+    /// fsync of the directory), unless a newer snapshot is current; then deletes the others.
+    async fn commit_built(&self, meta: &SnapshotMeta) -> Result<(), StorageError> {
+        let mut current = self.current.lock().await;
+        let dir = self.dir.clone();
+        let name = file_name(&meta.snapshot_id);
+        let superseded = current
+            .as_ref()
+            .is_some_and(|c| c.last_log_id > meta.last_log_id);
+        let keep = if superseded {
+            current
+                .as_ref()
+                .map(|c| file_name(&c.snapshot_id))
+                .unwrap_or_default()
+        } else {
+            name.clone()
+        };
+        tokio::task::spawn_blocking(move || -> io::Result<()> {
+            let temp = dir.join(format!("{name}{TEMP_SUFFIX}"));
+            if superseded {
+                std::fs::remove_file(&temp)?;
+            } else {
+                std::fs::File::open(&temp)?.sync_all()?;
+                std::fs::rename(&temp, dir.join(&name))?;
+                sync_dir(&dir)?;
+            }
+            remove_all_but(&dir, &keep);
+            Ok(())
+        })
+        .await
+        .map_err(|e| write_error(meta, io::Error::other(e)))?
+        .map_err(|e| write_error(meta, e))?;
         if superseded {
             tracing::info!(snapshot = %meta, "dropping a snapshot older than the current one");
         } else {
@@ -366,6 +491,20 @@ enum LoadError {
 fn read_snapshot_file(path: &Path) -> Result<(SnapshotMeta, ControllerState), LoadError> {
     let bytes = std::fs::read(path)?;
     Ok(snapshot::decode(&bytes)?)
+}
+
+/// Writes a snapshot of `state` to `path` (not synced yet: [`SnapshotDir::commit_built`] does
+/// that); returns its size. Blocking.
+fn write_snapshot_file(
+    path: &Path,
+    meta: &SnapshotMeta,
+    state: &ControllerState,
+) -> io::Result<u64> {
+    let file = std::fs::File::create(path)?;
+    let mut out = io::BufWriter::with_capacity(1 << 16, file);
+    snapshot::encode_to(&mut out, meta, state).map_err(io::Error::other)?;
+    let file = out.into_inner().map_err(|e| e.into_error())?;
+    Ok(file.metadata()?.len())
 }
 
 fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {

@@ -300,4 +300,45 @@ mod tests {
         assert_eq!(current.meta, snap.meta);
         assert_eq!(current.snapshot.get_ref(), snap.snapshot.get_ref());
     }
+
+    #[tokio::test]
+    async fn a_snapshot_is_due_after_so_many_commands_however_they_are_batched() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_log, mut sm) = open(dir.path()).await.unwrap();
+        sm.snapshot_after(6);
+        let mut due = sm.snapshot_due();
+        use crate::ipam::Port;
+        use crate::names::ServiceKey;
+        let batch = |index: u64, from: usize, n: usize| {
+            let commands = (from..from + n)
+                .map(|i| Command::Allocate {
+                    request: AllocationRequest::new(
+                        ServiceKey::new("default", &format!("s{i}")).unwrap(),
+                        vec![Port::tcp(80)],
+                    ),
+                })
+                .collect();
+            normal(index, Command::Batch { commands })
+        };
+        sm.apply(entries()[..2].to_vec()).await.unwrap();
+        // The configuration, then one entry of 4 commands, then one of 3: due after the third
+        // entry, the eighth command.
+        sm.apply(vec![batch(3, 0, 4)]).await.unwrap();
+        assert!(!due.has_changed().unwrap());
+        sm.apply(vec![batch(4, 4, 3)]).await.unwrap();
+        assert!(due.has_changed().unwrap());
+        due.borrow_and_update();
+        // Asked once until a snapshot is built, then counted afresh.
+        sm.apply(vec![batch(5, 7, 6)]).await.unwrap();
+        assert!(!due.has_changed().unwrap());
+        sm.get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
+        sm.apply(vec![batch(6, 13, 4)]).await.unwrap();
+        assert!(!due.has_changed().unwrap());
+        sm.apply(vec![batch(7, 17, 2)]).await.unwrap();
+        assert!(due.has_changed().unwrap());
+    }
 }
