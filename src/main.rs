@@ -98,8 +98,14 @@ fn main() -> Result<ExitCode> {
         Command::Check { config, output } => cli::check::check(config, output),
         Command::Ctl(args) => runtime()?.block_on(cli::ctl::run(args)),
         Command::Controller(args) => actor_system(cli::serve::controller(*args)),
-        Command::Standalone(args) => actor_system(cli::standalone::run(args)),
-        Command::Speaker(args) => actor_system(cli::speaker::run(args)),
+        Command::Standalone(args) => {
+            ironlb::memory::limit_malloc_arenas(ironlb::memory::SPEAKER_MALLOC_ARENAS);
+            actor_system(cli::standalone::run(args))
+        }
+        Command::Speaker(args) => {
+            ironlb::memory::limit_malloc_arenas(ironlb::memory::SPEAKER_MALLOC_ARENAS);
+            actor_system(cli::speaker::run(args))
+        }
         #[cfg(feature = "demo")]
         Command::Demo(args) => runtime()?.block_on(cli::demo::run(args)),
         Command::Crds => {

@@ -20,6 +20,10 @@
 //! process's peak resident set (VmHWM). The addresses come from RFC 2544's benchmarking block
 //! (198.18.0.0/15): they exist only as NLRI in gobgpd's table; no namespace routes them and no
 //! packet is sent to any of them.
+//!
+//! `bytes_per_prefix` is, for each side, (peak resident set after the N prefixes − peak
+//! resident set once its session is up with none) / N, both read in the same run: what each
+//! prefix costs, without the process's base.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
@@ -119,6 +123,16 @@ fn wait_count(rx: &Router, n: usize, since: Instant, limit: Duration) -> Result<
     }
 }
 
+/// Bytes as MiB, one decimal.
+fn mib(bytes: u64) -> f64 {
+    (bytes as f64 / (1024.0 * 1024.0) * 10.0).round() / 10.0
+}
+
+/// What each of `n` prefixes added to the peak resident set, bytes.
+fn per_prefix(empty: &crate::common::ProcStat, full: &crate::common::ProcStat, n: usize) -> u64 {
+    full.hwm_bytes.saturating_sub(empty.hwm_bytes) / (n.max(1) as u64)
+}
+
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
@@ -207,6 +221,13 @@ async fn scenario(bin: &Path, opts: &Options) -> Result<Value> {
         std::thread::sleep(Duration::from_millis(50));
     }
 
+    let speaker_pid = lab.speakers[0].pid().context("speaker 1 runs")?;
+    let ours_empty = crate::common::ProcStat::read(speaker_pid)?;
+    // Node 3's speaker holds the same Services but opens no BGP session: the difference
+    // between the two is what the routes cost.
+    let other_pid = lab.speakers[2].pid().context("speaker 3 runs")?;
+    let other_empty = crate::common::ProcStat::read(other_pid)?;
+
     // ours: announce.
     progress!("ours: {n} Services from {} clients", opts.clients);
     let leader = &lab.cluster.procs[lab.cluster.leader().await];
@@ -233,6 +254,20 @@ async fn scenario(bin: &Path, opts: &Options) -> Result<Value> {
         work.wall.as_secs_f64()
     );
 
+    let ours_announced = crate::common::ProcStat::read(speaker_pid)?;
+    progress!(
+        "ours: speaker peak RSS {} MiB after the announcement ({} MiB with no prefix), {} B/prefix",
+        mib(ours_announced.hwm_bytes),
+        mib(ours_empty.hwm_bytes),
+        per_prefix(&ours_empty, &ours_announced, n)
+    );
+    let other_announced = crate::common::ProcStat::read(other_pid)?;
+    progress!(
+        "ours: a speaker without BGP sessions: peak RSS {} MiB, {} B/prefix",
+        mib(other_announced.hwm_bytes),
+        per_prefix(&other_empty, &other_announced, n)
+    );
+
     // ours: withdraw.
     let admin = leader.admin.clone();
     let start = Instant::now();
@@ -256,8 +291,9 @@ async fn scenario(bin: &Path, opts: &Options) -> Result<Value> {
         "ours: released in {:.3} s, all withdrawn after {withdraw:.3} s",
         released.wall.as_secs_f64()
     );
-    let speaker_pid = lab.speakers[0].pid().context("speaker 1 runs")?;
     let ours_rss = peak_rss_mb(speaker_pid)?;
+    let ours_full = crate::common::ProcStat::read(speaker_pid)?;
+    let other_full = crate::common::ProcStat::read(other_pid)?;
     // ours stops peering, so the receiver's table is the baseline's alone.
     lab.configure(&config(router.addr, false)).await;
 
@@ -281,6 +317,8 @@ async fn scenario(bin: &Path, opts: &Options) -> Result<Value> {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    let frr_pid = *frr.pids().first().context("bgpd runs")?;
+    let frr_empty = crate::common::ProcStat::read(frr_pid)?;
     let base: u32 = u32::from(Ipv4Addr::new(198, 18, 0, 0));
     let lines = |neg: &str| -> String {
         let mut s = format!("router bgp {SPEAKER_ASN}\n address-family ipv4 unicast\n");
@@ -304,8 +342,8 @@ async fn scenario(bin: &Path, opts: &Options) -> Result<Value> {
     frr.vtysh_file(&del);
     let frr_withdraw = wait_count(&rx, 0, start, limit)?;
     progress!("FRR: all withdrawn after {frr_withdraw:.3} s");
-    let frr_pid = *frr.pids().first().context("bgpd runs")?;
     let frr_rss = peak_rss_mb(frr_pid)?;
+    let frr_full = crate::common::ProcStat::read(frr_pid)?;
     drop(frr);
     drop(rx);
     drop(lab);
@@ -318,6 +356,10 @@ async fn scenario(bin: &Path, opts: &Options) -> Result<Value> {
             "announce_s": round3(after_alloc),
             "withdraw_s": round3(withdraw_after),
             "rss_mb": ours_rss,
+            "base_rss_mb": mib(ours_empty.hwm_bytes),
+            "steady_rss_mb": mib(ours_full.rss_bytes),
+            "bytes_per_prefix": per_prefix(&ours_empty, &ours_full, n),
+            "no_bgp_speaker_bytes_per_prefix": per_prefix(&other_empty, &other_full, n),
             "allocate_s": round3(work.wall.as_secs_f64()),
             "release_s": round3(released.wall.as_secs_f64()),
             "submit_to_announce_s": round3(announce),
@@ -328,6 +370,9 @@ async fn scenario(bin: &Path, opts: &Options) -> Result<Value> {
             "announce_s": round3(frr_announce),
             "withdraw_s": round3(frr_withdraw),
             "rss_mb": frr_rss,
+            "base_rss_mb": mib(frr_empty.hwm_bytes),
+            "steady_rss_mb": mib(frr_full.rss_bytes),
+            "bytes_per_prefix": per_prefix(&frr_empty, &frr_full, n),
             "vtysh_apply_s": round3(frr_applied),
         },
     }))

@@ -21,6 +21,7 @@ pub mod health_check;
 pub mod ipam;
 pub mod k8s;
 pub mod labels;
+pub mod memory;
 pub mod metrics;
 pub mod names;
 pub mod net;

@@ -14,16 +14,14 @@ use super::bgp::{BgpPeer, SetRoutes, Shutdown};
 use super::interfaces::{self, Link};
 use super::responder::{ArpResponder, Close, NdpResponder, Own};
 use super::LeaseGate;
-use crate::announce::bgp::Routes;
 use crate::announce::proto::L2Address;
 use crate::config::model::Peer;
 use crate::metrics::speaker::SpeakerMetrics;
 use crate::names::{NodeName, PeerName};
 use crate::net::bfd::Bfd;
-use crate::net::bgp::attrs::RouteAttrs;
 use crate::net::bgp::session::Run;
+use crate::net::bgp::table::SharedTable;
 use crate::net::local;
-use ipnet::IpNet;
 
 /// Hold exactly these BGP sessions and announce exactly these routes on them.
 #[derive(Message)]
@@ -31,8 +29,9 @@ use ipnet::IpNet;
 pub struct SetBgp {
     /// The sessions.
     pub peers: BTreeMap<PeerName, Peer>,
-    /// The routes, by prefix and peer (shared with the session that sent them).
-    pub routes: Arc<Routes>,
+    /// The routes, by prefix and peer: the table the controller session writes, which every
+    /// BGP session reads its own routes from.
+    pub routes: SharedTable,
 }
 
 /// End every BGP session: a peer that negotiated graceful restart is left without a word (it
@@ -113,15 +112,6 @@ fn owned_on(
         };
     }
     (v4, v6)
-}
-
-/// The routes of `routes` that go to `peer`.
-fn routes_to(routes: &Routes, peer: &PeerName) -> BTreeMap<IpNet, RouteAttrs> {
-    routes
-        .iter()
-        .filter(|((_, p), _)| p == peer)
-        .map(|((prefix, _), a)| (*prefix, a.clone()))
-        .collect()
 }
 
 impl NodeAgent {
@@ -310,11 +300,16 @@ impl Handler<SetBgp> for NodeAgent {
 
     fn handle(&mut self, msg: SetBgp, _: &mut Context<Self>) -> Self::Result {
         let SetBgp { peers, routes } = msg;
-        tracing::debug!(
-            peers = peers.len(),
-            routes = routes.len(),
-            "BGP desired state"
-        );
+        let version = {
+            let t = routes.read();
+            tracing::debug!(
+                peers = peers.len(),
+                routes = t.len(),
+                prefixes = t.prefixes(),
+                "BGP desired state"
+            );
+            t.version()
+        };
         let mut ending = Vec::new();
         let names: Vec<PeerName> = self.bgp.keys().cloned().collect();
         for name in names {
@@ -328,14 +323,13 @@ impl Handler<SetBgp> for NodeAgent {
         }
         let mut updates = Vec::new();
         for (name, peer) in peers {
-            let mine = routes_to(&routes, &name);
             match self.bgp.get(&name) {
-                Some((_, addr)) => updates.push((addr.clone(), mine)),
+                Some((_, addr)) => updates.push(addr.clone()),
                 None => {
                     let actor = BgpPeer::start_session(
                         name.clone(),
                         peer.clone(),
-                        mine,
+                        routes.clone(),
                         self.metrics.clone(),
                         self.bfd.clone(),
                     )
@@ -348,8 +342,8 @@ impl Handler<SetBgp> for NodeAgent {
             for addr in ending {
                 let _ = addr.send(Shutdown(Run::Stop)).await;
             }
-            for (addr, mine) in updates {
-                let _ = addr.send(SetRoutes(mine)).await;
+            for addr in updates {
+                let _ = addr.send(SetRoutes(version)).await;
             }
         })
     }

@@ -2,25 +2,23 @@
 //! timers and Adj-RIB-Out live there, next to the socket) and hands it the routes the node is
 //! to announce to this peer; it reports the session to the speaker's metrics.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Actor, Context, Handler, Message, ResponseFuture};
-use ipnet::IpNet;
 use tokio::sync::watch;
 
 use crate::config::model::Peer;
 use crate::metrics::speaker::SpeakerMetrics;
 use crate::names::PeerName;
 use crate::net::bfd::Bfd;
-use crate::net::bgp::attrs::RouteAttrs;
-use crate::net::bgp::session::{self, Observer, PeerRoutes, Run};
+use crate::net::bgp::session::{self, Observer, Routes, Run};
+use crate::net::bgp::table::SharedTable;
 
-/// Announce exactly these routes to the peer.
+/// The shared route table changed: it is at this version now.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct SetRoutes(pub BTreeMap<IpNet, RouteAttrs>);
+pub struct SetRoutes(pub u64);
 
 /// End the session (draining: withdraw everything first); resolves when it has ended.
 #[derive(Message)]
@@ -29,23 +27,26 @@ pub struct Shutdown(pub Run);
 
 /// One BGP session.
 pub struct BgpPeer {
-    routes: watch::Sender<PeerRoutes>,
+    /// The table's version the session was last told of.
+    routes: watch::Sender<u64>,
     run: watch::Sender<Run>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl BgpPeer {
-    /// Starts the session to `peer`, to announce `initial` once established (so that a
-    /// restarted speaker's End-of-RIB follows its whole table), with its BFD (if it has a
-    /// profile) on `bfd`; must run within a tokio runtime.
+    /// Starts the session to `peer`, to announce its routes of `table` once established (so
+    /// that a restarted speaker's End-of-RIB follows its whole table), with its BFD (if it has
+    /// a profile) on `bfd`; must run within a tokio runtime.
     pub fn start_session(
         name: PeerName,
         peer: Peer,
-        initial: BTreeMap<IpNet, RouteAttrs>,
+        table: SharedTable,
         metrics: Arc<SpeakerMetrics>,
         bfd: Bfd,
     ) -> Self {
-        let (routes, routes_rx) = watch::channel(Arc::new(initial));
+        let version = table.read().version();
+        let (routes, changed) = watch::channel(version);
+        let routes_rx = Routes { table, changed };
         let (run, run_rx) = watch::channel(Run::Up);
         let observer: Arc<dyn Observer> = metrics;
         let task = session::spawn(name, peer.session(), routes_rx, run_rx, observer, Some(bfd));
@@ -69,14 +70,10 @@ impl Handler<SetRoutes> for BgpPeer {
     type Result = ();
 
     fn handle(&mut self, msg: SetRoutes, _: &mut Context<Self>) {
-        let new = Arc::new(msg.0);
         self.routes.send_if_modified(|cur| {
-            if **cur == *new {
-                false
-            } else {
-                *cur = new;
-                true
-            }
+            let changed = *cur != msg.0;
+            *cur = msg.0;
+            changed
         });
     }
 }

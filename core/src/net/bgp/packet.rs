@@ -338,9 +338,9 @@ fn pack<T, F: Fn(&T) -> usize>(items: Vec<T>, fixed: usize, size: F) -> Vec<Vec<
 /// UPDATEs withdrawing `withdraw` and announcing `announce` (routes sharing attributes go
 /// together, as many per message as fit in 4096 bytes). Prefixes of a family the session
 /// does not carry are left out.
-pub fn updates(
+pub fn updates<A: std::borrow::Borrow<RouteAttrs>>(
     out: &Outgoing,
-    announce: &[(IpNet, RouteAttrs)],
+    announce: &[(IpNet, A)],
     withdraw: &[IpNet],
 ) -> Vec<BgpMessage> {
     let mut msgs = Vec::new();
@@ -364,7 +364,7 @@ pub fn updates(
     let mut groups: BTreeMap<(bool, &RouteAttrs), Vec<IpNet>> = BTreeMap::new();
     for (prefix, attrs) in announce.iter().filter(|(p, _)| out.carries(p)) {
         groups
-            .entry((prefix.addr().is_ipv4(), attrs))
+            .entry((prefix.addr().is_ipv4(), attrs.borrow()))
             .or_default()
             .push(*prefix);
     }

@@ -1,15 +1,15 @@
 //! One BGP session to one peer, driven over tokio TCP: connect (from the source address, with
 //! the TTL the hop count allows, signed with TCP MD5 when a password is set), the OPEN exchange
 //! and its checks, KEEPALIVEs and a receive-side hold timer, and, once established, the routes:
-//! everything on the watch channel is announced, every change sent as batched UPDATEs, and
-//! ROUTE-REFRESH answered with the whole table. Connection attempts back off from one second
+//! the peer's column of the shared route table is announced, and whenever the watch channel
+//! says the table changed the difference is sent as batched UPDATEs, a bounded chunk at a time;
+//! ROUTE-REFRESH is answered with the whole table. Connection attempts back off from one second
 //! to `connectTime`.
 //!
 //! The RFC 4271 states map onto the code: Connect and Active are the connect loop; OpenSent
 //! and OpenConfirm the handshake; Established the main loop. Anything unexpected or malformed
 //! gets its NOTIFICATION and ends the session, which starts again after the backoff.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -30,12 +30,24 @@ use super::attrs::RouteAttrs;
 use super::md5::Password;
 use super::packet::{self, Families, FrameError, Frames, Notify, OpenParams, Outgoing, PeerOpen};
 use super::socket;
+use super::table::{apply_chunk, diff_chunk, Sent, SharedTable};
 use crate::names::PeerName;
 use crate::net::bfd::link::failed as bfd_failed;
 use crate::net::bfd::{Bfd, BfdSettings, BgpBfd};
 
-/// The routes for one peer: prefix and attributes.
-pub type PeerRoutes = Arc<BTreeMap<IpNet, RouteAttrs>>;
+/// The changes of the shared table a session compares and sends at once: few enough that the
+/// UPDATEs of one chunk stay small (a few hundred KiB at most), many enough to fill messages.
+const CHUNK: usize = 4096;
+
+/// The routes a session announces: the speaker's table, of which it takes its own peer's
+/// column, and a version bumped whenever the table changed.
+#[derive(Clone, Debug)]
+pub struct Routes {
+    /// The speaker's table.
+    pub table: SharedTable,
+    /// Changes when the table changed.
+    pub changed: watch::Receiver<u64>,
+}
 
 /// What a running session is asked to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -170,7 +182,7 @@ type Transport = Framed<TcpStream, Frames>;
 pub fn spawn(
     name: PeerName,
     peer: SessionConfig,
-    routes: watch::Receiver<PeerRoutes>,
+    routes: Routes,
     run: watch::Receiver<Run>,
     observer: Arc<dyn Observer>,
     bfd: Option<Bfd>,
@@ -186,7 +198,7 @@ pub fn spawn(
 async fn session_loop(
     name: PeerName,
     peer: SessionConfig,
-    mut routes: watch::Receiver<PeerRoutes>,
+    mut routes: Routes,
     mut run: watch::Receiver<Run>,
     observer: Arc<dyn Observer>,
     mut bfd: Option<BgpBfd>,
@@ -352,7 +364,7 @@ async fn established(
     name: &PeerName,
     peer: &SessionConfig,
     stream: TcpStream,
-    routes: &mut watch::Receiver<PeerRoutes>,
+    routes: &mut Routes,
     run: &mut watch::Receiver<Run>,
     obs: &dyn Observer,
     mut bfd: Option<&mut BgpBfd>,
@@ -381,10 +393,10 @@ async fn established(
         name,
         obs,
         out,
-        sent: BTreeMap::new(),
+        sent: Sent::new(),
     };
-    let want = routes.borrow_and_update().clone();
-    session.send_full_table(&want).await?;
+    routes.changed.borrow_and_update();
+    session.send_full_table(&routes.table).await?;
     obs.announced(name, session.sent.len());
     session.maintain(routes, run, hold, keepalive, bfd).await
 }
@@ -486,7 +498,8 @@ struct Established<'a> {
     name: &'a PeerName,
     obs: &'a dyn Observer,
     out: Outgoing,
-    sent: BTreeMap<IpNet, RouteAttrs>,
+    /// The Adj-RIB-Out: the attributes are the table's own, shared.
+    sent: Sent,
 }
 
 impl Established<'_> {
@@ -494,7 +507,7 @@ impl Established<'_> {
     /// session fails or `run` ends it.
     async fn maintain(
         &mut self,
-        routes: &mut watch::Receiver<PeerRoutes>,
+        routes: &mut Routes,
         run: &mut watch::Receiver<Run>,
         hold: Duration,
         keepalive: Duration,
@@ -527,12 +540,12 @@ impl Established<'_> {
                     send(&mut self.t, self.name, self.obs, BgpMessage::KeepAlive).await?;
                     keepalive_at = Instant::now() + keepalive;
                 }
-                changed = routes.changed() => {
+                changed = routes.changed.changed() => {
                     if changed.is_err() {
                         return Err(SessionError::Stopped);
                     }
-                    let want = routes.borrow_and_update().clone();
-                    self.send_changes(&want).await?;
+                    routes.changed.borrow_and_update();
+                    self.send_changes(&routes.table).await?;
                     keepalive_at = Instant::now() + keepalive;
                 }
                 r = run.changed() => {
@@ -549,17 +562,12 @@ impl Established<'_> {
     }
 
     /// Handles a message from the peer once established.
-    async fn on_message(
-        &mut self,
-        m: BgpMessage,
-        routes: &watch::Receiver<PeerRoutes>,
-    ) -> Result<(), SessionError> {
+    async fn on_message(&mut self, m: BgpMessage, routes: &Routes) -> Result<(), SessionError> {
         match m {
             BgpMessage::KeepAlive | BgpMessage::Update(_) => Ok(()),
             BgpMessage::RouteRefresh(_) => {
                 debug!("route refresh: sending every route again");
-                let want = routes.borrow().clone();
-                self.send_full_table(&want).await
+                self.send_full_table(&routes.table).await
             }
             BgpMessage::Open(_) | BgpMessage::Notification(_) => Err(fail(
                 &mut self.t,
@@ -571,54 +579,59 @@ impl Established<'_> {
         }
     }
 
-    /// Sends every route of `want` the session carries, then End-of-RIB for each negotiated
-    /// family; the peer then holds exactly these.
-    async fn send_full_table(
-        &mut self,
-        want: &BTreeMap<IpNet, RouteAttrs>,
-    ) -> Result<(), SessionError> {
+    /// Sends every route of the table the session carries, then End-of-RIB for each
+    /// negotiated family; the peer then holds exactly these.
+    async fn send_full_table(&mut self, table: &SharedTable) -> Result<(), SessionError> {
         self.sent.clear();
-        let announce: Vec<(IpNet, RouteAttrs)> = want
-            .iter()
-            .filter(|(p, _)| self.out.carries(p))
-            .map(|(p, a)| (*p, a.clone()))
-            .collect();
-        self.sent.extend(announce.iter().cloned());
-        let mut msgs = packet::updates(&self.out, &announce, &[]);
+        self.sync(table).await?;
+        let mut eor = Vec::new();
         if self.out.ipv4 {
-            msgs.push(packet::end_of_rib(false));
+            eor.push(packet::end_of_rib(false));
         }
         if self.out.ipv6 {
-            msgs.push(packet::end_of_rib(true));
+            eor.push(packet::end_of_rib(true));
         }
-        send_all(&mut self.t, self.name, self.obs, msgs).await
+        send_all(&mut self.t, self.name, self.obs, eor).await
     }
 
-    /// Sends what differs between `want` and what the peer holds: withdrawals and new or
+    /// Sends what differs between the table and what the peer holds: withdrawals and new or
     /// changed routes.
-    async fn send_changes(
-        &mut self,
-        want: &BTreeMap<IpNet, RouteAttrs>,
-    ) -> Result<(), SessionError> {
-        let withdraw: Vec<IpNet> = self
-            .sent
-            .keys()
-            .filter(|p| !want.contains_key(p))
-            .copied()
-            .collect();
-        let announce: Vec<(IpNet, RouteAttrs)> = want
-            .iter()
-            .filter(|(p, a)| self.out.carries(p) && self.sent.get(p) != Some(a))
-            .map(|(p, a)| (*p, a.clone()))
-            .collect();
-        for p in &withdraw {
-            self.sent.remove(p);
-        }
-        self.sent.extend(announce.iter().cloned());
-        let msgs = packet::updates(&self.out, &announce, &withdraw);
-        send_all(&mut self.t, self.name, self.obs, msgs).await?;
+    async fn send_changes(&mut self, table: &SharedTable) -> Result<(), SessionError> {
+        self.sync(table).await?;
         self.obs.announced(self.name, self.sent.len());
         Ok(())
+    }
+
+    /// Brings the peer to the table, [`CHUNK`] changes at a time: the lock is held while a
+    /// chunk is compared, not while it is sent, and only one chunk's UPDATEs exist at once.
+    /// A change of the table meanwhile is taken up by the chunks after it (and by the next
+    /// call for the part already passed: the watch channel says so).
+    async fn sync(&mut self, table: &SharedTable) -> Result<(), SessionError> {
+        let mut after = None;
+        loop {
+            let chunk = {
+                let t = table.read();
+                let out = &self.out;
+                diff_chunk(
+                    &t,
+                    t.peer(self.name),
+                    &self.sent,
+                    |p| out.carries(p),
+                    after,
+                    CHUNK,
+                )
+            };
+            apply_chunk(&mut self.sent, &chunk);
+            if !chunk.announce.is_empty() || !chunk.withdraw.is_empty() {
+                let msgs = packet::updates(&self.out, &chunk.announce, &chunk.withdraw);
+                drop(chunk.announce);
+                send_all(&mut self.t, self.name, self.obs, msgs).await?;
+            }
+            match chunk.next {
+                Some(n) => after = Some(n),
+                None => return Ok(()),
+            }
+        }
     }
 
     /// Does what `mode` asks; an error (`Stopped`) for everything but staying up.
@@ -628,8 +641,12 @@ impl Established<'_> {
             Run::Up => Ok(()),
             Run::Drain => {
                 let withdraw: Vec<IpNet> = self.sent.keys().copied().collect();
-                let msgs = packet::updates(&self.out, &[], &withdraw);
-                let _ = send_all(t, name, obs, msgs).await;
+                for part in withdraw.chunks(CHUNK) {
+                    let msgs = packet::updates::<RouteAttrs>(&self.out, &[], part);
+                    if send_all(t, name, obs, msgs).await.is_err() {
+                        break;
+                    }
+                }
                 obs.announced(name, 0);
                 let _ = fail(t, name, obs, Notify::AdministrativeShutdown).await;
                 Err(SessionError::Stopped)
