@@ -120,10 +120,15 @@ pub fn run(opts: &Options) -> Result<()> {
                  next address), {} clients starting at spread offsets in the pool, {target}",
                 opts.clients
             ),
+            "figures": base.figures(),
             "ops_per_s": base.figures()["ops_per_s"],
             "p50_ms": base.figures()["p50_ms"],
             "p99_ms": base.figures()["p99_ms"],
         },
+        "ratio_cluster_cpu_per_allocation": round2(
+            ours.figures()["cluster_cpu_ms_per_allocation"].as_f64().unwrap_or(0.0)
+                / base.figures()["cluster_cpu_ms_per_allocation"].as_f64().unwrap_or(f64::NAN)
+        ),
         "ratio_ops": round2(ratio),
     });
     println!("{out}");
@@ -138,6 +143,46 @@ pub(crate) struct Workload {
     pub(crate) wall: Duration,
     /// Transactions that lost their address to another client (baseline only).
     conflicts: usize,
+    /// CPU seconds the servers spent during the run: the leader's and all members' together.
+    pub(crate) cpu: Option<ServerCpu>,
+}
+
+/// CPU the servers (not the clients) spent while the workload ran.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ServerCpu {
+    /// The leader's CPU seconds.
+    pub(crate) leader_s: f64,
+    /// All members' CPU seconds together.
+    pub(crate) total_s: f64,
+    /// This benchmark process's own CPU seconds (the clients), to show they are not the limit.
+    pub(crate) clients_s: f64,
+}
+
+impl ServerCpu {
+    /// Samples the members (leader first) and this process.
+    fn sample(leader: u32, members: &[u32]) -> Result<Vec<crate::common::ProcStat>> {
+        let mut v = vec![crate::common::ProcStat::read(leader)?];
+        for &m in members {
+            v.push(crate::common::ProcStat::read(m)?);
+        }
+        v.push(crate::common::ProcStat::this()?);
+        Ok(v)
+    }
+
+    /// The CPU spent between two samples of [`ServerCpu::sample`].
+    fn between(before: &[crate::common::ProcStat], after: &[crate::common::ProcStat]) -> ServerCpu {
+        let d: Vec<f64> = before
+            .iter()
+            .zip(after)
+            .map(|(b, a)| a.cpu_since(b))
+            .collect();
+        let n = d.len();
+        ServerCpu {
+            leader_s: d[0],
+            total_s: d[1..n - 1].iter().sum(),
+            clients_s: d[n - 1],
+        }
+    }
 }
 
 impl Workload {
@@ -156,10 +201,17 @@ impl Workload {
     }
 
     fn figures(&self) -> Value {
+        let n = self.latencies.len().max(1) as f64;
+        let per = |s: f64| (s / n * 1e6).round() / 1e3;
+        let cpu = self.cpu.unwrap_or_default();
         json!({
             "ops_per_s": self.ops_per_s().round(),
             "p50_ms": round2(self.percentile_ms(0.50)),
             "p99_ms": round2(self.percentile_ms(0.99)),
+            "leader_cpu_ms_per_allocation": per(cpu.leader_s),
+            "cluster_cpu_ms_per_allocation": per(cpu.total_s),
+            "client_cpu_ms_per_allocation": per(cpu.clients_s),
+            "leader_cpu_cores": round2(cpu.leader_s / self.wall.as_secs_f64().max(1e-9)),
         })
     }
 }
@@ -253,6 +305,7 @@ where
         latencies,
         wall,
         conflicts,
+        cpu: None,
     })
 }
 
@@ -277,6 +330,15 @@ async fn ours(bin: &Path, opts: &Options) -> Result<Workload> {
     );
     let http = http_client(opts.clients)?;
     let url = format!("http://{}/v1/allocate", leader.admin);
+    let pid = |p: &ironlb_lab::cluster::Proc| {
+        p.child
+            .as_ref()
+            .map(|c| c.id())
+            .context("a member is not running")
+    };
+    let leader_pid = pid(leader)?;
+    let member_pids = cluster.procs.iter().map(pid).collect::<Result<Vec<_>>>()?;
+    let cpu_before = ServerCpu::sample(leader_pid, &member_pids)?;
     let work = {
         let (http, url) = (http.clone(), url.clone());
         drive(opts.allocations, opts.clients, move |_, i| {
@@ -289,10 +351,14 @@ async fn ours(bin: &Path, opts: &Options) -> Result<Workload> {
         })
         .await
     };
-    let work = match work {
+    let mut work = match work {
         Ok(w) => w,
         Err(e) => bail!("ours: {e:#}\n{}", cluster.logs()),
     };
+    work.cpu = Some(ServerCpu::between(
+        &cpu_before,
+        &ServerCpu::sample(leader_pid, &member_pids)?,
+    ));
     progress!(
         "ours: {} allocations in {:.2} s; verifying",
         work.latencies.len(),
@@ -417,6 +483,8 @@ async fn baseline(etcd_bin: &Path, opts: &Options) -> Result<Workload> {
             .collect(),
     );
     let clients = opts.clients;
+    let pids: Vec<u32> = etcd.children.iter().map(|c| c.id()).collect();
+    let cpu_before = ServerCpu::sample(pids[leader], &pids)?;
     let work = {
         let (http, targets) = (http.clone(), Arc::new(targets));
         drive(opts.allocations, clients, move |worker, i| {
@@ -434,10 +502,14 @@ async fn baseline(etcd_bin: &Path, opts: &Options) -> Result<Workload> {
         })
         .await
     };
-    let work = match work {
+    let mut work = match work {
         Ok(w) => w,
         Err(e) => bail!("baseline: {e:#}\n{}", etcd.logs()),
     };
+    work.cpu = Some(ServerCpu::between(
+        &cpu_before,
+        &ServerCpu::sample(pids[leader], &pids)?,
+    ));
     progress!(
         "baseline: {} allocations in {:.2} s ({} conflicts); verifying",
         work.latencies.len(),

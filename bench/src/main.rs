@@ -7,6 +7,8 @@ mod bgp_failover;
 mod common;
 mod etcd;
 mod failover;
+mod speakers;
+mod state;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -85,6 +87,47 @@ enum Scenario {
         /// Print only the JSON line on stdout and no summary (progress still goes to stderr).
         #[arg(long)]
         json: bool,
+    },
+    /// A large state: snapshot size and build time, a new member's catch-up, restart-to-ready
+    /// of a follower and of the leader after SIGKILL, and resident memory per allocation, for
+    /// each size on a fresh 3-member cluster, against etcd holding the same allocations.
+    State {
+        /// Sizes, comma-separated (each on a fresh cluster).
+        #[arg(long, value_delimiter = ',', default_values_t = [100_000usize, 1_000_000])]
+        allocations: Vec<usize>,
+        /// Concurrent clients filling the state.
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+        /// Print only the JSON line on stdout and no summary (progress still goes to stderr).
+        #[arg(long)]
+        json: bool,
+        /// Measure ironlb only (for machines without etcd).
+        #[arg(long)]
+        no_baseline: bool,
+    },
+    /// The control plane's cost of many speakers: a 3-member cluster and N simulated speakers
+    /// (the real session protocol and lease logic over TCP, no raw sockets): the leader's CPU
+    /// and memory, renewal round trips, failover time and what one change costs, against N
+    /// nodes renewing a Kubernetes-style Lease through etcd.
+    Speakers {
+        /// Node counts, comma-separated (each on a fresh cluster), e.g. 3,1000.
+        #[arg(long, value_delimiter = ',', default_values_t = [1000usize])]
+        nodes: Vec<usize>,
+        /// Services allocated before the speakers start.
+        #[arg(long, default_value_t = 10_000)]
+        services: usize,
+        /// Seconds of steady state measured.
+        #[arg(long, default_value_t = 20)]
+        duration: u64,
+        /// Failovers per side and node count.
+        #[arg(long, default_value_t = 3)]
+        trials: usize,
+        /// Print only the JSON line on stdout and no summary (progress still goes to stderr).
+        #[arg(long)]
+        json: bool,
+        /// Measure ironlb only (for machines without etcd).
+        #[arg(long)]
+        no_baseline: bool,
     },
     /// Layer 2 failover (root): the client's ping outage when the owner's node fails, ironlb
     /// with default and tuned leases against keepalived VRRP at its default and at the same
@@ -224,6 +267,32 @@ fn main() -> Result<()> {
             runs,
             settings,
             json,
+        })?,
+        Scenario::State {
+            allocations,
+            clients,
+            json,
+            no_baseline,
+        } => state::run(&state::Options {
+            allocations,
+            clients,
+            json,
+            no_baseline,
+        })?,
+        Scenario::Speakers {
+            nodes,
+            services,
+            duration,
+            trials,
+            json,
+            no_baseline,
+        } => speakers::run(&speakers::Options {
+            nodes,
+            services,
+            duration,
+            trials,
+            json,
+            no_baseline,
         })?,
         Scenario::Failover { trials, json } => failover::run(&failover::Options { trials, json })?,
         Scenario::Alloc {

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{
-    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, ResponseActFuture,
-    SpawnHandle, WrapFuture,
+    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, Recipient,
+    ResponseActFuture, SpawnHandle, WrapFuture,
 };
 use ipnet::IpNet;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -24,7 +24,7 @@ use tokio::time::Instant;
 use super::agent::{NodeAgent, SetAddresses, SetBgp};
 use super::LeaseGate;
 use crate::announce::assignment::{Accept, AddressDelta, Receiver};
-use crate::announce::bgp::{BgpRoute, Routes};
+use crate::announce::bgp::BgpRoute;
 use crate::announce::proto::{
     Assignment, AssignmentId, Heartbeat, L2Address, ServiceAnnounce, ToController, ToSpeaker,
 };
@@ -32,6 +32,7 @@ use crate::config::model::{InterfaceName, Peer};
 use crate::labels::Labels;
 use crate::metrics::speaker::SpeakerMetrics;
 use crate::names::{NodeName, PeerName, ServiceKey};
+use crate::net::bgp::table::SharedTable;
 
 /// What a speaker does when no controller can renew its lease.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -174,10 +175,32 @@ enum MemberSays {
     Unreachable,
 }
 
+/// Where a session applies what it is assigned: the node's [`NodeAgent`], or anything else
+/// that takes the same two messages (a benchmark's simulated node records them instead).
+#[derive(Clone)]
+pub struct Applier {
+    /// Takes the addresses to answer for; the session acknowledges only once it resolves.
+    pub addresses: Recipient<SetAddresses>,
+    /// Takes the BGP sessions and routes.
+    pub bgp: Recipient<SetBgp>,
+}
+
+impl From<Addr<NodeAgent>> for Applier {
+    fn from(agent: Addr<NodeAgent>) -> Self {
+        Self {
+            addresses: agent.clone().recipient(),
+            bgp: agent.recipient(),
+        }
+    }
+}
+
+/// Sees every assignment a session receives, as received (before it is judged).
+pub type AssignmentProbe = Box<dyn Fn(&Assignment)>;
+
 /// The session with the controller leader.
 pub struct ControllerSession {
     cfg: SessionConfig,
-    agent: Addr<NodeAgent>,
+    agent: Applier,
     gate: Arc<LeaseGate>,
     metrics: Arc<SpeakerMetrics>,
     out: mpsc::Sender<ToController>,
@@ -191,7 +214,9 @@ pub struct ControllerSession {
     receiver: Receiver,
     announced: BTreeMap<ServiceKey, ServiceAnnounce>,
     bgp_peers: BTreeMap<PeerName, Peer>,
-    bgp_routes: Arc<Routes>,
+    /// The BGP routes, shared with the BGP sessions (which read it when the agent tells them
+    /// it changed).
+    bgp_routes: SharedTable,
     unready: BTreeMap<ReadinessSource, BTreeSet<ServiceKey>>,
     excluded: bool,
     heard: BTreeMap<String, (MemberSays, Instant)>,
@@ -200,6 +225,10 @@ pub struct ControllerSession {
     granted_by: Option<String>,
     draining: Option<oneshot::Sender<()>>,
     _alive: Option<crate::watchdog::Guard>,
+    /// Gets every renewal's round trip, exactly (the histogram's buckets are too coarse for a
+    /// benchmark's percentiles).
+    rtt_probe: Option<mpsc::UnboundedSender<Duration>>,
+    assignment_probe: Option<AssignmentProbe>,
 }
 
 /// Heartbeats remembered for matching leases: a lease for an older one is not worth having.
@@ -207,11 +236,11 @@ const SENT_KEPT: usize = 64;
 
 impl ControllerSession {
     /// A session for `cfg`, sending through `out` (to the link task) and applying through
-    /// `agent`; the Services it may answer for are published on `services` (for the health
-    /// checks and the endpoint watch).
+    /// `agent` (the node agent, or an [`Applier`]); the Services it may answer for are
+    /// published on `services` (for the health checks and the endpoint watch).
     pub fn new(
         cfg: SessionConfig,
-        agent: Addr<NodeAgent>,
+        agent: impl Into<Applier>,
         gate: Arc<LeaseGate>,
         metrics: Arc<SpeakerMetrics>,
         out: mpsc::Sender<ToController>,
@@ -219,7 +248,7 @@ impl ControllerSession {
     ) -> Self {
         Self {
             cfg,
-            agent,
+            agent: agent.into(),
             gate,
             metrics,
             out,
@@ -233,7 +262,7 @@ impl ControllerSession {
             receiver: Receiver::default(),
             announced: BTreeMap::new(),
             bgp_peers: BTreeMap::new(),
-            bgp_routes: Arc::new(Routes::new()),
+            bgp_routes: SharedTable::new(),
             unready: BTreeMap::new(),
             excluded: false,
             heard: BTreeMap::new(),
@@ -241,6 +270,8 @@ impl ControllerSession {
             granted_by: None,
             draining: None,
             _alive: None,
+            rtt_probe: None,
+            assignment_probe: None,
         }
     }
 
@@ -248,6 +279,23 @@ impl ControllerSession {
     pub fn watched(self, watchdog: &crate::watchdog::Watchdog) -> Self {
         Self {
             _alive: Some(watchdog.guard("controller session")),
+            ..self
+        }
+    }
+
+    /// The same, sending the round trip of every renewal (from the heartbeat's sending to its
+    /// lease's arrival, for a lease this session takes) on `probe`.
+    pub fn with_rtt_probe(self, probe: mpsc::UnboundedSender<Duration>) -> Self {
+        Self {
+            rtt_probe: Some(probe),
+            ..self
+        }
+    }
+
+    /// The same, showing every assignment received to `probe` before it is judged.
+    pub fn with_assignment_probe(self, probe: AssignmentProbe) -> Self {
+        Self {
+            assignment_probe: Some(probe),
             ..self
         }
     }
@@ -316,7 +364,7 @@ impl ControllerSession {
         tracing::warn!(node = %self.cfg.node, why, "fencing: answering for nothing");
         self.metrics.fences.inc();
         self.receiver.fence();
-        let agent = self.agent.clone();
+        let agent = self.agent.addresses.clone();
         let epoch = self.gate.epoch();
         ctx.wait(
             async move {
@@ -373,9 +421,11 @@ impl ControllerSession {
         if !self.follow(leadership) {
             return;
         }
-        self.metrics
-            .heartbeat_rtt
-            .observe(sent_at.elapsed().as_secs_f64());
+        let rtt = sent_at.elapsed();
+        self.metrics.heartbeat_rtt.observe(rtt.as_secs_f64());
+        if let Some(probe) = &self.rtt_probe {
+            let _ = probe.send(rtt);
+        }
         self.metrics.lease_duration.set(lease.as_secs_f64());
         self.gate.extend_to(sent_at + lease);
         if self.gate.remaining() == Duration::ZERO {
@@ -425,20 +475,24 @@ impl ControllerSession {
         };
         // A change applies to what we hold, which is taken (not copied: with many Services
         // these maps are large) and put back below; nothing returns early after this.
-        let (mut routes, announced) = match base {
-            None => (Arc::new(Routes::new()), BTreeMap::new()),
-            Some(_) => (self.bgp_routes.clone(), std::mem::take(&mut self.announced)),
+        let announced = match base {
+            None => BTreeMap::new(),
+            Some(_) => std::mem::take(&mut self.announced),
         };
         let mut bgp_changed =
             base.is_none() || !routes_remove.is_empty() || !routes_upsert.is_empty();
         if bgp_changed {
-            change_routes(&mut routes, routes_remove, routes_upsert);
+            change_routes(
+                &self.bgp_routes,
+                base.is_none(),
+                routes_remove,
+                routes_upsert,
+            );
         }
         self.change_services(announced, services, services_upsert, &services_remove);
         if let Some(peers) = peers {
             bgp_changed |= self.set_bgp_peers(peers);
         }
-        self.bgp_routes = routes;
         self.apply_on_agent(ctx, id, next, bgp_changed);
     }
 
@@ -497,13 +551,14 @@ impl ControllerSession {
         ctx.wait(
             async move {
                 let _ = agent
+                    .addresses
                     .send(SetAddresses {
                         addresses: next,
                         epoch,
                     })
                     .await;
                 if let Some(b) = bgp {
-                    let _ = agent.send(b).await;
+                    let _ = agent.bgp.send(b).await;
                 }
             }
             .into_actor(self)
@@ -519,19 +574,24 @@ impl ControllerSession {
     }
 }
 
-/// Applies withdrawn and added BGP routes to `routes`.
+/// Applies withdrawn and added BGP routes to the shared table, in place (a full assignment,
+/// `full`, replaces it all). One write lock covers the whole change, so a BGP session never
+/// sees half of it (a full one would otherwise look like everything withdrawn).
 fn change_routes(
-    routes: &mut Arc<Routes>,
+    routes: &SharedTable,
+    full: bool,
     routes_remove: Vec<(IpNet, PeerName)>,
     routes_upsert: Vec<BgpRoute>,
 ) {
-    // Copies only if the node agent still holds the previous table.
-    let table = Arc::make_mut(routes);
-    for key in routes_remove {
-        table.remove(&key);
+    let mut table = routes.write();
+    if full {
+        table.clear();
+    }
+    for (prefix, peer) in &routes_remove {
+        table.remove(prefix, peer);
     }
     for r in routes_upsert {
-        table.insert((r.prefix, r.peer), r.attrs);
+        table.insert(r.prefix, &r.peer, r.attrs);
     }
 }
 
@@ -617,7 +677,12 @@ impl Handler<LinkEvent> for ControllerSession {
                         Duration::from_millis(heartbeat_ms),
                         (term, leader),
                     ),
-                    ToSpeaker::Assignment(a) => self.on_assignment(ctx, *a),
+                    ToSpeaker::Assignment(a) => {
+                        if let Some(probe) = &self.assignment_probe {
+                            probe(&a);
+                        }
+                        self.on_assignment(ctx, *a)
+                    }
                     ToSpeaker::Drained => {
                         if let Some(tx) = self.draining.take() {
                             let _ = tx.send(());
@@ -681,7 +746,7 @@ impl Handler<Drain> for ControllerSession {
         self.receiver.fence();
         let (tx, rx) = oneshot::channel();
         self.draining = Some(tx);
-        let agent = self.agent.clone();
+        let agent = self.agent.addresses.clone();
         let epoch = self.gate.epoch();
         Box::pin(
             async move {
@@ -713,5 +778,131 @@ impl Handler<GetStatus> for ControllerSession {
             connected: self.connected.iter().cloned().collect(),
             leadership: self.receiver.leadership(),
         })
+    }
+}
+
+#[cfg(test)]
+mod probe_tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Applies nothing: records the address sets a session hands over.
+    struct Recorder(Arc<Mutex<Vec<BTreeMap<IpAddr, L2Address>>>>);
+
+    impl Actor for Recorder {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<SetAddresses> for Recorder {
+        type Result = ();
+        fn handle(&mut self, msg: SetAddresses, _: &mut Context<Self>) {
+            self.0.lock().unwrap().push(msg.addresses);
+        }
+    }
+
+    impl Handler<SetBgp> for Recorder {
+        type Result = ();
+        fn handle(&mut self, _: SetBgp, _: &mut Context<Self>) {}
+    }
+
+    fn lease(seq: u64) -> LinkEvent {
+        LinkEvent::Received(
+            "m1".into(),
+            ToSpeaker::Lease {
+                seq,
+                lease_ms: 1000,
+                heartbeat_ms: 200,
+                term: 1,
+                leader: 1,
+            },
+        )
+    }
+
+    /// The next heartbeat the session sends.
+    async fn heartbeat(out: &mut mpsc::Receiver<ToController>) -> Heartbeat {
+        match out.recv().await {
+            Some(ToController::Heartbeat(hb)) => hb,
+            other => panic!("expected a heartbeat, got {other:?}"),
+        }
+    }
+
+    #[actix_rt::test]
+    async fn the_probes_see_one_round_trip_per_lease_and_every_assignment_applied_elsewhere() {
+        let applied = Arc::new(Mutex::new(Vec::new()));
+        let recorder = Recorder(applied.clone()).start();
+        let (out_tx, mut out_rx) = mpsc::channel(64);
+        let (services, _services_rx) = watch::channel(Vec::new());
+        let (rtt_tx, mut rtt_rx) = mpsc::unbounded_channel();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let cfg = SessionConfig {
+            node: NodeName::new("n1").unwrap(),
+            labels: Labels::default(),
+            interfaces: vec![],
+            controllers: vec!["m1".into()],
+            on_loss: OnControlPlaneLoss::Fence,
+        };
+        let applier = Applier {
+            addresses: recorder.clone().recipient(),
+            bgp: recorder.recipient(),
+        };
+        let probe: AssignmentProbe = {
+            let seen = seen.clone();
+            Box::new(move |a: &Assignment| seen.lock().unwrap().push(a.id))
+        };
+        let session = ControllerSession::new(
+            cfg,
+            applier,
+            Arc::new(LeaseGate::default()),
+            Arc::new(SpeakerMetrics::new()),
+            out_tx,
+            services,
+        )
+        .with_rtt_probe(rtt_tx)
+        .with_assignment_probe(probe)
+        .start();
+
+        session.do_send(LinkEvent::Connected("m1".into()));
+        let first = heartbeat(&mut out_rx).await.seq;
+        session.send(lease(first)).await.unwrap();
+        let rtt = rtt_rx.recv().await.unwrap();
+        assert!(rtt < Duration::from_secs(1), "{rtt:?}");
+        // A lease for a heartbeat never sent is not taken, and no round trip is reported.
+        session.send(lease(first + 1000)).await.unwrap();
+        assert!(rtt_rx.try_recv().is_err(), "one round trip per lease taken");
+
+        let id = AssignmentId {
+            term: 1,
+            leader: 1,
+            revision: 1,
+        };
+        let address: IpAddr = "192.0.2.1".parse().unwrap();
+        let assignment = Assignment {
+            id,
+            base: None,
+            upsert: vec![L2Address {
+                address,
+                services: vec![],
+                interfaces: vec![],
+            }],
+            remove: vec![],
+            services: Some(vec![]),
+            services_upsert: vec![],
+            services_remove: vec![],
+            peers: None,
+            routes_upsert: vec![],
+            routes_remove: vec![],
+        };
+        session
+            .send(LinkEvent::Received(
+                "m1".into(),
+                ToSpeaker::Assignment(Box::new(assignment)),
+            ))
+            .await
+            .unwrap();
+        // The acknowledgement follows the applier's answer.
+        while heartbeat(&mut out_rx).await.applied != Some(id) {}
+        assert_eq!(*seen.lock().unwrap(), vec![id]);
+        let last = applied.lock().unwrap().last().cloned().unwrap();
+        assert_eq!(last.keys().copied().collect::<Vec<_>>(), vec![address]);
     }
 }

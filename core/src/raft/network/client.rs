@@ -182,6 +182,35 @@ fn expect_member(conn: &rustls::CommonState, channel: &Channel) -> Result<(), Tr
     }
 }
 
+/// A TCP connection to `addr`, from `source` when one is given (any port on it), else from
+/// wherever the kernel chooses.
+async fn connect_from(source: Option<std::net::IpAddr>, addr: &str) -> std::io::Result<TcpStream> {
+    let Some(source) = source else {
+        return TcpStream::connect(addr).await;
+    };
+    let mut last = None;
+    for target in tokio::net::lookup_host(addr).await? {
+        if target.is_ipv4() != source.is_ipv4() {
+            continue;
+        }
+        let socket = match target {
+            std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        socket.bind(std::net::SocketAddr::new(source, 0))?;
+        match socket.connect(target).await {
+            Ok(tcp) => return Ok(tcp),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::AddrNotAvailable,
+            format!("{addr} has no address of the family of the source address {source}"),
+        )
+    }))
+}
+
 /// Opens a connection to a member's Raft port for `channel`: TCP, TLS when `tls` is given, and
 /// the hello exchange, all within `config.connect_timeout`.
 pub async fn open_channel(
@@ -196,7 +225,7 @@ pub async fn open_channel(
             Some(_) => Some(server_name(addr).map_err(TransportError::Tls)?),
             None => None,
         };
-        let tcp = TcpStream::connect(addr)
+        let tcp = connect_from(config.source, addr)
             .await
             .map_err(TransportError::Connect)?;
         // Raft RPCs are small request/response exchanges; Nagle would add up to 40 ms each.
@@ -558,5 +587,41 @@ mod tests {
             [50, 100, 200, 300, 300, 300].map(Duration::from_millis)
         );
         assert_eq!(backoff_delay(&config, u32::MAX), config.backoff_max);
+    }
+
+    /// Accepts one connection on a fresh loopback port, returning where it came from.
+    async fn first_peer(config: NetworkConfig) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let accept = tokio::spawn(async move { listener.accept().await.unwrap().1 });
+        let channel = Channel::Raft {
+            from: 1,
+            to: 2,
+            cluster: None,
+        };
+        // Nobody answers the hello: the channel itself fails, but the connection was made.
+        let _ = open_channel(&addr, channel, None, &config).await;
+        accept.await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_channel_with_a_source_address_arrives_from_it() {
+        // All of 127/8 is local on Linux: no setup needed.
+        let source: std::net::IpAddr = "127.0.3.7".parse().unwrap();
+        let config = NetworkConfig {
+            connect_timeout: Duration::from_millis(200),
+            source: Some(source),
+            ..NetworkConfig::default()
+        };
+        assert_eq!(first_peer(config).await.ip(), source);
+        // Unset, the kernel picks as before.
+        let config = NetworkConfig {
+            connect_timeout: Duration::from_millis(200),
+            ..NetworkConfig::default()
+        };
+        assert_eq!(
+            first_peer(config).await.ip(),
+            std::net::IpAddr::from([127, 0, 0, 1])
+        );
     }
 }

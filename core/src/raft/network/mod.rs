@@ -50,6 +50,9 @@ pub struct NetworkConfig {
     pub max_connections: usize,
     /// Server: connections open at once from one IP address.
     pub max_connections_per_peer: usize,
+    /// Client: the local address outgoing connections are bound to; `None` (the default) lets
+    /// the kernel choose, as for any connection.
+    pub source: Option<std::net::IpAddr>,
 }
 
 impl Default for NetworkConfig {
@@ -71,6 +74,7 @@ impl Default for NetworkConfig {
             max_connections: 4096,
             // A member opens a few connections to each peer; a speaker one per member.
             max_connections_per_peer: 128,
+            source: None,
         }
     }
 }
