@@ -190,7 +190,7 @@ spec:
             address: a.parse().unwrap(),
             pool: "public".parse().unwrap(),
             services: vec![s.parse().unwrap()],
-            labels: BTreeMap::new(),
+            labels: Vec::new(),
         }
     }
 
@@ -198,7 +198,7 @@ spec:
     fn labelled(a: &str, s: &str, app: &str) -> Target {
         let mut t = target(a, s);
         let labels = [("app".to_string(), app.to_string())].into();
-        t.labels.insert(t.services[0].clone(), labels);
+        t.labels = vec![labels];
         t
     }
 

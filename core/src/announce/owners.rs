@@ -29,18 +29,17 @@ pub struct Target {
     pub pool: PoolName,
     /// The Services holding it.
     pub services: Vec<ServiceKey>,
-    /// The labels of those Services, which advertisements' serviceSelectors match; a Service
-    /// missing here has none.
-    pub labels: BTreeMap<ServiceKey, Labels>,
+    /// The labels of those Services, in the order of `services` (which advertisements'
+    /// serviceSelectors match); a Service past the end has none. A list, not a map by Service:
+    /// the leader holds one of these per address, and a map's node costs more than the labels.
+    pub labels: Vec<Labels>,
 }
 
 impl Target {
     /// The labels of each Service holding the address, in the order of `services`.
     pub fn service_labels(&self) -> impl Iterator<Item = &Labels> + '_ {
         static NONE: Labels = Labels::new();
-        self.services
-            .iter()
-            .map(|s| self.labels.get(s).unwrap_or(&NONE))
+        (0..self.services.len()).map(|i| self.labels.get(i).unwrap_or(&NONE))
     }
 }
 
@@ -62,9 +61,11 @@ pub fn target(allocator: &crate::ipam::Allocator, address: IpAddr) -> Option<Tar
     }
     let labels = holders
         .iter()
-        .filter_map(|s| {
-            let a = allocator.allocation(s)?;
-            Some((s.clone(), a.request.service_labels.clone()))
+        .map(|s| {
+            allocator
+                .allocation(s)
+                .map(|a| a.request.service_labels.clone())
+                .unwrap_or_default()
         })
         .collect();
     Some(Target {
@@ -399,14 +400,14 @@ mod tests {
             address: addr.parse().unwrap(),
             pool: "public".parse().unwrap(),
             services: vec![service.parse().unwrap()],
-            labels: BTreeMap::new(),
+            labels: Vec::new(),
         }
     }
 
     /// A target of `public` held by one Service with these labels.
     fn labelled(addr: &str, service: &str, labels: &[(&str, &str)]) -> Target {
         let mut t = target(addr, service);
-        t.labels.insert(t.services[0].clone(), facts(labels).labels);
+        t.labels = vec![facts(labels).labels];
         t
     }
 
@@ -599,7 +600,7 @@ mod tests {
         let mut shared = labelled("192.0.2.1", "d/web", &[("app", "web")]);
         let db: ServiceKey = "d/db".parse().unwrap();
         shared.services.push(db.clone());
-        shared.labels.insert(db, facts(&[("app", "db")]).labels);
+        shared.labels.push(facts(&[("app", "db")]).labels);
         assert!(announced_in_l2(&c, &shared));
         shared.labels.clear();
         assert!(!announced_in_l2(&c, &shared));

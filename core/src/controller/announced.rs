@@ -181,7 +181,7 @@ mod tests {
             address: addr(ip),
             pool: "p".parse().unwrap(),
             services: vec![key(svc)],
-            labels: BTreeMap::new(),
+            labels: Vec::new(),
         };
         let targets = vec![
             target("192.0.2.1", "ns/web"),
