@@ -72,6 +72,8 @@ const ARBITERS: usize = 4;
 const CHANGE_WINDOW: Duration = Duration::from_secs(2);
 /// Allocation clients.
 const CLIENTS: usize = 32;
+/// Services allocated at once while the speakers run.
+const ALLOC_BATCH: usize = 500;
 
 /// The scenario's options.
 #[derive(Clone, Debug)]
@@ -139,10 +141,13 @@ pub fn run(opts: &Options) -> Result<()> {
     let mut runs = Vec::new();
     for &n in &opts.nodes {
         let ours = rt.block_on(ours(&bin, n, opts))?;
+        // Each side's figures as soon as they are known, so a later failure loses none.
+        progress!("{n} nodes, ours: {ours}");
         let baseline = match &etcd_bin {
             Some(e) => rt.block_on(baseline(e, n, opts))?,
             None => Value::Null,
         };
+        progress!("{n} nodes, baseline: {baseline}");
         if !opts.json {
             summary(n, &ours, &baseline);
         }
@@ -622,23 +627,28 @@ async fn ours(bin: &Path, n: usize, opts: &Options) -> Result<Value> {
     // The Services are allocated only now that every node holds a lease, so their owners
     // spread over all the nodes as in a running cluster. Allocated before (or while the
     // speakers connect), the first node to be leased would own nearly every address and the
-    // failover would move all of them.
-    {
+    // failover would move all of them. In batches, each held everywhere before the next: every
+    // node is told of every Service, and thousands of allocations a second to a thousand
+    // speakers on this one machine starve the members and the simulated nodes alike.
+    let allocated = Instant::now();
+    let mut done = 0;
+    while done < opts.services {
+        let batch = ALLOC_BATCH.min(opts.services - done);
         let (http, url) = (http.clone(), url.clone());
-        drive(opts.services, CLIENTS, move |_, i| {
+        drive(batch, CLIENTS, move |_, i| {
             let (http, url) = (http.clone(), url.clone());
-            async move { allocate(&http, &url, i).await.map(|()| 0) }
+            async move { allocate(&http, &url, done + i).await.map(|()| 0) }
         })
         .await
         .map_err(|e| anyhow::anyhow!("allocating: {e:#}\n{}", cluster.logs()))?;
-    }
-    let allocated = Instant::now();
-    if let Err(e) = wait_settled(&sims, &shared, opts.services, settle_limit).await {
-        bail!("ours: {e:#}\n{}", cluster.logs());
+        done += batch;
+        if let Err(e) = wait_settled(&sims, &shared, done, settle_limit).await {
+            bail!("ours: {e:#}\n{}", cluster.logs());
+        }
     }
     let assigned = allocated.elapsed();
     progress!(
-        "ours: {} addresses held {:.2} s after the allocations",
+        "ours: {} addresses held {:.2} s after the allocations began",
         opts.services,
         assigned.as_secs_f64()
     );
