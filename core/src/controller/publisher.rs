@@ -286,6 +286,9 @@ impl SetChanges {
     }
 }
 
+/// Free slots a speaker's queue keeps for leases: assignments wait while fewer are free.
+const LEASE_HEADROOM: usize = 8;
+
 /// The Services announced, as the view holds them (persistent: copies share everything).
 type Services = imbl::OrdMap<ServiceKey, ServiceAnnounce>;
 
@@ -509,6 +512,18 @@ impl AssignmentPublisher {
             // A fenced node holds nothing and takes nothing until it has a lease again; a node
             // that is merely ineligible (excluded, unready) must still hear what it loses.
             if self.nodes.get(&name).is_some_and(|s| s.fenced) {
+                continue;
+            }
+            // A speaker that has not read what it was sent gets nothing more until it has:
+            // pushing into a full queue fails and turns into a resend of the whole set, bigger
+            // still, and assignments filling the queue would crowd out its leases. Whatever
+            // changes meanwhile goes in one assignment once the queue drains (the next tick).
+            if self
+                .nodes
+                .get(&name)
+                .is_some_and(|s| s.tx.capacity() < LEASE_HEADROOM)
+            {
+                self.dirty = true;
                 continue;
             }
             let owned = by_owner.get(&name).map(Vec::as_slice).unwrap_or(&[]);

@@ -342,3 +342,59 @@ async fn a_move_that_never_committed_is_forgotten_when_a_later_term_commits() {
     );
     confirming.abort();
 }
+
+/// A speaker that does not read its queue is sent nothing more until it has room again (room
+/// kept for its leases), and then gets what it missed in one assignment, not a resend storm.
+#[actix_rt::test]
+async fn a_full_queue_waits_to_drain_and_then_gets_what_it_missed() {
+    let (config, _timing, publisher, _commits, _watchdog) = fixture();
+    publisher.do_send(Leadership { term: Some(1) });
+    let addr: IpAddr = "192.0.2.10".parse().unwrap();
+    let n1 = NodeName::new("n1").unwrap();
+    publisher.do_send(ViewChanged(L2View {
+        config: config.clone(),
+        targets: [(
+            addr,
+            Target {
+                address: addr,
+                pool: "lan".parse().unwrap(),
+                services: vec!["default/web".parse().unwrap()],
+                labels: Default::default(),
+            },
+        )]
+        .into_iter()
+        .collect(),
+        owners: [(addr, n1.clone())].into_iter().collect(),
+        services: Default::default(),
+        applied_term: 1,
+    }));
+    let (tx, mut rx) = mpsc::channel(64);
+    // The speaker has stopped reading: fewer free slots than the publisher keeps for leases.
+    for _ in 0..(64 - LEASE_HEADROOM + 1) {
+        tx.try_send(ToSpeaker::Drained).unwrap();
+    }
+    publisher.do_send(Report {
+        node: n1.clone(),
+        conn: 1,
+        heartbeat: beat(1, true),
+        tx: tx.clone(),
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut queued = Vec::new();
+    while let Ok(m) = rx.try_recv() {
+        queued.push(m);
+    }
+    assert!(
+        queued.iter().all(|m| matches!(m, ToSpeaker::Drained)),
+        "nothing was pushed into the full queue"
+    );
+    assert_eq!(queued.len(), 64 - LEASE_HEADROOM + 1);
+    // It has read everything: the next tick sends the address it owns.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut held = BTreeMap::new();
+    answering(&mut rx, &mut held);
+    assert!(
+        held.contains_key(&addr),
+        "the owner gets its address once its queue drained"
+    );
+}
