@@ -164,6 +164,18 @@ impl ProcStat {
         ProcStat::read(std::process::id())
     }
 
+    /// The leader's, each follower's and this process's figures, read one after the other.
+    pub fn cluster(leader: u32, followers: &[u32]) -> Result<(ProcStat, Vec<ProcStat>, ProcStat)> {
+        Ok((
+            ProcStat::read(leader)?,
+            followers
+                .iter()
+                .map(|p| ProcStat::read(*p))
+                .collect::<Result<Vec<_>>>()?,
+            ProcStat::this()?,
+        ))
+    }
+
     /// CPU seconds spent between `earlier` and `self`.
     pub fn cpu_since(&self, earlier: &ProcStat) -> f64 {
         self.cpu_s - earlier.cpu_s

@@ -342,23 +342,9 @@ pub(super) async fn baseline(etcd_bin: &Path, n: usize, opts: &Options) -> Resul
         stats.failures.load(Ordering::SeqCst),
         stats.late.load(Ordering::SeqCst),
     );
-    let (l0, f0, b0) = (
-        ProcStat::read(leader_pid)?,
-        followers
-            .iter()
-            .map(|p| ProcStat::read(*p))
-            .collect::<Result<Vec<_>>>()?,
-        ProcStat::this()?,
-    );
+    let (l0, f0, b0) = ProcStat::cluster(leader_pid, &followers)?;
     tokio::time::sleep(window).await;
-    let (l1, f1, b1) = (
-        ProcStat::read(leader_pid)?,
-        followers
-            .iter()
-            .map(|p| ProcStat::read(*p))
-            .collect::<Result<Vec<_>>>()?,
-        ProcStat::this()?,
-    );
+    let (l1, f1, b1) = ProcStat::cluster(leader_pid, &followers)?;
     stats.recording.store(false, Ordering::SeqCst);
     let wall = l1.at.duration_since(l0.at).as_secs_f64();
     let renewals = stats.renewals.load(Ordering::SeqCst) - r0;

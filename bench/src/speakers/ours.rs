@@ -115,23 +115,9 @@ pub(super) async fn ours(bin: &Path, n: usize, opts: &Options) -> Result<Value> 
     }
     let renewals0 = shared.renewals.load(Ordering::SeqCst);
     shared.recording.store(true, Ordering::SeqCst);
-    let (l0, f0, b0) = (
-        ProcStat::read(leader_pid)?,
-        followers
-            .iter()
-            .map(|p| ProcStat::read(*p))
-            .collect::<Result<Vec<_>>>()?,
-        ProcStat::this()?,
-    );
+    let (l0, f0, b0) = ProcStat::cluster(leader_pid, &followers)?;
     tokio::time::sleep(window).await;
-    let (l1, f1, b1) = (
-        ProcStat::read(leader_pid)?,
-        followers
-            .iter()
-            .map(|p| ProcStat::read(*p))
-            .collect::<Result<Vec<_>>>()?,
-        ProcStat::this()?,
-    );
+    let (l1, f1, b1) = ProcStat::cluster(leader_pid, &followers)?;
     shared.recording.store(false, Ordering::SeqCst);
     let renewals = shared.renewals.load(Ordering::SeqCst) - renewals0;
     let mut rtts = shared.rtts.lock().map(|v| v.clone()).unwrap_or_default();

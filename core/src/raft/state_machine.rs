@@ -303,6 +303,15 @@ fn new_snapshot_id(last: Option<LogId>) -> String {
     }
 }
 
+/// Whether a newer snapshot than `meta` is already current, and the file to keep: the current
+/// one if so, else `meta`'s.
+fn superseded_and_kept(current: Option<&SnapshotMeta>, meta: &SnapshotMeta) -> (bool, String) {
+    match current {
+        Some(c) if c.last_log_id > meta.last_log_id => (true, file_name(&c.snapshot_id)),
+        _ => (false, file_name(&meta.snapshot_id)),
+    }
+}
+
 /// The snapshot file name for an id. Ids come from the leader, so anything but a plain file name
 /// character is replaced.
 fn file_name(snapshot_id: &str) -> String {
@@ -388,17 +397,7 @@ impl SnapshotDir {
         let name = file_name(&meta.snapshot_id);
         // Only a build can be superseded: a snapshot is installed only when it is ahead of
         // everything applied here, and so of every build.
-        let superseded = current
-            .as_ref()
-            .is_some_and(|c| c.last_log_id > meta.last_log_id);
-        let keep = if superseded {
-            current
-                .as_ref()
-                .map(|c| file_name(&c.snapshot_id))
-                .unwrap_or_default()
-        } else {
-            name.clone()
-        };
+        let (superseded, keep) = superseded_and_kept(current.as_ref(), meta);
         tokio::task::spawn_blocking(move || -> io::Result<()> {
             if !superseded {
                 write_durably(&dir, &name, &data)?;
@@ -429,17 +428,7 @@ impl SnapshotDir {
         let mut current = self.current.lock().await;
         let dir = self.dir.clone();
         let name = file_name(&meta.snapshot_id);
-        let superseded = current
-            .as_ref()
-            .is_some_and(|c| c.last_log_id > meta.last_log_id);
-        let keep = if superseded {
-            current
-                .as_ref()
-                .map(|c| file_name(&c.snapshot_id))
-                .unwrap_or_default()
-        } else {
-            name.clone()
-        };
+        let (superseded, keep) = superseded_and_kept(current.as_ref(), meta);
         tokio::task::spawn_blocking(move || -> io::Result<()> {
             let temp = dir.join(format!("{name}{TEMP_SUFFIX}"));
             if superseded {
