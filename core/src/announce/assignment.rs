@@ -16,6 +16,8 @@
 //!   had acknowledged something of this leadership (so it no longer follows an older one) and
 //!   everything it was sent: an assignment still on its way may arrive after its lease is back
 //!   (a late grant) and be applied;
+//! - a new session of the same node under the same leadership (its link reconnected) numbers
+//!   its assignments after the old session's, and counts only acknowledgements of its own;
 //! - a receiver that cannot apply a change asks for a whole set; a sender whose assignment stays
 //!   unacknowledged past `resync_after` sends a whole set again, so a lost message delays
 //!   convergence and never stops it.
@@ -52,6 +54,9 @@ pub struct Sender {
     term: u64,
     leader: u64,
     revision: u64,
+    /// Revisions up to this one were sent by earlier sessions of this node under the same
+    /// leadership: an acknowledgement of one says nothing about what this session sent.
+    floor: u64,
     sent: BTreeMap<IpAddr, L2Address>,
     sent_id: Option<AssignmentId>,
     /// Taken away at this revision, not yet acknowledged.
@@ -71,10 +76,19 @@ pub struct Sender {
 impl Sender {
     /// A sender for a new session under leadership (`term`, `leader`).
     pub fn new(term: u64, leader: u64) -> Self {
+        Self::starting_after(term, leader, 0)
+    }
+
+    /// A sender for a new session under leadership (`term`, `leader`) whose assignments follow
+    /// revision `floor`, the newest an earlier session of the same node was sent. A receiver
+    /// never applies anything older than what it applied, so numbering from zero again would
+    /// have the new session ignored until it caught up.
+    pub fn starting_after(term: u64, leader: u64, floor: u64) -> Self {
         Sender {
             term,
             leader,
-            revision: 0,
+            revision: floor,
+            floor,
             sent: BTreeMap::new(),
             sent_id: None,
             pending: BTreeMap::new(),
@@ -85,6 +99,16 @@ impl Sender {
             last_seq: None,
             acked: None,
         }
+    }
+
+    /// The sender for a new session of the same node under the same leadership.
+    pub fn successor(&self) -> Self {
+        Self::starting_after(self.term, self.leader, self.revision)
+    }
+
+    /// The newest revision sent (0 before any).
+    pub fn revision(&self) -> u64 {
+        self.revision
     }
 
     /// Whether the node may be answering for `addr`: it was sent it, it has not acknowledged
@@ -143,7 +167,12 @@ impl Sender {
             return shrank;
         }
         let mut shrank = false;
-        if let Some(applied) = applied.filter(|a| a.term == self.term && a.leader == self.leader) {
+        // Only this session's assignments: an earlier session's says nothing of what this
+        // one sent, and until the node acknowledges one of ours it may hold anything.
+        let ours = |a: &AssignmentId| {
+            a.term == self.term && a.leader == self.leader && a.revision > self.floor
+        };
+        if let Some(applied) = applied.filter(ours) {
             let (was_synced, was_pending) = (self.synced, self.pending.len());
             self.synced = true;
             self.pending.retain(|_, rev| *rev > applied.revision);

@@ -17,17 +17,16 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::{L2View, LeaseTiming};
-use ipnet::IpNet;
 
-use crate::announce::assignment::{self, AddressDelta};
-use crate::announce::bgp::{self, BgpRoute, Routes};
+use crate::announce::assignment;
+use crate::announce::bgp::{self, Routes};
 use crate::announce::owners::{self, Inputs, NodeFacts, Target};
 use crate::announce::proto::{Assignment, Heartbeat, L2Address, ServiceAnnounce, ToSpeaker};
 use crate::config::model::Peer;
 use crate::metrics::controller::Metrics;
 use crate::names::{NodeName, PeerName, ServiceKey};
-use crate::net::bgp::attrs::RouteAttrs;
 use crate::raft::{ProposeError, Proposer};
+use changes::SetChanges;
 
 /// How often at most the summary of announcements is rebuilt.
 const BOARD_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
@@ -120,12 +119,12 @@ struct NodeState {
 }
 
 impl NodeState {
-    fn new(conn: u64, tx: mpsc::Sender<ToSpeaker>, term: u64, leader: u64) -> Self {
+    fn new(conn: u64, tx: mpsc::Sender<ToSpeaker>, addresses: assignment::Sender) -> Self {
         Self {
             conn,
             tx,
             facts: NodeFacts::default(),
-            addresses: assignment::Sender::new(term, leader),
+            addresses,
             sent_services: None,
             fenced: false,
             sent_routes: Arc::new(Routes::new()),
@@ -171,121 +170,6 @@ impl NodeState {
     }
 }
 
-/// What changed in the Services and BGP routes since a node was last sent them.
-#[derive(Default)]
-struct SetChanges {
-    services_up: Vec<ServiceAnnounce>,
-    services_gone: Vec<ServiceKey>,
-    routes_up: Vec<((IpNet, PeerName), RouteAttrs)>,
-    routes_gone: Vec<(IpNet, PeerName)>,
-}
-
-impl SetChanges {
-    /// The differences between what `node` was last sent and `services` and `routes`.
-    fn since(node: &NodeState, services: &Services, routes: &Arc<Routes>) -> Self {
-        // A whole set goes as it is; only a change needs the differences. The shared parts
-        // are compared by pointer first (between view changes they are the very same),
-        // else by one walk over both sorted maps.
-        let mut changes = Self::default();
-        match &node.sent_services {
-            Some(s) if s.ptr_eq(services) => {}
-            Some(s) => {
-                // The maps share all they did not change: the walk skips what is shared, so
-                // it costs what changed, not what there is.
-                for d in s.diff(services) {
-                    match d {
-                        imbl::ordmap::DiffItem::Add(_, v)
-                        | imbl::ordmap::DiffItem::Update { new: (_, v), .. } => {
-                            changes.services_up.push(v.clone());
-                        }
-                        imbl::ordmap::DiffItem::Remove(k, _) => {
-                            changes.services_gone.push(k.clone());
-                        }
-                    }
-                }
-            }
-            // Never sent (cannot happen with a base): send them all.
-            None => changes.services_up = services.values().cloned().collect(),
-        }
-        if !Arc::ptr_eq(routes, &node.sent_routes) {
-            (changes.routes_up, changes.routes_gone) =
-                map_delta(node.sent_routes.iter(), routes.iter());
-        }
-        changes
-    }
-
-    /// Whether any Service is to be added, changed or removed.
-    fn services_changed(&self) -> bool {
-        !self.services_up.is_empty() || !self.services_gone.is_empty()
-    }
-
-    /// Whether any BGP route is to be added, changed or removed.
-    fn routes_changed(&self) -> bool {
-        !self.routes_up.is_empty() || !self.routes_gone.is_empty()
-    }
-
-    /// The assignment for `delta`: whole sets of Services, peers and routes with a whole set of
-    /// addresses, else these changes (and the peers if they changed).
-    fn assignment(
-        self,
-        delta: AddressDelta,
-        services: &Services,
-        peers: &BTreeMap<PeerName, Peer>,
-        routes: &Routes,
-        peers_changed: bool,
-    ) -> Assignment {
-        let AddressDelta {
-            id,
-            base,
-            upsert,
-            remove,
-        } = delta;
-        let route = |((prefix, peer), attrs): (&(IpNet, PeerName), &RouteAttrs)| BgpRoute {
-            prefix: *prefix,
-            peer: peer.clone(),
-            attrs: attrs.clone(),
-        };
-        let peer_list = |p: &BTreeMap<PeerName, Peer>| -> Vec<(PeerName, Peer)> {
-            p.iter().map(|(n, p)| (n.clone(), p.clone())).collect()
-        };
-        if base.is_none() {
-            Assignment {
-                id,
-                base: None,
-                upsert,
-                remove,
-                services: Some(services.values().cloned().collect()),
-                services_upsert: Vec::new(),
-                services_remove: Vec::new(),
-                peers: Some(peer_list(peers)),
-                routes_upsert: routes.iter().map(route).collect(),
-                routes_remove: Vec::new(),
-            }
-        } else {
-            Assignment {
-                id,
-                base,
-                upsert,
-                remove,
-                services: None,
-                services_upsert: self.services_up,
-                services_remove: self.services_gone,
-                peers: peers_changed.then(|| peer_list(peers)),
-                routes_upsert: self
-                    .routes_up
-                    .into_iter()
-                    .map(|((prefix, peer), attrs)| BgpRoute {
-                        prefix,
-                        peer,
-                        attrs,
-                    })
-                    .collect(),
-                routes_remove: self.routes_gone,
-            }
-        }
-    }
-}
-
 /// Free slots a speaker's queue keeps for leases: assignments wait while fewer are free.
 const LEASE_HEADROOM: usize = 8;
 
@@ -312,6 +196,10 @@ pub struct AssignmentPublisher {
     leading: Option<Leading>,
     view: L2View,
     nodes: BTreeMap<NodeName, NodeState>,
+    /// Per node, under this leadership: its newest session and the newest revision any of its
+    /// sessions was sent. A report from an older session is stale (a newer one replaced it),
+    /// and a new session's assignments follow the old one's (see `assignment::Sender`).
+    sessions: BTreeMap<NodeName, (u64, u64)>,
     /// Drained nodes waiting to hear that their addresses have moved.
     draining: BTreeMap<NodeName, mpsc::Sender<ToSpeaker>>,
     /// Nodes that died or drained, whose addresses move as failovers.
@@ -357,6 +245,7 @@ impl AssignmentPublisher {
             leading: None,
             view: L2View::default(),
             nodes: BTreeMap::new(),
+            sessions: BTreeMap::new(),
             draining: BTreeMap::new(),
             departed: BTreeSet::new(),
             moving: BTreeMap::new(),
@@ -608,13 +497,27 @@ impl Handler<Report> for AssignmentPublisher {
             return;
         };
         let (term, leader) = (leading.term, self.id);
-        let state = self
-            .nodes
-            .entry(msg.node.clone())
-            .or_insert_with(|| NodeState::new(msg.conn, msg.tx.clone(), term, leader));
+        let known = self.sessions.entry(msg.node.clone()).or_insert((0, 0));
+        if let Some(s) = self.nodes.get(&msg.node) {
+            known.1 = known.1.max(s.addresses.revision());
+        }
+        if msg.conn < known.0 {
+            // From a session a newer one replaced (it was queued before that one's first
+            // report): its answers would go nowhere.
+            return;
+        }
+        known.0 = msg.conn;
+        let floor = known.1;
+        let state = self.nodes.entry(msg.node.clone()).or_insert_with(|| {
+            NodeState::new(
+                msg.conn,
+                msg.tx.clone(),
+                assignment::Sender::starting_after(term, leader, floor),
+            )
+        });
         if state.conn != msg.conn {
             // A new session: what the old one was sent says nothing about this one.
-            *state = NodeState::new(msg.conn, msg.tx.clone(), term, leader);
+            *state = NodeState::new(msg.conn, msg.tx.clone(), state.addresses.successor());
         }
         self.departed.remove(&msg.node);
         let hb = msg.heartbeat;
@@ -630,7 +533,13 @@ impl Handler<Report> for AssignmentPublisher {
         let acked = state
             .addresses
             .report(hb.seq, hb.applied, hb.want_full, hb.fenced);
-        let changed = state.facts != before || hb.want_full || hb.fenced || acked;
+        // An assignment unacknowledged too long is resent whole, which only a reconcile does:
+        // nothing else may be changing meanwhile.
+        let resend = !hb.fenced
+            && state
+                .addresses
+                .full_due(Instant::now(), self.timing.heartbeat, self.timing.lease);
+        let changed = state.facts != before || hb.want_full || hb.fenced || acked || resend;
         if !self.failing_over.is_empty() {
             self.failovers_done(&msg.node);
         }
@@ -645,7 +554,10 @@ impl Handler<NodeGone> for AssignmentPublisher {
     type Result = ();
 
     fn handle(&mut self, msg: NodeGone, ctx: &mut Context<Self>) {
-        self.nodes.remove(&msg.node);
+        if let Some(s) = self.nodes.remove(&msg.node) {
+            let known = self.sessions.entry(msg.node.clone()).or_insert((0, 0));
+            known.1 = known.1.max(s.addresses.revision());
+        }
         self.departed.insert(msg.node.clone());
         if let Gone::Drained(tx) = msg.why {
             self.draining.insert(msg.node, tx);
@@ -684,6 +596,7 @@ impl Handler<Leadership> for AssignmentPublisher {
 
     fn handle(&mut self, msg: Leadership, ctx: &mut Context<Self>) {
         self.nodes.clear();
+        self.sessions.clear();
         self.draining.clear();
         self.departed.clear();
         self.failing_over.clear();
@@ -733,52 +646,11 @@ impl Handler<Tick> for AssignmentPublisher {
     }
 }
 
-/// What turns `old` into `new`: the entries added or changed, and the keys removed; one walk
-/// over both (they are sorted alike).
-fn map_delta<'a, K: Ord + Clone + 'a, V: PartialEq + Clone + 'a>(
-    old: impl Iterator<Item = (&'a K, &'a V)>,
-    new: impl Iterator<Item = (&'a K, &'a V)>,
-) -> (Vec<(K, V)>, Vec<K>) {
-    use std::cmp::Ordering;
-    let (mut up, mut gone) = (Vec::new(), Vec::new());
-    let (mut a, mut b) = (old.peekable(), new.peekable());
-    loop {
-        match (a.peek(), b.peek()) {
-            (None, None) => break,
-            (Some((ka, _)), None) => {
-                gone.push((*ka).clone());
-                a.next();
-            }
-            (None, Some((kb, vb))) => {
-                up.push(((*kb).clone(), (*vb).clone()));
-                b.next();
-            }
-            (Some((ka, va)), Some((kb, vb))) => match ka.cmp(kb) {
-                Ordering::Less => {
-                    gone.push((*ka).clone());
-                    a.next();
-                }
-                Ordering::Greater => {
-                    up.push(((*kb).clone(), (*vb).clone()));
-                    b.next();
-                }
-                Ordering::Equal => {
-                    if va != vb {
-                        up.push(((*kb).clone(), (*vb).clone()));
-                    }
-                    a.next();
-                    b.next();
-                }
-            },
-        }
-    }
-    (up, gone)
-}
-
 mod board;
+mod changes;
 
 #[cfg(test)]
 mod revival_tests;
 
 #[cfg(test)]
-mod delta_tests;
+mod session_tests;

@@ -80,6 +80,45 @@ fn an_unacknowledged_assignment_is_followed_by_a_whole_set() {
     assert!(!tx.full_due(t0 + RESYNC_AFTER * 2, MIN_GAP, RESYNC_AFTER));
 }
 
+/// The node's session to the leader is replaced (its link reconnected; seen at 300 simulated
+/// speakers): the new session's sender must not take the old one's acknowledgement for its
+/// own, and what it sends must not be ignored as older than what the old one sent.
+#[test]
+fn a_new_session_under_the_same_leader_takes_over_from_the_old_one() {
+    let now = Instant::now();
+    let both: BTreeMap<IpAddr, L2Address> =
+        [0, 1].map(|i| (addr(i), l2(addr(i)))).into_iter().collect();
+    let mut old = Sender::new(1, 1);
+    let mut rx = Receiver::default();
+    rx.follow((1, 1));
+    rx.unfence();
+    let full = old.next(both.clone(), true, false, now).unwrap();
+    assert!(matches!(rx.accept(&full), Accept::Apply(_)));
+    for seq in 1..=3 {
+        // A few more revisions (Services changing), each applied and acknowledged.
+        let change = old.next(both.clone(), false, true, now).unwrap();
+        assert!(matches!(rx.accept(&change), Accept::Apply(_)));
+        old.report(seq, rx.applied(), false, false);
+    }
+
+    let mut new = old.successor();
+    // The node's first report on the new session still names the old session's assignment:
+    // it may be answering for anything until it acknowledges one of the new session's.
+    new.report(1, rx.applied(), rx.want_full(), false);
+    assert!(
+        new.answering(addr(1)),
+        "the old session's acknowledgement counted as the new one's"
+    );
+    let only_first: BTreeMap<IpAddr, L2Address> = [(addr(0), l2(addr(0)))].into();
+    let whole = new.next(only_first.clone(), true, false, now).unwrap();
+    assert!(
+        matches!(rx.accept(&whole), Accept::Apply(ref s) if *s == only_first),
+        "the new session's whole set was not applied"
+    );
+    new.report(2, rx.applied(), rx.want_full(), false);
+    assert!(!new.answering(addr(1)), "acknowledged the loss");
+}
+
 /// One leader's view: its owner choices and a sender per node.
 struct Leader {
     term: u64,
@@ -165,6 +204,11 @@ enum Op {
         node: usize,
     },
     NewLeader,
+    /// The node's session to the newest leader is replaced (its link reconnected): a new
+    /// sender takes over, while the old session's messages may still arrive.
+    Reconnect {
+        node: usize,
+    },
     Tick {
         ms: u64,
     },
@@ -185,6 +229,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => n.clone().prop_map(|node| Op::Fence { node }),
         2 => n.prop_map(|node| Op::Unfence { node }),
         1 => Just(Op::NewLeader),
+        1 => (0..NODES).prop_map(|node| Op::Reconnect { node }),
         2 => (1u64..400).prop_map(|ms| Op::Tick { ms }),
     ]
 }
@@ -298,6 +343,11 @@ impl World {
             Op::NewLeader if self.leaders.len() < 3 => {
                 let term = self.leaders.last().map_or(1, |l| l.term + 1);
                 self.leaders.push(Leader::new(term));
+            }
+            Op::Reconnect { node } => {
+                let l = self.leaders.len() - 1;
+                let next = self.leaders[l].senders[node].successor();
+                self.leaders[l].senders[node] = next;
             }
             Op::Tick { ms } => self.now += Duration::from_millis(ms),
             _ => {}
