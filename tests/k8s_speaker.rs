@@ -156,6 +156,11 @@ async fn only_nodes_with_serving_endpoints_answer_and_excluded_nodes_give_way() 
     })
     .await;
     assert_ne!(moved.as_deref(), Some(owner.as_str()));
+
+    // The last endpoint goes: the owner lets go, and nobody answers (the leader judges this
+    // once for every node).
+    api.apply(&slice("cluster", &[]));
+    owner_becomes(&lab, cluster, "nobody", |o| o.is_none()).await;
 }
 
 /// The ServiceL2Status objects of Service `default/<name>`, found by their labels.

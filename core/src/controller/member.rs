@@ -395,6 +395,7 @@ impl ControllerMember {
                 None => Metrics::new(),
             }),
             board: super::announced::board(),
+            serving: Arc::new(watch::channel(None).0),
             watchdog: Watchdog::new(),
             identity,
         };
@@ -610,6 +611,9 @@ struct Core {
     metrics: Arc<Metrics>,
     /// What the leader told its nodes to announce.
     board: super::announced::Board,
+    /// The leader's verdict on which Services have a serving endpoint anywhere (Kubernetes
+    /// mode; never known in standalone mode, where nothing is judged down).
+    serving: Arc<crate::k8s::endpoints::Serving>,
     watchdog: Arc<Watchdog>,
     identity: Arc<IdentityCell>,
 }
@@ -630,6 +634,7 @@ impl Core {
             lease,
             self.metrics.clone(),
             self.board.clone(),
+            self.serving.subscribe(),
             factory,
             self.watchdog.clone(),
         )
@@ -673,6 +678,7 @@ impl Core {
             self.state.clone(),
             self.metrics.clone(),
             self.board.clone(),
+            self.serving.clone(),
             k8s,
         ))
     }

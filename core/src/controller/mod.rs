@@ -102,8 +102,10 @@ pub struct L2View {
     pub targets: imbl::OrdMap<IpAddr, Target>,
     /// The committed Layer 2 owners.
     pub owners: imbl::OrdMap<IpAddr, NodeName>,
-    /// The Services announced (in Layer 2 or over BGP), as speakers judge their readiness for
-    /// them.
+    /// The Services announced (in Layer 2 or over BGP) whose readiness each node judges for
+    /// itself: those with a health check or `externalTrafficPolicy: Local`. The others' only
+    /// test, a serving endpoint anywhere, is the leader's (`k8s::endpoints::watch_serving`),
+    /// so the nodes are not told of them.
     pub services: imbl::OrdMap<crate::names::ServiceKey, ServiceAnnounce>,
     /// The term of the last entry applied when the view was read (or later): once it is the
     /// leader's own term, every entry of an earlier term is in the view or lost for good.
@@ -180,8 +182,8 @@ impl L2View {
     }
 
     /// Whether `key` is announced (one of its addresses is, in Layer 2 or over BGP, by an
-    /// advertisement selecting it or another Service on a shared address), and how speakers
-    /// judge its readiness if so.
+    /// advertisement selecting it or another Service on a shared address) with a readiness
+    /// each node judges, and how if so.
     fn refresh_service(
         &mut self,
         allocator: &crate::ipam::Allocator,
@@ -196,7 +198,10 @@ impl L2View {
                 })
             })
         });
-        match announced {
+        match announced.filter(|a| {
+            a.request.health_check.is_some()
+                || a.request.traffic_policy == crate::ipam::TrafficPolicy::Local
+        }) {
             Some(a) => {
                 let s = ServiceAnnounce {
                     service: key.clone(),
@@ -240,6 +245,7 @@ impl SpeakerHub {
         timing: LeaseTiming,
         metrics: Arc<Metrics>,
         board: announced::Board,
+        serving: watch::Receiver<Option<Arc<std::collections::BTreeSet<crate::names::ServiceKey>>>>,
         network: NetworkFactory,
         watchdog: Arc<Watchdog>,
     ) -> Self {
@@ -250,7 +256,9 @@ impl SpeakerHub {
         let publisher = {
             let watchdog = watchdog.clone();
             crate::actors::on_new_arbiter(move || {
-                AssignmentPublisher::new(id, proposer, timing, metrics, board, &watchdog).start()
+                AssignmentPublisher::new(id, proposer, timing, metrics, board, &watchdog)
+                    .with_serving(serving)
+                    .start()
             })
             .await
         };

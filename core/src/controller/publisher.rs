@@ -223,6 +223,11 @@ pub struct AssignmentPublisher {
     /// Addresses moving away from a dead node, to whom, and when the dead node was last heard
     /// (about): the failover ends when the new owner acknowledges.
     failing_over: BTreeMap<IpAddr, (NodeName, Instant)>,
+    /// The Services with a serving endpoint anywhere (Kubernetes mode; `None` inside: not
+    /// known yet), and from it the `Cluster` Services without one: their addresses are
+    /// announced by no node.
+    serving: Option<tokio::sync::watch::Receiver<Option<Arc<BTreeSet<ServiceKey>>>>>,
+    down: BTreeSet<ServiceKey>,
     _alive: crate::watchdog::Guard,
 }
 
@@ -257,11 +262,71 @@ impl AssignmentPublisher {
             board_stale: true,
             board_at: None,
             failing_over: BTreeMap::new(),
+            serving: None,
+            down: BTreeSet::new(),
             _alive: watchdog.guard("assignment publisher"),
         }
     }
 
+    /// Takes the leader's verdict on which Services have a serving endpoint anywhere from
+    /// `serving` (Kubernetes mode): `Cluster` Services without one are announced nowhere.
+    pub fn with_serving(
+        mut self,
+        serving: tokio::sync::watch::Receiver<Option<Arc<BTreeSet<ServiceKey>>>>,
+    ) -> Self {
+        self.serving = Some(serving);
+        self
+    }
+
+    /// Works out again which Services are down: `Cluster` (not `Local`, which each node judges)
+    /// and without a serving endpoint anywhere, while that is known. True if it changed.
+    fn refresh_down(&mut self) -> bool {
+        let serving = self.serving.as_ref().and_then(|rx| rx.borrow().clone());
+        let down: BTreeSet<ServiceKey> = match serving {
+            None => BTreeSet::new(),
+            Some(serving) => self
+                .view
+                .targets
+                .values()
+                .flat_map(|t| t.services.iter())
+                .filter(|s| {
+                    !serving.contains(*s) && !self.view.services.get(*s).is_some_and(|a| a.local)
+                })
+                .cloned()
+                .collect(),
+        };
+        if down == self.down {
+            return false;
+        }
+        tracing::info!(
+            down = down.len(),
+            "Services without a serving endpoint anywhere changed"
+        );
+        self.down = down;
+        // The BGP routes cached per node depend on it.
+        self.view_revision += 1;
+        true
+    }
+
+    /// Whether `t` may be announced at all: none of its Services is down.
+    fn up(&self, t: &Target) -> bool {
+        self.down.is_empty() || !t.services.iter().any(|s| self.down.contains(s))
+    }
+
     fn reconcile(&mut self, ctx: &mut Context<Self>) {
+        if self.leading.is_none() {
+            return;
+        }
+        let serving_changed = self
+            .serving
+            .as_mut()
+            .is_some_and(|rx| rx.has_changed().unwrap_or(false));
+        if serving_changed {
+            if let Some(rx) = self.serving.as_mut() {
+                rx.mark_unchanged();
+            }
+            self.dirty |= self.refresh_down();
+        }
         let Some(leading) = &self.leading else {
             return;
         };
@@ -285,7 +350,8 @@ impl AssignmentPublisher {
                 .map(|(n, s)| (n.clone(), s.facts.clone()))
                 .collect();
             let nodes = &self.nodes;
-            let targets: Vec<&Target> = self.view.targets.values().collect();
+            // A down Service's address is not in the plan's targets: its owner lets go.
+            let targets: Vec<&Target> = self.view.targets.values().filter(|t| self.up(t)).collect();
             let moves = owners::plan(&Inputs {
                 config: &self.view.config,
                 targets: &targets,
@@ -443,7 +509,7 @@ impl AssignmentPublisher {
             Some((r, f, routes)) if *r == self.view_revision && f == facts => routes.clone(),
             _ => Arc::new(bgp::routes_for(
                 &self.view.config,
-                self.view.targets.values(),
+                self.view.targets.values().filter(|t| self.up(t)),
                 facts,
             )),
         }
@@ -586,6 +652,7 @@ impl Handler<ViewChanged> for AssignmentPublisher {
             }
         }
         self.view_revision += 1;
+        self.refresh_down();
         self.dirty = true;
         self.reconcile(ctx);
     }
@@ -654,3 +721,6 @@ mod revival_tests;
 
 #[cfg(test)]
 mod session_tests;
+
+#[cfg(test)]
+mod endpoint_tests;

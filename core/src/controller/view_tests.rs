@@ -75,6 +75,10 @@ fn command(rng: &mut Rng) -> Command {
                         .unwrap(),
                 );
             }
+            if rng.below(3) == 0 {
+                // Judged by each node, so in the view's Services (the others are not).
+                req.traffic_policy = crate::ipam::TrafficPolicy::Local;
+            }
             if rng.below(4) == 0 {
                 // Shares an address with any Service asking for the same one and key.
                 req.addresses = vec![format!("192.0.2.{}", rng.below(4) + 1).parse().unwrap()];

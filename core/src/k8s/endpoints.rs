@@ -5,7 +5,10 @@
 //!
 //! With `externalTrafficPolicy: Local` a node may answer only with a serving endpoint of the
 //! Service on itself; with `Cluster`, any node may while the Service has a serving endpoint
-//! anywhere.
+//! anywhere. The first is each node's to judge; the second is the same verdict on every node,
+//! so the leader judges it once ([`watch_serving`], run by the controller while it leads) and
+//! the nodes are never told of Services whose readiness they have nothing to judge about: a
+//! new Service then costs a message to its owner, not one to every node.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -87,7 +90,8 @@ pub fn serving(
     out
 }
 
-/// The Services this node is unready for.
+/// The Services this node is unready for: the `Local` ones without a serving endpoint on it
+/// (a `Cluster` one without any is the leader's to judge).
 pub fn unready(
     node: &str,
     services: &[ServiceAnnounce],
@@ -97,14 +101,64 @@ pub fn unready(
         .iter()
         .filter(|s| {
             let eps = serving.get(&s.service).map(Vec::as_slice).unwrap_or(&[]);
-            if s.local {
-                !eps.iter().any(|n| n.as_deref() == Some(node))
-            } else {
-                eps.is_empty()
-            }
+            s.local && !eps.iter().any(|n| n.as_deref() == Some(node))
         })
         .map(|s| s.service.clone())
         .collect()
+}
+
+/// The Services with a serving endpoint on any node, from every EndpointSlice.
+pub fn serving_anywhere(slices: &[std::sync::Arc<EndpointSlice>]) -> BTreeSet<ServiceKey> {
+    serving(slices)
+        .into_iter()
+        .filter(|(_, eps)| !eps.is_empty())
+        .map(|(k, _)| k)
+        .collect()
+}
+
+/// The Services with a serving endpoint anywhere, as the leader's watch sees them; `None`
+/// until the watch has listed every EndpointSlice (nothing is judged meanwhile).
+pub type Serving = watch::Sender<Option<std::sync::Arc<BTreeSet<ServiceKey>>>>;
+
+/// Keeps `out` up to date with the Services that have a serving endpoint anywhere, until
+/// nobody reads it; `out` goes back to unknown when the watch stops.
+pub async fn watch_serving(client: Client, out: &Serving) {
+    let (slices, writer): (Store<EndpointSlice>, _) = reflector::store();
+    let mut events = reflector::reflector(
+        writer,
+        watcher::watcher(
+            Api::<EndpointSlice>::all(client),
+            watcher::Config::default(),
+        ),
+    )
+    .default_backoff()
+    .boxed();
+    let mut synced = false;
+    while let Some(e) = events.next().await {
+        match e {
+            Ok(watcher::Event::InitDone) => synced = true,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "EndpointSlice watch failed; retrying");
+                continue;
+            }
+        }
+        if !synced {
+            continue;
+        }
+        let now = serving_anywhere(&slices.state());
+        out.send_if_modified(|v| {
+            if v.as_deref() == Some(&now) {
+                return false;
+            }
+            *v = Some(std::sync::Arc::new(now));
+            true
+        });
+        if out.is_closed() {
+            break;
+        }
+    }
+    out.send_replace(None);
 }
 
 /// Watches until nobody reads `out` any more.
@@ -195,7 +249,7 @@ mod tests {
     }
 
     #[test]
-    fn local_services_need_a_serving_endpoint_here_and_cluster_ones_anywhere() {
+    fn local_services_need_a_serving_endpoint_here_and_cluster_ones_are_not_judged_here() {
         let services = vec![
             ServiceAnnounce {
                 service: "d/local".parse().unwrap(),
@@ -227,8 +281,10 @@ mod tests {
                 .map(|k| k.parse::<ServiceKey>().unwrap())
                 .collect::<BTreeSet<_>>()
         };
-        assert_eq!(unready("n1", &services, &s), keys(&["d/local", "d/none"]));
-        assert_eq!(unready("n2", &services, &s), keys(&["d/none"]));
+        assert_eq!(unready("n1", &services, &s), keys(&["d/local"]));
+        assert_eq!(unready("n2", &services, &s), keys(&[]));
+        // Which Services have a serving endpoint anywhere (the leader's verdict for `Cluster`).
+        assert_eq!(serving_anywhere(&slices), keys(&["d/cluster", "d/local"]));
     }
 
     #[test]

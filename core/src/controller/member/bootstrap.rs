@@ -166,6 +166,7 @@ pub(super) async fn reconcile_while_leading(
     state: SharedState,
     metrics: Arc<Metrics>,
     board: crate::controller::announced::Board,
+    serving: Arc<crate::k8s::endpoints::Serving>,
     cfg: ReconcilerConfig,
 ) {
     let mut m = raft.metrics();
@@ -181,6 +182,9 @@ pub(super) async fn reconcile_while_leading(
                 }
             };
             info!(namespace = %cfg.namespace, "leading: reconciling Kubernetes");
+            // The Services with a serving endpoint anywhere: the leader's to judge (see
+            // `k8s::endpoints`); unknown again once this member stops leading.
+            let endpoints = crate::k8s::endpoints::watch_serving(client.clone(), &serving);
             let run = Reconciler::run(
                 client,
                 cfg.clone(),
@@ -189,6 +193,14 @@ pub(super) async fn reconcile_while_leading(
                 metrics.clone(),
                 board.subscribe(),
             );
+            // The watch ends with the reconciler (a failed reconciler restarts both).
+            let run = async move {
+                tokio::pin!(run);
+                tokio::select! {
+                    r = &mut run => r,
+                    () = endpoints => run.await,
+                }
+            };
             tokio::pin!(run);
             let stopped_leading = async {
                 let _ = m
@@ -204,6 +216,7 @@ pub(super) async fn reconcile_while_leading(
                 }
                 () = stopped_leading => info!("no longer leading: reconciler stopped"),
             }
+            serving.send_replace(None);
             continue;
         }
         if m.changed().await.is_err() {

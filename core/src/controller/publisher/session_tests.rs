@@ -9,7 +9,7 @@ use crate::announce::proto::Heartbeat;
 use crate::config::{self, Documents};
 use std::time::Duration;
 
-const CONFIG: &str = "apiVersion: ironlb.io/v1beta1
+pub(super) const CONFIG: &str = "apiVersion: ironlb.io/v1beta1
 kind: IPAddressPool
 metadata: {name: lan}
 spec:
@@ -22,18 +22,18 @@ spec:
   ipAddressPools: [lan]
 ";
 
-const TIMING: LeaseTiming = LeaseTiming {
+pub(super) const TIMING: LeaseTiming = LeaseTiming {
     heartbeat: Duration::from_millis(20),
     lease: Duration::from_millis(100),
     margin: Duration::from_millis(40),
 };
 
-fn addr() -> IpAddr {
+pub(super) fn addr() -> IpAddr {
     "192.0.2.10".parse().unwrap()
 }
 
 /// The view: the one address, owned by `owner`, for the given Services.
-fn view(config: &Arc<config::Config>, owner: &NodeName, services: &[&str]) -> L2View {
+pub(super) fn view(config: &Arc<config::Config>, owner: &NodeName, services: &[&str]) -> L2View {
     let keys: Vec<ServiceKey> = services.iter().map(|s| s.parse().unwrap()).collect();
     L2View {
         config: config.clone(),
@@ -67,7 +67,7 @@ fn view(config: &Arc<config::Config>, owner: &NodeName, services: &[&str]) -> L2
 }
 
 /// The node's end: a receiver following leadership (1, 1) with a lease.
-fn node() -> Receiver {
+pub(super) fn node() -> Receiver {
     let mut rx = Receiver::default();
     rx.follow((1, 1));
     rx.unfence();
@@ -76,7 +76,7 @@ fn node() -> Receiver {
 
 /// Hands the node every assignment waiting on `queue` (`deliver`), or loses them; returns
 /// how many there were and how many the node applied.
-fn drain(
+pub(super) fn drain(
     queue: &mut mpsc::Receiver<ToSpeaker>,
     rx: &mut Receiver,
     deliver: bool,
@@ -100,7 +100,7 @@ fn drain(
     (seen, applied)
 }
 
-fn report(
+pub(super) fn report(
     node: &NodeName,
     conn: u64,
     tx: &mpsc::Sender<ToSpeaker>,
