@@ -24,6 +24,7 @@ use ironlb::ipam::{AllocationRequest, Port};
 use ironlb::names::ServiceKey;
 use ironlb_lab::cluster::{pool_yaml, put_config, Cluster};
 
+use crate::common::round2;
 use crate::etcd::{b64, post, Etcd};
 use serde_json::{json, Value};
 
@@ -71,10 +72,7 @@ pub fn run(opts: &Options) -> Result<()> {
         "--allocations must stay below half the pool ({POOL_CIDR}) so spread offsets never wrap"
     );
     let bin = crate::common::build_release_binary()?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the tokio runtime")?;
+    let rt = crate::common::runtime()?;
     let ours = rt.block_on(ours(&bin, opts))?;
     let etcd_bin = crate::common::which("etcd")
         .context("etcd (Debian package etcd-server) is not installed")?;
@@ -214,10 +212,6 @@ impl Workload {
             "leader_cpu_cores": round2(cpu.leader_s / self.wall.as_secs_f64().max(1e-9)),
         })
     }
-}
-
-fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
 }
 
 /// Prints a progress line on stderr (stdout is kept for the JSON line).

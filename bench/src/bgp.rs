@@ -38,6 +38,7 @@ use ironlb_lab::netns;
 use serde_json::{json, Value};
 
 use crate::alloc::{allocate_ours, drive, http_client};
+use crate::common::round3;
 
 macro_rules! progress {
     ($($arg:tt)*) => { eprintln!("[bgp] {}", format_args!($($arg)*)) };
@@ -131,10 +132,6 @@ fn mib(bytes: u64) -> f64 {
 /// What each of `n` prefixes added to the peak resident set, bytes.
 fn per_prefix(empty: &crate::common::ProcStat, full: &crate::common::ProcStat, n: usize) -> u64 {
     full.hwm_bytes.saturating_sub(empty.hwm_bytes) / (n.max(1) as u64)
-}
-
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
 }
 
 /// Runs the scenario and prints its JSON line.

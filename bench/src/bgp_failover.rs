@@ -32,6 +32,7 @@ use ironlb_lab::l2::now_epoch;
 use ironlb_lab::netns;
 use serde_json::{json, Value};
 
+use crate::common::round3;
 use sides::{Baseline, Ours, Side, VIP};
 use traffic::{analyse, Outcome, Traffic};
 
@@ -317,10 +318,6 @@ fn trial(side: &mut dyn Side, s: Setting, t: usize, j: &mut Jitter) -> Result<Tr
         outcome,
         route_removed,
     })
-}
-
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
 }
 
 /// Median, min and max, rounded to the millisecond; None without values.

@@ -96,6 +96,34 @@ fn set_by_cargo_for_a_run(name: &str) -> bool {
     name == "OUT_DIR" || name.starts_with("CARGO_") && !USER.iter().any(|u| name.starts_with(u))
 }
 
+/// `x` rounded to two decimals (as benchmarks report it).
+pub fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// `x` rounded to three decimals.
+pub fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// A multi-threaded tokio runtime for a scenario.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")
+}
+
+/// etcd's binary for a baseline, or `None` when the baseline is skipped (`--no-baseline`).
+pub fn etcd_binary(skip: bool) -> Result<Option<PathBuf>> {
+    if skip {
+        return Ok(None);
+    }
+    which("etcd")
+        .context("etcd (Debian package etcd-server) is not installed; or --no-baseline")
+        .map(Some)
+}
+
 /// The first `name` on `PATH`.
 pub fn which(name: &str) -> Result<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();

@@ -12,7 +12,8 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context, Result};
+use crate::common::round3;
+use anyhow::{bail, ensure, Result};
 use ironlb_lab::capture::{self, Capture};
 use ironlb_lab::l2::{self, now_epoch, L2Lab, L2Options, Pinger};
 use ironlb_lab::netns::{self, Lan, LanOptions};
@@ -100,10 +101,6 @@ impl Figures {
     }
 }
 
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
-}
-
 /// Runs every configuration and prints the JSON line.
 pub fn run(opts: &Options) -> Result<()> {
     ensure!(opts.trials > 0, "--trials must be at least 1");
@@ -117,10 +114,7 @@ pub fn run(opts: &Options) -> Result<()> {
         );
     }
     let bin = crate::common::build_release_binary()?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the tokio runtime")?;
+    let rt = crate::common::runtime()?;
     let ours_default = rt.block_on(ours(&bin, opts.trials, &[]))?;
     let tuned_args: Vec<String> = TUNED.iter().map(|s| s.to_string()).collect();
     let ours_tuned = rt.block_on(ours(&bin, opts.trials, &tuned_args))?;

@@ -54,6 +54,7 @@ use tokio::task::JoinHandle;
 
 use crate::alloc::{allocate_ours, drive, http_client};
 use crate::common::{quantile_ms, spread, ProcStat};
+use crate::common::{round2, round3};
 use crate::etcd::{b64, post, Etcd};
 
 /// The pool: RFC 2544's benchmarking block; nothing is ever sent to these addresses.
@@ -96,14 +97,6 @@ macro_rules! progress {
     ($($arg:tt)*) => { eprintln!("[speakers] {}", format_args!($($arg)*)) };
 }
 
-fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
-}
-
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
-}
-
 fn mb(bytes: u64) -> f64 {
     round2(bytes as f64 / (1024.0 * 1024.0))
 }
@@ -126,18 +119,8 @@ pub fn run(opts: &Options) -> Result<()> {
     );
     ensure!(opts.services > 0, "--services must be at least 1");
     let bin = crate::common::build_release_binary()?;
-    let etcd_bin = if opts.no_baseline {
-        None
-    } else {
-        Some(
-            crate::common::which("etcd")
-                .context("etcd (Debian package etcd-server) is not installed; use --no-baseline")?,
-        )
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the tokio runtime")?;
+    let etcd_bin = crate::common::etcd_binary(opts.no_baseline)?;
+    let rt = crate::common::runtime()?;
     let mut runs = Vec::new();
     for &n in &opts.nodes {
         let ours = rt.block_on(ours::ours(&bin, n, opts))?;

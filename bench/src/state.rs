@@ -32,6 +32,7 @@ use ironlb_lab::cluster::{free_port, pool_yaml, put_config, Cluster};
 use serde_json::{json, Value};
 
 use crate::alloc::{allocate_ours, drive, http_client};
+use crate::common::round3;
 use crate::common::ProcStat;
 use crate::etcd::{b64, post, Etcd};
 
@@ -71,18 +72,8 @@ pub fn run(opts: &Options) -> Result<()> {
     );
     ensure!(opts.clients > 0, "--clients must be at least 1");
     let bin = crate::common::build_release_binary()?;
-    let etcd_bin = if opts.no_baseline {
-        None
-    } else {
-        Some(
-            crate::common::which("etcd")
-                .context("etcd (Debian package etcd-server) is not installed; or --no-baseline")?,
-        )
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the tokio runtime")?;
+    let etcd_bin = crate::common::etcd_binary(opts.no_baseline)?;
+    let rt = crate::common::runtime()?;
     let mut runs = Vec::new();
     for &n in &opts.allocations {
         let mut ours = rt.block_on(ours(&bin, n, opts.clients))?;
@@ -139,10 +130,6 @@ pub fn run(opts: &Options) -> Result<()> {
     });
     println!("{out}");
     Ok(())
-}
-
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
 }
 
 /// A realistic request: IPv6, two ports, two Service labels, one namespace label, a selector.

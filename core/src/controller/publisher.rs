@@ -717,6 +717,9 @@ mod board;
 mod changes;
 
 #[cfg(test)]
+mod test_support;
+
+#[cfg(test)]
 mod revival_tests;
 
 #[cfg(test)]

@@ -116,15 +116,16 @@ pub fn serving_anywhere(slices: &[std::sync::Arc<EndpointSlice>]) -> BTreeSet<Se
         .collect()
 }
 
-/// The Services with a serving endpoint anywhere, as the leader's watch sees them; `None`
-/// until the watch has listed every EndpointSlice (nothing is judged meanwhile).
-pub type Serving = watch::Sender<Option<std::sync::Arc<BTreeSet<ServiceKey>>>>;
-
-/// Keeps `out` up to date with the Services that have a serving endpoint anywhere, until
-/// nobody reads it; `out` goes back to unknown when the watch stops.
-pub async fn watch_serving(client: Client, out: &Serving) {
-    let (slices, writer): (Store<EndpointSlice>, _) = reflector::store();
-    let mut events = reflector::reflector(
+/// Every EndpointSlice in the cluster: a store kept up to date by the returned stream of
+/// watch events (with back-off on errors).
+fn slice_reflector(
+    client: Client,
+) -> (
+    Store<EndpointSlice>,
+    futures::stream::BoxStream<'static, Result<watcher::Event<EndpointSlice>, watcher::Error>>,
+) {
+    let (slices, writer) = reflector::store();
+    let events = reflector::reflector(
         writer,
         watcher::watcher(
             Api::<EndpointSlice>::all(client),
@@ -133,6 +134,17 @@ pub async fn watch_serving(client: Client, out: &Serving) {
     )
     .default_backoff()
     .boxed();
+    (slices, events)
+}
+
+/// The Services with a serving endpoint anywhere, as the leader's watch sees them; `None`
+/// until the watch has listed every EndpointSlice (nothing is judged meanwhile).
+pub type Serving = watch::Sender<Option<std::sync::Arc<BTreeSet<ServiceKey>>>>;
+
+/// Keeps `out` up to date with the Services that have a serving endpoint anywhere, until
+/// nobody reads it; `out` goes back to unknown when the watch stops.
+pub async fn watch_serving(client: Client, out: &Serving) {
+    let (slices, mut events) = slice_reflector(client);
     let mut synced = false;
     while let Some(e) = events.next().await {
         match e {
@@ -174,16 +186,7 @@ pub async fn run(
         .default_backoff()
         .applied_objects()
         .boxed();
-    let (slices, writer): (Store<EndpointSlice>, _) = reflector::store();
-    let mut slice_events = reflector::reflector(
-        writer,
-        watcher::watcher(
-            Api::<EndpointSlice>::all(client),
-            watcher::Config::default(),
-        ),
-    )
-    .default_backoff()
-    .boxed();
+    let (slices, mut slice_events) = slice_reflector(client);
     let mut last: Option<BTreeSet<ServiceKey>> = None;
     let mut slices_ready = false;
     loop {

@@ -1,9 +1,9 @@
 //! The leader judges `Cluster` Services by a serving endpoint anywhere (`k8s::endpoints`): an
 //! address whose Service has none is announced by no node, and comes back with an endpoint.
 
-use super::session_tests::{addr, drain, node, report, view, CONFIG, TIMING};
+use super::session_tests::{drain, node, report};
+use super::test_support::{addr, confirm, fixture, view, TIMING};
 use super::*;
-use crate::config::{self, Documents};
 use crate::raft::Command;
 use std::time::Duration;
 
@@ -18,34 +18,10 @@ async fn proposed(commits: &mut mpsc::Receiver<crate::raft::propose::Pending>) -
 
 #[actix_rt::test]
 async fn a_cluster_service_without_a_serving_endpoint_is_announced_by_no_node() {
-    let docs = Documents::from_str(CONFIG, "test");
-    let config = Arc::new(config::validate(&docs.documents).unwrap());
-    let (proposer, mut commits) = Proposer::for_tests();
-    let watchdog = crate::watchdog::Watchdog::new();
     let (serving, serving_rx) = tokio::sync::watch::channel(None);
-    let publisher = AssignmentPublisher::new(
-        1,
-        proposer,
-        TIMING,
-        Arc::new(Metrics::new()),
-        crate::controller::announced::board(),
-        &watchdog,
-    )
-    .with_serving(serving_rx)
-    .start();
+    let (config, publisher, mut commits, _watchdog) = fixture(Some(serving_rx));
     publisher.do_send(Leadership { term: Some(1) });
-    let confirming = {
-        let p = publisher.clone();
-        actix_rt::spawn(async move {
-            loop {
-                p.do_send(Confirmed {
-                    at: Instant::now(),
-                    term: 1,
-                });
-                tokio::time::sleep(Duration::from_millis(3)).await;
-            }
-        })
-    };
+    let confirming = confirm(&publisher, 1);
     let n1 = NodeName::new("n1").unwrap();
     let mut rx = node();
     let (tx, mut q) = mpsc::channel(64);

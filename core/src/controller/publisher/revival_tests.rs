@@ -1,22 +1,8 @@
+use super::test_support::{confirm, fixture, view, TIMING};
 use super::*;
-use crate::announce::owners::Target;
 use crate::announce::proto::Heartbeat;
-use crate::config::{self, Documents};
 use crate::raft::Command;
 use std::time::Duration;
-
-const CONFIG: &str = "apiVersion: ironlb.io/v1beta1
-kind: IPAddressPool
-metadata: {name: lan}
-spec:
-  addresses: [192.0.2.10/32]
----
-apiVersion: ironlb.io/v1beta1
-kind: L2Advertisement
-metadata: {name: lan}
-spec:
-  ipAddressPools: [lan]
-";
 
 fn beat(seq: u64, want_full: bool) -> Heartbeat {
     Heartbeat {
@@ -44,76 +30,20 @@ fn answering(rx: &mut mpsc::Receiver<ToSpeaker>, held: &mut BTreeMap<IpAddr, L2A
     }
 }
 
-/// The configuration, a short lease, and a started publisher of member 1 whose proposals
-/// arrive on the receiver (the watchdog must live as long as the publisher).
-fn fixture() -> (
-    Arc<crate::config::Config>,
-    LeaseTiming,
-    actix::Addr<AssignmentPublisher>,
-    mpsc::Receiver<crate::raft::propose::Pending>,
-    Arc<crate::watchdog::Watchdog>,
-) {
-    let docs = Documents::from_str(CONFIG, "test");
-    let config = Arc::new(config::validate(&docs.documents).unwrap());
-    let timing = LeaseTiming {
-        heartbeat: Duration::from_millis(20),
-        lease: Duration::from_millis(100),
-        margin: Duration::from_millis(40),
-    };
-    let (proposer, commits) = Proposer::for_tests();
-    let watchdog = crate::watchdog::Watchdog::new();
-    let publisher = AssignmentPublisher::new(
-        1,
-        proposer,
-        timing,
-        Arc::new(Metrics::new()),
-        crate::controller::announced::board(),
-        &watchdog,
-    )
-    .start();
-    (config, timing, publisher, commits, watchdog)
-}
-
 /// A node whose late heartbeats arrive after the leader declared it dead, while the move of
 /// its address is still being committed, must not be given that address back: it would
 /// answer alongside the new owner once the move commits.
 #[actix_rt::test]
 async fn a_node_revived_while_its_address_moves_is_not_given_the_address_back() {
-    let (config, timing, publisher, mut commits, _watchdog) = fixture();
+    let (config, publisher, mut commits, _watchdog) = fixture(None);
+    let timing = TIMING;
     publisher.do_send(Leadership { term: Some(1) });
     // A quorum keeps confirming the leadership.
-    let confirming = {
-        let p = publisher.clone();
-        actix_rt::spawn(async move {
-            loop {
-                p.do_send(Confirmed {
-                    at: Instant::now(),
-                    term: 1,
-                });
-                tokio::time::sleep(Duration::from_millis(3)).await;
-            }
-        })
-    };
+    let confirming = confirm(&publisher, 1);
     let addr: IpAddr = "192.0.2.10".parse().unwrap();
     let n1 = NodeName::new("n1").unwrap();
     let n2 = NodeName::new("n2").unwrap();
-    publisher.do_send(ViewChanged(L2View {
-        config: config.clone(),
-        targets: [(
-            addr,
-            Target {
-                address: addr,
-                pool: "lan".parse().unwrap(),
-                services: vec!["default/web".parse().unwrap()],
-                labels: Default::default(),
-            },
-        )]
-        .into_iter()
-        .collect(),
-        owners: [(addr, n1.clone())].into_iter().collect(),
-        services: Default::default(),
-        applied_term: 1,
-    }));
+    publisher.do_send(ViewChanged(view(&config, &n1, &["default/web"])));
     let (tx1, mut rx1) = mpsc::channel(64);
     let (tx2, mut rx2) = mpsc::channel(64);
     let report = |node: &NodeName, conn, tx: &mpsc::Sender<ToSpeaker>, seq, full| Report {
@@ -154,23 +84,7 @@ async fn a_node_revived_while_its_address_moves_is_not_given_the_address_back() 
         "n1, being moved away from {addr}, was given it back: {held1:?}"
     );
     // Once the move is in the view, n2 holds it and n1 still does not.
-    publisher.do_send(ViewChanged(L2View {
-        config,
-        targets: [(
-            addr,
-            Target {
-                address: addr,
-                pool: "lan".parse().unwrap(),
-                services: vec!["default/web".parse().unwrap()],
-                labels: Default::default(),
-            },
-        )]
-        .into_iter()
-        .collect(),
-        owners: [(addr, n2.clone())].into_iter().collect(),
-        services: Default::default(),
-        applied_term: 1,
-    }));
+    publisher.do_send(ViewChanged(view(&config, &n2, &["default/web"])));
     publisher.do_send(report(&n2, 2, &tx2, 9, false));
     tokio::time::sleep(Duration::from_millis(50)).await;
     answering(&mut rx1, &mut held1);
@@ -187,40 +101,14 @@ async fn a_node_revived_while_its_address_moves_is_not_given_the_address_back() 
 /// (Found by the assignment protocol's property test, `announce::assignment`.)
 #[actix_rt::test]
 async fn a_fence_reported_before_an_unacknowledged_set_does_not_free_its_addresses() {
-    let (config, timing, publisher, mut commits, _watchdog) = fixture();
+    let (config, publisher, mut commits, _watchdog) = fixture(None);
+    let timing = TIMING;
     publisher.do_send(Leadership { term: Some(1) });
-    let confirming = {
-        let p = publisher.clone();
-        actix_rt::spawn(async move {
-            loop {
-                p.do_send(Confirmed {
-                    at: Instant::now(),
-                    term: 1,
-                });
-                tokio::time::sleep(Duration::from_millis(3)).await;
-            }
-        })
-    };
+    let confirming = confirm(&publisher, 1);
     let addr: IpAddr = "192.0.2.10".parse().unwrap();
     let n1 = NodeName::new("n1").unwrap();
     let n2 = NodeName::new("n2").unwrap();
-    publisher.do_send(ViewChanged(L2View {
-        config: config.clone(),
-        targets: [(
-            addr,
-            Target {
-                address: addr,
-                pool: "lan".parse().unwrap(),
-                services: vec!["default/web".parse().unwrap()],
-                labels: Default::default(),
-            },
-        )]
-        .into_iter()
-        .collect(),
-        owners: [(addr, n1.clone())].into_iter().collect(),
-        services: Default::default(),
-        applied_term: 1,
-    }));
+    publisher.do_send(ViewChanged(view(&config, &n1, &["default/web"])));
     let (tx1, mut rx1) = mpsc::channel(64);
     let (tx2, _rx2) = mpsc::channel(64);
     let report = |node: &NodeName, conn, tx: &mpsc::Sender<ToSpeaker>, hb| Report {
@@ -263,38 +151,14 @@ async fn a_fence_reported_before_an_unacknowledged_set_does_not_free_its_address
 /// answer, until every member was restarted).
 #[actix_rt::test]
 async fn a_move_that_never_committed_is_forgotten_when_a_later_term_commits() {
-    let (config, timing, publisher, mut commits, _watchdog) = fixture();
+    let (config, publisher, mut commits, _watchdog) = fixture(None);
+    let timing = TIMING;
     let addr: IpAddr = "192.0.2.10".parse().unwrap();
     let n1 = NodeName::new("n1").unwrap();
     let n2 = NodeName::new("n2").unwrap();
-    let view = |term: u64| L2View {
-        config: config.clone(),
-        targets: [(
-            addr,
-            Target {
-                address: addr,
-                pool: "lan".parse().unwrap(),
-                services: vec!["default/web".parse().unwrap()],
-                labels: Default::default(),
-            },
-        )]
-        .into_iter()
-        .collect(),
-        owners: [(addr, n1.clone())].into_iter().collect(),
-        services: Default::default(),
+    let view_at = |term: u64| L2View {
         applied_term: term,
-    };
-    let confirm = |term: u64| {
-        let p = publisher.clone();
-        actix_rt::spawn(async move {
-            loop {
-                p.do_send(Confirmed {
-                    at: Instant::now(),
-                    term,
-                });
-                tokio::time::sleep(Duration::from_millis(3)).await;
-            }
-        })
+        ..view(&config, &n1, &["default/web"])
     };
     let (tx1, mut rx1) = mpsc::channel(64);
     let (tx2, _rx2) = mpsc::channel(64);
@@ -306,8 +170,8 @@ async fn a_move_that_never_committed_is_forgotten_when_a_later_term_commits() {
     };
     // Term 1: n1 owns the address; then n1 "dies" and the move to n2 is proposed...
     publisher.do_send(Leadership { term: Some(1) });
-    let confirming = confirm(1);
-    publisher.do_send(ViewChanged(view(1)));
+    let confirming = confirm(&publisher, 1);
+    publisher.do_send(ViewChanged(view_at(1)));
     publisher.do_send(report(&n1, 1, &tx1, 1, true));
     publisher.do_send(report(&n2, 2, &tx2, 1, true));
     tokio::time::sleep(timing.dead_after() + Duration::from_millis(50)).await;
@@ -326,8 +190,8 @@ async fn a_move_that_never_committed_is_forgotten_when_a_later_term_commits() {
     // Term 3: this member leads again; its own first entry is applied, and the view still
     // names n1, which is alive and asks for its whole set.
     publisher.do_send(Leadership { term: Some(3) });
-    let confirming = confirm(3);
-    publisher.do_send(ViewChanged(view(3)));
+    let confirming = confirm(&publisher, 3);
+    publisher.do_send(ViewChanged(view_at(3)));
     publisher.do_send(report(&n1, 3, &tx1, 5, true));
     let mut held1 = BTreeMap::new();
     let deadline = Instant::now() + Duration::from_secs(2);
@@ -347,27 +211,11 @@ async fn a_move_that_never_committed_is_forgotten_when_a_later_term_commits() {
 /// kept for its leases), and then gets what it missed in one assignment, not a resend storm.
 #[actix_rt::test]
 async fn a_full_queue_waits_to_drain_and_then_gets_what_it_missed() {
-    let (config, _timing, publisher, _commits, _watchdog) = fixture();
+    let (config, publisher, _commits, _watchdog) = fixture(None);
     publisher.do_send(Leadership { term: Some(1) });
     let addr: IpAddr = "192.0.2.10".parse().unwrap();
     let n1 = NodeName::new("n1").unwrap();
-    publisher.do_send(ViewChanged(L2View {
-        config: config.clone(),
-        targets: [(
-            addr,
-            Target {
-                address: addr,
-                pool: "lan".parse().unwrap(),
-                services: vec!["default/web".parse().unwrap()],
-                labels: Default::default(),
-            },
-        )]
-        .into_iter()
-        .collect(),
-        owners: [(addr, n1.clone())].into_iter().collect(),
-        services: Default::default(),
-        applied_term: 1,
-    }));
+    publisher.do_send(ViewChanged(view(&config, &n1, &["default/web"])));
     let (tx, mut rx) = mpsc::channel(64);
     // The speaker has stopped reading: fewer free slots than the publisher keeps for leases.
     for _ in 0..(64 - LEASE_HEADROOM + 1) {

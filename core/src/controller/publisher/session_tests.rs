@@ -2,69 +2,11 @@
 //! holding what it owns. Seen with 300 simulated speakers (`ironlb-bench speakers`), where
 //! links reconnect under load and dozens of addresses never reached their owners.
 
+use super::test_support::{addr, fixture, view, TIMING};
 use super::*;
 use crate::announce::assignment::{Accept, AddressDelta, Receiver};
-use crate::announce::owners::Target;
 use crate::announce::proto::Heartbeat;
-use crate::config::{self, Documents};
 use std::time::Duration;
-
-pub(super) const CONFIG: &str = "apiVersion: ironlb.io/v1beta1
-kind: IPAddressPool
-metadata: {name: lan}
-spec:
-  addresses: [192.0.2.10/32]
----
-apiVersion: ironlb.io/v1beta1
-kind: L2Advertisement
-metadata: {name: lan}
-spec:
-  ipAddressPools: [lan]
-";
-
-pub(super) const TIMING: LeaseTiming = LeaseTiming {
-    heartbeat: Duration::from_millis(20),
-    lease: Duration::from_millis(100),
-    margin: Duration::from_millis(40),
-};
-
-pub(super) fn addr() -> IpAddr {
-    "192.0.2.10".parse().unwrap()
-}
-
-/// The view: the one address, owned by `owner`, for the given Services.
-pub(super) fn view(config: &Arc<config::Config>, owner: &NodeName, services: &[&str]) -> L2View {
-    let keys: Vec<ServiceKey> = services.iter().map(|s| s.parse().unwrap()).collect();
-    L2View {
-        config: config.clone(),
-        targets: [(
-            addr(),
-            Target {
-                address: addr(),
-                pool: "lan".parse().unwrap(),
-                services: keys.clone(),
-                labels: Default::default(),
-            },
-        )]
-        .into_iter()
-        .collect(),
-        owners: [(addr(), owner.clone())].into_iter().collect(),
-        services: keys
-            .into_iter()
-            .map(|k| {
-                (
-                    k.clone(),
-                    ServiceAnnounce {
-                        service: k,
-                        health_check: None,
-                        local: false,
-                    },
-                )
-            })
-            .collect(),
-        applied_term: 1,
-    }
-}
 
 /// The node's end: a receiver following leadership (1, 1) with a lease.
 pub(super) fn node() -> Receiver {
@@ -122,24 +64,13 @@ pub(super) fn report(
     }
 }
 
+/// A publisher leading in term 1.
 fn start() -> (
-    Arc<config::Config>,
+    Arc<crate::config::Config>,
     actix::Addr<AssignmentPublisher>,
     Arc<crate::watchdog::Watchdog>,
 ) {
-    let docs = Documents::from_str(CONFIG, "test");
-    let config = Arc::new(config::validate(&docs.documents).unwrap());
-    let (proposer, _commits) = Proposer::for_tests();
-    let watchdog = crate::watchdog::Watchdog::new();
-    let publisher = AssignmentPublisher::new(
-        1,
-        proposer,
-        TIMING,
-        Arc::new(Metrics::new()),
-        crate::controller::announced::board(),
-        &watchdog,
-    )
-    .start();
+    let (config, publisher, _commits, watchdog) = fixture(None);
     publisher.do_send(Leadership { term: Some(1) });
     (config, publisher, watchdog)
 }
