@@ -104,6 +104,9 @@ enum Scenario {
         /// Measure ironlb only (for machines without etcd).
         #[arg(long)]
         no_baseline: bool,
+        /// Only the exact in-process heap per allocation (allocator, request, view): no cluster.
+        #[arg(long)]
+        heap_only: bool,
     },
     /// The control plane's cost of many speakers: a 3-member cluster and N simulated speakers
     /// (the real session protocol and lease logic over TCP, no raw sockets): the leader's CPU
@@ -273,12 +276,21 @@ fn main() -> Result<()> {
             clients,
             json,
             no_baseline,
-        } => state::run(&state::Options {
-            allocations,
-            clients,
-            json,
-            no_baseline,
-        })?,
+            heap_only,
+        } => {
+            let opts = state::Options {
+                allocations,
+                clients,
+                json,
+                no_baseline,
+                heap_only,
+            };
+            if opts.heap_only {
+                state::heap_only(&opts)?
+            } else {
+                state::run(&opts)?
+            }
+        }
         Scenario::Speakers {
             nodes,
             services,

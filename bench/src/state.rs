@@ -17,7 +17,6 @@
 //!   (SIGKILL, restart, until `/health` is true and the member's applied index reaches the
 //!   leader's).
 
-use std::collections::BTreeMap;
 use std::net::Ipv6Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -26,8 +25,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use ironlb::api::views::Status;
+use ironlb::controller::L2View;
 use ironlb::ipam::{AddrRange, AllocationRequest, Allocator, Families, PoolSpec, Port};
+use ironlb::labels::LabelSet;
 use ironlb::names::{PoolName, ServiceKey};
+use ironlb::raft::ControllerState;
 use ironlb_lab::cluster::{free_port, pool_yaml, put_config, Cluster};
 use serde_json::{json, Value};
 
@@ -57,6 +59,8 @@ pub struct Options {
     pub json: bool,
     /// Measure ours only (for machines without etcd).
     pub no_baseline: bool,
+    /// Only the in-process heap figures, no cluster.
+    pub heap_only: bool,
 }
 
 /// Prints a progress line on stderr (stdout is kept for the JSON line).
@@ -77,9 +81,10 @@ pub fn run(opts: &Options) -> Result<()> {
     let mut runs = Vec::new();
     for &n in &opts.allocations {
         let mut ours = rt.block_on(ours(&bin, n, opts.clients))?;
-        let (heap, request_heap) = heap_per_allocation(n.min(200_000))?;
-        ours["heap_bytes_per_allocation"] = json!(heap.round());
-        ours["request_bytes_per_allocation"] = json!(request_heap.round());
+        let heap = heap_per_allocation(n.min(200_000))?;
+        ours["heap_bytes_per_allocation"] = json!(heap.allocator.round());
+        ours["request_bytes_per_allocation"] = json!(heap.request.round());
+        ours["view_bytes_per_allocation"] = json!(heap.view.round());
         let baseline = match &etcd_bin {
             Some(etcd) => rt.block_on(baseline(etcd, n, opts.clients))?,
             None => json!(null),
@@ -138,41 +143,71 @@ fn request(i: usize) -> Result<AllocationRequest> {
     let mut r = AllocationRequest::new(key, vec![Port::tcp(80), Port::tcp(443)]);
     r.families = Families::ipv6();
     let app = format!("app-{i}");
-    r.service_labels = BTreeMap::from([
-        ("app.kubernetes.io/name".to_string(), app.clone()),
-        ("tier".to_string(), "web".to_string()),
-    ]);
-    r.namespace_labels = BTreeMap::from([(
-        "kubernetes.io/metadata.name".to_string(),
-        NAMESPACE.to_string(),
-    )]);
-    r.selector = BTreeMap::from([("app".to_string(), app)]);
+    r.service_labels =
+        LabelSet::from_iter([("app.kubernetes.io/name", app.as_str()), ("tier", "web")]);
+    r.namespace_labels = LabelSet::from_iter([("kubernetes.io/metadata.name", NAMESPACE)]);
+    r.selector = LabelSet::from_iter([("app", app)]);
     Ok(r)
 }
 
-/// The allocator's heap per allocation for `n` realistic requests, measured in this process by
-/// the counting allocator (exact: no sled, no allocator slack, no views); and the heap of the
-/// requests alone, which the allocator keeps whole.
-fn heap_per_allocation(n: usize) -> Result<(f64, f64)> {
+/// Exact heap per allocation, measured in this process by the counting allocator (no sled, no
+/// allocator slack): the allocator's, the requests' alone (the allocator keeps each whole), and
+/// the members' view of the same state ([`L2View`], one target per address).
+#[derive(Clone, Copy, Debug)]
+struct Heap {
+    allocator: f64,
+    request: f64,
+    view: f64,
+}
+
+fn heap_per_allocation(n: usize) -> Result<Heap> {
     let pool = PoolSpec::new(PoolName::new("bench")?, vec![AddrRange::parse(POOL_CIDR)?]);
     let before = crate::live_bytes();
     let requests = (0..n).map(request).collect::<Result<Vec<_>>>()?;
     let requests_bytes = crate::live_bytes().saturating_sub(before)
         - requests.capacity() * std::mem::size_of::<AllocationRequest>();
     drop(requests);
-    let mut allocator = Allocator::with_pools(vec![pool])?;
+    let mut state = ControllerState {
+        allocator: Allocator::with_pools(vec![pool])?,
+        ..ControllerState::default()
+    };
     let base = crate::live_bytes();
     for i in 0..n {
-        allocator
+        state
+            .allocator
             .allocate(request(i)?)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     let state_bytes = crate::live_bytes().saturating_sub(base);
-    std::hint::black_box(&allocator);
-    Ok((
-        state_bytes as f64 / n as f64,
-        (requests_bytes as f64 / n as f64) + std::mem::size_of::<AllocationRequest>() as f64,
-    ))
+    let base = crate::live_bytes();
+    let view = L2View::read(&state);
+    let view_bytes = crate::live_bytes().saturating_sub(base);
+    std::hint::black_box((&state, &view));
+    let per = |b: usize| b as f64 / n as f64;
+    Ok(Heap {
+        allocator: per(state_bytes),
+        request: per(requests_bytes) + std::mem::size_of::<AllocationRequest>() as f64,
+        view: per(view_bytes),
+    })
+}
+
+/// `--heap-only`: the in-process figures alone, one JSON line, no cluster.
+pub fn heap_only(opts: &Options) -> Result<()> {
+    let runs = opts
+        .allocations
+        .iter()
+        .map(|&n| {
+            let h = heap_per_allocation(n)?;
+            Ok(json!({
+                "allocations": n,
+                "heap_bytes_per_allocation": h.allocator.round(),
+                "request_bytes_per_allocation": h.request.round(),
+                "view_bytes_per_allocation": h.view.round(),
+            }))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    println!("{}", json!({"scenario": "state-heap", "runs": runs}));
+    Ok(())
 }
 
 fn pid_of(cluster: &Cluster, i: usize) -> Result<u32> {

@@ -5,8 +5,31 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+mod set;
+
+pub use set::LabelSet;
+
 /// A set of labels, as on any Kubernetes object.
 pub type Labels = BTreeMap<String, String>;
+
+/// Anything a label's value can be looked up in: a map as read from an object, or a packed set
+/// as an allocation keeps it.
+pub trait LabelLookup {
+    /// The value of the label `key`, if present.
+    fn label(&self, key: &str) -> Option<&str>;
+}
+
+impl LabelLookup for Labels {
+    fn label(&self, key: &str) -> Option<&str> {
+        self.get(key).map(String::as_str)
+    }
+}
+
+impl LabelLookup for LabelSet {
+    fn label(&self, key: &str) -> Option<&str> {
+        self.get(key)
+    }
+}
 
 /// How a requirement relates a label to its values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -33,8 +56,8 @@ pub struct Requirement {
 }
 
 impl Requirement {
-    fn matches(&self, labels: &Labels) -> bool {
-        let value = labels.get(&self.key);
+    fn matches<L: LabelLookup + ?Sized>(&self, labels: &L) -> bool {
+        let value = labels.label(&self.key);
         match self.operator {
             Operator::In => value.is_some_and(|v| self.values.contains(v)),
             Operator::NotIn => value.is_none_or(|v| !self.values.contains(v)),
@@ -121,7 +144,7 @@ impl Selector {
     }
 
     /// Whether every requirement holds for these labels.
-    pub fn matches(&self, labels: &Labels) -> bool {
+    pub fn matches<L: LabelLookup + ?Sized>(&self, labels: &L) -> bool {
         self.requirements.iter().all(|r| r.matches(labels))
     }
 

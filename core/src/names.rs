@@ -2,9 +2,14 @@
 //!
 //! Each is parsed once at the edge (config files, the Kubernetes API, the admin API) and is
 //! valid from then on, so the rest of the code never re-checks a bare string.
+//!
+//! A name is held in a shared string: the allocator's indexes and the leader's views copy a
+//! Service's key or a pool's name once per address, and a copy then costs a reference count, not
+//! a heap block.
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -56,14 +61,14 @@ macro_rules! object_name {
         $(#[$doc])*
         #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
-        pub struct $name(String);
+        pub struct $name(Arc<str>);
 
         impl $name {
             /// Parses a name, refusing what Kubernetes would refuse as metadata.name.
             pub fn new(s: impl Into<String>) -> Result<Self, NameError> {
                 let s = s.into();
                 check_subdomain(&s)?;
-                Ok(Self(s))
+                Ok(Self(Arc::from(s)))
             }
 
             /// The name as a string.
@@ -94,7 +99,7 @@ macro_rules! object_name {
 
         impl From<$name> for String {
             fn from(n: $name) -> String {
-                n.0
+                n.0.to_string()
             }
         }
 
@@ -128,7 +133,7 @@ object_name!(
 #[serde(try_from = "String", into = "String")]
 pub struct ServiceKey {
     namespace: Namespace,
-    name: String,
+    name: Arc<str>,
 }
 
 impl ServiceKey {
@@ -139,7 +144,7 @@ impl ServiceKey {
         check_subdomain(name)?;
         Ok(Self {
             namespace,
-            name: name.to_owned(),
+            name: Arc::from(name),
         })
     }
 

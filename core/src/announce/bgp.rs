@@ -118,6 +118,7 @@ pub fn routes_for<'a>(
 mod tests {
     use super::*;
     use crate::config::Documents;
+    use crate::labels::LabelSet;
     use crate::names::NodeName;
 
     fn config(yaml: &str) -> Config {
@@ -197,7 +198,7 @@ spec:
     /// A target held by one Service labelled `app: <app>`.
     fn labelled(a: &str, s: &str, app: &str) -> Target {
         let mut t = target(a, s);
-        let labels = [("app".to_string(), app.to_string())].into();
+        let labels = LabelSet::from_iter([("app", app)]);
         t.labels = vec![labels];
         t
     }

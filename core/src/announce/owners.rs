@@ -17,7 +17,7 @@ use std::net::IpAddr;
 
 use crate::config::model::{Advertisement, InterfaceName};
 use crate::config::Config;
-use crate::labels::Labels;
+use crate::labels::{LabelSet, Labels};
 use crate::names::{NodeName, PoolName, ServiceKey};
 
 /// An allocated address and who holds it.
@@ -32,13 +32,13 @@ pub struct Target {
     /// The labels of those Services, in the order of `services` (which advertisements'
     /// serviceSelectors match); a Service past the end has none. A list, not a map by Service:
     /// the leader holds one of these per address, and a map's node costs more than the labels.
-    pub labels: Vec<Labels>,
+    pub labels: Vec<LabelSet>,
 }
 
 impl Target {
     /// The labels of each Service holding the address, in the order of `services`.
-    pub fn service_labels(&self) -> impl Iterator<Item = &Labels> + '_ {
-        static NONE: Labels = Labels::new();
+    pub fn service_labels(&self) -> impl Iterator<Item = &LabelSet> + '_ {
+        static NONE: LabelSet = LabelSet::new();
         (0..self.services.len()).map(|i| self.labels.get(i).unwrap_or(&NONE))
     }
 }
@@ -407,7 +407,7 @@ mod tests {
     /// A target of `public` held by one Service with these labels.
     fn labelled(addr: &str, service: &str, labels: &[(&str, &str)]) -> Target {
         let mut t = target(addr, service);
-        t.labels = vec![facts(labels).labels];
+        t.labels = vec![LabelSet::from(facts(labels).labels)];
         t
     }
 
@@ -600,7 +600,9 @@ mod tests {
         let mut shared = labelled("192.0.2.1", "d/web", &[("app", "web")]);
         let db: ServiceKey = "d/db".parse().unwrap();
         shared.services.push(db.clone());
-        shared.labels.push(facts(&[("app", "db")]).labels);
+        shared
+            .labels
+            .push(LabelSet::from(facts(&[("app", "db")]).labels));
         assert!(announced_in_l2(&c, &shared));
         shared.labels.clear();
         assert!(!announced_in_l2(&c, &shared));

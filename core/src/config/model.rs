@@ -16,7 +16,7 @@ pub use peer_bfd::PeerBfd;
 pub use peer_transport::PeerTransport;
 
 use crate::ipam::PoolSpec;
-use crate::labels::{Labels, Selector};
+use crate::labels::{LabelLookup, Labels, Selector};
 use crate::names::{Namespace, PeerName, PoolName};
 
 mod peer_bfd;
@@ -124,7 +124,7 @@ impl PoolSelection {
 
 /// Whether a list of selectors admits an object with these labels: an empty list admits every
 /// object, otherwise any one selector must match (MetalLB's rule for node and Service selectors).
-fn admits(selectors: &[Selector], labels: &Labels) -> bool {
+fn admits<L: LabelLookup + ?Sized>(selectors: &[Selector], labels: &L) -> bool {
     selectors.is_empty() || selectors.iter().any(|s| s.matches(labels))
 }
 
@@ -132,7 +132,10 @@ fn admits(selectors: &[Selector], labels: &Labels) -> bool {
 /// list admits every address (even one nobody holds), otherwise one of the Services must match
 /// one selector. MetalLB judges each Service alone and announces its address when an
 /// advertisement matches it, so an address Services share is announced when one of them is.
-fn admits_any<'a>(selectors: &[Selector], labels: impl IntoIterator<Item = &'a Labels>) -> bool {
+fn admits_any<'a, L: LabelLookup + 'a>(
+    selectors: &[Selector],
+    labels: impl IntoIterator<Item = &'a L>,
+) -> bool {
     selectors.is_empty() || labels.into_iter().any(|l| admits(selectors, l))
 }
 
@@ -167,13 +170,16 @@ pub trait Advertisement {
     }
 
     /// Whether the addresses of a Service with these labels are announced.
-    fn selects_service(&self, service_labels: &Labels) -> bool {
+    fn selects_service<L: LabelLookup + ?Sized>(&self, service_labels: &L) -> bool {
         admits(self.service_selectors(), service_labels)
     }
 
     /// Whether an address held by Services with these labels is announced: when one of them is
     /// selected.
-    fn selects_any_service<'a>(&self, labels: impl IntoIterator<Item = &'a Labels>) -> bool {
+    fn selects_any_service<'a, L: LabelLookup + 'a>(
+        &self,
+        labels: impl IntoIterator<Item = &'a L>,
+    ) -> bool {
         admits_any(self.service_selectors(), labels)
     }
 }

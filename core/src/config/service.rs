@@ -15,7 +15,7 @@ use crate::health_check::{HealthCheck, ANNOTATION as HEALTH_CHECK};
 use crate::ipam::{
     AllocationRequest, Families, Family, FamilyPolicy, Port, Protocol, SharingKey, TrafficPolicy,
 };
-use crate::labels::Labels;
+use crate::labels::{LabelSet, Labels};
 use crate::names::{PoolName, ServiceKey};
 
 /// The annotation naming the pool, in the order read: ironlb's, then MetalLB's current and
@@ -145,9 +145,18 @@ pub fn request_from_service(
             pool,
             sharing_key,
             traffic_policy,
-            selector: spec.selector.unwrap_or_default(),
-            namespace_labels: namespace_labels.clone(),
-            service_labels: svc.metadata.labels.clone().unwrap_or_default(),
+            selector: spec
+                .selector
+                .as_ref()
+                .map(LabelSet::from)
+                .unwrap_or_default(),
+            namespace_labels: LabelSet::from(namespace_labels),
+            service_labels: svc
+                .metadata
+                .labels
+                .as_ref()
+                .map(LabelSet::from)
+                .unwrap_or_default(),
             health_check,
         }),
         _ => Err(errors),
@@ -412,7 +421,7 @@ mod tests {
         assert_eq!(r.families, Families::ipv4());
         assert!(r.addresses.is_empty() && r.pool.is_none() && r.sharing_key.is_none());
         assert_eq!(r.traffic_policy, TrafficPolicy::Cluster);
-        assert_eq!(r.selector.get("app").map(String::as_str), Some("web"));
+        assert_eq!(r.selector.get("app"), Some("web"));
     }
 
     #[test]
@@ -518,10 +527,7 @@ mod tests {
         let r = parse(&manifest(meta, spec)).unwrap();
         assert_eq!(r.traffic_policy, TrafficPolicy::Local);
         assert_eq!(r.ports, vec![Port::udp(80)]);
-        assert_eq!(
-            r.service_labels.get("tier").map(String::as_str),
-            Some("edge")
-        );
+        assert_eq!(r.service_labels.get("tier"), Some("edge"));
         assert!(r.backend().is_some());
     }
 
@@ -559,10 +565,7 @@ mod tests {
                 .unwrap(),
             &config,
         );
-        assert_eq!(
-            reqs[0].namespace_labels.get("env").map(String::as_str),
-            Some("prod")
-        );
+        assert_eq!(reqs[0].namespace_labels.get("env"), Some("prod"));
     }
 
     #[test]

@@ -210,10 +210,7 @@ impl Allocator {
         for alloc in allocations {
             let key = alloc.request.service.clone();
             for &addr in &alloc.addresses {
-                let holders = a.holders.entry(addr).or_default();
-                if let Err(at) = holders.binary_search(&key) {
-                    holders.insert(at, key.clone());
-                }
+                add_holder(&mut a.holders, addr, &key);
                 if let Some(k) = &alloc.request.sharing_key {
                     a.shared.entry(k.clone()).or_default().insert(addr);
                 }
@@ -542,10 +539,7 @@ impl Allocator {
                     }
                 }
             }
-            let holders = self.holders.entry(addr).or_default();
-            if let Err(at) = holders.binary_search(&key) {
-                holders.insert(at, key.clone());
-            }
+            add_holder(&mut self.holders, addr, &key);
             if let Some(k) = &req.sharing_key {
                 self.shared.entry(k.clone()).or_default().insert(addr);
             }
@@ -673,4 +667,14 @@ fn check_addresses(req: &AllocationRequest, addrs: &[IpAddr]) -> Result<(), Requ
         });
     }
     Ok(())
+}
+
+/// Adds `key` to the sorted holders of `addr`. The list grows by exactly one: a Vec's first
+/// push would make room for four keys, and almost every address keeps one holder for life.
+fn add_holder(holders: &mut BTreeMap<IpAddr, Vec<ServiceKey>>, addr: IpAddr, key: &ServiceKey) {
+    let holders = holders.entry(addr).or_default();
+    if let Err(at) = holders.binary_search(key) {
+        holders.reserve_exact(1);
+        holders.insert(at, key.clone());
+    }
 }

@@ -1,6 +1,5 @@
 //! What a Service asks of the allocator, already parsed from whatever form it came in.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 
@@ -8,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::range::Family;
 use crate::health_check::HealthCheck;
-use crate::labels::Labels;
+use crate::labels::LabelSet;
 use crate::names::{PoolName, ServiceKey};
 
 /// A transport protocol of a Service port.
@@ -105,10 +104,40 @@ pub enum TrafficPolicy {
 }
 
 /// The families a Service wants, in order: the first is the primary.
+///
+/// Held inline (one or two families, no heap block), since every allocation keeps one; stored
+/// and sent as the policy and a list, and checked by [`Families::new`] when read back.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "StoredFamilies", into = "StoredFamilies")]
 pub struct Families {
     policy: FamilyPolicy,
+    /// The families, `len` of them; a slot past `len` repeats the first, so equal requests
+    /// have equal bytes.
+    order: [Family; 2],
+    len: u8,
+}
+
+/// [`Families`] as serialized: the policy and the families in order.
+#[derive(Serialize, Deserialize)]
+struct StoredFamilies {
+    policy: FamilyPolicy,
     order: Vec<Family>,
+}
+
+impl From<Families> for StoredFamilies {
+    fn from(f: Families) -> Self {
+        Self {
+            policy: f.policy,
+            order: f.order().to_vec(),
+        }
+    }
+}
+
+impl TryFrom<StoredFamilies> for Families {
+    type Error = FamiliesError;
+    fn try_from(s: StoredFamilies) -> Result<Self, FamiliesError> {
+        Families::new(s.policy, &s.order)
+    }
 }
 
 /// Why a family request makes no sense.
@@ -149,40 +178,53 @@ impl Families {
             ([], _) => Err(FamiliesError::Empty),
             ([_, _], FamilyPolicy::SingleStack) => Err(FamiliesError::TwoForSingleStack),
             ([a], FamilyPolicy::RequireDualStack) => Err(FamiliesError::OneForRequireDualStack(*a)),
-            _ => Ok(Self {
-                policy,
-                order: order.to_vec(),
-            }),
+            ([a], _) => Ok(Self::one(policy, *a)),
+            ([a, b], _) => Ok(Self::two(policy, *a, *b)),
+            // Three or more would repeat a family, refused above.
+            (_, _) => Err(FamiliesError::Duplicate(order[2])),
         }
     }
 
     /// A family request that names only its primary family (a hand-written manifest without
     /// `spec.ipFamilies`): under a dual-stack policy the other family follows it.
     pub fn with_primary(policy: FamilyPolicy, primary: Family) -> Self {
-        let mut order = vec![primary];
-        if policy != FamilyPolicy::SingleStack {
-            order.push(match primary {
-                Family::V4 => Family::V6,
-                Family::V6 => Family::V4,
-            });
+        let other = match primary {
+            Family::V4 => Family::V6,
+            Family::V6 => Family::V4,
+        };
+        if policy == FamilyPolicy::SingleStack {
+            Self::one(policy, primary)
+        } else {
+            Self::two(policy, primary, other)
         }
-        Self { policy, order }
+    }
+
+    /// One family, as a constructor checked it.
+    fn one(policy: FamilyPolicy, family: Family) -> Self {
+        Self {
+            policy,
+            order: [family, family],
+            len: 1,
+        }
+    }
+
+    /// Two families, as a constructor checked them.
+    fn two(policy: FamilyPolicy, first: Family, second: Family) -> Self {
+        Self {
+            policy,
+            order: [first, second],
+            len: 2,
+        }
     }
 
     /// IPv4 single-stack, Kubernetes' default on most clusters.
     pub fn ipv4() -> Self {
-        Self {
-            policy: FamilyPolicy::SingleStack,
-            order: vec![Family::V4],
-        }
+        Self::one(FamilyPolicy::SingleStack, Family::V4)
     }
 
     /// IPv6 single-stack.
     pub fn ipv6() -> Self {
-        Self {
-            policy: FamilyPolicy::SingleStack,
-            order: vec![Family::V6],
-        }
+        Self::one(FamilyPolicy::SingleStack, Family::V6)
     }
 
     /// The policy.
@@ -192,31 +234,44 @@ impl Families {
 
     /// The families in order of preference; the first is the primary.
     pub fn order(&self) -> &[Family] {
-        &self.order
+        &self.order[..usize::from(self.len)]
     }
 
     /// The primary family.
     pub fn primary(&self) -> Family {
-        // `new` refuses an empty order and the constructors give one family at least.
+        // Every constructor gives one family at least, and the first slot is always set.
         self.order[0]
     }
 }
 
 /// The sharing key of `allow-shared-ip`: Services with the same key may share an address.
+/// Shared, as names are: the allocator keeps it in the request and in its index of keys.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct SharingKey(String);
+#[serde(from = "String", into = "String")]
+pub struct SharingKey(std::sync::Arc<str>);
 
 impl SharingKey {
     /// A sharing key; an empty string means no sharing, so it gives `None`.
     pub fn new(key: impl Into<String>) -> Option<Self> {
         let key = key.into();
-        (!key.is_empty()).then_some(Self(key))
+        (!key.is_empty()).then(|| Self(key.into()))
     }
 
     /// The key.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl From<String> for SharingKey {
+    fn from(key: String) -> Self {
+        Self(key.into())
+    }
+}
+
+impl From<SharingKey> for String {
+    fn from(key: SharingKey) -> Self {
+        key.0.to_string()
     }
 }
 
@@ -245,11 +300,11 @@ pub struct AllocationRequest {
     /// `spec.externalTrafficPolicy`.
     pub traffic_policy: TrafficPolicy,
     /// `spec.selector`: with the Local policy, sharers must select the same pods.
-    pub selector: BTreeMap<String, String>,
+    pub selector: LabelSet,
     /// The labels of the Service's namespace (for `serviceAllocation.namespaceSelectors`).
-    pub namespace_labels: Labels,
+    pub namespace_labels: LabelSet,
     /// The Service's own labels (for `serviceAllocation.serviceSelectors`).
-    pub service_labels: Labels,
+    pub service_labels: LabelSet,
     /// The local probe speakers run before answering for the Service's addresses
     /// (`ironlb.io/health-check`). Carried along with the allocation; the allocator ignores it.
     #[serde(default)]
@@ -267,16 +322,55 @@ impl AllocationRequest {
             pool: None,
             sharing_key: None,
             traffic_policy: TrafficPolicy::Cluster,
-            selector: BTreeMap::new(),
-            namespace_labels: Labels::new(),
-            service_labels: Labels::new(),
+            selector: LabelSet::new(),
+            namespace_labels: LabelSet::new(),
+            service_labels: LabelSet::new(),
             health_check: None,
         }
     }
 
     /// What must match between two Services that share an address besides the key: with the
     /// Local policy, the pods they select (traffic arrives only where those pods run).
-    pub fn backend(&self) -> Option<&BTreeMap<String, String>> {
+    pub fn backend(&self) -> Option<&LabelSet> {
         (self.traffic_policy == TrafficPolicy::Local).then_some(&self.selector)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn families_are_stored_as_a_policy_and_a_list_and_checked_when_read() {
+        let dual = Families::new(FamilyPolicy::PreferDualStack, &[Family::V6, Family::V4]).unwrap();
+        assert_eq!(dual.order(), [Family::V6, Family::V4]);
+        assert_eq!(dual.primary(), Family::V6);
+        let json = serde_json::to_string(&dual).unwrap();
+        assert_eq!(json, r#"{"policy":"PreferDualStack","order":["V6","V4"]}"#);
+        assert_eq!(serde_json::from_str::<Families>(&json).unwrap(), dual);
+        assert_eq!(
+            Families::with_primary(FamilyPolicy::PreferDualStack, Family::V6),
+            dual
+        );
+        assert_eq!(Families::ipv4().order(), [Family::V4]);
+        // What no constructor makes is refused when read back, not carried on to panic later.
+        for bad in [
+            r#"{"policy":"SingleStack","order":[]}"#,
+            r#"{"policy":"SingleStack","order":["V4","V6"]}"#,
+            r#"{"policy":"PreferDualStack","order":["V4","V6","V4"]}"#,
+        ] {
+            assert!(serde_json::from_str::<Families>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn sharing_keys_read_and_write_as_strings() {
+        let k = SharingKey::new("team-a").unwrap();
+        assert_eq!(serde_json::to_string(&k).unwrap(), r#""team-a""#);
+        assert_eq!(
+            serde_json::from_str::<SharingKey>(r#""team-a""#).unwrap(),
+            k
+        );
+        assert_eq!(SharingKey::new(""), None);
     }
 }

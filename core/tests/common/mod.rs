@@ -137,19 +137,19 @@ impl ReqExt for AllocationRequest {
     }
     fn local(mut self, sel: &[(&str, &str)]) -> Self {
         self.traffic_policy = TrafficPolicy::Local;
-        self.selector = labels(sel);
+        self.selector = labels(sel).into();
         self
     }
     fn selector(mut self, sel: &[(&str, &str)]) -> Self {
-        self.selector = labels(sel);
+        self.selector = labels(sel).into();
         self
     }
     fn ns_labels(mut self, l: &[(&str, &str)]) -> Self {
-        self.namespace_labels = labels(l);
+        self.namespace_labels = labels(l).into();
         self
     }
     fn labels(mut self, l: &[(&str, &str)]) -> Self {
-        self.service_labels = labels(l);
+        self.service_labels = labels(l).into();
         self
     }
 }
