@@ -98,8 +98,10 @@ const FOLLOWER_VIEW_GAP: Duration = Duration::from_millis(500);
 pub struct L2View {
     /// The configuration in force.
     pub config: Arc<Config>,
-    /// Every allocated address, by address.
-    pub targets: imbl::OrdMap<IpAddr, Target>,
+    /// Every allocated address, by address. Behind an `Arc` so the map's nodes hold a pointer
+    /// per address: a persistent map's nodes are about half full, and the slack then costs a
+    /// pointer, not a whole target.
+    pub targets: imbl::OrdMap<IpAddr, Arc<Target>>,
     /// The committed Layer 2 owners.
     pub owners: imbl::OrdMap<IpAddr, NodeName>,
     /// The Services announced (in Layer 2 or over BGP) whose readiness each node judges for
@@ -118,9 +120,9 @@ impl L2View {
     pub fn read(state: &crate::raft::ControllerState) -> Self {
         state.touched.take();
         let config = Arc::new(state.config.clone().unwrap_or_default());
-        let targets: imbl::OrdMap<IpAddr, Target> = owners::targets(&state.allocator)
+        let targets: imbl::OrdMap<IpAddr, Arc<Target>> = owners::targets(&state.allocator)
             .into_iter()
-            .map(|t| (t.address, t))
+            .map(|t| (t.address, Arc::new(t)))
             .collect();
         let mut view = Self {
             config,
@@ -159,7 +161,7 @@ impl L2View {
             match owners::target(&state.allocator, *addr) {
                 Some(t) => {
                     services.extend(t.services.iter().cloned());
-                    self.targets.insert(*addr, t);
+                    self.targets.insert(*addr, Arc::new(t));
                 }
                 None => {
                     self.targets.remove(addr);

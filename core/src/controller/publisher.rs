@@ -351,7 +351,13 @@ impl AssignmentPublisher {
                 .collect();
             let nodes = &self.nodes;
             // A down Service's address is not in the plan's targets: its owner lets go.
-            let targets: Vec<&Target> = self.view.targets.values().filter(|t| self.up(t)).collect();
+            let targets: Vec<&Target> = self
+                .view
+                .targets
+                .values()
+                .map(|t| &**t)
+                .filter(|t| self.up(t))
+                .collect();
             let moves = owners::plan(&Inputs {
                 config: &self.view.config,
                 targets: &targets,
@@ -509,7 +515,11 @@ impl AssignmentPublisher {
             Some((r, f, routes)) if *r == self.view_revision && f == facts => routes.clone(),
             _ => Arc::new(bgp::routes_for(
                 &self.view.config,
-                self.view.targets.values().filter(|t| self.up(t)),
+                self.view
+                    .targets
+                    .values()
+                    .map(|t| &**t)
+                    .filter(|t| self.up(t)),
                 facts,
             )),
         }

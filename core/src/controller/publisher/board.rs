@@ -34,7 +34,7 @@ impl AssignmentPublisher {
                             l2: s.addresses.sent(),
                             routes: &s.sent_routes,
                         }),
-                    self.view.targets.values(),
+                    self.view.targets.values().map(|t| &**t),
                     |t| owners::announced_in_l2(config, t),
                 )
             }
