@@ -55,10 +55,13 @@ pub fn targets(allocator: &crate::ipam::Allocator) -> Vec<Target> {
 /// One allocated address as [`targets`] lists it; `None` when nobody holds it (or no pool
 /// hands it out).
 pub fn target(allocator: &crate::ipam::Allocator, address: IpAddr) -> Option<Target> {
-    let holders: Vec<ServiceKey> = allocator.holders(address).cloned().collect();
+    let mut holders: Vec<ServiceKey> = allocator.holders(address).cloned().collect();
     if holders.is_empty() {
         return None;
     }
+    // The iterator cannot tell its length, so the Vec made room for four; the view keeps one
+    // target per address for as long as the address is held.
+    holders.shrink_to_fit();
     let labels = holders
         .iter()
         .map(|s| {

@@ -157,7 +157,7 @@ pub fn request_from_service(
                 .as_ref()
                 .map(LabelSet::from)
                 .unwrap_or_default(),
-            health_check,
+            health_check: health_check.map(Box::new),
         }),
         _ => Err(errors),
     }
@@ -429,8 +429,8 @@ mod tests {
         let meta = "  annotations:\n    ironlb.io/health-check: http:8080/healthz\n";
         let r = parse(&manifest(meta, "")).unwrap();
         assert_eq!(
-            r.health_check,
-            Some(crate::health_check::HealthCheck::Http {
+            r.health_check.as_deref(),
+            Some(&crate::health_check::HealthCheck::Http {
                 port: 8080,
                 path: "/healthz".into()
             })

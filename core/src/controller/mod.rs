@@ -207,7 +207,7 @@ impl L2View {
             Some(a) => {
                 let s = ServiceAnnounce {
                     service: key.clone(),
-                    health_check: a.request.health_check.clone(),
+                    health_check: a.request.health_check.as_deref().cloned(),
                     local: a.request.traffic_policy == crate::ipam::TrafficPolicy::Local,
                 };
                 if self.services.get(key) != Some(&s) {

@@ -176,7 +176,9 @@ pub struct Allocator {
     /// First address of each configured range -> (the range, its pool): finds an address's
     /// pool in O(log ranges).
     ranges: BTreeMap<IpAddr, (AddrRange, PoolName)>,
-    services: BTreeMap<ServiceKey, Allocation>,
+    /// Boxed: a B-tree's nodes are a third empty on average, and the slack then costs a
+    /// pointer per Service, not a whole allocation.
+    services: BTreeMap<ServiceKey, Box<Allocation>>,
     /// Who holds each address, sorted. Almost always one Service, so a sorted Vec: a
     /// one-element BTreeSet would cost a whole B-tree node per address.
     holders: BTreeMap<IpAddr, Vec<ServiceKey>>,
@@ -215,7 +217,7 @@ impl Allocator {
                     a.shared.entry(k.clone()).or_default().insert(addr);
                 }
             }
-            a.services.insert(key, alloc);
+            a.services.insert(key, Box::new(alloc));
         }
         // Takes every held and reserved address out of its pool's free set.
         a.set_pools(pools)?;
@@ -248,12 +250,12 @@ impl Allocator {
 
     /// A Service's allocation.
     pub fn allocation(&self, service: &ServiceKey) -> Option<&Allocation> {
-        self.services.get(service)
+        self.services.get(service).map(|a| &**a)
     }
 
     /// Every allocation, by Service.
     pub fn allocations(&self) -> impl Iterator<Item = (&ServiceKey, &Allocation)> {
-        self.services.iter()
+        self.services.iter().map(|(k, a)| (k, &**a))
     }
 
     /// How many Services hold addresses.
@@ -464,7 +466,7 @@ impl Allocator {
         for addr in &alloc.addresses {
             self.drop_holder(*addr, service, alloc.request.sharing_key.as_ref());
         }
-        Some(alloc)
+        Some(*alloc)
     }
 
     /// Reserves an address for a Service: no other Service can get it, and it stays reserved
@@ -549,7 +551,7 @@ impl Allocator {
             pool: decision.pool,
             addresses,
         };
-        self.services.entry(key).or_insert(alloc)
+        self.services.entry(key).or_insert(Box::new(alloc))
     }
 
     fn drop_holder(&mut self, addr: IpAddr, service: &ServiceKey, key: Option<&SharingKey>) {

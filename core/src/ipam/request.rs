@@ -307,8 +307,9 @@ pub struct AllocationRequest {
     pub service_labels: LabelSet,
     /// The local probe speakers run before answering for the Service's addresses
     /// (`ironlb.io/health-check`). Carried along with the allocation; the allocator ignores it.
+    /// Boxed: few Services have one, and every allocation keeps its request.
     #[serde(default)]
-    pub health_check: Option<HealthCheck>,
+    pub health_check: Option<Box<HealthCheck>>,
 }
 
 impl AllocationRequest {
