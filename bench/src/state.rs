@@ -17,6 +17,7 @@
 //!   (SIGKILL, restart, until `/health` is true and the member's applied index reaches the
 //!   leader's).
 
+use std::collections::BTreeMap;
 use std::net::Ipv6Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -145,7 +146,11 @@ fn request(i: usize) -> Result<AllocationRequest> {
     let app = format!("app-{i}");
     r.service_labels =
         LabelSet::from_iter([("app.kubernetes.io/name", app.as_str()), ("tier", "web")]);
-    r.namespace_labels = LabelSet::from_iter([("kubernetes.io/metadata.name", NAMESPACE)]);
+    // Interned, as a request read by the API or from the log has it.
+    r.namespace_labels = LabelSet::interned(&BTreeMap::from([(
+        "kubernetes.io/metadata.name".to_string(),
+        NAMESPACE.to_string(),
+    )]));
     r.selector = LabelSet::from_iter([("app", app)]);
     Ok(r)
 }

@@ -18,6 +18,7 @@ pub mod config;
 pub mod controller;
 pub mod fuzz;
 pub mod health_check;
+pub mod intern;
 pub mod ipam;
 pub mod k8s;
 pub mod labels;

@@ -5,13 +5,16 @@
 //!
 //! A name is held in a shared string: the allocator's indexes and the leader's views copy a
 //! Service's key or a pool's name once per address, and a copy then costs a reference count, not
-//! a heap block.
+//! a heap block. Object names (a namespace, a pool, a node, a peer) are also interned: a member
+//! keeps a Service key per allocation, and its namespace is the same in thousands of them.
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use serde::{Deserialize, Serialize};
+
+use crate::intern::Interner;
 
 /// Why a string is not a valid name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,6 +59,9 @@ fn check_subdomain(s: &str) -> Result<(), NameError> {
     Ok(())
 }
 
+/// The object names in use in this process, each held once.
+static NAMES: LazyLock<Interner<str>> = LazyLock::new(Interner::new);
+
 macro_rules! object_name {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
@@ -68,7 +74,7 @@ macro_rules! object_name {
             pub fn new(s: impl Into<String>) -> Result<Self, NameError> {
                 let s = s.into();
                 check_subdomain(&s)?;
-                Ok(Self(Arc::from(s)))
+                Ok(Self(NAMES.intern(Arc::from(s))))
             }
 
             /// The name as a string.

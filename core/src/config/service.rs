@@ -150,7 +150,7 @@ pub fn request_from_service(
                 .as_ref()
                 .map(LabelSet::from)
                 .unwrap_or_default(),
-            namespace_labels: LabelSet::from(namespace_labels),
+            namespace_labels: LabelSet::interned(namespace_labels),
             service_labels: svc
                 .metadata
                 .labels

@@ -302,6 +302,8 @@ pub struct AllocationRequest {
     /// `spec.selector`: with the Local policy, sharers must select the same pods.
     pub selector: LabelSet,
     /// The labels of the Service's namespace (for `serviceAllocation.namespaceSelectors`).
+    /// Interned when read: every Service of the namespace carries the same.
+    #[serde(deserialize_with = "LabelSet::deserialize_interned")]
     pub namespace_labels: LabelSet,
     /// The Service's own labels (for `serviceAllocation.serviceSelectors`).
     pub service_labels: LabelSet,

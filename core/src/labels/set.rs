@@ -8,12 +8,16 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::Labels;
+use crate::intern::Interner;
+
+/// The label sets made by [`LabelSet::interned`], each held once.
+static SHARED_SETS: LazyLock<Interner<[u8]>> = LazyLock::new(Interner::new);
 
 /// Labels packed into one shared, immutable buffer, sorted by key: cheap to hold and to copy.
 ///
@@ -57,6 +61,23 @@ impl LabelSet {
         self.iter()
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect()
+    }
+
+    /// The set of these labels, sharing its buffer with every equal set made this way: for
+    /// labels many objects carry alike (a namespace's, in each of its Services' requests).
+    /// Labels unique to one object gain nothing from it, so the others are packed plainly.
+    pub fn interned(labels: &Labels) -> Self {
+        let Self(Some(packed)) = Self::from(labels) else {
+            return Self::new();
+        };
+        Self(Some(SHARED_SETS.intern(packed)))
+    }
+
+    /// Reads a set as [`Deserialize`] does, then shares it as [`LabelSet::interned`] does.
+    pub fn deserialize_interned<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Self, D::Error> {
+        BTreeMap::<String, String>::deserialize(deserializer).map(|m| Self::interned(&m))
     }
 
     fn pack<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Self {
@@ -190,6 +211,23 @@ mod tests {
             LabelSet::from_iter([("a", "1")]),
             LabelSet::from_iter([("a", "1\u{1}\0\0\0b")])
         );
+    }
+
+    #[test]
+    fn interned_sets_share_one_buffer() {
+        let m = map(&[("kubernetes.io/metadata.name", "shop")]);
+        let (a, b) = (LabelSet::interned(&m), LabelSet::interned(&m.clone()));
+        let (Some(x), Some(y)) = (&a.0, &b.0) else {
+            panic!("empty sets")
+        };
+        assert!(Arc::ptr_eq(x, y));
+        assert_eq!(a, LabelSet::from(&m));
+        assert!(LabelSet::interned(&Labels::new()).is_empty());
+        let read: LabelSet = LabelSet::deserialize_interned(
+            &mut serde_json::Deserializer::from_str(r#"{"kubernetes.io/metadata.name":"shop"}"#),
+        )
+        .unwrap();
+        assert!(read.0.as_ref().is_some_and(|r| Arc::ptr_eq(r, x)));
     }
 
     #[test]
