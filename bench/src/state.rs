@@ -432,6 +432,9 @@ async fn ours_on(cluster: &mut Cluster, n: usize, clients: usize) -> Result<Valu
         "bytes_per_allocation": per(&full_leader, &empty_leader).round(),
         "follower_bytes_per_allocation": per(&full_follower, &empty_follower).round(),
         "new_member_rss_bytes": new_member.rss_bytes,
+        // A member that received the state by snapshot, against an empty member: the state
+        // without what filling it through the log left behind in malloc's heaps.
+        "new_member_bytes_per_allocation": per(&new_member, &empty_follower).round(),
         "leader_rss_bytes": full_leader.rss_bytes,
         "follower_rss_bytes": full_follower.rss_bytes,
         "leader_peak_rss_bytes_after_snapshot": after_snapshot.hwm_bytes,

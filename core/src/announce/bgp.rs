@@ -90,7 +90,7 @@ pub fn routes_for<'a>(
         return out;
     }
     for t in targets {
-        if t.services.iter().any(|s| node.unready.contains(s)) {
+        if t.services().any(|s| node.unready.contains(s)) {
             continue;
         }
         for adv in advertisements_of(config, &config.bgp_advertisements, t)
@@ -187,19 +187,17 @@ spec:
     }
 
     fn target(a: &str, s: &str) -> Target {
-        Target {
-            address: a.parse().unwrap(),
-            pool: "public".parse().unwrap(),
-            services: vec![s.parse().unwrap()],
-            labels: Vec::new(),
-        }
+        Target::new(
+            a.parse().unwrap(),
+            "public".parse().unwrap(),
+            [(s.parse().unwrap(), LabelSet::new())],
+        )
     }
 
     /// A target held by one Service labelled `app: <app>`.
     fn labelled(a: &str, s: &str, app: &str) -> Target {
         let mut t = target(a, s);
-        let labels = LabelSet::from_iter([("app", app)]);
-        t.labels = vec![labels];
+        t.holders[0].labels = LabelSet::from_iter([("app", app)]);
         t
     }
 
@@ -236,8 +234,12 @@ spec:
         }
         // An address web shares with db is routed for web.
         let mut shared = db.clone();
-        shared.services.push("d/web".parse().unwrap());
-        shared.labels.extend(web.labels.clone());
+        let mut holders = shared.holders.to_vec();
+        holders.push(crate::announce::owners::Holder {
+            service: "d/web".parse().unwrap(),
+            labels: web.holders[0].labels.clone(),
+        });
+        shared.holders = holders.into();
         let r = routes_for(&c, std::slice::from_ref(&shared), &node(&[]));
         assert!(r.contains_key(&host(&shared)));
     }

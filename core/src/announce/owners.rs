@@ -27,19 +27,45 @@ pub struct Target {
     pub address: IpAddr,
     /// Its pool.
     pub pool: PoolName,
-    /// The Services holding it.
-    pub services: Vec<ServiceKey>,
-    /// The labels of those Services, in the order of `services` (which advertisements'
-    /// serviceSelectors match); a Service past the end has none. A list, not a map by Service:
-    /// the leader holds one of these per address, and a map's node costs more than the labels.
-    pub labels: Vec<LabelSet>,
+    /// The Services holding it, in order, with their labels (which advertisements'
+    /// serviceSelectors match). One exact list of pairs: the view holds a target per address.
+    pub holders: Box<[Holder]>,
+}
+
+/// A Service holding an address, and its labels.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Holder {
+    /// The Service.
+    pub service: ServiceKey,
+    /// Its labels, as its allocation request last gave them.
+    pub labels: LabelSet,
 }
 
 impl Target {
-    /// The labels of each Service holding the address, in the order of `services`.
+    /// A target held by these Services with these labels.
+    pub fn new(
+        address: IpAddr,
+        pool: PoolName,
+        holders: impl IntoIterator<Item = (ServiceKey, LabelSet)>,
+    ) -> Self {
+        Self {
+            address,
+            pool,
+            holders: holders
+                .into_iter()
+                .map(|(service, labels)| Holder { service, labels })
+                .collect(),
+        }
+    }
+
+    /// The Services holding the address, in order.
+    pub fn services(&self) -> impl Iterator<Item = &ServiceKey> + Clone + '_ {
+        self.holders.iter().map(|h| &h.service)
+    }
+
+    /// The labels of each Service holding the address, in the order of [`Target::services`].
     pub fn service_labels(&self) -> impl Iterator<Item = &LabelSet> + '_ {
-        static NONE: LabelSet = LabelSet::new();
-        (0..self.services.len()).map(|i| self.labels.get(i).unwrap_or(&NONE))
+        self.holders.iter().map(|h| &h.labels)
     }
 }
 
@@ -55,28 +81,25 @@ pub fn targets(allocator: &crate::ipam::Allocator) -> Vec<Target> {
 /// One allocated address as [`targets`] lists it; `None` when nobody holds it (or no pool
 /// hands it out).
 pub fn target(allocator: &crate::ipam::Allocator, address: IpAddr) -> Option<Target> {
-    let mut holders: Vec<ServiceKey> = allocator.holders(address).cloned().collect();
+    // Collected into a Vec that cannot tell its length, then made an exact boxed slice.
+    let holders: Vec<(ServiceKey, LabelSet)> = allocator
+        .holders(address)
+        .map(|s| {
+            let labels = allocator
+                .allocation(s)
+                .map(|a| a.request.service_labels.clone())
+                .unwrap_or_default();
+            (s.clone(), labels)
+        })
+        .collect();
     if holders.is_empty() {
         return None;
     }
-    // The iterator cannot tell its length, so the Vec made room for four; the view keeps one
-    // target per address for as long as the address is held.
-    holders.shrink_to_fit();
-    let labels = holders
-        .iter()
-        .map(|s| {
-            allocator
-                .allocation(s)
-                .map(|a| a.request.service_labels.clone())
-                .unwrap_or_default()
-        })
-        .collect();
-    Some(Target {
+    Some(Target::new(
         address,
-        pool: allocator.pool_of(address)?.clone(),
-        services: holders,
-        labels,
-    })
+        allocator.pool_of(address)?.clone(),
+        holders,
+    ))
 }
 
 /// What the leader knows of a node.
@@ -143,7 +166,7 @@ pub fn announced_in_l2(config: &Config, target: &Target) -> bool {
 /// Whether `node` may own `target`.
 pub fn eligible(config: &Config, target: &Target, node: &NodeFacts) -> bool {
     node.usable
-        && target.services.iter().all(|s| !node.unready.contains(s))
+        && target.services().all(|s| !node.unready.contains(s))
         && announce_on(config, target, node).is_some()
 }
 
@@ -289,7 +312,7 @@ impl<'a> Load<'a> {
         for t in targets.iter().filter(|t| wanted.contains(&t.address)) {
             if let Some(o) = owners.owner(&t.address) {
                 *count.entry(o).or_default() += 1;
-                for s in &t.services {
+                for s in t.services() {
                     owned_by_service.entry(s).or_default().insert(o);
                 }
             }
@@ -310,7 +333,7 @@ impl<'a> Load<'a> {
     /// `node` is given `target`.
     fn give(&mut self, node: &'a NodeName, target: &'a Target) {
         *self.count.entry(node).or_default() += 1;
-        for s in &target.services {
+        for s in target.services() {
             self.owned_by_service.entry(s).or_default().insert(node);
         }
     }
@@ -343,8 +366,7 @@ where
         .filter(|cand| only.is_none_or(|o| o == *cand))
         .collect();
     let siblings: BTreeSet<&NodeName> = t
-        .services
-        .iter()
+        .services()
         .filter_map(|s| load.owned_by_service.get(s))
         .flatten()
         .copied()
@@ -399,18 +421,17 @@ mod tests {
     }
 
     fn target(addr: &str, service: &str) -> Target {
-        Target {
-            address: addr.parse().unwrap(),
-            pool: "public".parse().unwrap(),
-            services: vec![service.parse().unwrap()],
-            labels: Vec::new(),
-        }
+        Target::new(
+            addr.parse().unwrap(),
+            "public".parse().unwrap(),
+            [(service.parse().unwrap(), LabelSet::new())],
+        )
     }
 
     /// A target of `public` held by one Service with these labels.
     fn labelled(addr: &str, service: &str, labels: &[(&str, &str)]) -> Target {
         let mut t = target(addr, service);
-        t.labels = vec![LabelSet::from(facts(labels).labels)];
+        t.holders[0].labels = LabelSet::from(facts(labels).labels);
         t
     }
 
@@ -602,12 +623,16 @@ mod tests {
         let c = selecting("[{matchLabels: {app: web}}]");
         let mut shared = labelled("192.0.2.1", "d/web", &[("app", "web")]);
         let db: ServiceKey = "d/db".parse().unwrap();
-        shared.services.push(db.clone());
-        shared
-            .labels
-            .push(LabelSet::from(facts(&[("app", "db")]).labels));
+        let mut holders = shared.holders.to_vec();
+        holders.push(Holder {
+            service: db.clone(),
+            labels: LabelSet::from(facts(&[("app", "db")]).labels),
+        });
+        shared.holders = holders.into();
         assert!(announced_in_l2(&c, &shared));
-        shared.labels.clear();
+        for h in shared.holders.iter_mut() {
+            h.labels = LabelSet::new();
+        }
         assert!(!announced_in_l2(&c, &shared));
     }
 

@@ -79,10 +79,7 @@ pub fn build<'a>(
     in_l2: impl Fn(&Target) -> bool,
 ) -> Announcements {
     let targets: Vec<&Target> = targets.into_iter().collect();
-    let services_of: BTreeMap<IpAddr, &[ServiceKey]> = targets
-        .iter()
-        .map(|t| (t.address, t.services.as_slice()))
-        .collect();
+    let target_at: BTreeMap<IpAddr, &Target> = targets.iter().map(|t| (t.address, *t)).collect();
     let mut out = Announcements {
         leading: true,
         ..Announcements::default()
@@ -113,10 +110,10 @@ pub fn build<'a>(
         }
         let mut bgp: BTreeMap<&ServiceKey, BgpAnnouncement> = BTreeMap::new();
         for (prefix, peer) in n.routes.keys() {
-            let Some(services) = services_of.get(&host_address(prefix)) else {
+            let Some(target) = target_at.get(&host_address(prefix)) else {
                 continue;
             };
-            for s in services.iter() {
+            for s in target.services() {
                 let e = bgp.entry(s).or_insert_with(|| BgpAnnouncement {
                     node: n.node.clone(),
                     addresses: Vec::new(),
@@ -177,11 +174,12 @@ mod tests {
     fn groups_by_service_and_counts_what_nobody_answers_for() {
         let (a, b) = ("a".parse().unwrap(), "b".parse().unwrap());
         let addr = |s: &str| s.parse::<IpAddr>().unwrap();
-        let target = |ip: &str, svc: &str| Target {
-            address: addr(ip),
-            pool: "p".parse().unwrap(),
-            services: vec![key(svc)],
-            labels: Vec::new(),
+        let target = |ip: &str, svc: &str| {
+            Target::new(
+                addr(ip),
+                "p".parse().unwrap(),
+                [(key(svc), Default::default())],
+            )
         };
         let targets = vec![
             target("192.0.2.1", "ns/web"),

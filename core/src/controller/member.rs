@@ -404,6 +404,12 @@ impl ControllerMember {
             snapshot_due,
             stopped.clone(),
         )));
+        tasks.push(tokio::spawn(crate::memory::release_after_bursts(
+            applied.clone(),
+            stopped.clone(),
+            crate::memory::BURST_QUIET,
+            crate::memory::release_free_memory,
+        )));
         let speakers = core.speaker_hub(cfg.lease, applied, factory).await;
         let server = RaftServer::new(core.raft.clone(), tls_server, net)
             .with_speakers(Arc::new(speakers))

@@ -156,11 +156,11 @@ impl L2View {
         let mut services = touched.services;
         for addr in &touched.addresses {
             if let Some(old) = self.targets.get(addr) {
-                services.extend(old.services.iter().cloned());
+                services.extend(old.services().cloned());
             }
             match owners::target(&state.allocator, *addr) {
                 Some(t) => {
-                    services.extend(t.services.iter().cloned());
+                    services.extend(t.services().cloned());
                     self.targets.insert(*addr, Arc::new(t));
                 }
                 None => {

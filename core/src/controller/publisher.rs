@@ -288,7 +288,7 @@ impl AssignmentPublisher {
                 .view
                 .targets
                 .values()
-                .flat_map(|t| t.services.iter())
+                .flat_map(|t| t.services())
                 .filter(|s| {
                     !serving.contains(*s) && !self.view.services.get(*s).is_some_and(|a| a.local)
                 })
@@ -310,7 +310,7 @@ impl AssignmentPublisher {
 
     /// Whether `t` may be announced at all: none of its Services is down.
     fn up(&self, t: &Target) -> bool {
-        self.down.is_empty() || !t.services.iter().any(|s| self.down.contains(s))
+        self.down.is_empty() || !t.services().any(|s| self.down.contains(s))
     }
 
     fn reconcile(&mut self, ctx: &mut Context<Self>) {
@@ -450,7 +450,7 @@ impl AssignmentPublisher {
                     t.address,
                     L2Address {
                         address: t.address,
-                        services: t.services.clone(),
+                        services: t.services().cloned().collect(),
                         interfaces,
                     },
                 )

@@ -128,7 +128,7 @@ fn a_view_patched_after_every_batch_equals_the_view_read_whole() {
             assert_eq!(parts(&view), parts(&whole), "seed {seed}, round {round}");
             saw_services |= !view.services.is_empty();
             saw_owners |= !view.owners.is_empty();
-            saw_shared |= view.targets.values().any(|t| t.services.len() > 1);
+            saw_shared |= view.targets.values().any(|t| t.holders.len() > 1);
         }
     }
     assert!(saw_services && saw_owners && saw_shared);

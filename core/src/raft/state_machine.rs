@@ -150,15 +150,10 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
         let temp = self.inner.snapshots.temp_path(&meta);
         let written = {
             let meta = meta.clone();
-            tokio::task::spawn_blocking(move || {
-                let written = write_snapshot_file(&temp, &meta, &state);
-                drop(state);
-                crate::memory::release_free_memory();
-                written
-            })
-            .await
-            .map_err(io::Error::other)
-            .and_then(|r| r)
+            tokio::task::spawn_blocking(move || write_snapshot_file(&temp, &meta, &state))
+                .await
+                .map_err(io::Error::other)
+                .and_then(|r| r)
         };
         let size = written.map_err(|e| write_error(&meta, e))?;
         self.inner.snapshots.commit_built(&meta).await?;

@@ -38,12 +38,13 @@ pub(super) fn view(config: &Arc<config::Config>, owner: &NodeName, services: &[&
         config: config.clone(),
         targets: [(
             addr(),
-            Target {
-                address: addr(),
-                pool: "lan".parse().unwrap(),
-                services: services.iter().map(|s| s.parse().unwrap()).collect(),
-                labels: Default::default(),
-            },
+            Arc::new(Target::new(
+                addr(),
+                "lan".parse().unwrap(),
+                services
+                    .iter()
+                    .map(|s| (s.parse().unwrap(), Default::default())),
+            )),
         )]
         .into_iter()
         .collect(),
