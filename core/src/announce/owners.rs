@@ -81,25 +81,15 @@ pub fn targets(allocator: &crate::ipam::Allocator) -> Vec<Target> {
 /// One allocated address as [`targets`] lists it; `None` when nobody holds it (or no pool
 /// hands it out).
 pub fn target(allocator: &crate::ipam::Allocator, address: IpAddr) -> Option<Target> {
-    // Collected into a Vec that cannot tell its length, then made an exact boxed slice.
-    let holders: Vec<(ServiceKey, LabelSet)> = allocator
-        .holders(address)
-        .map(|s| {
-            let labels = allocator
-                .allocation(s)
-                .map(|a| a.request.service_labels.clone())
-                .unwrap_or_default();
-            (s.clone(), labels)
-        })
-        .collect();
-    if holders.is_empty() {
-        return None;
-    }
-    Some(Target::new(
-        address,
-        allocator.pool_of(address)?.clone(),
-        holders,
-    ))
+    let holders = allocator.holders(address).map(|s| {
+        let labels = allocator
+            .allocation(s)
+            .map(|a| a.request.service_labels.clone())
+            .unwrap_or_default();
+        (s.clone(), labels)
+    });
+    let target = Target::new(address, allocator.pool_of(address)?.clone(), holders);
+    (!target.holders.is_empty()).then_some(target)
 }
 
 /// What the leader knows of a node.

@@ -172,13 +172,7 @@ impl<'de> Deserialize<'de> for LabelSet {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn map(pairs: &[(&str, &str)]) -> Labels {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::labels::labels as map;
 
     #[test]
     fn a_set_holds_what_its_map_held_in_key_order() {
