@@ -72,6 +72,13 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, EncodeError> {
     Ok(out)
 }
 
+/// Appends `value` in the current format to `out` (no buffer of its own, for framing).
+pub fn encode_into<T: Serialize>(out: &mut Vec<u8>, value: &T) -> Result<(), EncodeError> {
+    out.extend_from_slice(&MAGIC);
+    out.push(FORMAT);
+    serde_json::to_writer(out, value)
+}
+
 /// Reads a record whose shape is the same in every format it may have been written in.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     match format_of(bytes)? {

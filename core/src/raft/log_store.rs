@@ -1,41 +1,18 @@
-//! The Raft log, the vote and the log pointers, in sled, made durable with an fsync of sled's
-//! files at every durability point.
-//!
-//! Everything lives in one sled tree so that each durability point is a single atomic `Batch`:
-//! log entries under `l` followed by the big-endian index (so key order is index order), and the
-//! vote, the committed log id and the last purged log id under `m/...` keys.
+//! The Raft log store: openraft's log storage over the segment log ([`super::wal`]), with one
+//! thread that makes writes durable in groups.
 
 use std::fmt::Debug;
-use std::fs::{self, File};
 use std::io;
 use std::ops::{Bound, RangeBounds};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{ErrorSubject, ErrorVerb, OptionalSend, RaftLogReader, StorageIOError};
-use serde::de::DeserializeOwned;
 
-use crate::codec::{decode, encode, CodecError, EncodeError};
-
-use super::store::{sync_dir, StoreError};
+use super::store::StoreError;
 use super::types::{Entry, LogId, StorageError, TypeConfig, Vote};
-
-const LOG_PREFIX: u8 = b'l';
-const VOTE_KEY: &[u8] = b"m/vote";
-const COMMITTED_KEY: &[u8] = b"m/committed";
-const LAST_PURGED_KEY: &[u8] = b"m/last_purged";
-
-fn log_key(index: u64) -> [u8; 9] {
-    let mut key = [LOG_PREFIX; 9];
-    key[1..].copy_from_slice(&index.to_be_bytes());
-    key
-}
-
-fn index_of(key: &[u8]) -> Option<u64> {
-    let bytes: [u8; 8] = key.get(1..)?.try_into().ok()?;
-    Some(u64::from_be_bytes(bytes))
-}
+use super::wal::{self, Wal, WalError};
 
 /// Turns any range of indexes into an inclusive one, or `None` when it holds no index.
 fn inclusive(range: &impl RangeBounds<u64>) -> Option<(u64, u64)> {
@@ -52,64 +29,17 @@ fn inclusive(range: &impl RangeBounds<u64>) -> Option<(u64, u64)> {
     (lo <= hi).then_some((lo, hi))
 }
 
-/// Why a read from the log store failed.
-#[derive(Debug, thiserror::Error)]
-enum ReadError {
-    #[error("sled: {0}")]
-    Sled(#[from] sled::Error),
-    #[error(transparent)]
-    Codec(#[from] CodecError),
-}
-
-/// Why a durability point failed.
+/// Why a write to the log store failed.
 #[derive(Debug, thiserror::Error)]
 enum WriteError {
-    #[error("encoding: {0}")]
-    Encode(#[from] EncodeError),
-    #[error("sled: {0}")]
-    Sled(#[from] sled::Error),
-    #[error("{0}")]
+    #[error(transparent)]
+    Wal(#[from] WalError),
+    #[error("fsync: {0}")]
     Sync(String),
     #[error("the log's sync thread has stopped")]
     SyncGone,
-}
-
-/// The most memory sled's page cache for the log may use.
-const LOG_CACHE_BYTES: u64 = 32 * 1024 * 1024;
-
-/// sled's files, synced through handles of our own.
-///
-/// sled's `flush` ends in `sync_file_range` on Linux (sled issue 1452): that neither flushes the
-/// drive's write cache nor makes a grown file's size durable, so we fsync the file ourselves.
-#[derive(Debug)]
-struct SledFiles {
-    /// sled keeps its whole log in one file, `<dir>/db`.
-    data: File,
-    /// sled writes a page larger than a quarter segment (128 KiB) to a file here and never syncs
-    /// it. Our values are small, but a page can hold many of them.
-    blobs: PathBuf,
-}
-
-impl SledFiles {
-    fn sync(&self) -> io::Result<()> {
-        // The blob a record points to must be durable no later than the record.
-        let mut any_blob = false;
-        for entry in fs::read_dir(&self.blobs)? {
-            let path = entry?.path();
-            match File::open(&path).and_then(|f| f.sync_all()) {
-                Ok(()) => any_blob = true,
-                // sled removes blobs it no longer needs, possibly while we list them.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
-        }
-        if any_blob {
-            sync_dir(&self.blobs)?;
-        }
-        // fdatasync: the data and the size a grown file needs to read it back; the times
-        // sync_all would also write are of no use to a log.
-        self.data.sync_data()
-    }
+    #[error("the log's lock is poisoned: a write panicked")]
+    Poisoned,
 }
 
 /// Who waits for a sync: openraft's append callback, or a durability point awaiting in place.
@@ -132,23 +62,33 @@ impl Waiter {
     }
 }
 
-/// Group commit: one thread makes sled's files durable for every write applied before it started
+impl std::fmt::Debug for Waiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Waiter::Append(_) => "Waiter::Append",
+            Waiter::Await(_) => "Waiter::Await",
+        })
+    }
+}
+
+/// Group commit: one thread makes the log durable for every write made before it started
 /// syncing, and then completes all their waiters at once.
 ///
 /// openraft 0.9 calls `append` once per client write on the leader and waits for it, so syncing
-/// inside `append` would cost one fsync per allocation. Instead `append` applies its batch (in
-/// sled's memory, in order) and hands the callback here; everything that queued up while the
-/// previous sync ran is covered by the next one. A waiter is queued only after its batch is
-/// applied, so a sync that starts after receiving it covers the batch.
-fn sync_loop(db: sled::Db, files: Arc<SledFiles>, rx: std::sync::mpsc::Receiver<Waiter>) {
+/// inside `append` would cost one fsync per entry. Instead `append` writes (to the page cache)
+/// and hands the callback here; everything that queued up while the previous sync ran is
+/// covered by the next one. A waiter is queued only after its write, so a sync that starts
+/// after receiving it covers the write; a write in an older segment was synced when the newer
+/// one was started.
+fn sync_loop(wal: Arc<Mutex<Wal>>, rx: std::sync::mpsc::Receiver<Waiter>) {
     while let Ok(first) = rx.recv() {
         let mut waiters = vec![first];
         waiters.extend(rx.try_iter());
-        let result = db
-            .flush()
-            .map(drop)
-            .map_err(|e| format!("sled flush: {e}"))
-            .and_then(|()| files.sync().map_err(|e| format!("fsync: {e}")));
+        let file = wal.lock().map(|w| w.active_file());
+        let result = match file {
+            Ok(file) => file.sync_data().map_err(|e| format!("fdatasync: {e}")),
+            Err(_) => Err("the log's lock is poisoned".to_string()),
+        };
         if let Err(e) = &result {
             tracing::error!(error = %e, "the raft log could not be made durable");
         }
@@ -160,7 +100,7 @@ fn sync_loop(db: sled::Db, files: Arc<SledFiles>, rx: std::sync::mpsc::Receiver<
 
 #[derive(Debug)]
 struct Inner {
-    tree: sled::Tree,
+    wal: Arc<Mutex<Wal>>,
     /// To the sync thread; `None` only while dropping.
     sync_tx: Option<std::sync::mpsc::Sender<Waiter>>,
     sync_thread: Option<std::thread::JoinHandle<()>>,
@@ -169,7 +109,7 @@ struct Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         // Closing the channel ends the sync thread after it completes what is queued; joining it
-        // releases its handle on the database, so the directory can be opened again at once.
+        // closes the files, so the directory can be opened again at once.
         self.sync_tx.take();
         if let Some(t) = self.sync_thread.take() {
             let _ = t.join();
@@ -177,111 +117,60 @@ impl Drop for Inner {
     }
 }
 
-impl std::fmt::Debug for Waiter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Waiter::Append(_) => "Waiter::Append",
-            Waiter::Await(_) => "Waiter::Await",
-        })
-    }
-}
-
-/// The Raft log storage on sled. Cheap to clone; clones share the database.
+/// The Raft log storage. Cheap to clone; clones share the log.
 #[derive(Clone, Debug)]
 pub struct LogStore {
     inner: Arc<Inner>,
 }
 
 impl LogStore {
-    /// Opens (or creates) the sled database in `dir` and syncs its files and directories, so that
-    /// everything found or created by the open is durable before the first write is acknowledged.
-    /// Blocking.
+    /// Opens (or creates) the log in `dir` and replays it. Blocking.
     pub(super) fn open_blocking(dir: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            // sled's default page cache is 1 GiB, and it fills with log entries that are read
-            // back only to replicate to a lagging follower or to replay after a restart: a
-            // member's memory would grow with its log, not with its state.
-            .cache_capacity(LOG_CACHE_BYTES)
-            .open()
-            .map_err(|source| StoreError::Sled {
+        let wal = Arc::new(Mutex::new(Wal::open(dir)?));
+        let (sync_tx, rx) = std::sync::mpsc::channel();
+        let for_thread = wal.clone();
+        let sync_thread = std::thread::Builder::new()
+            .name("raft-log-sync".into())
+            .spawn(move || sync_loop(for_thread, rx))
+            .map_err(|source| StoreError::Io {
                 path: dir.to_path_buf(),
                 source,
             })?;
-        let tree = db.open_tree("raft").map_err(|source| StoreError::Sled {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-        let io = |path: PathBuf| move |source| StoreError::Io { path, source };
-        let data_path = dir.join("db");
-        let data = File::open(&data_path).map_err(io(data_path.clone()))?;
-        let conf_path = dir.join("conf");
-        let files = SledFiles {
-            data,
-            blobs: dir.join("blobs"),
-        };
-        files.sync().map_err(io(data_path))?;
-        File::open(&conf_path)
-            .and_then(|f| f.sync_all())
-            .map_err(io(conf_path))?;
-        sync_dir(dir).map_err(io(dir.to_path_buf()))?;
-        let (sync_tx, rx) = std::sync::mpsc::channel();
-        let files = Arc::new(files);
-        let sync_thread = std::thread::Builder::new()
-            .name("raft-log-sync".into())
-            .spawn(move || sync_loop(db, files, rx))
-            .map_err(io(dir.to_path_buf()))?;
         Ok(LogStore {
             inner: Arc::new(Inner {
-                tree,
+                wal,
                 sync_tx: Some(sync_tx),
                 sync_thread: Some(sync_thread),
             }),
         })
     }
 
-    /// Queues a waiter for the next sync of everything applied so far.
+    fn wal(&self) -> Result<MutexGuard<'_, Wal>, WriteError> {
+        self.inner.wal.lock().map_err(|_| WriteError::Poisoned)
+    }
+
+    /// Queues a waiter for the next sync of everything written so far.
     fn queue_sync(&self, waiter: Waiter) -> Result<(), WriteError> {
         let tx = self.inner.sync_tx.as_ref().ok_or(WriteError::SyncGone)?;
         tx.send(waiter).map_err(|_| WriteError::SyncGone)
     }
 
-    /// Applies one batch atomically and returns once it is on disk.
-    async fn commit(&self, batch: sled::Batch) -> Result<(), WriteError> {
-        self.inner.tree.apply_batch(batch)?;
+    /// Makes `write` and everything before it durable, and returns once it is.
+    async fn durable<T>(
+        &self,
+        write: impl FnOnce(&mut Wal) -> Result<T, WalError>,
+    ) -> Result<T, WriteError> {
+        let out = write(&mut *self.wal()?)?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.queue_sync(Waiter::Await(tx))?;
         rx.await
             .map_err(|_| WriteError::SyncGone)?
-            .map_err(WriteError::Sync)
+            .map_err(WriteError::Sync)?;
+        Ok(out)
     }
 
-    fn get_meta<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, ReadError> {
-        match self.inner.tree.get(key)? {
-            Some(bytes) => Ok(Some(decode(&bytes)?)),
-            None => Ok(None),
-        }
-    }
-
-    fn last_entry(&self) -> Result<Option<Entry>, ReadError> {
-        match self
-            .inner
-            .tree
-            .range(log_key(0)..=log_key(u64::MAX))
-            .next_back()
-        {
-            Some(kv) => Ok(Some(decode(&kv?.1)?)),
-            None => Ok(None),
-        }
-    }
-
-    /// A batch that removes every entry with an index in `lo..=hi`.
-    fn removal(&self, lo: u64, hi: u64) -> Result<sled::Batch, sled::Error> {
-        let mut batch = sled::Batch::default();
-        for key in self.inner.tree.range(log_key(lo)..=log_key(hi)).keys() {
-            batch.remove(key?);
-        }
-        Ok(batch)
+    fn read<T>(&self, f: impl FnOnce(&Wal) -> T) -> Result<T, WriteError> {
+        self.wal().map(|wal| f(&wal))
     }
 }
 
@@ -297,16 +186,11 @@ impl RaftLogReader<TypeConfig> for LogStore {
         let Some((lo, hi)) = inclusive(&range) else {
             return Ok(Vec::new());
         };
-        let mut entries = Vec::new();
-        for kv in self.inner.tree.range(log_key(lo)..=log_key(hi)) {
-            let (key, value) = kv.map_err(|e| logs_error(ErrorVerb::Read, &e))?;
-            let entry = decode(&value).map_err(|e| {
-                let index = index_of(&key).unwrap_or(lo);
-                StorageIOError::read_log_at_index(index, openraft::AnyError::new(&e))
-            })?;
-            entries.push(entry);
-        }
-        Ok(entries)
+        // Read without holding the log: appends go on while a lagging follower is fed.
+        let runs = self
+            .read(|w| w.locate(lo, hi))
+            .map_err(|e| logs_error(ErrorVerb::Read, &e))?;
+        wal::read(&runs).map_err(|e| logs_error(ErrorVerb::Read, &e))
     }
 }
 
@@ -314,18 +198,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogStore;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
-        let last_purged_log_id: Option<LogId> = self
-            .get_meta(LAST_PURGED_KEY)
-            .map_err(|e| logs_error(ErrorVerb::Read, &e))?;
-        let last_log_id = self
-            .last_entry()
-            .map_err(|e| logs_error(ErrorVerb::Read, &e))?
-            .map(|entry| entry.log_id)
-            .or(last_purged_log_id);
-        Ok(LogState {
-            last_purged_log_id,
-            last_log_id,
+        self.read(|w| LogState {
+            last_purged_log_id: w.last_purged(),
+            last_log_id: w.last_log_id(),
         })
+        .map_err(|e| logs_error(ErrorVerb::Read, &e))
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -333,42 +210,29 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
-        let write = async {
-            let mut batch = sled::Batch::default();
-            batch.insert(VOTE_KEY, encode(vote)?);
-            self.commit(batch).await
-        };
-        write
+        self.durable(|w| w.save_vote(vote))
             .await
             .map_err(|e| StorageIOError::write_vote(openraft::AnyError::new(&e)).into())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
-        self.get_meta(VOTE_KEY)
+        self.read(|w| w.vote())
             .map_err(|e| StorageIOError::read_vote(openraft::AnyError::new(&e)).into())
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
         // Not a durability point: the committed index only lets a restarted member re-apply
         // at once instead of waiting for the leader, and losing its latest value loses
-        // nothing. It becomes durable with the next append's fsync (same file), which saves
-        // one fsync per commit advance on every member.
-        let write = async {
-            let mut batch = sled::Batch::default();
-            match committed {
-                Some(log_id) => batch.insert(COMMITTED_KEY, encode(&log_id)?),
-                None => batch.remove(COMMITTED_KEY),
-            }
-            self.inner.tree.apply_batch(batch)?;
-            Ok::<(), WriteError>(())
-        };
-        write
-            .await
-            .map_err(|e| StorageIOError::write(openraft::AnyError::new(&e)).into())
+        // nothing. It becomes durable with the next sync, which saves one fsync per commit
+        // advance on every member.
+        let write = self
+            .wal()
+            .and_then(|mut w| Ok(w.save_committed(committed)?));
+        write.map_err(|e| StorageIOError::write(openraft::AnyError::new(&e)).into())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
-        self.get_meta(COMMITTED_KEY)
+        self.read(|w| w.committed())
             .map_err(|e| StorageIOError::read(openraft::AnyError::new(&e)).into())
     }
 
@@ -381,53 +245,43 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut batch = sled::Batch::default();
-        let mut last = None;
-        for entry in entries {
-            let bytes = encode(&entry).map_err(|e| {
-                StorageIOError::write_log_entry(entry.log_id, openraft::AnyError::new(&e))
-            })?;
-            batch.insert(&log_key(entry.log_id.index), bytes);
-            last = Some(entry.log_id);
+        let written = self.wal().and_then(|mut w| Ok(w.append(entries)?));
+        match written {
+            Ok(None) => {
+                // Every earlier append was durable before its callback.
+                callback.log_io_completed(Ok(()));
+                Ok(())
+            }
+            // Durable later, for many appends at once: the sync thread calls `callback` then.
+            Ok(Some(last)) => self.queue_sync(Waiter::Append(callback)).map_err(|e| {
+                tracing::error!(%last, error = %e, "cannot append to the raft log");
+                StorageIOError::write_logs(openraft::AnyError::new(&e)).into()
+            }),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot append to the raft log");
+                Err(StorageIOError::write_logs(openraft::AnyError::new(&e)).into())
+            }
         }
-        let Some(last) = last else {
-            // Every earlier append was durable before it returned.
-            callback.log_io_completed(Ok(()));
-            return Ok(());
-        };
-        // Durable later, for many appends at once: the sync thread calls `callback` then.
-        let queued = self
-            .inner
-            .tree
-            .apply_batch(batch)
-            .map_err(WriteError::from)
-            .and_then(|()| self.queue_sync(Waiter::Append(callback)));
-        queued.map_err(|e| {
-            tracing::error!(%last, error = %e, "cannot append to the raft log");
-            StorageIOError::write_logs(openraft::AnyError::new(&e)).into()
-        })
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        let write = async {
-            let batch = self.removal(log_id.index, u64::MAX)?;
-            self.commit(batch).await
-        };
-        write.await.map_err(|e| logs_error(ErrorVerb::Delete, &e))?;
+        self.durable(|w| w.truncate(log_id.index))
+            .await
+            .map_err(|e| logs_error(ErrorVerb::Delete, &e))?;
         tracing::debug!(since = %log_id, "log truncated");
         Ok(())
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        let write = async {
-            // The pointer and the removal go in one batch: a crash cannot leave entries at or
-            // below the recorded last purged id.
-            let mut batch = self.removal(0, log_id.index)?;
-            batch.insert(LAST_PURGED_KEY, encode(&log_id)?);
-            self.commit(batch).await
-        };
-        write.await.map_err(|e| logs_error(ErrorVerb::Delete, &e))?;
-        tracing::debug!(upto = %log_id, "log purged");
+        self.durable(|w| w.purge(log_id))
+            .await
+            .map_err(|e| logs_error(ErrorVerb::Delete, &e))?;
+        // Only now that the purge is durable may its entries' files go.
+        let removed = self
+            .wal()
+            .and_then(|mut w| Ok(w.remove_purged_segments()?))
+            .map_err(|e| logs_error(ErrorVerb::Delete, &e))?;
+        tracing::debug!(upto = %log_id, segments_removed = removed, "log purged");
         Ok(())
     }
 }
@@ -447,12 +301,5 @@ mod tests {
             inclusive(&(Bound::Excluded(u64::MAX), Bound::Unbounded)),
             None
         );
-    }
-
-    #[test]
-    fn log_keys_sort_by_index_and_below_meta_keys() {
-        assert!(log_key(255) < log_key(256));
-        assert!(log_key(u64::MAX).as_slice() < VOTE_KEY);
-        assert_eq!(index_of(&log_key(1234)), Some(1234));
     }
 }

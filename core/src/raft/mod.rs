@@ -1,5 +1,6 @@
 //! The replicated controller state: openraft types, the state machine's commands and logic,
-//! sled storage and the network between members.
+//! the log on disk (segment files; sled only to import an older member's log) and the network
+//! between members.
 
 pub mod command;
 pub mod identity;
@@ -10,6 +11,7 @@ pub mod state;
 pub mod state_machine;
 pub mod store;
 pub mod types;
+pub mod wal;
 
 pub use command::{Command, Response};
 pub use propose::{propose, ProposeError, Proposer};

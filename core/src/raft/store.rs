@@ -1,5 +1,6 @@
-//! Opening a member's Raft storage: the log store (sled, in `<dir>/log/`) and the state machine
-//! (in memory, with snapshot files in `<dir>/snapshots/`).
+//! Opening a member's Raft storage: the log store (segment files in `<dir>/wal/`, imported once
+//! from sled's `<dir>/log/` where an older release left one) and the state machine (in memory,
+//! with snapshot files in `<dir>/snapshots/`).
 
 use std::fs::File;
 use std::io;
@@ -19,14 +20,12 @@ pub enum StoreError {
         /// What the system said.
         source: io::Error,
     },
-    /// sled refused to open its database (corrupt, or in use by another process).
-    #[error("sled database in {}: {source}", path.display())]
-    Sled {
-        /// sled's directory.
-        path: PathBuf,
-        /// What sled said.
-        source: sled::Error,
-    },
+    /// The log could not be opened: damaged, unreadable, or in use.
+    #[error("raft log: {0}")]
+    Wal(#[from] super::wal::WalError),
+    /// An older release's sled log could not be imported.
+    #[error("importing the raft log: {0}")]
+    Import(#[from] super::wal::sled_import::ImportError),
     /// The blocking open task did not finish.
     #[error("opening the storage: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -49,7 +48,8 @@ fn open_blocking(dir: &Path) -> Result<(LogStore, StateMachineStore), StoreError
     if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
         sync_dir(parent).map_err(io(parent))?;
     }
-    let log = LogStore::open_blocking(&dir.join("log"))?;
+    super::wal::sled_import::import(&dir.join("log"), &dir.join("wal"))?;
+    let log = LogStore::open_blocking(&dir.join("wal"))?;
     let state_machine = StateMachineStore::open_blocking(&dir.join("snapshots"))?;
     sync_dir(dir).map_err(io(dir))?;
     tracing::info!(dir = %dir.display(), "raft storage open");
