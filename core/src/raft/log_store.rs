@@ -187,10 +187,12 @@ impl RaftLogReader<TypeConfig> for LogStore {
             return Ok(Vec::new());
         };
         // Read without holding the log: appends go on while a lagging follower is fed.
-        let runs = self
-            .read(|w| w.locate(lo, hi))
+        let (runs, cached) = self
+            .read(|w| w.plan_read(lo, hi))
             .map_err(|e| logs_error(ErrorVerb::Read, &e))?;
-        wal::read(&runs).map_err(|e| logs_error(ErrorVerb::Read, &e))
+        let mut entries = wal::read(&runs).map_err(|e| logs_error(ErrorVerb::Read, &e))?;
+        entries.extend(cached);
+        Ok(entries)
     }
 }
 

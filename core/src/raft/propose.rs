@@ -81,7 +81,7 @@ pub async fn propose(
 const MAX_BATCH: usize = 128;
 
 /// Most batches proposed and not yet applied at once.
-const MAX_IN_FLIGHT: usize = 2;
+const MAX_IN_FLIGHT: usize = 1;
 
 /// A command waiting for its batch.
 pub(crate) struct Pending {

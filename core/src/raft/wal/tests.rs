@@ -1,4 +1,3 @@
-
 use openraft::testing::log_id;
 use openraft::EntryPayload;
 
@@ -19,12 +18,12 @@ fn entries(range: std::ops::RangeInclusive<u64>) -> Vec<Entry> {
     range.map(entry).collect()
 }
 
+/// The indexes read back: from the file, then from the entries kept decoded.
 fn indexes(wal: &Wal, lo: u64, hi: u64) -> Vec<u64> {
-    read(&wal.locate(lo, hi))
-        .unwrap()
-        .iter()
-        .map(|e| e.log_id.index)
-        .collect()
+    let (runs, cached) = wal.plan_read(lo, hi);
+    let mut entries = read(&runs).unwrap();
+    entries.extend(cached);
+    entries.iter().map(|e| e.log_id.index).collect()
 }
 
 fn segment_files(dir: &Path) -> Vec<PathBuf> {
@@ -81,7 +80,10 @@ fn a_write_cut_short_at_the_end_is_cut_off_and_the_log_goes_on() {
         wal.active().len
     };
     let file = segment_files(dir.path()).pop().unwrap();
-    assert!(fs::metadata(&file).unwrap().len() > end, "zeros are written ahead");
+    assert!(
+        fs::metadata(&file).unwrap().len() > end,
+        "zeros are written ahead"
+    );
     // Every cut inside the last record loses that record and nothing before it.
     for cut in [1, 9, 30] {
         let copy = tempfile::tempdir().unwrap();
@@ -246,4 +248,37 @@ fn a_sled_log_of_an_older_release_is_imported_once_and_removed() {
     assert_eq!(wal.committed(), Some(log_id(1, 1, 8)));
     assert_eq!(wal.last_purged(), Some(log_id(1, 1, 4)));
     assert_eq!(indexes(&wal, 0, 100), (5..=9).collect::<Vec<_>>());
+}
+
+#[test]
+fn reads_span_the_file_and_the_entries_kept_decoded_through_truncations_and_purges() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut wal = Wal::open(dir.path()).unwrap();
+    // More than RECENT_BYTES, so the oldest are read from the file.
+    for i in 0..12_000 {
+        wal.append(entries(i..=i)).unwrap();
+    }
+    let (runs, cached) = wal.plan_read(0, 11_999);
+    assert!(!runs.is_empty() && !cached.is_empty());
+    assert!(wal.recent_bytes <= RECENT_BYTES);
+    assert_eq!(indexes(&wal, 0, 11_999), (0..12_000).collect::<Vec<_>>());
+    wal.truncate(11_990).unwrap();
+    wal.append((11_990..=11_995).map(|i| Entry {
+        log_id: log_id(2, 1, i),
+        payload: EntryPayload::Blank,
+    }))
+    .unwrap();
+    let tail = {
+        let (runs, cached) = wal.plan_read(11_985, 20_000);
+        let mut e = read(&runs).unwrap();
+        e.extend(cached);
+        e.iter().map(|e| e.log_id).collect::<Vec<_>>()
+    };
+    let expected: Vec<_> = (11_985..11_990)
+        .map(|i| log_id(1, 1, i))
+        .chain((11_990..=11_995).map(|i| log_id(2, 1, i)))
+        .collect();
+    assert_eq!(tail, expected);
+    wal.purge(log_id(2, 1, 11_993)).unwrap();
+    assert_eq!(indexes(&wal, 0, 20_000), vec![11_994, 11_995]);
 }
