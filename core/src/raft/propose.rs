@@ -77,11 +77,13 @@ pub async fn propose(
 }
 
 /// Most commands in one log entry. Allocation requests are a few hundred bytes, so a full batch
-/// stays well under sled's 128 KiB page limit.
+/// stays well under a few hundred KiB.
 const MAX_BATCH: usize = 128;
 
-/// Most batches proposed and not yet applied at once.
-const MAX_IN_FLIGHT: usize = 1;
+/// Most batches proposed and not yet applied at once. On one machine 1 and 2 measured the same
+/// (4 more cost a fifth of the rate: smaller batches, more CPU per allocation); 2 keeps the
+/// replication pipe busy while a batch is applied, which matters more between real machines.
+const MAX_IN_FLIGHT: usize = 2;
 
 /// A command waiting for its batch.
 pub(crate) struct Pending {
@@ -93,7 +95,7 @@ pub(crate) struct Pending {
 /// committed travel together as one log entry ([`Command::Batch`]).
 ///
 /// openraft 0.9 appends (and the leader syncs) each `client_write` on its own, so under
-/// concurrent load the per-entry cost (a sled batch, replication framing, an apply) dominates;
+/// concurrent load the per-entry cost (a log record, replication framing, an apply) dominates;
 /// one entry for many commands pays it once. A lone command is proposed as itself, at once.
 #[derive(Clone, Debug)]
 pub struct Proposer {
