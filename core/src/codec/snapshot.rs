@@ -86,6 +86,9 @@ pub enum SnapshotError {
     /// The records do not make an allocator (overlapping pools): never written by ironlb.
     #[error("the snapshot's pools: {0}")]
     Pools(#[from] PoolsError),
+    /// The snapshot could not be read.
+    #[error("reading the snapshot: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 /// Writes a snapshot in the current format.
@@ -175,4 +178,30 @@ pub fn decode(bytes: &[u8]) -> Result<(SnapshotMeta, ControllerState), SnapshotE
         }
         found => Err(CodecError::UnknownFormat { found }.into()),
     }
+}
+/// Reads a snapshot of any readable format from `reader` (give a buffered one). The current
+/// format is decoded as it is read, so a received snapshot is never held whole in memory beside
+/// the state it makes; format 1 (only ever in a data directory written before format 2) is read
+/// whole first.
+pub fn decode_reader<R: std::io::Read>(
+    mut reader: R,
+) -> Result<(SnapshotMeta, ControllerState), SnapshotError> {
+    let mut head = [0u8; 4];
+    let mut have = 0;
+    while have < head.len() {
+        match reader.read(&mut head[have..]) {
+            Ok(0) => break,
+            Ok(n) => have += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let head = &head[..have];
+    if format_of(head)? == FORMAT && head.len() == 4 {
+        let record: SnapshotRecord = serde_json::from_reader(reader).map_err(CodecError::Json)?;
+        return Ok((record.meta, ControllerState::try_from(record.state)?));
+    }
+    let mut bytes = head.to_vec();
+    reader.read_to_end(&mut bytes)?;
+    decode(&bytes)
 }

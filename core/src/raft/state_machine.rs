@@ -4,9 +4,12 @@
 //! re-applies the committed log after it (the log store keeps the committed log id).
 //!
 //! A snapshot is one file `<dir>/snap-<id>.bin` holding its metadata and the state as records
-//! ([`crate::codec::snapshot`]); the same bytes are what a leader sends to a follower.
+//! ([`crate::codec::snapshot`]); the same bytes are what a leader sends to a follower. Snapshots
+//! are streamed: a build writes the state straight into its file, a leader sends chunks read from
+//! that file, a follower writes the chunks it receives into a file and decodes the state as it
+//! reads it back. No snapshot is ever held whole in memory beside the state it holds.
 
-use std::io::{self, Cursor, Write};
+use std::io::{self, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -27,6 +30,8 @@ use crate::codec::snapshot::{self, SnapshotError};
 const SNAPSHOT_PREFIX: &str = "snap-";
 const SNAPSHOT_SUFFIX: &str = ".bin";
 const TEMP_SUFFIX: &str = ".tmp";
+/// A snapshot being received is written to `receiving-<nanos>.tmp`.
+const RECEIVING_PREFIX: &str = "receiving-";
 
 /// Where the applied state stands: always changed together with the state, under its write lock.
 #[derive(Clone, Debug, Default)]
@@ -158,15 +163,15 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
         let size = written.map_err(|e| write_error(&meta, e))?;
         self.inner.snapshots.commit_built(&meta).await?;
         tracing::info!(snapshot = %meta, size, "snapshot built");
-        // openraft uses only the metadata of a build, but the type wants the bytes too: read
-        // back until snapshot data is a file (a superseded build's file is gone: no bytes).
+        // openraft uses only the metadata of a build, but the type wants data too: the file, or
+        // no bytes when a newer snapshot superseded this build and its file is gone.
         let snapshot = match self.inner.snapshots.current().await? {
             Some(s) if s.meta == meta => s.snapshot,
-            _ => {
-                let path = self.inner.snapshots.dir.join(file_name(&meta.snapshot_id));
-                let bytes = tokio::fs::read(&path).await.unwrap_or_default();
-                Box::new(Cursor::new(bytes))
-            }
+            _ => Box::new(
+                tokio::fs::File::open("/dev/null")
+                    .await
+                    .map_err(|e| write_error(&meta, e))?,
+            ),
         };
         Ok(Snapshot { meta, snapshot })
     }
@@ -234,16 +239,21 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         self.clone()
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, StorageError> {
+        let file = self
+            .inner
+            .snapshots
+            .begin_receiving()
+            .await
+            .map_err(|e| StorageIOError::write_snapshot(None, openraft::AnyError::new(&e)))?;
+        Ok(Box::new(file))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        snapshot: Box<tokio::fs::File>,
     ) -> Result<(), StorageError> {
-        let bytes = snapshot.into_inner();
         let read_error = |e: &(dyn std::error::Error + 'static)| -> StorageError {
             StorageIOError::read_snapshot(
                 Some(meta.signature()),
@@ -251,7 +261,20 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             )
             .into()
         };
-        let (sent_meta, state) = snapshot::decode(&bytes).map_err(|e| read_error(&e))?;
+        let mut file = *snapshot;
+        // The last chunk's write may still be under way on tokio's blocking pool.
+        tokio::io::AsyncWriteExt::flush(&mut file)
+            .await
+            .map_err(|e| read_error(&e))?;
+        let file = file.into_std().await;
+        let decoded = tokio::task::spawn_blocking(move || {
+            let mut file = file;
+            file.rewind()?;
+            snapshot::decode_reader(io::BufReader::with_capacity(1 << 16, file))
+        })
+        .await
+        .map_err(|e| read_error(&e))?;
+        let (sent_meta, state) = decoded.map_err(|e| read_error(&e))?;
         if &sent_meta != meta {
             return Err(read_error(&SnapshotMismatch {
                 expected: meta.to_string(),
@@ -259,7 +282,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             }));
         }
         // On disk before in memory: a crash in between restarts from this snapshot anyway.
-        self.inner.snapshots.save(meta, bytes).await?;
+        self.inner.snapshots.install_received(meta).await?;
         {
             let mut current = self.inner.state.write().await;
             let mut applied = self.inner.applied.lock().await;
@@ -314,7 +337,7 @@ fn superseded_and_kept(current: Option<&SnapshotMeta>, meta: &SnapshotMeta) -> (
 
 /// The snapshot file name for an id. Ids come from the leader, so anything but a plain file name
 /// character is replaced.
-fn file_name(snapshot_id: &str) -> String {
+pub(super) fn file_name(snapshot_id: &str) -> String {
     let safe: String = snapshot_id
         .chars()
         .map(|c| {
@@ -335,6 +358,8 @@ struct SnapshotDir {
     /// Held across a whole save so that a build finishing late cannot replace or delete a newer
     /// snapshot installed meanwhile.
     current: Mutex<Option<SnapshotMeta>>,
+    /// The file the snapshot being received is written to.
+    receiving: Mutex<Option<PathBuf>>,
 }
 
 impl SnapshotDir {
@@ -381,17 +406,48 @@ impl SnapshotDir {
         let snapshots = SnapshotDir {
             dir: dir.to_path_buf(),
             current: Mutex::new(current),
+            receiving: Mutex::new(None),
         };
         Ok((snapshots, newest))
     }
 
-    /// Writes a snapshot durably (temp file, fsync, rename, fsync of the directory), makes it
-    /// current unless a newer one is, and then deletes the others.
-    async fn save(&self, meta: &SnapshotMeta, data: Vec<u8>) -> Result<(), StorageError> {
+    /// A new file to receive a snapshot into; one given out before is dropped (openraft starts
+    /// over when the leader sends another snapshot).
+    async fn begin_receiving(&self) -> io::Result<tokio::fs::File> {
+        let mut receiving = self.receiving.lock().await;
+        if let Some(old) = receiving.take() {
+            let _ = tokio::fs::remove_file(&old).await;
+        }
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let path = self
+            .dir
+            .join(format!("{RECEIVING_PREFIX}{nanos:x}{TEMP_SUFFIX}"));
+        let file = tokio::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .await?;
+        *receiving = Some(path);
+        Ok(file)
+    }
+
+    /// Makes the snapshot received into the file of [`Self::begin_receiving`] durable and current
+    /// (fsync, rename, fsync of the directory), and deletes the others.
+    async fn install_received(&self, meta: &SnapshotMeta) -> Result<(), StorageError> {
         let write_error = |e: io::Error| -> StorageError {
             StorageIOError::write_snapshot(Some(meta.signature()), openraft::AnyError::new(&e))
                 .into()
         };
+        let received = self
+            .receiving
+            .lock()
+            .await
+            .take()
+            .ok_or_else(|| write_error(io::Error::other("no snapshot is being received")))?;
         let mut current = self.current.lock().await;
         let dir = self.dir.clone();
         let name = file_name(&meta.snapshot_id);
@@ -399,8 +455,12 @@ impl SnapshotDir {
         // everything applied here, and so of every build.
         let (superseded, keep) = superseded_and_kept(current.as_ref(), meta);
         tokio::task::spawn_blocking(move || -> io::Result<()> {
-            if !superseded {
-                write_durably(&dir, &name, &data)?;
+            if superseded {
+                std::fs::remove_file(&received)?;
+            } else {
+                std::fs::File::open(&received)?.sync_all()?;
+                std::fs::rename(&received, dir.join(&name))?;
+                sync_dir(&dir)?;
             }
             remove_all_but(&dir, &keep);
             Ok(())
@@ -458,12 +518,13 @@ impl SnapshotDir {
             return Ok(None);
         };
         let path = self.dir.join(file_name(&meta.snapshot_id));
-        let bytes = tokio::fs::read(&path).await.map_err(|e| {
+        // Held open, the file stays readable even if a newer snapshot replaces it meanwhile.
+        let file = tokio::fs::File::open(&path).await.map_err(|e| {
             StorageIOError::read_snapshot(Some(meta.signature()), openraft::AnyError::new(&e))
         })?;
         Ok(Some(Snapshot {
             meta: meta.clone(),
-            snapshot: Box::new(Cursor::new(bytes)),
+            snapshot: Box::new(file),
         }))
     }
 }
@@ -494,16 +555,6 @@ fn write_snapshot_file(
     snapshot::encode_to(&mut out, meta, state).map_err(io::Error::other)?;
     let file = out.into_inner().map_err(|e| e.into_error())?;
     Ok(file.metadata()?.len())
-}
-
-fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
-    let temp = dir.join(format!("{name}{TEMP_SUFFIX}"));
-    let mut file = std::fs::File::create(&temp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&temp, dir.join(name))?;
-    sync_dir(dir)
 }
 
 /// Best effort: a file left behind is ignored or removed at the next open or save.

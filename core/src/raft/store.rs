@@ -254,8 +254,16 @@ mod tests {
         assert_eq!(*sm.applied().borrow(), Some(lid(5)));
     }
 
+    async fn bytes_of(mut file: Box<tokio::fs::File>) -> Vec<u8> {
+        use tokio::io::AsyncReadExt;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).await.unwrap();
+        bytes
+    }
+
     #[tokio::test]
     async fn an_installed_snapshot_survives_reopening_and_a_corrupt_one_is_skipped() {
+        use tokio::io::AsyncWriteExt;
         let all = entries();
         let leader_dir = tempfile::tempdir().unwrap();
         let (_log, mut leader) = open(leader_dir.path()).await.unwrap();
@@ -266,6 +274,7 @@ mod tests {
             .build_snapshot()
             .await
             .unwrap();
+        let sent = bytes_of(snap.snapshot).await;
 
         let dir = tempfile::tempdir().unwrap();
         {
@@ -273,16 +282,29 @@ mod tests {
             // Data that does not match its metadata is refused and changes nothing.
             let mut wrong = snap.meta.clone();
             wrong.last_log_id = Some(lid(9));
-            let data = follower.begin_receiving_snapshot().await.unwrap();
-            let mut bad = data.clone();
-            bad.get_mut().extend_from_slice(snap.snapshot.get_ref());
+            let mut bad = follower.begin_receiving_snapshot().await.unwrap();
+            bad.write_all(&sent).await.unwrap();
             assert!(follower.install_snapshot(&wrong, bad).await.is_err());
             assert!(follower.get_current_snapshot().await.unwrap().is_none());
 
+            // Received in chunks, as openraft writes them.
             let mut data = follower.begin_receiving_snapshot().await.unwrap();
-            *data = *snap.snapshot.clone();
+            for chunk in sent.chunks(1000) {
+                data.write_all(chunk).await.unwrap();
+            }
             follower.install_snapshot(&snap.meta, data).await.unwrap();
             assert_eq!(*follower.state().read().await, expected_state(&all));
+            // The received file became the snapshot; nothing else is left.
+            let names: Vec<_> = std::fs::read_dir(dir.path().join("snapshots"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            assert_eq!(
+                names,
+                vec![super::super::state_machine::file_name(
+                    &snap.meta.snapshot_id
+                )]
+            );
         }
         // A newer-looking but corrupt file must not win.
         let snapshots = dir.path().join("snapshots");
@@ -298,7 +320,7 @@ mod tests {
         assert!(!snapshots.join("snap-x.bin.tmp").exists());
         let current = follower.get_current_snapshot().await.unwrap().unwrap();
         assert_eq!(current.meta, snap.meta);
-        assert_eq!(current.snapshot.get_ref(), snap.snapshot.get_ref());
+        assert_eq!(bytes_of(current.snapshot).await, sent);
     }
 
     #[tokio::test]

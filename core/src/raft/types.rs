@@ -1,7 +1,6 @@
 //! The types openraft is instantiated with: node ids, member addresses, log entries.
 
 use std::fmt;
-use std::io::Cursor;
 
 use serde::{Deserialize, Serialize};
 
@@ -33,7 +32,8 @@ openraft::declare_raft_types!(
         NodeId = MemberId,
         Node = Member,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        // A file: snapshots are streamed to and from disk (raft::state_machine).
+        SnapshotData = tokio::fs::File,
         AsyncRuntime = openraft::TokioRuntime,
 );
 

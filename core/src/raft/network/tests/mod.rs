@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
-use std::io::Cursor;
 use std::net::{IpAddr, Ipv4Addr};
 use std::ops::RangeBounds;
 use std::path::Path;

@@ -128,9 +128,18 @@ impl RaftSnapshotBuilder<TypeConfig> for MemSm {
         inner.snapshot = Some((meta.clone(), data.clone()));
         Ok(Snapshot {
             meta,
-            snapshot: Box::new(Cursor::new(data)),
+            snapshot: snapshot_data(&data),
         })
     }
+}
+
+/// Snapshot data holding `bytes`, in an unnamed temporary file.
+fn snapshot_data(bytes: &[u8]) -> Box<tokio::fs::File> {
+    use std::io::{Seek, Write};
+    let mut file = tempfile::tempfile().unwrap();
+    file.write_all(bytes).unwrap();
+    file.rewind().unwrap();
+    Box::new(tokio::fs::File::from_std(file))
 }
 
 impl RaftStateMachine<TypeConfig> for MemSm {
@@ -173,16 +182,21 @@ impl RaftStateMachine<TypeConfig> for MemSm {
 
     async fn begin_receiving_snapshot(
         &mut self,
-    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<MemberId>> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    ) -> Result<Box<tokio::fs::File>, StorageError<MemberId>> {
+        Ok(snapshot_data(&[]))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        snapshot: Box<tokio::fs::File>,
     ) -> Result<(), StorageError<MemberId>> {
-        let data = snapshot.into_inner();
+        use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+        let mut file = *snapshot;
+        file.flush().await.unwrap();
+        file.rewind().await.unwrap();
+        let mut data = Vec::new();
+        file.read_to_end(&mut data).await.unwrap();
         let (addresses, _): (Vec<IpAddr>, _) =
             bincode::serde::decode_from_slice(&data, bincode::config::standard())
                 .expect("test snapshot data");
@@ -198,7 +212,7 @@ impl RaftStateMachine<TypeConfig> for MemSm {
         let inner = self.0.lock().unwrap();
         Ok(inner.snapshot.as_ref().map(|(meta, data)| Snapshot {
             meta: meta.clone(),
-            snapshot: Box::new(Cursor::new(data.clone())),
+            snapshot: snapshot_data(data),
         }))
     }
 }
