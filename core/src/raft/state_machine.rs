@@ -438,42 +438,11 @@ impl SnapshotDir {
     /// Makes the snapshot received into the file of [`Self::begin_receiving`] durable and current
     /// (fsync, rename, fsync of the directory), and deletes the others.
     async fn install_received(&self, meta: &SnapshotMeta) -> Result<(), StorageError> {
-        let write_error = |e: io::Error| -> StorageError {
-            StorageIOError::write_snapshot(Some(meta.signature()), openraft::AnyError::new(&e))
-                .into()
-        };
-        let received = self
-            .receiving
-            .lock()
-            .await
-            .take()
-            .ok_or_else(|| write_error(io::Error::other("no snapshot is being received")))?;
-        let mut current = self.current.lock().await;
-        let dir = self.dir.clone();
-        let name = file_name(&meta.snapshot_id);
-        // Only a build can be superseded: a snapshot is installed only when it is ahead of
-        // everything applied here, and so of every build.
-        let (superseded, keep) = superseded_and_kept(current.as_ref(), meta);
-        tokio::task::spawn_blocking(move || -> io::Result<()> {
-            if superseded {
-                std::fs::remove_file(&received)?;
-            } else {
-                std::fs::File::open(&received)?.sync_all()?;
-                std::fs::rename(&received, dir.join(&name))?;
-                sync_dir(&dir)?;
-            }
-            remove_all_but(&dir, &keep);
-            Ok(())
-        })
-        .await
-        .map_err(|e| write_error(io::Error::other(e)))?
-        .map_err(write_error)?;
-        if superseded {
-            tracing::info!(snapshot = %meta, "dropping a snapshot older than the current one");
-        } else {
-            *current = Some(meta.clone());
-        }
-        Ok(())
+        let received =
+            self.receiving.lock().await.take().ok_or_else(|| {
+                write_error(meta, io::Error::other("no snapshot is being received"))
+            })?;
+        self.make_current(meta, received).await
     }
 
     /// Where a built snapshot is written before [`Self::commit_built`] makes it current.
@@ -482,20 +451,27 @@ impl SnapshotDir {
             .join(format!("{}{TEMP_SUFFIX}", file_name(&meta.snapshot_id)))
     }
 
-    /// Makes the temporary file at [`Self::temp_path`] durable and current (fsync, rename,
-    /// fsync of the directory), unless a newer snapshot is current; then deletes the others.
+    /// Makes the temporary file at [`Self::temp_path`] durable and current.
     async fn commit_built(&self, meta: &SnapshotMeta) -> Result<(), StorageError> {
+        self.make_current(meta, self.temp_path(meta)).await
+    }
+
+    /// Makes the snapshot written to `source` durable and current (fsync, rename to its name,
+    /// fsync of the directory), unless a newer snapshot is current (then `source` goes); then
+    /// deletes the others.
+    async fn make_current(&self, meta: &SnapshotMeta, source: PathBuf) -> Result<(), StorageError> {
         let mut current = self.current.lock().await;
         let dir = self.dir.clone();
         let name = file_name(&meta.snapshot_id);
+        // Only a build can be superseded: a snapshot is installed only when it is ahead of
+        // everything applied here, and so of every build.
         let (superseded, keep) = superseded_and_kept(current.as_ref(), meta);
         tokio::task::spawn_blocking(move || -> io::Result<()> {
-            let temp = dir.join(format!("{name}{TEMP_SUFFIX}"));
             if superseded {
-                std::fs::remove_file(&temp)?;
+                std::fs::remove_file(&source)?;
             } else {
-                std::fs::File::open(&temp)?.sync_all()?;
-                std::fs::rename(&temp, dir.join(&name))?;
+                std::fs::File::open(&source)?.sync_all()?;
+                std::fs::rename(&source, dir.join(&name))?;
                 sync_dir(&dir)?;
             }
             remove_all_but(&dir, &keep);

@@ -158,9 +158,7 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> WalError + '_ {
 }
 
 fn sync_dir(path: &Path) -> Result<(), WalError> {
-    File::open(path)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(path))
+    super::store::sync_dir(path).map_err(io_err(path))
 }
 
 /// Takes the directory's lock file, which the kernel releases when the process ends however it
