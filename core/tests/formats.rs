@@ -215,6 +215,24 @@ fn a_snapshot_is_pinned_and_holds_records_only() {
 }
 
 #[test]
+fn a_snapshot_read_as_a_stream_is_the_snapshot_read_whole_in_both_formats() {
+    // Format 2, as a follower receives it; format 1, as an older release left it on disk.
+    let format1 = std::fs::read(fixture(
+        "../format1/snapshots/snap-1-1-23-18ed9f9b78dfd0e7.bin",
+    ))
+    .unwrap();
+    let format2 = {
+        let (meta, state) = snapshot::decode(&format1).unwrap();
+        snapshot::encode(&meta, &state).unwrap()
+    };
+    for bytes in [format1, format2] {
+        let whole = snapshot::decode(&bytes).unwrap();
+        let streamed = snapshot::decode_reader(std::io::BufReader::new(&bytes[..])).unwrap();
+        assert_eq!(streamed, whole);
+    }
+}
+
+#[test]
 fn every_message_on_the_raft_port_is_pinned() {
     let raft = Hello {
         version: wire::PROTOCOL_VERSION,

@@ -1,11 +1,12 @@
 //! A snapshot's bytes: its metadata and the controllers' state as records only.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::{decode_format_1, format_of, CodecError, EncodeError, FORMAT};
+use super::{decode_format_1, format_of, CodecError, EncodeError, FORMAT, MAGIC};
 use crate::config::Config;
 use crate::ipam::{Allocation, Allocator, PoolSpec, PoolsError};
 use crate::names::{NodeName, ServiceKey};
@@ -179,29 +180,23 @@ pub fn decode(bytes: &[u8]) -> Result<(SnapshotMeta, ControllerState), SnapshotE
         found => Err(CodecError::UnknownFormat { found }.into()),
     }
 }
+
 /// Reads a snapshot of any readable format from `reader` (give a buffered one). The current
 /// format is decoded as it is read, so a received snapshot is never held whole in memory beside
 /// the state it makes; format 1 (only ever in a data directory written before format 2) is read
 /// whole first.
-pub fn decode_reader<R: std::io::Read>(
+pub fn decode_reader<R: Read>(
     mut reader: R,
 ) -> Result<(SnapshotMeta, ControllerState), SnapshotError> {
-    let mut head = [0u8; 4];
-    let mut have = 0;
-    while have < head.len() {
-        match reader.read(&mut head[have..]) {
-            Ok(0) => break,
-            Ok(n) => have += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    let head = &head[..have];
-    if format_of(head)? == FORMAT && head.len() == 4 {
+    let mut head = Vec::with_capacity(MAGIC.len() + 1);
+    reader
+        .by_ref()
+        .take((MAGIC.len() + 1) as u64)
+        .read_to_end(&mut head)?;
+    if format_of(&head)? == FORMAT && head.len() == MAGIC.len() + 1 {
         let record: SnapshotRecord = serde_json::from_reader(reader).map_err(CodecError::Json)?;
         return Ok((record.meta, ControllerState::try_from(record.state)?));
     }
-    let mut bytes = head.to_vec();
-    reader.read_to_end(&mut bytes)?;
-    decode(&bytes)
+    reader.read_to_end(&mut head)?;
+    decode(&head)
 }

@@ -104,6 +104,7 @@ struct Loc {
 #[derive(Debug)]
 struct Segment {
     seq: u64,
+    path: PathBuf,
     file: Arc<File>,
     /// Bytes of records written.
     len: u64,
@@ -258,6 +259,7 @@ impl Wal {
         self.segments.push_back(Segment {
             seq,
             file: Arc::new(open_rw(&path)?),
+            path: path.clone(),
             len: 0,
             allocated: bytes.len() as u64,
             max_index: None,
@@ -466,6 +468,7 @@ impl Wal {
         sync_dir(&self.dir)?;
         self.segments.push_back(Segment {
             seq,
+            path,
             file: Arc::new(file),
             len: buf.len() as u64,
             allocated: buf.len() as u64,
@@ -476,19 +479,12 @@ impl Wal {
 
     fn checkpoint(&self, buf: &mut Vec<u8>) -> Result<(), WalError> {
         if let Some(vote) = &self.vote {
-            let start = record::begin(buf, Kind::Vote);
-            codec::encode_into(buf, vote)?;
-            record::finish(buf, start);
+            put_encoded(buf, Kind::Vote, vote)?;
         }
         if let Some(purged) = &self.last_purged {
-            let start = record::begin(buf, Kind::Purge);
-            codec::encode_into(buf, purged)?;
-            record::finish(buf, start);
+            put_encoded(buf, Kind::Purge, purged)?;
         }
-        let start = record::begin(buf, Kind::Committed);
-        codec::encode_into(buf, &self.committed)?;
-        record::finish(buf, start);
-        Ok(())
+        put_encoded(buf, Kind::Committed, &self.committed)
     }
 
     /// Moves to a new segment when the active one is full; the full one is synced first, so a
@@ -498,42 +494,44 @@ impl Wal {
         if active.len < self.segment_bytes {
             return Ok(());
         }
-        let path = self.dir.join(segment_name(active.seq));
-        active.file.sync_data().map_err(io_err(&path))?;
+        active.file.sync_data().map_err(io_err(&active.path))?;
         let next = active.seq + 1;
         self.start_segment(next)
     }
 
     /// Writes `self.buf` at the end of the active segment; returns where it starts.
     fn write_buf(&mut self) -> Result<u64, WalError> {
-        let at = self.active().len;
-        let seq = self.active().seq;
-        let path = self.dir.join(segment_name(seq));
-        self.active()
-            .file
-            .write_all_at(&self.buf, at)
-            .map_err(io_err(&path))?;
-        let n = self.buf.len() as u64;
         let last = self.segments.len() - 1;
         let seg = &mut self.segments[last];
-        seg.len += n;
+        let at = seg.len;
+        seg.file
+            .write_all_at(&self.buf, at)
+            .map_err(io_err(&seg.path))?;
+        seg.len += self.buf.len() as u64;
         if seg.len > seg.allocated {
             let ahead = usize::try_from(PREALLOCATE_BYTES).unwrap_or(usize::MAX);
             seg.file
                 .write_all_at(&vec![0; ahead], seg.len)
-                .map_err(io_err(&path))?;
+                .map_err(io_err(&seg.path))?;
             seg.allocated = seg.len + PREALLOCATE_BYTES;
         }
         Ok(at)
     }
 
-    fn write_record<T: serde::Serialize>(&mut self, kind: Kind, body: &T) -> Result<(), WalError> {
+    /// Writes what `fill` puts in the buffer at the end of the log, starting a new segment first
+    /// if the active one is full.
+    fn write(
+        &mut self,
+        fill: impl FnOnce(&mut Vec<u8>) -> Result<(), WalError>,
+    ) -> Result<(), WalError> {
         self.roll_if_full()?;
         self.buf.clear();
-        let start = record::begin(&mut self.buf, kind);
-        codec::encode_into(&mut self.buf, body)?;
-        record::finish(&mut self.buf, start);
+        fill(&mut self.buf)?;
         self.write_buf().map(drop)
+    }
+
+    fn write_record<T: serde::Serialize>(&mut self, kind: Kind, body: &T) -> Result<(), WalError> {
+        self.write(|buf| put_encoded(buf, kind, body))
     }
 
     /// Writes `entries` at the end of the log (not yet durable). Returns the last one's id.
@@ -587,10 +585,10 @@ impl Wal {
 
     /// Removes the entries from `index` on (not yet durable).
     pub fn truncate(&mut self, index: u64) -> Result<(), WalError> {
-        self.roll_if_full()?;
-        self.buf.clear();
-        record::put(&mut self.buf, Kind::Truncate, &[&index.to_le_bytes()]);
-        self.write_buf()?;
+        self.write(|buf| {
+            record::put(buf, Kind::Truncate, &[&index.to_le_bytes()]);
+            Ok(())
+        })?;
         self.truncate_index(index);
         Ok(())
     }
@@ -614,8 +612,7 @@ impl Wal {
                 .is_none_or(|m| purged.is_some_and(|p| m <= p))
         {
             if let Some(seg) = self.segments.pop_front() {
-                let path = self.dir.join(segment_name(seg.seq));
-                fs::remove_file(&path).map_err(io_err(&path))?;
+                fs::remove_file(&seg.path).map_err(io_err(&seg.path))?;
                 removed += 1;
             }
         }
@@ -669,7 +666,7 @@ impl Wal {
 
     /// Where the entries with indexes in `lo..=hi` lie, to read with [`read`] without holding
     /// the log.
-    pub fn locate(&self, lo: u64, hi: u64) -> Vec<Run> {
+    fn locate(&self, lo: u64, hi: u64) -> Vec<Run> {
         let (Some(first), Some(last)) = (self.entries.front(), self.entries.back()) else {
             return Vec::new();
         };
@@ -695,7 +692,7 @@ impl Wal {
             runs.push(Run {
                 segment: seg.seq,
                 file: seg.file.clone(),
-                path: self.dir.join(segment_name(seg.seq)),
+                path: seg.path.clone(),
                 offset: loc.offset,
                 len: loc.size as usize,
                 count: 1,
@@ -703,6 +700,18 @@ impl Wal {
         }
         runs
     }
+}
+
+/// Appends a record of `kind` whose body is `value` in `crate::codec`.
+fn put_encoded<T: serde::Serialize>(
+    buf: &mut Vec<u8>,
+    kind: Kind,
+    value: &T,
+) -> Result<(), WalError> {
+    let start = record::begin(buf, kind);
+    codec::encode_into(buf, value)?;
+    record::finish(buf, start);
+    Ok(())
 }
 
 /// Why a record could not be replayed.
